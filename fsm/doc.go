@@ -1,0 +1,28 @@
+// Package fsm is the request lifecycle of phasegate as a finite state
+// machine, built on github.com/looplab/fsm.
+//
+// Every request is one Machine. It starts in StateNew, is moved by the
+// framework through
+//
+//	access → upstream → header_filter → body_filter → log → done
+//
+// and can take the shortcuts of the transition table (Table): EventExit from a
+// request-side state to header_filter, from header_filter to body_filter and
+// from body_filter to log; EventAbort from any live state straight to log.
+// Nothing else is possible: Fire returns an error for an event the current
+// state does not accept.
+//
+// Resources acquired while a request is live (a gauge increment, a
+// concurrency slot, a reservation) are held as Bindings of a Scope. A binding
+// is released exactly once: when its scope is closed, or at the latest when the
+// machine enters StateDone, which closes the request's root scope. A Binding is
+// only obtainable from Scope.Acquire, so a release without an acquisition cannot
+// be written, and Release is idempotent, so a double release cannot happen.
+//
+// The package knows nothing of HTTP. It guards against the hazards of the
+// underlying library (see ../shared/NOTES-looplab-fsm.md in the project
+// history and docs/lifecycle.md): no cancellable context ever reaches
+// looplab's Event, the only code inside looplab callbacks is the machine's own
+// trace bookkeeping, re-entrant Fire calls are refused instead of deadlocking,
+// and ForceDone finishes a machine that can no longer move.
+package fsm
