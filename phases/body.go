@@ -1,0 +1,98 @@
+package phases
+
+import (
+	"io"
+	"net/http"
+)
+
+// Response is what the upstream phase produces: status, header and a body
+// read chunk by chunk. The framework closes Body exactly once, on every
+// path.
+type Response struct {
+	Status int
+	Header http.Header
+	// Body yields the body's chunks; nil means an empty body.
+	Body Body
+	// SSE marks a body framed as server-sent events, one event per chunk.
+	// An exit after the headers are sent then ends the stream with a data
+	// event carrying the exit's body and "data: [DONE]".
+	SSE bool
+}
+
+// Chunk is one piece of a response body.
+type Chunk struct {
+	// Data is the chunk's bytes as they go to the client (for SSE, the
+	// event's exact wire bytes).
+	Data []byte
+	// Event is the event's data field when the body is SSE, else nil.
+	Event []byte
+}
+
+// Body is a response body read chunk by chunk. Next returns a chunk and a
+// nil error, or the last chunk (possibly empty) together with io.EOF; any
+// other error means the body broke. Next is called from one goroutine, and a
+// chunk's bytes need only stay valid until the next call. Close releases the body (for
+// an upstream body, it cancels the upstream request if still running); it
+// is called exactly once.
+type Body interface {
+	Next() (Chunk, error)
+	Close() error
+}
+
+// BytesBody is a Body of one chunk, delivered together with the end of the
+// body, so that body filters see a complete body in one call before anything
+// is sent.
+func BytesBody(b []byte) Body { return &bytesBody{b: b} }
+
+type bytesBody struct {
+	b    []byte
+	done bool
+}
+
+func (b *bytesBody) Next() (Chunk, error) {
+	if b.done {
+		return Chunk{}, io.EOF
+	}
+	b.done = true
+	return Chunk{Data: b.b}, io.EOF
+}
+
+func (b *bytesBody) Close() error { return nil }
+
+// ReaderBody is a Body that yields whatever each Read of rc returns, up to
+// bufSize bytes a chunk (32 KiB when bufSize ≤ 0), so that a streamed
+// upstream body reaches the client as it arrives.
+func ReaderBody(rc io.ReadCloser, bufSize int) Body {
+	if bufSize <= 0 {
+		bufSize = 32 << 10
+	}
+	return &readerBody{rc: rc, buf: make([]byte, bufSize)}
+}
+
+type readerBody struct {
+	rc  io.ReadCloser
+	buf []byte
+	err error // returned by the call after the data it came with
+}
+
+func (r *readerBody) Next() (Chunk, error) {
+	if r.err != nil {
+		return Chunk{}, r.err
+	}
+	for {
+		n, err := r.rc.Read(r.buf)
+		if n > 0 {
+			if err == io.EOF {
+				return Chunk{Data: r.buf[:n]}, io.EOF
+			}
+			r.err = err // a failure is reported after the data it came with
+			return Chunk{Data: r.buf[:n]}, nil
+		}
+		if err != nil {
+			r.err = err
+			return Chunk{}, err
+		}
+	}
+}
+
+func (r *readerBody) Close() error { return r.rc.Close() }

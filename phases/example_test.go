@@ -1,0 +1,101 @@
+package phases_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/phasegate/phasegate/phases"
+)
+
+// apiKey is a complete access plugin: it lets a request through only with
+// the right key. Its only control over the request is the exit it returns.
+type apiKey struct{ key string }
+
+func (p *apiKey) Name() string  { return "api-key" }
+func (p *apiKey) Priority() int { return 2500 }
+
+func (p *apiKey) Access(ctx context.Context, r *phases.Request) phases.Exit {
+	if r.Header().Get("X-Api-Key") != p.key {
+		return phases.Error(http.StatusUnauthorized, "invalid_request_error", "missing or wrong API key")
+	}
+	r.Header().Del("X-Api-Key") // the upstream never sees it
+	return phases.Exit{}
+}
+
+// hello is an upstream that answers every request itself.
+type hello struct{}
+
+func (hello) Name() string { return "hello" }
+
+func (hello) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
+	return &phases.Response{
+		Status: http.StatusOK,
+		Header: http.Header{"Content-Type": {"text/plain"}},
+		Body:   phases.BytesBody([]byte("hello\n")),
+	}, nil
+}
+
+func Example() {
+	chain, err := phases.NewChain(phases.Options{Route: "hello"}, &apiKey{key: "s3cret"}, hello{})
+	if err != nil {
+		panic(err)
+	}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sink := phases.NewHTTPSink(w)
+		chain.Serve(r.Context(), r, sink)
+		if sink.Aborted() {
+			panic(http.ErrAbortHandler)
+		}
+	})
+
+	for _, key := range []string{"wrong", "s3cret"} {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set("X-Api-Key", key)
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		fmt.Print(rec.Code, " ", rec.Body.String(), "\n")
+	}
+	// Output:
+	// 401 {"error":{"message":"missing or wrong API key","type":"invalid_request_error","code":401}}
+	// 200 hello
+}
+
+// A body filter either passes a chunk on (the zero BodyResult), replaces it,
+// or ends the response: the three cannot be confused.
+type redact struct{}
+
+func (redact) Name() string { return "redact" }
+
+func (redact) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.BodyResult {
+	if string(c.Data) == "secret" {
+		return phases.Replace([]byte("[redacted]"))
+	}
+	return phases.BodyResult{}
+}
+
+func ExampleReplace() {
+	chain, _ := phases.NewChain(phases.Options{}, redact{}, secret{})
+	rec := httptest.NewRecorder()
+	chain.Serve(context.Background(), httptest.NewRequest("GET", "/", nil), phases.NewHTTPSink(rec))
+	fmt.Println(rec.Body.String())
+	// Output: [redacted]
+}
+
+type secret struct{}
+
+func (secret) Name() string { return "secret" }
+func (secret) Upstream(context.Context, *phases.Request) (*phases.Response, error) {
+	return &phases.Response{Status: 200, Body: phases.BytesBody([]byte("secret"))}, nil
+}
+
+// Keys pass typed values between plugins and to the log.
+func ExampleKey() {
+	consumer := phases.NewKey[string]("consumer")
+	var v phases.Values
+	consumer.Set(&v, "alice")
+	name, ok := consumer.Get(&v)
+	fmt.Println(name, ok)
+	// Output: alice true
+}

@@ -1,0 +1,88 @@
+package phases
+
+import (
+	"context"
+
+	"github.com/phasegate/phasegate/fsm"
+)
+
+// Hooks are the framework's observation points on a chain: where the
+// gateway keeps its metrics and access log, and where the property-test
+// harness watches. They are not plugins: they cannot exit. Every field is
+// optional; EnsureDefaults fills the nil ones with no-ops, so the runner
+// never checks for nil.
+type Hooks struct {
+	// Entered is called for every state the request enters, after the
+	// transition and before that phase's plugins run. Accounting that must
+	// balance acquires on r.Scope() here, for example the active-requests
+	// gauge on entering access. Default: nothing.
+	Entered func(r *Request, s fsm.Step)
+	// Calling is called before each plugin hook runs. Default: nothing.
+	Calling func(r *Request, phase fsm.State, plugin string)
+	// Recovered receives every panic recovered from a hook (plugin names the
+	// plugin) or from a release function or Entered (plugin is "").
+	// Default: nothing.
+	Recovered func(r *Request, phase fsm.State, plugin string, v any)
+	// Finished runs once per request, after the plugins' log hooks, with the
+	// final summary. Default: nothing.
+	Finished func(ctx context.Context, s *Summary)
+	// Ledger returns a ledger that sees every acquisition and release of the
+	// request's bindings, or nil. Default: no ledger.
+	Ledger func(r *Request) fsm.Ledger
+}
+
+// EnsureDefaults fills every nil field with its default.
+func (h *Hooks) EnsureDefaults() {
+	if h.Entered == nil {
+		h.Entered = func(*Request, fsm.Step) {}
+	}
+	if h.Calling == nil {
+		h.Calling = func(*Request, fsm.State, string) {}
+	}
+	if h.Recovered == nil {
+		h.Recovered = func(*Request, fsm.State, string, any) {}
+	}
+	if h.Finished == nil {
+		h.Finished = func(context.Context, *Summary) {}
+	}
+	if h.Ledger == nil {
+		h.Ledger = func(*Request) fsm.Ledger { return nil }
+	}
+}
+
+// Then returns hooks that call h's then next's, for composing observers.
+func (h Hooks) Then(next Hooks) Hooks {
+	h.EnsureDefaults()
+	next.EnsureDefaults()
+	return Hooks{
+		Entered: func(r *Request, s fsm.Step) { h.Entered(r, s); next.Entered(r, s) },
+		Calling: func(r *Request, p fsm.State, n string) { h.Calling(r, p, n); next.Calling(r, p, n) },
+		Recovered: func(r *Request, p fsm.State, n string, v any) {
+			h.Recovered(r, p, n, v)
+			next.Recovered(r, p, n, v)
+		},
+		Finished: func(ctx context.Context, s *Summary) { h.Finished(ctx, s); next.Finished(ctx, s) },
+		Ledger: func(r *Request) fsm.Ledger {
+			a, b := h.Ledger(r), next.Ledger(r)
+			switch {
+			case a == nil:
+				return b
+			case b == nil:
+				return a
+			}
+			return ledgers{a, b}
+		},
+	}
+}
+
+type ledgers [2]fsm.Ledger
+
+func (l ledgers) Acquired(id uint64, r fsm.Resource, in fsm.State) {
+	l[0].Acquired(id, r, in)
+	l[1].Acquired(id, r, in)
+}
+
+func (l ledgers) Released(id uint64, r fsm.Resource, in fsm.State) {
+	l[0].Released(id, r, in)
+	l[1].Released(id, r, in)
+}

@@ -1,0 +1,233 @@
+package phasetest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"github.com/phasegate/phasegate/fsm"
+	"github.com/phasegate/phasegate/phases"
+)
+
+// scripted is a plugin that does what its PluginScript says, in every phase.
+type scripted struct {
+	s     PluginScript
+	run   *run
+	calls int // body filter calls so far
+}
+
+func (p *scripted) Name() string  { return p.s.Name }
+func (p *scripted) Priority() int { return p.s.Priority }
+
+func (p *scripted) Access(ctx context.Context, r *phases.Request) phases.Exit {
+	if p.s.Acquire {
+		p.run.scriptedGauge.Acquire(r.Scope(), p.s.Name)
+	}
+	if p.s.Access.Kind == Mutate {
+		p.run.note("    %s mutates the request", p.s.Name)
+		mutate(r)
+		return phases.Exit{}
+	}
+	return p.act(p.s.Access, fsm.StateAccess)
+}
+
+func (p *scripted) HeaderFilter(ctx context.Context, h *phases.ResponseHead) phases.Exit {
+	return p.act(p.s.Header, fsm.StateHeaderFilter)
+}
+
+func (p *scripted) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.BodyResult {
+	i := p.calls
+	p.calls++
+	if i >= len(p.s.Body) {
+		return phases.BodyResult{}
+	}
+	a := p.s.Body[i]
+	if a.Kind == Transform {
+		p.run.note("    %s transforms chunk %d", p.s.Name, i)
+		if c.SSE() {
+			return phases.Replace(append([]byte(nil), c.Data...))
+		}
+		return phases.Replace(bytes.ToUpper(c.Data))
+	}
+	return phases.End(p.act(a, fsm.StateBodyFilter))
+}
+
+func (p *scripted) Log(ctx context.Context, s *phases.Summary) {}
+
+func (p *scripted) act(a Action, phase fsm.State) phases.Exit {
+	switch a.Kind {
+	case Exit:
+		p.run.note("    %s exits %d", p.s.Name, a.Status)
+		p.run.lastExit = p.s.Name + "@" + string(phase)
+		return phases.Error(a.Status, "phasetest", "scripted exit by "+p.s.Name)
+	case Panic:
+		p.run.note("    %s panics", p.s.Name)
+		p.run.panics++
+		panic("phasetest: scripted panic in " + p.s.Name + " " + string(phase))
+	case Cancel:
+		p.run.note("    %s: the client leaves", p.s.Name)
+		p.run.cancel()
+	}
+	return phases.Exit{}
+}
+
+// mutate changes everything a plugin might wrongly re-read later.
+func mutate(r *phases.Request) {
+	for k, vs := range r.Header() {
+		for i := range vs {
+			vs[i] += "~mutated"
+		}
+		r.Header()[k] = vs
+	}
+	r.URL().Path += "/mutated"
+	if b, err := r.Body(); err == nil {
+		r.SetBody(append(append([]byte(nil), b...), " mutated"...))
+	}
+}
+
+// upstream is the scripted upstream.
+type upstream struct {
+	s   UpstreamScript
+	run *run
+}
+
+// UpstreamName is the name of the harness's scripted upstream plugin.
+const UpstreamName = "upstream"
+
+func (u *upstream) Name() string { return UpstreamName }
+
+func (u *upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
+	switch u.s.Kind {
+	case UpstreamRefused:
+		u.run.note("    upstream refuses the connection")
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	case UpstreamTimeout:
+		u.run.note("    upstream times out")
+		return nil, fmt.Errorf("upstream: %w", context.DeadlineExceeded)
+	case UpstreamPanic:
+		u.run.note("    upstream panics")
+		u.run.panics++
+		panic("phasetest: scripted upstream panic")
+	case UpstreamHang:
+		u.run.note("    upstream hangs; the client leaves")
+		u.run.cancel()
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	u.run.note("    upstream answers %d with %d chunks", u.s.Status, u.s.Chunks)
+	h := http.Header{"Content-Type": {"text/plain"}}
+	if u.s.SSE {
+		h.Set("Content-Type", "text/event-stream")
+	}
+	u.run.bodies++
+	return &phases.Response{Status: u.s.Status, Header: h, SSE: u.s.SSE, Body: &body{s: u.s, run: u.run}}, nil
+}
+
+type body struct {
+	s   UpstreamScript
+	run *run
+	i   int
+}
+
+func (b *body) Next() (phases.Chunk, error) {
+	if b.i == b.s.BreakAt {
+		if b.s.PanicBody {
+			b.run.note("    upstream body panics at chunk %d", b.i)
+			b.run.panics++
+			panic("phasetest: scripted body panic")
+		}
+		b.run.note("    upstream body breaks at chunk %d", b.i)
+		return phases.Chunk{}, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	}
+	if b.i >= b.s.Chunks {
+		return phases.Chunk{}, io.EOF
+	}
+	i := b.i
+	b.i++
+	if b.s.SSE {
+		data := fmt.Sprintf(`{"chunk":%d}`, i)
+		return phases.Chunk{Data: []byte("data: " + data + "\n\n"), Event: []byte(data)}, nil
+	}
+	return phases.Chunk{Data: []byte(fmt.Sprintf("chunk-%d;", i))}, nil
+}
+
+func (b *body) Close() error {
+	b.run.closes++
+	b.run.note("    upstream body closed")
+	return nil
+}
+
+// sink records what the client receives and vanishes on cue.
+type sink struct {
+	run     *run
+	c       ClientScript
+	status  int
+	header  http.Header
+	body    bytes.Buffer
+	headers int
+	writes  int
+	aborted bool
+	gone    bool
+	errs    []string
+}
+
+var errClientGone = fmt.Errorf("write: %w", syscall.EPIPE)
+
+func (s *sink) WriteHeader(status int, h http.Header) error {
+	s.headers++
+	if s.headers > 1 {
+		s.errs = append(s.errs, "the header was written twice")
+	}
+	if s.aborted {
+		s.errs = append(s.errs, "the header was written after an abort")
+	}
+	if s.gone || s.c.FailHeader {
+		s.run.note("  > header %d: the client is gone", status)
+		s.gone = true
+		s.run.cancel()
+		return errClientGone
+	}
+	s.status, s.header = status, h.Clone()
+	s.run.note("  > header %d", status)
+	return nil
+}
+
+func (s *sink) Write(p []byte) error {
+	if s.headers == 0 {
+		s.errs = append(s.errs, "the body was written before the header")
+	}
+	if s.aborted {
+		s.errs = append(s.errs, "the body was written after an abort")
+	}
+	n := s.writes
+	s.writes++
+	if s.gone || n == s.c.FailWrite {
+		s.run.note("  > write %q: the client is gone", p)
+		s.gone = true
+		s.run.cancel()
+		return errClientGone
+	}
+	s.body.Write(p)
+	s.run.note("  > write %q", p)
+	return nil
+}
+
+func (s *sink) Abort() {
+	if s.aborted {
+		s.errs = append(s.errs, "the response was aborted twice")
+	}
+	s.aborted = true
+	s.run.note("  > abort")
+}
+
+func describeLabels(labels []string) string {
+	if len(labels) == 0 {
+		return ""
+	}
+	return "{" + strings.Join(labels, ",") + "}"
+}

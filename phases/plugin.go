@@ -1,0 +1,174 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// Plugin is implemented by every plugin. Name identifies it in logs, metrics
+// (phasegate_lifecycle_exits_total's plugin label) and traces; it must be
+// unique within a chain.
+type Plugin interface {
+	Name() string
+}
+
+// Prioritized is implemented by plugins that need a place in the order of a
+// phase's hooks other than the default, 0. Higher priorities run first.
+type Prioritized interface {
+	Priority() int
+}
+
+// AccessHook runs in the access phase, before any upstream is contacted:
+// authentication, validation, rate limits, request rewriting. Returning an
+// exit skips the remaining access hooks and the upstream, and answers with
+// the exit.
+type AccessHook interface {
+	Plugin
+	Access(ctx context.Context, r *Request) Exit
+}
+
+// Upstream produces the response in the upstream phase. A chain has exactly
+// one. It returns the upstream's response, whatever its status, or an
+// error: the framework answers an error with 504 when it is a timeout
+// (context.DeadlineExceeded or a net.Error whose Timeout is true), with 502
+// otherwise, aborts when the client has gone, and uses the exit of an
+// *ExitError as is. Resources held for the call belong on r.Scope() (or a
+// child of it) so that they are released on every path.
+type Upstream interface {
+	Plugin
+	Upstream(ctx context.Context, r *Request) (*Response, error)
+}
+
+// HeaderFilter runs in the header_filter phase on a response whose headers
+// are unsent: the upstream's, or an exit's. It may change the status and
+// headers. Returning an exit replaces the response and skips the remaining
+// header filters.
+type HeaderFilter interface {
+	Plugin
+	HeaderFilter(ctx context.Context, h *ResponseHead) Exit
+}
+
+// BodyFilter runs in the body_filter phase once per chunk of the response
+// body (one server-sent event per chunk for SSE responses) and once more at
+// the end of the body (c.EOS, usually with no data).
+type BodyFilter interface {
+	Plugin
+	BodyFilter(ctx context.Context, c *BodyChunk) BodyResult
+}
+
+// LogHook runs exactly once per request, in the log phase, with the final
+// outcome. It returns nothing: the response is over.
+type LogHook interface {
+	Plugin
+	Log(ctx context.Context, s *Summary)
+}
+
+// Priority returns p's priority: its Priority method's, or 0.
+func Priority(p Plugin) int {
+	if pr, ok := p.(Prioritized); ok {
+		return pr.Priority()
+	}
+	return 0
+}
+
+// Chain is a route's plugins, compiled into one ordered list per phase. It
+// is immutable and safe for concurrent use; build a new one to change it.
+type Chain struct {
+	plugins  []Plugin
+	access   []AccessHook
+	upstream Upstream
+	header   []HeaderFilter
+	body     []BodyFilter
+	log      []LogHook
+	hooks    Hooks
+	opts     Options
+}
+
+// Options tune a Chain. The zero value is usable.
+type Options struct {
+	// Route is the id of the route the chain serves, for logs and metrics.
+	Route string
+	// MaxRequestBodyBytes bounds Request.Body. Default 8 MiB.
+	MaxRequestBodyBytes int64
+	// Hooks are the framework's own observation points (metrics, access
+	// log, tracing). Nil fields are no-ops.
+	Hooks Hooks
+}
+
+// DefaultMaxRequestBodyBytes is Options.MaxRequestBodyBytes's default.
+const DefaultMaxRequestBodyBytes = 8 << 20
+
+// NewChain orders plugins into a chain. Exactly one plugin must implement
+// Upstream. Names must be unique and non-empty.
+func NewChain(opts Options, plugins ...Plugin) (*Chain, error) {
+	c := &Chain{opts: opts}
+	if c.opts.MaxRequestBodyBytes <= 0 {
+		c.opts.MaxRequestBodyBytes = DefaultMaxRequestBodyBytes
+	}
+	c.hooks = opts.Hooks
+	c.hooks.EnsureDefaults()
+	seen := map[string]bool{}
+	var errs []error
+	for _, p := range plugins {
+		if p == nil {
+			errs = append(errs, errors.New("phases: nil plugin"))
+			continue
+		}
+		name := p.Name()
+		switch {
+		case name == "":
+			errs = append(errs, fmt.Errorf("phases: plugin %T has an empty name", p))
+		case seen[name]:
+			errs = append(errs, fmt.Errorf("phases: plugin %q appears twice", name))
+		}
+		seen[name] = true
+		c.plugins = append(c.plugins, p)
+	}
+	sortPlugins(c.plugins)
+	for _, p := range c.plugins {
+		if h, ok := p.(AccessHook); ok {
+			c.access = append(c.access, h)
+		}
+		if u, ok := p.(Upstream); ok {
+			if c.upstream != nil {
+				errs = append(errs, fmt.Errorf("phases: plugins %q and %q both provide the upstream", c.upstream.Name(), u.Name()))
+			}
+			c.upstream = u
+		}
+		if h, ok := p.(HeaderFilter); ok {
+			c.header = append(c.header, h)
+		}
+		if h, ok := p.(BodyFilter); ok {
+			c.body = append(c.body, h)
+		}
+		if h, ok := p.(LogHook); ok {
+			c.log = append(c.log, h)
+		}
+	}
+	if c.upstream == nil && len(errs) == 0 {
+		errs = append(errs, errors.New("phases: no plugin provides the upstream"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// sortPlugins orders by descending priority, then ascending name.
+func sortPlugins(ps []Plugin) {
+	sort.SliceStable(ps, func(i, j int) bool {
+		pi, pj := Priority(ps[i]), Priority(ps[j])
+		if pi != pj {
+			return pi > pj
+		}
+		return ps[i].Name() < ps[j].Name()
+	})
+}
+
+// Plugins returns the chain's plugins in execution order.
+func (c *Chain) Plugins() []Plugin { return append([]Plugin(nil), c.plugins...) }
+
+// UpstreamName is the name of the plugin that provides the upstream.
+func (c *Chain) UpstreamName() string { return c.upstream.Name() }

@@ -1,0 +1,631 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/phasegate/phasegate/fsm"
+)
+
+// StatusClientClosed is the status recorded (never sent) for a request whose
+// client went away before a response started, as nginx and Caddy do.
+const StatusClientClosed = 499
+
+// exchange is one request on its way through a chain. Exchanges are pooled.
+type exchange struct {
+	c    *Chain
+	ctx  context.Context
+	m    *fsm.Machine
+	sink Sink
+
+	req    Request
+	head   ResponseHead
+	chunk  BodyChunk
+	sum    Summary
+	values Values
+
+	resp       *Response
+	respIsExit bool
+	exitResp   Response
+	upBody     fsm.Binding // closes the upstream's body
+
+	decor    http.Header
+	origPath string
+
+	headersSent bool
+	logged      bool
+	stuck       bool
+	status      int
+	bytesSent   int64
+	cause       Cause
+	exitPhase   fsm.State
+	exitPlugin  string
+	err         error
+	start       time.Time
+	upStart     time.Time
+	upEnd       time.Time
+
+	// onMachinePanic is built once per pooled exchange, so that handing it to
+	// each request's machine does not allocate.
+	onMachinePanic func(where string, v any)
+}
+
+var exchanges = sync.Pool{New: func() any {
+	x := &exchange{}
+	x.req.x = x
+	x.head.x = x
+	x.onMachinePanic = func(where string, v any) {
+		x.c.hooks.Recovered(&x.req, x.m.State(), "", fmt.Errorf("%s: %v", where, v))
+	}
+	return x
+}}
+
+// Serve runs one request through the chain, writing the response to sink.
+// ctx is the request's context: its cancellation means the client is gone.
+// When Serve returns, the request has reached done: its log hooks have run
+// once and everything acquired on its scope has been released.
+func (c *Chain) Serve(ctx context.Context, hr *http.Request, sink Sink) {
+	x := exchanges.Get().(*exchange)
+	x.c, x.ctx, x.sink = c, ctx, sink
+	x.req.hr, x.req.route = hr, c.opts.Route
+	x.origPath = hr.URL.Path
+	x.start = time.Now()
+	x.m = fsm.New(x)
+	x.m.Recovered = x.onMachinePanic
+	x.m.SetLedger(c.hooks.Ledger(&x.req))
+	defer x.finish()
+	x.run()
+}
+
+// Entered implements fsm.Observer: the framework's entry accounting.
+func (x *exchange) Entered(_ *fsm.Machine, s fsm.Step) { x.c.hooks.Entered(&x.req, s) }
+
+// run drives the machine by its state: each phase function moves it on.
+func (x *exchange) run() {
+	if !x.fire(fsm.EventStart) {
+		return
+	}
+	for !x.stuck {
+		st := x.m.State()
+		switch st {
+		case fsm.StateAccess:
+			x.access()
+		case fsm.StateUpstream:
+			x.upstream()
+		case fsm.StateHeaderFilter:
+			x.headerFilter()
+		case fsm.StateBodyFilter:
+			x.bodyFilter()
+		default:
+			return
+		}
+		if x.m.State() == st && !x.stuck {
+			// A phase that does not move the machine is a framework bug;
+			// never spin on it.
+			x.abort(CauseUpstreamError, errors.New("phases: phase did not advance"))
+		}
+	}
+}
+
+func (x *exchange) fire(ev fsm.Event) bool {
+	if err := x.m.Fire(ev); err != nil {
+		x.stuck = true
+		if x.err == nil {
+			x.err = err
+		}
+		return false
+	}
+	return true
+}
+
+// gone reports whether the client has left, and sets the abort cause.
+func (x *exchange) gone() bool { return x.ctx.Err() != nil }
+
+func (x *exchange) goneCause() Cause {
+	if errors.Is(x.ctx.Err(), context.DeadlineExceeded) {
+		return CauseTimeout
+	}
+	return CauseClientClosed
+}
+
+// abort ends a request whose client is gone (or that cannot go on).
+func (x *exchange) abort(cause Cause, err error) {
+	x.cause = cause
+	if x.err == nil {
+		x.err = err
+	}
+	x.releaseUpstream()
+	if x.headersSent {
+		x.sink.Abort()
+	} else if cause == CauseClientClosed {
+		x.status = StatusClientClosed
+	}
+	x.fire(fsm.EventAbort)
+}
+
+func (x *exchange) abortGone() { x.abort(x.goneCause(), context.Cause(x.ctx)) }
+
+func (x *exchange) access() {
+	for _, h := range x.c.access {
+		if x.gone() {
+			x.abortGone()
+			return
+		}
+		if ex := x.callAccess(h); ex.Exited() {
+			x.exitTo(ex, fsm.StateAccess, h.Name())
+			return
+		}
+	}
+	if x.gone() {
+		x.abortGone()
+		return
+	}
+	x.fire(fsm.EventNext)
+}
+
+func (x *exchange) upstream() {
+	u := x.c.upstream
+	x.upStart = time.Now()
+	resp, err := x.callUpstream(u)
+	if err == nil && resp == nil {
+		err = fmt.Errorf("upstream %s returned no response", u.Name())
+	}
+	if err != nil {
+		x.markUpstreamEnd()
+		x.upstreamFailed(err, fsm.StateUpstream, u.Name())
+		return
+	}
+	if resp.Header == nil {
+		resp.Header = http.Header{}
+	}
+	x.resp, x.respIsExit = resp, false
+	if resp.Body != nil {
+		x.upBody = x.m.Scope().Acquire(fsm.Resource{Name: "upstream body"}, x.closeUpstreamBody)
+	}
+	if x.gone() {
+		x.abortGone()
+		return
+	}
+	x.fire(fsm.EventNext)
+}
+
+// closeUpstreamBody is the release of the upstream body binding.
+func (x *exchange) closeUpstreamBody() {
+	x.markUpstreamEnd()
+	if b := x.upstreamResp(); b != nil {
+		_ = b.Close()
+	}
+}
+
+func (x *exchange) upstreamResp() Body {
+	if x.respIsExit || x.resp == nil {
+		return nil
+	}
+	return x.resp.Body
+}
+
+func (x *exchange) releaseUpstream() { x.upBody.Release() }
+
+func (x *exchange) markUpstreamEnd() {
+	if !x.upStart.IsZero() && x.upEnd.IsZero() {
+		x.upEnd = time.Now()
+	}
+}
+
+// upstreamFailed turns an upstream error into an exit or, when the client
+// has gone, an abort.
+func (x *exchange) upstreamFailed(err error, phase fsm.State, plugin string) {
+	if ex, ok := AsExit(err); ok {
+		x.exitTo(ex, phase, plugin)
+		return
+	}
+	if x.gone() {
+		x.abort(x.goneCause(), err)
+		return
+	}
+	x.exitTo(classify(err), phase, plugin)
+}
+
+type panicError struct {
+	v     any
+	stack []byte
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("panic: %v", p.v) }
+
+func classify(err error) Exit {
+	var pe *panicError
+	var ne net.Error
+	switch {
+	case errors.As(err, &pe):
+		return frameworkExit(http.StatusInternalServerError, CausePanic, err, "internal error")
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return frameworkExit(http.StatusGatewayTimeout, CauseTimeout, err, "upstream timed out")
+	}
+	return frameworkExit(http.StatusBadGateway, CauseUpstreamError, err, "upstream unavailable")
+}
+
+func (x *exchange) headerFilter() {
+	for _, h := range x.c.header {
+		if x.gone() {
+			x.abortGone()
+			return
+		}
+		if ex := x.callHeader(h); ex.Exited() {
+			x.exitTo(ex, fsm.StateHeaderFilter, h.Name())
+			return
+		}
+	}
+	if x.gone() {
+		x.abortGone()
+		return
+	}
+	x.fire(fsm.EventNext)
+}
+
+func (x *exchange) bodyFilter() {
+	for {
+		if x.gone() {
+			x.abortGone()
+			return
+		}
+		var c Chunk
+		err := io.EOF
+		if x.resp.Body != nil {
+			c, err = x.next(x.resp.Body)
+		}
+		if err != nil && err != io.EOF && len(c.Data) > 0 {
+			// Deliver what came with the failure only when the body ends
+			// cleanly; a broken body's partial chunk is dropped with it.
+			c = Chunk{}
+		}
+		if err != nil && err != io.EOF {
+			x.markUpstreamEnd()
+			name := x.c.upstream.Name()
+			var pe *panicError
+			if errors.As(err, &pe) && x.headersSent {
+				x.exitTo(classify(err), fsm.StateBodyFilter, name)
+				return
+			}
+			x.upstreamFailed(err, fsm.StateBodyFilter, name)
+			return
+		}
+		eos := err == io.EOF
+		if eos && !x.respIsExit {
+			x.markUpstreamEnd()
+		}
+		x.chunk = BodyChunk{Data: c.Data, Event: c.Event, EOS: eos, x: x}
+		for _, f := range x.c.body {
+			res := x.callBody(f)
+			if res.exit.Exited() {
+				x.exitTo(res.exit, fsm.StateBodyFilter, f.Name())
+				return
+			}
+			if res.replace {
+				x.chunk.Data = res.data
+			}
+		}
+		if len(x.chunk.Data) > 0 || eos {
+			if err := x.sendHeaders(); err != nil {
+				x.abort(CauseClientClosed, err)
+				return
+			}
+		}
+		if len(x.chunk.Data) > 0 {
+			if err := x.sink.Write(x.chunk.Data); err != nil {
+				x.abort(CauseClientClosed, err)
+				return
+			}
+			x.bytesSent += int64(len(x.chunk.Data))
+		}
+		if eos {
+			break
+		}
+	}
+	if x.cause == "" {
+		x.cause = CauseCompleted
+	}
+	x.fire(fsm.EventNext)
+}
+
+// exitTo records ex as the exit of plugin in phase and moves the machine.
+// Before the headers are sent the exit becomes the response (response-side
+// hooks of later phases still see it); in body_filter it is written at once.
+// After the headers are sent it ends the stream.
+func (x *exchange) exitTo(ex Exit, phase fsm.State, plugin string) {
+	x.exitPhase, x.exitPlugin = phase, plugin
+	x.cause = ex.Cause()
+	if err := ex.Err(); err != nil {
+		x.err = err
+	}
+	switch {
+	case x.headersSent:
+		x.endStream(ex)
+	case phase == fsm.StateBodyFilter:
+		x.useExit(ex)
+		x.writeWhole()
+	default:
+		x.useExit(ex)
+	}
+	x.fire(fsm.EventExit)
+}
+
+// useExit makes ex the current response, closing the upstream's.
+func (x *exchange) useExit(ex Exit) {
+	x.releaseUpstream()
+	h := ex.Header()
+	x.exitResp = Response{Status: ex.Status(), Header: h, Body: BytesBody(ex.Body()), SSE: isSSE(h)}
+	x.resp, x.respIsExit = &x.exitResp, true
+}
+
+func isSSE(h http.Header) bool {
+	return strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
+}
+
+// writeWhole sends the current (exit) response without further filters. A
+// client that is gone by then changes the cause, not the path: the exit has
+// been decided.
+func (x *exchange) writeWhole() {
+	err := x.sendHeaders()
+	if err == nil {
+		if body := x.exitResp.Body.(*bytesBody).b; len(body) > 0 {
+			err = x.sink.Write(body)
+			x.bytesSent += int64(len(body))
+		}
+	}
+	if err != nil {
+		x.cause, x.err = CauseClientClosed, err
+		if !x.headersSent {
+			x.status = StatusClientClosed
+		}
+	}
+}
+
+// endStream ends a response whose headers are sent: an SSE stream gets a
+// final data event with the exit's body and [DONE]; any other body, and any
+// panic, is aborted (the client must not take it for complete).
+func (x *exchange) endStream(ex Exit) {
+	x.releaseUpstream()
+	if !x.resp.SSE || ex.Cause() == CausePanic {
+		x.sink.Abort()
+		return
+	}
+	frame := FinalFrame(ex.Body())
+	if err := x.sink.Write(frame); err != nil {
+		x.cause, x.err = CauseClientClosed, err
+		return
+	}
+	x.bytesSent += int64(len(frame))
+}
+
+// FinalFrame is how an exit ends an SSE stream whose headers are sent: one
+// data event carrying body (one data line per line of body), then
+// "data: [DONE]".
+func FinalFrame(body []byte) []byte {
+	out := make([]byte, 0, len(body)+32)
+	for _, line := range strings.Split(strings.TrimRight(string(body), "\n"), "\n") {
+		out = append(out, "data: "...)
+		out = append(out, strings.TrimSuffix(line, "\r")...)
+		out = append(out, '\n')
+	}
+	return append(out, "\ndata: [DONE]\n\n"...)
+}
+
+// sendHeaders sends the current response's status and header, with the
+// request's decorations, unless they are sent already.
+func (x *exchange) sendHeaders() error {
+	if x.headersSent {
+		return nil
+	}
+	h := x.resp.Header
+	for k, vs := range x.decor {
+		h[k] = vs
+	}
+	if err := x.sink.WriteHeader(x.resp.Status, h); err != nil {
+		return err
+	}
+	x.headersSent = true
+	x.status = x.resp.Status
+	return nil
+}
+
+func (x *exchange) setDecoration(key, value string) {
+	if x.decor == nil {
+		x.decor = http.Header{}
+	}
+	x.decor.Set(key, value)
+}
+
+// --- hook calls: each recovers a panic into an exit -----------------------
+
+func (x *exchange) recovered(phase fsm.State, plugin string, v any) Exit {
+	x.c.hooks.Recovered(&x.req, phase, plugin, v)
+	err := &panicError{v: v, stack: stack()}
+	return frameworkExit(http.StatusInternalServerError, CausePanic, fmt.Errorf("%s %s hook: %w", plugin, phase, err), "internal error")
+}
+
+func stack() []byte {
+	buf := make([]byte, 4<<10)
+	return buf[:runtime.Stack(buf, false)]
+}
+
+func (x *exchange) callAccess(h AccessHook) (ex Exit) {
+	name := h.Name()
+	x.c.hooks.Calling(&x.req, fsm.StateAccess, name)
+	defer func() {
+		if v := recover(); v != nil {
+			ex = x.recovered(fsm.StateAccess, name, v)
+		}
+	}()
+	return h.Access(x.ctx, &x.req)
+}
+
+func (x *exchange) callUpstream(u Upstream) (resp *Response, err error) {
+	name := u.Name()
+	x.c.hooks.Calling(&x.req, fsm.StateUpstream, name)
+	defer func() {
+		if v := recover(); v != nil {
+			x.c.hooks.Recovered(&x.req, fsm.StateUpstream, name, v)
+			resp, err = nil, &panicError{v: v, stack: stack()}
+		}
+	}()
+	return u.Upstream(x.ctx, &x.req)
+}
+
+// next reads the next body chunk; a panicking Body is an upstream panic.
+func (x *exchange) next(b Body) (c Chunk, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			x.c.hooks.Recovered(&x.req, fsm.StateBodyFilter, x.c.upstream.Name(), v)
+			c, err = Chunk{}, &panicError{v: v, stack: stack()}
+		}
+	}()
+	return b.Next()
+}
+
+func (x *exchange) callHeader(h HeaderFilter) (ex Exit) {
+	name := h.Name()
+	x.c.hooks.Calling(&x.req, fsm.StateHeaderFilter, name)
+	defer func() {
+		if v := recover(); v != nil {
+			ex = x.recovered(fsm.StateHeaderFilter, name, v)
+		}
+	}()
+	return h.HeaderFilter(x.ctx, &x.head)
+}
+
+func (x *exchange) callBody(f BodyFilter) (res BodyResult) {
+	name := f.Name()
+	x.c.hooks.Calling(&x.req, fsm.StateBodyFilter, name)
+	defer func() {
+		if v := recover(); v != nil {
+			res = End(x.recovered(fsm.StateBodyFilter, name, v))
+		}
+	}()
+	return f.BodyFilter(x.ctx, &x.chunk)
+}
+
+func (x *exchange) callLog(h LogHook) {
+	name := h.Name()
+	x.c.hooks.Calling(&x.req, fsm.StateLog, name)
+	defer func() {
+		if v := recover(); v != nil {
+			x.c.hooks.Recovered(&x.req, fsm.StateLog, name, v)
+		}
+	}()
+	h.Log(x.ctx, &x.sum)
+}
+
+// --- the way to done -------------------------------------------------------
+
+// finish is Serve's deferred safety net. Whatever happened above (a normal
+// end, an exit, an abort, a stuck machine, a panic that escaped the runner),
+// it brings the request to log, runs the log hooks once, reaches done
+// (releasing every binding once) and recycles the exchange.
+func (x *exchange) finish() {
+	if v := recover(); v != nil {
+		x.escaped(v)
+	}
+	if st := x.m.State(); st.Live() && !x.stuck {
+		x.abort(x.terminalCause(), x.err)
+	}
+	x.logPhase()
+	if x.m.State() == fsm.StateLog && !x.stuck {
+		x.fire(fsm.EventFinish)
+	}
+	x.m.ForceDone() // a no-op unless the machine is stuck
+	x.m.Release()
+	x.recycle()
+}
+
+func (x *exchange) terminalCause() Cause {
+	if x.gone() {
+		return x.goneCause()
+	}
+	if x.cause != "" {
+		return x.cause
+	}
+	return CausePanic
+}
+
+// escaped handles a panic that got past the hook wrappers (a Sink or the
+// runner itself): the client gets a 500 if nothing was sent yet, else an
+// aborted response.
+func (x *exchange) escaped(v any) {
+	x.c.hooks.Recovered(&x.req, x.m.State(), "", v)
+	x.cause = CausePanic
+	x.err = &panicError{v: v, stack: stack()}
+	func() {
+		defer func() { _ = recover() }()
+		if x.headersSent {
+			x.sink.Abort()
+			return
+		}
+		h := http.Header{"Content-Type": {"application/json"}}
+		if x.sink.WriteHeader(http.StatusInternalServerError, h) == nil {
+			x.headersSent, x.status = true, http.StatusInternalServerError
+		}
+	}()
+}
+
+func (x *exchange) logPhase() {
+	if x.logged {
+		return
+	}
+	x.logged = true
+	status := x.status
+	x.sum = Summary{
+		Route:       x.req.route,
+		Status:      status,
+		Cause:       x.cause,
+		ExitPhase:   x.exitPhase,
+		ExitPlugin:  x.exitPlugin,
+		Trace:       x.m.Trace(),
+		Err:         x.err,
+		Start:       x.start,
+		Duration:    time.Since(x.start),
+		BytesSent:   x.bytesSent,
+		HeadersSent: x.headersSent,
+		Request:     x.req.Info(),
+	}
+	if !x.upStart.IsZero() {
+		end := x.upEnd
+		if end.IsZero() {
+			end = time.Now()
+		}
+		x.sum.UpstreamDuration = end.Sub(x.upStart)
+	}
+	for _, h := range x.c.log {
+		x.callLog(h)
+	}
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				x.c.hooks.Recovered(&x.req, fsm.StateLog, "", v)
+			}
+		}()
+		x.c.hooks.Finished(x.ctx, &x.sum)
+	}()
+}
+
+func (x *exchange) recycle() {
+	c := x.c
+	_ = c
+	x.values.reset()
+	*x = exchange{
+		req:            Request{x: x},
+		head:           ResponseHead{x: x},
+		values:         x.values,
+		onMachinePanic: x.onMachinePanic,
+		decor:          nil,
+	}
+	exchanges.Put(x)
+}
