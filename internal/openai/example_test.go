@@ -1,0 +1,110 @@
+package openai_test
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/phasegate/phasegate/internal/openai"
+)
+
+func ExampleParseChatRequest() {
+	body := []byte(`{
+		"model": "gpt-4o",
+		"stream": true,
+		"messages": [
+			{"role": "system", "content": "Be brief."},
+			{"role": "user", "content": [
+				{"type": "text", "text": "What is in"},
+				{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+				{"type": "text", "text": "this picture?"}
+			]}
+		]
+	}`)
+	req, err := openai.ParseChatRequest(body)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(req.Model, req.Stream, req.IncludeUsage)
+	for _, m := range req.Messages {
+		fmt.Printf("%s: %q\n", m.Role, m.Content)
+	}
+
+	_, err = openai.ParseChatRequest([]byte(`{"messages": "hi"}`))
+	fmt.Println(err)
+	// Output:
+	// gpt-4o true false
+	// system: "Be brief."
+	// user: "What is in\nthis picture?"
+	// messages: must be an array
+}
+
+func ExampleRewrite() {
+	body := []byte(`{"model":"fast","stream":true,"messages":[],"seed":7}`)
+	out, err := openai.Rewrite(body, map[string]any{"model": "gpt-4o-mini-2024-07-18"}, true)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(string(out))
+	// Output:
+	// {"stream":true,"messages":[],"seed":7,"model":"gpt-4o-mini-2024-07-18","stream_options":{"include_usage":true}}
+}
+
+func ExampleParseUsage() {
+	chunk := []byte(`{"object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":30,"total_tokens":42,"prompt_tokens_details":{"cached_tokens":8}}}`)
+	if u, ok := openai.ParseUsage(chunk); ok {
+		fmt.Printf("%+v\n", u)
+	}
+	_, ok := openai.ParseUsage([]byte(`{"choices":[],"usage":null}`))
+	fmt.Println(ok)
+	// Output:
+	// {PromptTokens:12 CompletionTokens:30 TotalTokens:42 CachedTokens:8 ReasoningTokens:0 Known:true}
+	// false
+}
+
+func ExampleChunkDeltaText() {
+	chunk := []byte(`{"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hel"}},{"index":1,"delta":{"content":"lo"}}]}`)
+	fmt.Printf("%q\n", openai.ChunkDeltaText(chunk))
+	// Output:
+	// "Hello"
+}
+
+func ExampleCompletionText() {
+	body := []byte(`{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hi!"},"finish_reason":"stop"}]}`)
+	fmt.Println(openai.CompletionText(body))
+	// Output:
+	// Hi!
+}
+
+func ExampleRefusalCompletion() {
+	body := openai.RefusalCompletion("gpt-4o", "I can't help with that.", openai.Usage{PromptTokens: 9, TotalTokens: 9, Known: true})
+	var c struct {
+		Object  string
+		Model   string
+		Choices []struct {
+			Message      struct{ Role, Content string }
+			FinishReason string `json:"finish_reason"`
+		}
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+		}
+	}
+	if err := json.Unmarshal(body, &c); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(c.Object, c.Model, c.Choices[0].Message.Role, c.Choices[0].FinishReason, c.Usage.PromptTokens)
+	fmt.Println(openai.CompletionText(body))
+	// Output:
+	// chat.completion gpt-4o assistant stop 9
+	// I can't help with that.
+}
+
+func ExampleErrorBody() {
+	fmt.Println(string(openai.ErrorBody("messages: must be an array", "invalid_request_error", nil)))
+	fmt.Println(string(openai.ErrorBody("Rate limit reached", "requests", "rate_limit_exceeded")))
+	// Output:
+	// {"error":{"message":"messages: must be an array","type":"invalid_request_error","code":null}}
+	// {"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}
+}
