@@ -1,9 +1,10 @@
 package phases
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
+
+	"github.com/phasegate/phasegate/internal/openai"
 )
 
 // Cause says how a request ended. It is the access log's cause field and the
@@ -62,15 +63,7 @@ func Error(status int, typ, message string) Exit {
 // ErrorBody is the JSON body of every error the gateway makes, in OpenAI's
 // shape: {"error":{"message":…,"type":…,"code":status}}.
 func ErrorBody(status int, typ, message string) []byte {
-	type detail struct {
-		Message string `json:"message"`
-		Type    string `json:"type"`
-		Code    int    `json:"code"`
-	}
-	b, _ := json.Marshal(struct {
-		Error detail `json:"error"`
-	}{detail{message, typ, status}})
-	return b
+	return openai.ErrorBody(message, typ, status)
 }
 
 // Exited reports whether e ends the phase (it is not the zero Exit).

@@ -570,8 +570,12 @@ func (x *exchange) escaped(v any) {
 			return
 		}
 		h := http.Header{"Content-Type": {"application/json"}}
+		for k, vs := range x.decor {
+			h[k] = vs
+		}
 		if x.sink.WriteHeader(http.StatusInternalServerError, h) == nil {
 			x.headersSent, x.status = true, http.StatusInternalServerError
+			_ = x.sink.Write(ErrorBody(http.StatusInternalServerError, string(CausePanic), "internal error"))
 		}
 	}()
 }
@@ -617,15 +621,12 @@ func (x *exchange) logPhase() {
 }
 
 func (x *exchange) recycle() {
-	c := x.c
-	_ = c
 	x.values.reset()
 	*x = exchange{
 		req:            Request{x: x},
 		head:           ResponseHead{x: x},
 		values:         x.values,
 		onMachinePanic: x.onMachinePanic,
-		decor:          nil,
 	}
 	exchanges.Put(x)
 }

@@ -205,12 +205,6 @@ func (r *run) note(format string, args ...any) {
 	r.mu.Unlock()
 }
 
-func (r *run) problem(format string, args ...any) {
-	r.mu.Lock()
-	r.problems = append(r.problems, fmt.Sprintf(format, args...))
-	r.mu.Unlock()
-}
-
 // Acquired and Released make run a fsm.Ledger.
 func (r *run) Acquired(id uint64, res fsm.Resource, in fsm.State) {
 	r.note("    acquire %s%s", res.Name, describeLabels(res.Labels))

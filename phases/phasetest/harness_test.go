@@ -19,7 +19,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // The runner itself, surrounded only by scripted plugins, over random paths:
 // the harness's rules hold.
-func TestRunnerKeepsTheRules(t *testing.T) {
+func TestPropertyRunnerKeepsTheRules(t *testing.T) {
 	phasetest.Check(t, phasetest.Config{
 		Plugins: func(*phasetest.Env) []phases.Plugin { return nil },
 	})
@@ -40,7 +40,7 @@ func (p *inflight) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	return phases.Exit{}
 }
 
-func TestBoundGaugePluginPasses(t *testing.T) {
+func TestPropertyBoundGaugePluginPasses(t *testing.T) {
 	phasetest.Check(t, phasetest.Config{Plugins: newInflight})
 }
 

@@ -1,0 +1,77 @@
+package phases
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/phasegate/phasegate/internal/yamlconf"
+	"github.com/phasegate/phasegate/metrics"
+)
+
+// Spec declares a plugin to the gateway's registry, under the name that
+// routes use in their plugins: mapping.
+type Spec struct {
+	// Name is the plugin's key in a route's plugins: mapping.
+	Name string
+	// Config returns a pointer to a new config value with its defaults set.
+	// The gateway decodes the plugin's YAML into it strictly (yaml tags;
+	// unknown fields are errors). If the value has a method
+	// Validate() []FieldError, it is called after decoding and each error is
+	// reported at its field's file, line and column. Nil means the plugin
+	// takes no config (only {} or null).
+	Config func() any
+	// New builds the plugin for one route from its decoded, validated
+	// config. An error is reported at the plugin's key. New is called again
+	// on every reload: anything registered on Env.Registerer must tolerate
+	// that (see Register).
+	New func(cfg any, env Env) (Plugin, error)
+}
+
+// FieldError is a problem in a plugin's config, at Field (relative to the
+// plugin's config; "" for the config as a whole; nested fields and indexes
+// as in "instances[1].name", map keys as in `nodes["10.0.0.1:80"]`). The
+// gateway's decoder calls Validate() []FieldError on every config struct it
+// decodes and positions each error at its field.
+type FieldError = yamlconf.FieldError
+
+// Env is what a plugin is built with.
+type Env struct {
+	// Route is the id of the route the plugin serves.
+	Route string
+	// Registerer is the gateway's registry, for the plugin's own metrics.
+	Registerer prometheus.Registerer
+	// Metrics are the gateway's own metrics (CONTRACT §5).
+	Metrics *metrics.Set
+	// Logger is the gateway's logger.
+	Logger zerolog.Logger
+	// Transport is the gateway's shared keep-alive transport for upstream
+	// calls.
+	Transport http.RoundTripper
+	// Consumers are the config's top-level consumers (key-auth).
+	Consumers []Consumer
+}
+
+// Consumer is an API consumer of the config's top-level consumers list.
+type Consumer struct {
+	Username string `yaml:"username" conf:"required"`
+	Key      string `yaml:"key" conf:"required"`
+}
+
+// Register registers c on reg, or returns the collector already registered
+// under the same descriptor, so that a plugin rebuilt on reload keeps its
+// series.
+func Register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
