@@ -52,7 +52,9 @@ type HeaderFilter interface {
 
 // BodyFilter runs in the body_filter phase once per chunk of the response
 // body (one server-sent event per chunk for SSE responses) and once more at
-// the end of the body (c.EOS, usually with no data).
+// the end of the body (c.EOS, usually with no data). On a route with body
+// filters, an upstream response loses its Content-Length (the filters may
+// change the length) and is sent chunked.
 type BodyFilter interface {
 	Plugin
 	BodyFilter(ctx context.Context, c *BodyChunk) BodyResult

@@ -429,6 +429,11 @@ func (x *exchange) sendHeaders() error {
 	for k, vs := range x.decor {
 		h[k] = vs
 	}
+	if !x.respIsExit && len(x.c.body) > 0 {
+		// A body filter may change the body's length: let the length
+		// framing come from the writer (chunked) instead.
+		h.Del("Content-Length")
+	}
 	if err := x.sink.WriteHeader(x.resp.Status, h); err != nil {
 		return err
 	}
