@@ -26,8 +26,11 @@ type LLMInfo struct {
 	TTFT time.Duration
 	// Attempts counts upstream attempts (more than one after fallbacks).
 	Attempts int
-	// Moderation is content moderation's verdict on the response when it
-	// could not act on it ("flagged" in final_packet mode), else "".
+	// Moderation is content moderation's verdict, for the access log:
+	// "refused" when it refused the request or response, "flagged" or
+	// "passed" after a final_packet check of a stream it could not stop,
+	// "error" when the moderation endpoint failed; "" when it had nothing
+	// to report.
 	Moderation string
 }
 

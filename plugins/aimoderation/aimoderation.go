@@ -1,0 +1,652 @@
+// Package aimoderation is phasegate's ai-content-moderation plugin: it
+// checks the prompt of a chat-completions request and, optionally, the text
+// the model generates, against deny patterns (Go regular expressions, RE2
+// syntax) and/or an OpenAI-compatible moderation endpoint, and answers a
+// refusal instead of what they flag.
+//
+//	plugins:
+//	  ai-content-moderation:
+//	    deny_patterns: ["(?i)\\bkill\\b"]    # RE2; and/or moderation.endpoint
+//	    moderation:                          # optional
+//	      endpoint: https://api.openai.com/v1/moderations
+//	      model: omni-moderation-latest      # optional, sent when set
+//	      auth: { header: { Authorization: "Bearer ${OPENAI_API_KEY}" } }
+//	      timeout: 5s                        # default
+//	      fail_mode: skip                    # skip (default) | error
+//	    check_request: true                  # default
+//	    request_messages: last               # last (default) | all
+//	    request_roles: [user]                # default; "*" is every role
+//	    check_response: false                # default
+//	    stream_check_mode: realtime          # realtime (default) | final_packet
+//	    stream_check_cache_size: 128         # default, characters
+//	    deny_code: 400                       # default
+//	    deny_message: "Your request was rejected by the content policy."
+//
+// A text is flagged when it matches a deny pattern or, failing that, when the
+// endpoint flags it. The patterns are applied to each message (or to the
+// whole response text) separately; the endpoint gets one input per message.
+// When the endpoint cannot answer, fail_mode skip lets the text through and
+// logs a warning, and fail_mode error answers 502 with an OpenAI-shaped
+// error of type "moderation_error" (in the access phase, or before a
+// response started; once a stream has started, that error is its final
+// event).
+//
+// # Request
+//
+// In the access phase (priority 1050: after ai-proxy at 1100, which
+// validates the body and records the model, and after ai-prompt-guard at
+// 1070), with check_request, the plugin checks the text of the selected
+// messages: those whose role is one of request_roles, and of those the last
+// one or all of them. A flagged prompt is refused with status deny_code and
+// a complete OpenAI-shaped response whose assistant content is deny_message
+// (CONTRACT §4): a chat.completion (application/json) or, when the client
+// asked to stream, a text/event-stream of one chat.completion.chunk and
+// "data: [DONE]". With check_request, a body that cannot be read as a
+// chat-completions request is answered 400 (413 over the route's size
+// limit).
+//
+// # Response
+//
+// With check_response, the body filter checks responses with a 2xx status
+// (error responses and exit responses pass unchanged):
+//
+//   - A non-streamed response is checked as a whole before anything is sent
+//     (its chat.completion text); when flagged, the client gets the refusal
+//     chat.completion instead, with status deny_code and the real token
+//     usage when it is known. ai-proxy delivers such a body in one piece;
+//     one that arrives in several (from a plain upstream) is held back until
+//     complete, up to 8 MiB, beyond which it passes unchecked with a
+//     warning.
+//   - A stream in realtime mode passes event by event while its text
+//     accumulates; the accumulated text is checked each time
+//     stream_check_cache_size characters have been added since the previous
+//     check, and once more at the end (on "data: [DONE]", or the end of the
+//     body). When flagged before anything was sent, the client gets the
+//     refusal stream with status deny_code; afterwards, the rest of the
+//     stream is replaced by a refusal chunk and "data: [DONE]", and the
+//     status stays 200. The text added since the previous check (about
+//     stream_check_cache_size characters) may reach the client before the
+//     check that flags it.
+//   - A stream in final_packet mode passes unchanged and is checked once at
+//     its end; the verdict is recorded, not acted on.
+//
+// The patterns are always matched against the whole accumulated text, so a
+// pattern split across events is caught; the endpoint is sent the text added
+// since the previous check, preceded by a short overlap with what it has
+// already seen. Before the end of the stream, a check leaves out the partial
+// word the text may end with (a trailing run of ASCII letters, digits and
+// underscores, which is what \b sees as a word), and the next check takes it
+// in: "kill" followed by "er" in the next event is "killer", not "kill".
+//
+// # Verdicts
+//
+// The plugin records its verdict under Verdict (read it with VerdictFrom)
+// and, when ai-proxy has recorded the request's *phases.LLMInfo, in its
+// Moderation field, which the access log prints: "refused" when it refused
+// the prompt or the response, "flagged" or "passed" after a final_packet
+// check, and "error" when the endpoint failed where that decided the outcome
+// (fail_mode error) or in final_packet mode.
+//
+// The model of a refusal is the one ai-proxy sends upstream (LLMInfo.Model),
+// else the request body's; whether the client streams is LLMInfo.Stream,
+// else the body's "stream". Without ai-proxy the plugin reads them from the
+// body itself. Per-request state lives in the request's values: a Plugin is
+// shared by concurrent requests and never changes.
+package aimoderation
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+
+	"github.com/phasegate/phasegate/internal/openai"
+	"github.com/phasegate/phasegate/phases"
+)
+
+// Name is the plugin's name in routes' plugins mappings and in logs.
+const Name = "ai-content-moderation"
+
+// priority places moderation after ai-proxy (1100), which validates the
+// body and records the model, and after ai-prompt-guard (1070), whose
+// rejections are cheaper than a moderation call.
+const priority = 1050
+
+// Verdicts, as recorded under Verdict and in phases.LLMInfo.Moderation.
+const (
+	VerdictRefused = "refused"
+	VerdictFlagged = "flagged"
+	VerdictPassed  = "passed"
+	VerdictError   = "error"
+)
+
+// ErrorType is the error type of the 502 answered when the moderation
+// endpoint fails and fail_mode is error.
+const ErrorType = "moderation_error"
+
+// MsgUnavailable is the message of that 502.
+const MsgUnavailable = "content moderation is unavailable"
+
+// Verdict is the request value holding the plugin's verdict (see the
+// Verdict* constants); it is absent while there is none.
+var Verdict = phases.NewKey[string]("moderation-verdict")
+
+// VerdictFrom returns the verdict stored in v, or "".
+func VerdictFrom(v *phases.Values) string {
+	s, _ := Verdict.Get(v)
+	return s
+}
+
+// maxBufferedBody bounds how much of a non-streamed response that arrives in
+// several chunks is held back to be checked as a whole; a larger body is
+// passed on unchecked, with a warning.
+const maxBufferedBody = 8 << 20
+
+// endpointOverlap is how many characters of already checked text precede
+// the new text sent to the endpoint during a stream, so that a word cut by a
+// check boundary is seen whole.
+const endpointOverlap = 64
+
+// Spec declares ai-content-moderation to the gateway's registry.
+var Spec = phases.Spec{
+	Name: Name,
+	Config: func() any {
+		c := DefaultConfig()
+		return &c
+	},
+	New: func(cfg any, env phases.Env) (phases.Plugin, error) {
+		switch c := cfg.(type) {
+		case *Config:
+			if c == nil {
+				return New(DefaultConfig(), env)
+			}
+			return New(*c, env)
+		case nil:
+			return New(DefaultConfig(), env)
+		default:
+			return nil, fmt.Errorf("%s: config is a %T, want a *aimoderation.Config", Name, cfg)
+		}
+	},
+}
+
+// Plugin is the ai-content-moderation plugin. It is immutable and safe for
+// concurrent use.
+type Plugin struct {
+	deny          []*regexp.Regexp
+	api           *endpoint // nil without an endpoint
+	failError     bool
+	checkRequest  bool
+	allMessages   bool
+	anyRole       bool
+	roles         []string
+	checkResponse bool
+	finalPacket   bool
+	cacheSize     int
+	denyCode      int
+	denyMessage   string
+	log           zerolog.Logger
+}
+
+// New builds the plugin from cfg, which must be valid (see
+// Config.Validate). It calls the moderation endpoint through env.Transport
+// (http.DefaultTransport when nil) and logs to env.Logger unless the
+// request's context carries a logger (zerolog.Ctx).
+func New(cfg Config, env phases.Env) (*Plugin, error) {
+	if fe := cfg.Validate(); len(fe) > 0 {
+		errs := make([]error, len(fe))
+		for i, e := range fe {
+			if e.Field == "" {
+				errs[i] = fmt.Errorf("%s: %s", Name, e.Msg)
+			} else {
+				errs[i] = fmt.Errorf("%s: %s: %s", Name, e.Field, e.Msg)
+			}
+		}
+		return nil, errors.Join(errs...)
+	}
+	deny, _ := compile(cfg.DenyPatterns)
+	p := &Plugin{
+		deny:          deny,
+		failError:     cfg.Moderation.FailMode == FailError,
+		checkRequest:  cfg.CheckRequest,
+		allMessages:   cfg.RequestMessages == MessagesAll,
+		checkResponse: cfg.CheckResponse,
+		finalPacket:   cfg.StreamCheckMode == ModeFinalPacket,
+		cacheSize:     cfg.StreamCheckCacheSize,
+		denyCode:      cfg.DenyCode,
+		denyMessage:   cfg.DenyMessage,
+		log:           env.Logger,
+	}
+	p.roles = slices.Clone(cfg.RequestRoles)
+	p.anyRole = slices.Contains(p.roles, AnyRole)
+	if cfg.Moderation.Endpoint != "" {
+		p.api = newEndpoint(cfg.Moderation, env.Transport)
+	}
+	return p, nil
+}
+
+// Name implements phases.Plugin.
+func (*Plugin) Name() string { return Name }
+
+// Priority implements phases.Prioritized.
+func (*Plugin) Priority() int { return priority }
+
+// state is one request's moderation state, kept in its values.
+type state struct {
+	// model and stream are the request body's, read when there is no
+	// LLMInfo.
+	model  string
+	stream bool
+
+	done    bool         // the response needs no more checking
+	text    []byte       // a stream's accumulated text
+	checked int          // how much of text the previous check covered
+	pending int          // characters of text after checked
+	usage   openai.Usage // the usage seen in the stream, without LLMInfo
+	buf     []byte       // a non-streamed body held back so far
+}
+
+var stateKey = phases.NewKey[*state](Name)
+
+// getState returns the request's state, creating it if the access hook did
+// not run.
+func getState(v *phases.Values) *state {
+	st, ok := stateKey.Get(v)
+	if !ok || st == nil {
+		st = &state{}
+		stateKey.Set(v, st)
+	}
+	return st
+}
+
+// Access implements phases.AccessHook: with check_request it refuses a
+// flagged prompt. It also notes the body's model and stream flag for the
+// body filter when ai-proxy has not recorded them.
+func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
+	v := r.Values()
+	st := getState(v)
+	info, _ := phases.LLM.Get(v)
+	if !p.checkRequest && (info != nil || !p.checkResponse) {
+		return phases.Exit{}
+	}
+	body, err := r.Body()
+	if err != nil {
+		if !p.checkRequest {
+			return phases.Exit{}
+		}
+		if errors.Is(err, phases.ErrBodyTooLarge) {
+			return phases.Error(http.StatusRequestEntityTooLarge, "invalid_request_error", "request body too large")
+		}
+		return phases.Error(http.StatusBadRequest, "invalid_request_error", "could not read the request body")
+	}
+	req, err := openai.ParseChatRequest(body)
+	if err != nil {
+		if !p.checkRequest {
+			return phases.Exit{}
+		}
+		return phases.Error(http.StatusBadRequest, "invalid_request_error", err.Error())
+	}
+	st.model, st.stream = req.Model, req.Stream
+	if !p.checkRequest {
+		return phases.Exit{}
+	}
+
+	texts := p.selectMessages(req.Messages)
+	hit := p.matchStrings(texts)
+	if !hit && p.api != nil && len(texts) > 0 {
+		hit, err = p.api.flagged(ctx, texts)
+		if err != nil {
+			if ctx.Err() != nil {
+				return phases.Exit{} // the client is gone: the runner aborts
+			}
+			if ex, failed := p.endpointFailed(ctx, v, "request", err); failed {
+				return ex
+			}
+		}
+	}
+	if !hit {
+		return phases.Exit{}
+	}
+	setVerdict(v, VerdictRefused)
+	model, stream := st.modelStream(info)
+	return p.refusal(p.denyCode, model, stream, openai.Usage{})
+}
+
+// selectMessages returns the non-empty texts of the messages to check, in
+// conversation order.
+func (p *Plugin) selectMessages(msgs []openai.Message) []string {
+	var texts []string
+	for i := len(msgs) - 1; i >= 0; i-- {
+		m := &msgs[i]
+		if !p.anyRole && !slices.Contains(p.roles, m.Role) {
+			continue
+		}
+		if m.Content != "" {
+			texts = append(texts, m.Content)
+		}
+		if !p.allMessages {
+			break
+		}
+	}
+	slices.Reverse(texts)
+	return texts
+}
+
+func (p *Plugin) matchStrings(texts []string) bool {
+	for _, t := range texts {
+		if p.matchString(t) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Plugin) matchString(text string) bool {
+	for _, re := range p.deny {
+		if re.MatchString(text) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Plugin) match(text []byte) bool {
+	for _, re := range p.deny {
+		if re.Match(text) {
+			return true
+		}
+	}
+	return false
+}
+
+// BodyFilter implements phases.BodyFilter: with check_response it checks a
+// 2xx response's text and refuses it, or records the verdict, as the
+// package documentation describes.
+func (p *Plugin) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.BodyResult {
+	if !p.checkResponse || c.Exit() || c.Status() < 200 || c.Status() > 299 {
+		return phases.BodyResult{}
+	}
+	st := getState(c.Values())
+	if st.done {
+		return phases.BodyResult{}
+	}
+	if c.SSE() {
+		return p.streamEvent(ctx, c, st)
+	}
+	return p.wholeBody(ctx, c, st)
+}
+
+// wholeBody checks a non-streamed response. ai-proxy delivers it as one
+// chunk with the end of the body; a body in several chunks is held back and
+// checked once complete.
+func (p *Plugin) wholeBody(ctx context.Context, c *phases.BodyChunk, st *state) phases.BodyResult {
+	if !c.EOS {
+		if len(st.buf)+len(c.Data) > maxBufferedBody {
+			out := append(st.buf, c.Data...)
+			st.buf, st.done = nil, true
+			p.logger(ctx).Warn().Str("plugin", Name).Int("limit_bytes", maxBufferedBody).
+				Msg("response too large to be held back: passed on without moderation")
+			return phases.Replace(out)
+		}
+		st.buf = append(st.buf, c.Data...)
+		return phases.Replace(nil)
+	}
+	st.done = true
+	body, held := c.Data, len(st.buf) > 0
+	if held {
+		body = append(st.buf, c.Data...)
+		st.buf = nil
+	}
+	pass := phases.BodyResult{}
+	if held {
+		pass = phases.Replace(body)
+	}
+	text := openai.CompletionText(body)
+	if text == "" {
+		return pass
+	}
+	hit := p.matchString(text)
+	if !hit && p.api != nil {
+		var err error
+		hit, err = p.api.flagged(ctx, []string{text})
+		if err != nil {
+			if ctx.Err() != nil {
+				return pass // the client is gone: the runner aborts
+			}
+			if ex, failed := p.endpointFailed(ctx, c.Values(), "response", err); failed {
+				return phases.End(ex)
+			}
+		}
+	}
+	if !hit {
+		return pass
+	}
+	v := c.Values()
+	setVerdict(v, VerdictRefused)
+	info, _ := phases.LLM.Get(v)
+	model, _ := st.modelStream(info)
+	usage := usageOf(info)
+	if !usage.Known {
+		usage, _ = openai.ParseUsage(body)
+	}
+	return phases.End(p.refusal(p.denyCode, model, false, usage))
+}
+
+var doneEvent = []byte("[DONE]")
+
+// streamEvent checks a stream, one event per call.
+func (p *Plugin) streamEvent(ctx context.Context, c *phases.BodyChunk, st *state) phases.BodyResult {
+	v := c.Values()
+	info, _ := phases.LLM.Get(v)
+	ev := bytes.TrimSpace(c.Event)
+	isDone := bytes.Equal(ev, doneEvent)
+	final := c.EOS || isDone
+	if len(ev) > 0 && !isDone {
+		n := len(st.text)
+		st.text = openai.AppendChunkDeltaText(st.text, ev)
+		st.pending += utf8.RuneCount(st.text[n:])
+		if info == nil && bytes.Contains(ev, []byte(`"usage"`)) {
+			if u, ok := openai.ParseUsage(ev); ok {
+				st.usage = u
+			}
+		}
+	}
+
+	if p.finalPacket {
+		if final {
+			st.done = true
+			setVerdict(v, p.finalVerdict(ctx, st))
+		}
+		return phases.BodyResult{}
+	}
+
+	if final {
+		st.done = true
+	}
+	if st.pending == 0 || (!final && st.pending < p.cacheSize) {
+		return phases.BodyResult{}
+	}
+	hit, err := p.checkStream(ctx, st, final)
+	if err != nil {
+		if ctx.Err() != nil {
+			return phases.BodyResult{} // the client is gone: the runner aborts
+		}
+		if ex, failed := p.endpointFailed(ctx, v, "response", err); failed {
+			st.done = true
+			return phases.End(ex)
+		}
+	}
+	if !hit {
+		return phases.BodyResult{}
+	}
+	st.done = true
+	setVerdict(v, VerdictRefused)
+	model, _ := st.modelStream(info)
+	usage := usageOf(info)
+	if !usage.Known {
+		usage = st.usage
+	}
+	if !c.HeadersSent() {
+		return phases.End(p.refusal(p.denyCode, model, true, usage))
+	}
+	// The runner frames the body as the stream's last event and adds
+	// "data: [DONE]"; the status is already sent.
+	return phases.End(phases.Reply(http.StatusOK, sseHeader(), openai.RefusalChunk(model, p.denyMessage, usage)))
+}
+
+// checkStream checks a stream's text in realtime mode: the patterns on the
+// whole text, the endpoint on the text added since the previous check and
+// an overlap before it. Before the end of the stream, a trailing partial
+// word is left for the next check (see safeEnd).
+func (p *Plugin) checkStream(ctx context.Context, st *state, final bool) (bool, error) {
+	end := len(st.text)
+	if !final {
+		end = safeEnd(st.text)
+	}
+	if end <= st.checked {
+		return false, nil // nothing new can be checked yet
+	}
+	from := st.checked
+	for i := 0; i < endpointOverlap && from > 0; i++ {
+		_, size := utf8.DecodeLastRune(st.text[:from])
+		from -= size
+	}
+	st.checked, st.pending = end, utf8.RuneCount(st.text[end:])
+	if p.match(st.text[:end]) {
+		return true, nil
+	}
+	if p.api == nil {
+		return false, nil
+	}
+	return p.api.flagged(ctx, []string{string(st.text[from:end])})
+}
+
+// safeEnd returns the length of text without its trailing run of ASCII
+// word characters (letters, digits, underscore: what \b sees as a word). The
+// end of a stream's text so far is not the end of its last word: without
+// this, a check between "kill" and "er" would find \bkill\b in "killer".
+func safeEnd(text []byte) int {
+	end := len(text)
+	for end > 0 && isWordByte(text[end-1]) {
+		end--
+	}
+	return end
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// finalVerdict checks a stream's whole text once, in final_packet mode.
+func (p *Plugin) finalVerdict(ctx context.Context, st *state) string {
+	if len(st.text) == 0 {
+		return VerdictPassed
+	}
+	if p.match(st.text) {
+		return VerdictFlagged
+	}
+	if p.api == nil {
+		return VerdictPassed
+	}
+	hit, err := p.api.flagged(ctx, []string{string(st.text)})
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			p.logger(ctx).Warn().Str("plugin", Name).Str("checking", "response").Err(err).
+				Msg("moderation endpoint failed: the final_packet verdict is unknown")
+		}
+		return VerdictError
+	case hit:
+		return VerdictFlagged
+	}
+	return VerdictPassed
+}
+
+// endpointFailed handles a failed endpoint call: with fail_mode skip it logs
+// a warning and returns false (go on); with fail_mode error it records the
+// verdict and returns the 502 exit.
+func (p *Plugin) endpointFailed(ctx context.Context, v *phases.Values, side string, err error) (phases.Exit, bool) {
+	if !p.failError {
+		p.logger(ctx).Warn().Str("plugin", Name).Str("checking", side).Err(err).
+			Msg("moderation endpoint failed: not checked by it (fail_mode skip)")
+		return phases.Exit{}, false
+	}
+	p.logger(ctx).Error().Str("plugin", Name).Str("checking", side).Err(err).
+		Msg("moderation endpoint failed: answering 502 (fail_mode error)")
+	setVerdict(v, VerdictError)
+	return phases.JSON(http.StatusBadGateway, unavailableBody), true
+}
+
+// unavailableBody is the body of the fail_mode error 502, made once: an
+// exit's body is never modified.
+var unavailableBody = phases.ErrorBody(http.StatusBadGateway, ErrorType, MsgUnavailable)
+
+// refusal is the complete refusal response: a chat.completion, or a stream
+// of one chunk and [DONE].
+func (p *Plugin) refusal(status int, model string, stream bool, usage openai.Usage) phases.Exit {
+	if stream {
+		return phases.Reply(status, sseHeader(), openai.RefusalStream(model, p.denyMessage, usage))
+	}
+	return phases.JSON(status, openai.RefusalCompletion(model, p.denyMessage, usage))
+}
+
+func sseHeader() http.Header {
+	return http.Header{"Content-Type": {"text/event-stream"}, "Cache-Control": {"no-cache"}}
+}
+
+// modelStream returns the request's model and whether the client streams:
+// ai-proxy's record, else the body's.
+func (st *state) modelStream(info *phases.LLMInfo) (string, bool) {
+	if info != nil {
+		model := info.Model
+		if model == "" {
+			model = st.model
+		}
+		return model, info.Stream
+	}
+	return st.model, st.stream
+}
+
+// usageOf returns the usage ai-proxy recorded, if any.
+func usageOf(info *phases.LLMInfo) openai.Usage {
+	if info == nil || !info.UsageKnown {
+		return openai.Usage{}
+	}
+	return openai.Usage{
+		Known:            true,
+		PromptTokens:     info.PromptTokens,
+		CompletionTokens: info.CompletionTokens,
+		TotalTokens:      info.PromptTokens + info.CompletionTokens,
+		CachedTokens:     info.CachedTokens,
+		ReasoningTokens:  info.ReasoningTokens,
+	}
+}
+
+// setVerdict records verdict for the log.
+func setVerdict(v *phases.Values, verdict string) {
+	Verdict.Set(v, verdict)
+	if info, ok := phases.LLM.Get(v); ok && info != nil {
+		info.Moderation = verdict
+	}
+}
+
+// logger is the request's logger when its context has one, else the
+// gateway's.
+func (p *Plugin) logger(ctx context.Context) *zerolog.Logger {
+	if l := zerolog.Ctx(ctx); l.GetLevel() != zerolog.Disabled {
+		return l
+	}
+	return &p.log
+}
+
+// Interface guards.
+var (
+	_ phases.AccessHook  = (*Plugin)(nil)
+	_ phases.BodyFilter  = (*Plugin)(nil)
+	_ phases.Prioritized = (*Plugin)(nil)
+)

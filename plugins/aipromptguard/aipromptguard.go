@@ -1,0 +1,242 @@
+// Package aipromptguard is phasegate's ai-prompt-guard plugin: it checks the
+// messages of a chat-completions request against allow and deny patterns
+// (Go regular expressions, RE2 syntax) and rejects the request before any
+// upstream is contacted when they say so.
+//
+//	plugins:
+//	  ai-prompt-guard:
+//	    deny_patterns: ["(?i)ignore (all )?previous instructions"]
+//	    allow_patterns: []                     # default: no allow list
+//	    match_all_conversation_history: false  # default: the last message only
+//	    match_all_roles: false                 # default: role "user" only
+//
+// In the access phase (priority 1070: after ai-proxy has validated the body,
+// before ai-content-moderation) the guard reads the request body and selects
+// the messages to check: those of role "user" (of any role with
+// match_all_roles), and of those only the last one (all of them with
+// match_all_conversation_history). A message's text is its "content" string,
+// or the text of its "text" content parts joined with "\n".
+//
+// A checked message that matches any deny pattern rejects the request. When
+// allow_patterns is not empty, every checked message must also match at least
+// one allow pattern, else the request is rejected. A request with no message
+// to check passes. A rejection is an exit with status 400 and an
+// OpenAI-shaped error of type "invalid_request_error" whose message is
+// MsgRejected: the prompt itself is never echoed. A body that cannot be read
+// as a chat-completions request gets a 400 of the same shape describing the
+// problem (413 when it is over the route's size limit).
+package aipromptguard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+
+	"github.com/phasegate/phasegate/internal/openai"
+	"github.com/phasegate/phasegate/phases"
+)
+
+// Name is the plugin's name in routes' plugins mappings and in logs.
+const Name = "ai-prompt-guard"
+
+// priority places the guard after ai-proxy (1100), which validates the body,
+// and before ai-content-moderation (1050), so that a prompt the guard
+// rejects costs no moderation call.
+const priority = 1070
+
+// MsgRejected is the error message of the guard's 400 responses.
+const MsgRejected = "the prompt was rejected by the prompt guard"
+
+// RoleUser is the role whose messages are checked unless match_all_roles is
+// set.
+const RoleUser = "user"
+
+// Config is ai-prompt-guard's configuration. Start from DefaultConfig.
+type Config struct {
+	// AllowPatterns, when not empty, are the patterns of which every checked
+	// message must match at least one. Default: none.
+	AllowPatterns []string `yaml:"allow_patterns"`
+	// DenyPatterns reject a request when any checked message matches one
+	// of them. Default: none.
+	DenyPatterns []string `yaml:"deny_patterns"`
+	// MatchAllConversationHistory checks every message of the selected
+	// roles instead of only the last one. Default false.
+	MatchAllConversationHistory bool `yaml:"match_all_conversation_history"`
+	// MatchAllRoles checks messages of every role (system, developer,
+	// assistant, tool…) instead of only "user". Default false.
+	MatchAllRoles bool `yaml:"match_all_roles"`
+}
+
+// DefaultConfig returns ai-prompt-guard's defaults. They are not valid on
+// their own: at least one pattern must be set.
+func DefaultConfig() Config { return Config{} }
+
+// Validate reports the config's problems: no pattern at all, a pattern that
+// does not compile, and a deny pattern that matches the empty string (it
+// would reject every request).
+func (c *Config) Validate() []phases.FieldError {
+	var errs []phases.FieldError
+	if len(c.AllowPatterns) == 0 && len(c.DenyPatterns) == 0 {
+		errs = append(errs, phases.FieldError{Msg: "allow_patterns and deny_patterns are both empty: set at least one pattern"})
+	}
+	_, e := compile("allow_patterns", c.AllowPatterns, false)
+	errs = append(errs, e...)
+	_, e = compile("deny_patterns", c.DenyPatterns, true)
+	errs = append(errs, e...)
+	return errs
+}
+
+// compile compiles patterns, reporting each problem at field[i]. A deny
+// pattern must not match the empty string.
+func compile(field string, patterns []string, deny bool) ([]*regexp.Regexp, []phases.FieldError) {
+	var errs []phases.FieldError
+	res := make([]*regexp.Regexp, 0, len(patterns))
+	for i, s := range patterns {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if s == "" {
+			errs = append(errs, phases.FieldError{Field: f, Msg: "empty pattern: it would match every message"})
+			continue
+		}
+		re, err := regexp.Compile(s)
+		if err != nil {
+			errs = append(errs, phases.FieldError{Field: f, Msg: "invalid RE2: " + err.Error()})
+			continue
+		}
+		if deny && re.MatchString("") {
+			errs = append(errs, phases.FieldError{Field: f, Msg: fmt.Sprintf("%q matches the empty string: it would reject every request", s)})
+			continue
+		}
+		res = append(res, re)
+	}
+	return res, errs
+}
+
+// Spec declares ai-prompt-guard to the gateway's registry.
+var Spec = phases.Spec{
+	Name: Name,
+	Config: func() any {
+		c := DefaultConfig()
+		return &c
+	},
+	New: func(cfg any, env phases.Env) (phases.Plugin, error) {
+		switch c := cfg.(type) {
+		case *Config:
+			if c == nil {
+				return New(DefaultConfig())
+			}
+			return New(*c)
+		case nil:
+			return New(DefaultConfig())
+		default:
+			return nil, fmt.Errorf("%s: config is a %T, want a *aipromptguard.Config", Name, cfg)
+		}
+	},
+}
+
+// Plugin is the ai-prompt-guard plugin. It is immutable and safe for
+// concurrent use.
+type Plugin struct {
+	allow    []*regexp.Regexp
+	deny     []*regexp.Regexp
+	history  bool
+	allRoles bool
+}
+
+// New builds the plugin from cfg; it fails if cfg is not valid (see
+// Config.Validate).
+func New(cfg Config) (*Plugin, error) {
+	if fe := cfg.Validate(); len(fe) > 0 {
+		errs := make([]error, len(fe))
+		for i, e := range fe {
+			if e.Field == "" {
+				errs[i] = fmt.Errorf("%s: %s", Name, e.Msg)
+			} else {
+				errs[i] = fmt.Errorf("%s: %s: %s", Name, e.Field, e.Msg)
+			}
+		}
+		return nil, errors.Join(errs...)
+	}
+	allow, _ := compile("allow_patterns", cfg.AllowPatterns, false)
+	deny, _ := compile("deny_patterns", cfg.DenyPatterns, true)
+	return &Plugin{
+		allow:    allow,
+		deny:     deny,
+		history:  cfg.MatchAllConversationHistory,
+		allRoles: cfg.MatchAllRoles,
+	}, nil
+}
+
+// Name implements phases.Plugin.
+func (*Plugin) Name() string { return Name }
+
+// Priority implements phases.Prioritized.
+func (*Plugin) Priority() int { return priority }
+
+// Access implements phases.AccessHook: it answers 400 when the body is not a
+// chat-completions request or when the checked messages fail the patterns.
+func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
+	body, err := r.Body()
+	if err != nil {
+		if errors.Is(err, phases.ErrBodyTooLarge) {
+			return phases.Error(http.StatusRequestEntityTooLarge, "invalid_request_error", "request body too large")
+		}
+		return phases.Error(http.StatusBadRequest, "invalid_request_error", "could not read the request body")
+	}
+	req, err := openai.ParseChatRequest(body)
+	if err != nil {
+		return phases.Error(http.StatusBadRequest, "invalid_request_error", err.Error())
+	}
+	if !p.allowed(req.Messages) {
+		return phases.JSON(http.StatusBadRequest, rejectedBody)
+	}
+	return phases.Exit{}
+}
+
+// rejectedBody is the body of every rejection, made once: an exit's body is
+// never modified.
+var rejectedBody = phases.ErrorBody(http.StatusBadRequest, "invalid_request_error", MsgRejected)
+
+// allowed reports whether the guard lets messages through: whether none of
+// the checked messages matches a deny pattern and, with allow patterns, each
+// of them matches one.
+func (p *Plugin) allowed(messages []openai.Message) bool {
+	for i := len(messages) - 1; i >= 0; i-- {
+		m := &messages[i]
+		if !p.allRoles && m.Role != RoleUser {
+			continue
+		}
+		if !p.pass(m.Content) {
+			return false
+		}
+		if !p.history {
+			return true
+		}
+	}
+	return true
+}
+
+// pass checks one message's text.
+func (p *Plugin) pass(text string) bool {
+	for _, re := range p.deny {
+		if re.MatchString(text) {
+			return false
+		}
+	}
+	if len(p.allow) == 0 {
+		return true
+	}
+	for _, re := range p.allow {
+		if re.MatchString(text) {
+			return true
+		}
+	}
+	return false
+}
+
+// Interface guards.
+var (
+	_ phases.AccessHook  = (*Plugin)(nil)
+	_ phases.Prioritized = (*Plugin)(nil)
+)
