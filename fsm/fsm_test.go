@@ -98,7 +98,7 @@ func TestEveryStateReachableAndDoneTerminal(t *testing.T) {
 
 // Random event sequences: Fire succeeds exactly when the table allows the
 // event, the trace records exactly the successful steps, and done is final.
-func TestMachineFollowsTable(t *testing.T) {
+func TestPropertyMachineFollowsTable(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		m := New(nil)
 		defer m.Release()
@@ -332,5 +332,37 @@ func TestTargetIndexMatchesTable(t *testing.T) {
 	}
 	if _, ok := Target("nowhere", EventNext); ok {
 		t.Error("Target accepted an unknown state")
+	}
+}
+
+// docs/lifecycle.md embeds the generated diagrams between markers; they must
+// be what the code draws. go test ./fsm -update rewrites them.
+func TestDocsEmbedGeneratedDiagram(t *testing.T) {
+	path := filepath.Join("..", "docs", "lifecycle.md")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	for _, f := range []Format{FormatMermaid, FormatDOT} {
+		begin, end := "<!-- lifecycle:"+string(f)+":begin -->\n", "<!-- lifecycle:"+string(f)+":end -->"
+		i, j := strings.Index(doc, begin), strings.Index(doc, end)
+		if i < 0 || j < i {
+			t.Fatalf("%s lacks the %s diagram markers", path, f)
+		}
+		diagram, _ := Diagram(f)
+		want := "```" + string(f) + "\n" + diagram + "```\n"
+		if got := doc[i+len(begin) : j]; got != want {
+			if !*update {
+				t.Errorf("%s embeds a stale %s diagram (go test ./fsm -update rewrites it)\n--- embedded\n%s--- generated\n%s", path, f, got, want)
+				continue
+			}
+			doc = doc[:i+len(begin)] + want + doc[j:]
+		}
+	}
+	if *update {
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -28,6 +28,10 @@ type Spec struct {
 	// on every reload: anything registered on Env.Registerer must tolerate
 	// that (see Register).
 	New func(cfg any, env Env) (Plugin, error)
+	// Upstream declares that the plugin provides the route's upstream (its
+	// plugins implement Upstream), so that a config naming two upstreams,
+	// or none, is caught when it is loaded.
+	Upstream bool
 }
 
 // FieldError is a problem in a plugin's config, at Field (relative to the

@@ -1,0 +1,48 @@
+# phasegate — run `make help` for the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/phasegate
+
+# Paths per property in `make test` (rapid's default is 100) and in `make proptest`.
+RAPID_CHECKS ?= 500
+PROPTEST_CHECKS ?= 10000
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME ?= 30s
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.DEFAULT_GOAL := help
+.PHONY: help build run test proptest bench lint fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/phasegate
+	$(GO) build -o $(BIN) ./cmd/phasegate
+
+run: build ## serve the embedded demo: mock LLM + chat route on 127.0.0.1:9080, admin on :9091
+	./$(BIN) run
+
+test: ## go vet, then every test with -race: property tests at CI size, fuzz seeds, goleak
+	$(GO) vet ./...
+	RAPID_CHECKS=$(RAPID_CHECKS) $(GO) test -race -count=1 ./...
+
+proptest: ## the property tests, $(PROPTEST_CHECKS) generated paths per property
+	RAPID_CHECKS=$(PROPTEST_CHECKS) RAPID_NOFAILFILE=false $(GO) test -count=1 -timeout 60m -run 'Property' -v ./... | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|\[rapid\]'
+
+bench: ## micro-benchmarks with -benchmem (lifecycle vs plain chain, machine, parsers)
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./fsm ./phases ./internal/...
+
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+fuzz: ## run every fuzz target for FUZZTIME each
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean: ## remove build output
+	rm -rf bin

@@ -1,0 +1,324 @@
+package gateway
+
+import (
+	_ "embed"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"gopkg.in/yaml.v3"
+
+	"github.com/phasegate/phasegate/internal/proxy"
+	"github.com/phasegate/phasegate/internal/yamlconf"
+	"github.com/phasegate/phasegate/phases"
+)
+
+// Default addresses and limits (CONTRACT §3).
+const (
+	DefaultListen          = "127.0.0.1:9080"
+	DefaultAdminListen     = "127.0.0.1:9091"
+	DefaultMockLLMListen   = "127.0.0.1:9082"
+	DefaultShutdownTimeout = 30 * time.Second
+)
+
+// DemoConfig is the embedded demo: the built-in mock LLM and a chat route
+// through it, so that `phasegate run` works on a fresh machine.
+//
+//go:embed demo.yaml
+var DemoConfig []byte
+
+// DemoConfigName is the file name problems in DemoConfig are reported under.
+const DemoConfigName = "demo.yaml (embedded)"
+
+// Config is a gateway's configuration, as read by LoadConfig.
+type Config struct {
+	Listen          string            `yaml:"listen"`
+	Admin           AdminConfig       `yaml:"admin"`
+	Log             LogConfig         `yaml:"log"`
+	MockLLM         *MockLLMConfig    `yaml:"mock_llm"`
+	ShutdownTimeout time.Duration     `yaml:"shutdown_timeout"`
+	Consumers       []phases.Consumer `yaml:"consumers"`
+	Routes          []RouteConfig     `yaml:"routes"`
+
+	doc *yamlconf.Doc
+}
+
+// AdminConfig is the admin listener (/metrics, /healthz, /lifecycle).
+type AdminConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+// LogConfig configures the zerolog JSON lines on stdout.
+type LogConfig struct {
+	// Level is trace, debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// AccessLog writes one line per request (default true).
+	AccessLog *bool `yaml:"access_log"`
+}
+
+// MockLLMConfig starts the built-in mock LLM in-process.
+type MockLLMConfig struct {
+	Listen string `yaml:"listen"`
+	// ModerationWords are flagged by the mock's /v1/moderations.
+	ModerationWords []string `yaml:"moderation_words"`
+}
+
+// RouteConfig is one route.
+type RouteConfig struct {
+	// ID is required and unique; it is the route label of every metric.
+	ID string `yaml:"id" conf:"required"`
+	// URI is an exact path, or a prefix when it ends in "/*" ("/api/*").
+	URI string `yaml:"uri" conf:"required"`
+	// Methods, when set, are the only methods the route serves (405 for others).
+	Methods []string `yaml:"methods"`
+	// Hosts, when set, are the only hosts the route serves; "*.example.com"
+	// matches any subdomain.
+	Hosts []string `yaml:"hosts"`
+	// Plugins maps plugin names to their configs.
+	Plugins map[string]*yaml.Node `yaml:"plugins"`
+	// Upstream proxies to plain HTTP nodes. A route has either this or an AI
+	// upstream plugin, not both.
+	Upstream *proxy.Config `yaml:"upstream"`
+
+	plugins []pluginConfig
+}
+
+type pluginConfig struct {
+	name string
+	spec phases.Spec
+	cfg  any
+	path string
+}
+
+// AccessLogEnabled reports the effective access_log setting.
+func (l LogConfig) AccessLogEnabled() bool { return l.AccessLog == nil || *l.AccessLog }
+
+// LoadFile reads and checks the config file at path (see LoadConfig).
+func LoadFile(path string, reg *Registry) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return LoadConfig(path, data, reg, nil)
+}
+
+// LoadConfig parses data, the contents of file, expanding ${ENV} from env
+// (nil means the process environment), decodes it strictly, applies
+// defaults and checks everything that can be checked without building the
+// plugins, including each plugin's own config against reg (nil means
+// Builtins). The error, if any, is a yamlconf.Problems: one line per problem,
+// FILE:LINE:COL: path.to.field: what is wrong, all of them at once.
+func LoadConfig(file string, data []byte, reg *Registry, env func(string) (string, bool)) (*Config, error) {
+	if reg == nil {
+		reg = Builtins()
+	}
+	doc, probs := yamlconf.Parse(file, data, env)
+	if doc == nil {
+		return nil, probs.Err()
+	}
+	cfg := &Config{doc: doc}
+	probs = append(probs, doc.Decode(cfg)...)
+	cfg.setDefaults()
+	probs = append(probs, cfg.check(reg)...)
+	probs.Sort()
+	if len(probs) > 0 {
+		return nil, dedupe(probs)
+	}
+	return cfg, nil
+}
+
+// dedupe drops repeated problems (the same line reported twice by two checks).
+func dedupe(ps yamlconf.Problems) yamlconf.Problems {
+	out := ps[:0]
+	for i, p := range ps {
+		if i > 0 && p == ps[i-1] {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdminListen
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.MockLLM != nil && c.MockLLM.Listen == "" {
+		c.MockLLM.Listen = DefaultMockLLMListen
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		for j, m := range r.Methods {
+			r.Methods[j] = strings.ToUpper(m)
+		}
+		if r.Upstream != nil {
+			r.Upstream.SetDefaults()
+		}
+	}
+}
+
+// problem positions a problem at path in the config file.
+func (c *Config) problem(path, format string, args ...any) yamlconf.Problem {
+	if c.doc == nil {
+		return yamlconf.Problem{Path: path, Msg: fmt.Sprintf(format, args...)}
+	}
+	return c.doc.Problemf(path, format, args...)
+}
+
+// File is the name of the file the config was read from.
+func (c *Config) File() string {
+	if c.doc == nil {
+		return ""
+	}
+	return c.doc.File
+}
+
+var methodOK = map[string]bool{
+	"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true,
+	"DELETE": true, "OPTIONS": true, "CONNECT": true, "TRACE": true,
+}
+
+func (c *Config) check(reg *Registry) yamlconf.Problems {
+	var ps yamlconf.Problems
+	add := func(path, format string, args ...any) { ps.Add(c.problem(path, format, args...)) }
+	checkAddr := func(path, addr string) {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			add(path, "must be host:port, like 127.0.0.1:9080")
+		}
+	}
+	checkAddr("listen", c.Listen)
+	checkAddr("admin.listen", c.Admin.Listen)
+	if c.MockLLM != nil {
+		checkAddr("mock_llm.listen", c.MockLLM.Listen)
+	}
+	if _, err := zerolog.ParseLevel(c.Log.Level); err != nil || c.Log.Level == "" {
+		add("log.level", "must be one of trace, debug, info, warn, error")
+	}
+	if c.ShutdownTimeout < 0 {
+		add("shutdown_timeout", "must not be negative")
+	}
+	users, keys := map[string]int{}, map[string]int{}
+	for i, cons := range c.Consumers {
+		p := fmt.Sprintf("consumers[%d]", i)
+		if j, dup := users[cons.Username]; dup && cons.Username != "" {
+			add(p+".username", "duplicates consumers[%d].username", j)
+		}
+		if j, dup := keys[cons.Key]; dup && cons.Key != "" {
+			add(p+".key", "duplicates the key of consumers[%d]", j)
+		}
+		users[cons.Username], keys[cons.Key] = i, i
+	}
+	ids := map[string]int{}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		p := fmt.Sprintf("routes[%d]", i)
+		if j, dup := ids[r.ID]; dup && r.ID != "" {
+			add(p+".id", "duplicates routes[%d].id %q", j, r.ID)
+		}
+		ids[r.ID] = i
+		if r.URI != "" {
+			if msg := checkURI(r.URI); msg != "" {
+				add(p+".uri", "%s", msg)
+			}
+		}
+		for j, m := range r.Methods {
+			if !methodOK[m] {
+				add(fmt.Sprintf("%s.methods[%d]", p, j), "unknown method %q", m)
+			}
+		}
+		for j, h := range r.Hosts {
+			if msg := checkHost(h); msg != "" {
+				add(fmt.Sprintf("%s.hosts[%d]", p, j), "%s", msg)
+			}
+		}
+		upstreams := 0
+		if r.Upstream != nil {
+			upstreams++
+		}
+		names := make([]string, 0, len(r.Plugins))
+		for name := range r.Plugins {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		r.plugins = r.plugins[:0]
+		for _, name := range names {
+			pp := yamlconf.PathKey(p+".plugins", name)
+			spec, ok := reg.Lookup(name)
+			if !ok {
+				add(pp, "unknown plugin %q (known: %s)", name, strings.Join(reg.Names(), ", "))
+				continue
+			}
+			if spec.Upstream {
+				upstreams++
+			}
+			cfg, probs := c.decodePlugin(spec, r.Plugins[name], pp)
+			ps = append(ps, probs...)
+			if len(probs) == 0 {
+				r.plugins = append(r.plugins, pluginConfig{name: name, spec: spec, cfg: cfg, path: pp})
+			}
+		}
+		switch {
+		case upstreams == 0:
+			add(p, "%s", msgNoUpstream)
+		case upstreams > 1:
+			add(p, "route has %d upstreams: keep exactly one of upstream: and the AI upstream plugins", upstreams)
+		}
+	}
+	return ps
+}
+
+const msgNoUpstream = "route has no upstream: add an upstream: block or an AI upstream plugin (ai-proxy, ai-proxy-multi)"
+
+func (c *Config) decodePlugin(spec phases.Spec, n *yaml.Node, path string) (any, yamlconf.Problems) {
+	if spec.Config == nil {
+		if n != nil && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") && !(n.Kind == yaml.MappingNode && len(n.Content) == 0) {
+			return nil, yamlconf.Problems{c.problem(path, "plugin %q takes no configuration", spec.Name)}
+		}
+		return nil, nil
+	}
+	cfg := spec.Config()
+	if n == nil || c.doc == nil {
+		return cfg, nil
+	}
+	return cfg, c.doc.DecodeNode(n, path, cfg)
+}
+
+func checkURI(uri string) string {
+	switch {
+	case !strings.HasPrefix(uri, "/"):
+		return `must start with "/"`
+	case strings.Contains(uri, "*") && !strings.HasSuffix(uri, "/*"):
+		return `"*" is only allowed as a final "/*" (a prefix match, like "/api/*")`
+	case strings.Count(uri, "*") > 1:
+		return `only one "*" is allowed`
+	case strings.ContainsAny(uri, "?# \t"):
+		return "must be a path without query, fragment or spaces"
+	}
+	return ""
+}
+
+func checkHost(h string) string {
+	name := strings.TrimPrefix(h, "*.")
+	switch {
+	case name == "":
+		return "must not be empty"
+	case strings.Contains(name, "*"):
+		return `a wildcard is only allowed as a leading "*."`
+	case strings.ContainsAny(name, "/: \t"):
+		return "must be a host name without scheme, port or path"
+	}
+	return ""
+}

@@ -1,0 +1,236 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/phasegate/phasegate/internal/proxy"
+	"github.com/phasegate/phasegate/metrics"
+	"github.com/phasegate/phasegate/mockllm"
+	"github.com/phasegate/phasegate/phases"
+)
+
+// Options are what a Gateway is built with besides its Config. The zero
+// value works: every field's comment gives its default.
+type Options struct {
+	// Registerer receives the gateway's metrics. Default: a new
+	// prometheus.Registry (never the global one).
+	Registerer prometheus.Registerer
+	// Gatherer is what the admin listener's /metrics serves. Default: the
+	// Registerer, when it is also a Gatherer (a *prometheus.Registry is).
+	Gatherer prometheus.Gatherer
+	// Logger receives the access log and the gateway's own messages.
+	// Default: JSON lines on stdout.
+	Logger *zerolog.Logger
+	// Plugins are the plugins routes may name. Default: Builtins().
+	Plugins *Registry
+	// Transport carries upstream requests. Default: a shared keep-alive
+	// transport (one per Gateway).
+	Transport http.RoundTripper
+}
+
+// Gateway serves a Config. It is an http.Handler.
+type Gateway struct {
+	state atomic.Pointer[state]
+	opts  Options
+	deps  deps
+
+	mu       sync.Mutex // guards the servers below
+	data     *http.Server
+	admin    *http.Server
+	mock     *mockllm.Server
+	dataAddr net.Addr
+	adminAdr net.Addr
+	serveErr chan error
+}
+
+// New builds a gateway serving cfg (from LoadConfig). It starts no
+// listener: use it as an http.Handler, or call Start.
+func New(cfg *Config, opts Options) (*Gateway, error) {
+	if cfg == nil {
+		return nil, errors.New("gateway: nil config")
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	if opts.Gatherer == nil {
+		if g, ok := opts.Registerer.(prometheus.Gatherer); ok {
+			opts.Gatherer = g
+		} else {
+			opts.Gatherer = prometheus.NewRegistry()
+		}
+	}
+	if opts.Logger == nil {
+		l := zerolog.New(os.Stdout).With().Timestamp().Logger()
+		opts.Logger = &l
+	}
+	if opts.Plugins == nil {
+		opts.Plugins = Builtins()
+	}
+	if opts.Transport == nil {
+		opts.Transport = proxy.NewTransport()
+	}
+	m, err := metrics.New(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: registering metrics: %w", err)
+	}
+	g := &Gateway{opts: opts, deps: deps{
+		metrics:    m,
+		registerer: opts.Registerer,
+		log:        *opts.Logger,
+		transport:  opts.Transport,
+	}}
+	st, err := build(cfg, g.deps)
+	if err != nil {
+		return nil, err
+	}
+	g.state.Store(st)
+	return g, nil
+}
+
+// Validate builds every plugin of cfg against a scratch registry without
+// serving anything: what `phasegate validate` runs after LoadConfig.
+func Validate(cfg *Config, plugins *Registry) error {
+	l := zerolog.Nop()
+	_, err := New(cfg, Options{Plugins: plugins, Logger: &l, Transport: http.DefaultTransport})
+	return err
+}
+
+// Config returns the config being served.
+func (g *Gateway) Config() *Config { return g.state.Load().cfg }
+
+// Reload swaps in cfg. Requests in flight finish on the config they started
+// with; new requests see cfg. If cfg cannot be built, nothing changes and
+// the error says why. Listener addresses and the mock LLM are not changed
+// by a reload.
+func (g *Gateway) Reload(cfg *Config) error {
+	st, err := build(cfg, g.deps)
+	if err != nil {
+		return err
+	}
+	old := g.state.Swap(st)
+	if old.cfg.Listen != cfg.Listen || old.cfg.Admin.Listen != cfg.Admin.Listen {
+		g.deps.log.Warn().Msg("reload: listen addresses do not change until a restart")
+	}
+	return nil
+}
+
+// ServeHTTP routes r and runs it through its route's chain.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := g.state.Load()
+	chain := st.notFound
+	if rt, _ := st.router.match(r.Method, r.Host, r.URL.Path); rt != nil {
+		chain = rt.chain
+	}
+	sink := phases.NewHTTPSink(w)
+	chain.Serve(r.Context(), r, sink)
+	if sink.Aborted() {
+		// The lifecycle has finished; break the connection so the client
+		// cannot take a cut-short response for a complete one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// Metrics returns the gateway's metric set.
+func (g *Gateway) Metrics() *metrics.Set { return g.deps.metrics }
+
+// Start listens on the config's data-plane and admin addresses (and starts
+// the mock LLM when configured) and serves in the background. Use Addr and
+// AdminAddr to learn the addresses when the config asked for port 0.
+func (g *Gateway) Start() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.data != nil {
+		return errors.New("gateway: already started")
+	}
+	cfg := g.Config()
+	var closers []func()
+	fail := func(err error) error {
+		for _, c := range closers {
+			c()
+		}
+		return err
+	}
+	if cfg.MockLLM != nil {
+		mock, err := mockllm.Start(cfg.MockLLM.Listen, mockllm.Options{ModerationWords: cfg.MockLLM.ModerationWords})
+		if err != nil {
+			return fail(fmt.Errorf("mock LLM: %w", err))
+		}
+		g.mock = mock
+		closers = append(closers, func() { _ = mock.Close(); g.mock = nil })
+	}
+	dl, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fail(fmt.Errorf("listen: %w", err))
+	}
+	closers = append(closers, func() { _ = dl.Close() })
+	al, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		return fail(fmt.Errorf("admin listen: %w", err))
+	}
+	g.dataAddr, g.adminAdr = dl.Addr(), al.Addr()
+	g.data = &http.Server{
+		Handler:           g,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          stdLogger(g.deps.log),
+	}
+	g.admin = &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	g.serveErr = make(chan error, 2)
+	for _, s := range []struct {
+		srv *http.Server
+		ln  net.Listener
+	}{{g.data, dl}, {g.admin, al}} {
+		go func() {
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.serveErr <- err
+			}
+		}()
+	}
+	g.deps.log.Info().Str("listen", dl.Addr().String()).Str("admin", al.Addr().String()).
+		Int("routes", len(cfg.Routes)).Msg("phasegate serving")
+	return nil
+}
+
+// Addr is the data-plane address after Start.
+func (g *Gateway) Addr() net.Addr { g.mu.Lock(); defer g.mu.Unlock(); return g.dataAddr }
+
+// AdminAddr is the admin address after Start.
+func (g *Gateway) AdminAddr() net.Addr { g.mu.Lock(); defer g.mu.Unlock(); return g.adminAdr }
+
+// Err reports a listener that stopped serving on its own.
+func (g *Gateway) Err() <-chan error { return g.serveErr }
+
+// Shutdown stops accepting connections and waits for requests in flight to
+// finish until ctx is done; then it closes whatever is left. The admin
+// listener and the mock LLM stop after the data plane has drained.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	data, admin, mock := g.data, g.admin, g.mock
+	g.mu.Unlock()
+	if data == nil {
+		return nil
+	}
+	err := data.Shutdown(ctx)
+	if err != nil {
+		_ = data.Close()
+	}
+	_ = admin.Close()
+	if mock != nil {
+		_ = mock.Close()
+	}
+	if t, ok := g.opts.Transport.(*http.Transport); ok {
+		t.CloseIdleConnections()
+	}
+	return err
+}

@@ -1,0 +1,178 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer collects log lines from concurrent requests.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// lines returns the JSON log lines with message "access".
+func (b *syncBuffer) accessLines(t testing.TB) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(b.String()))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", sc.Text())
+		}
+		if m["message"] == "access" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// testGateway is a Gateway served on a real socket, with its own registry
+// and a captured log.
+type testGateway struct {
+	*Gateway
+	srv *httptest.Server
+	reg *prometheus.Registry
+	log *syncBuffer
+}
+
+func newTestGateway(t *testing.T, yamlText string) *testGateway {
+	t.Helper()
+	return newTestGatewayWith(t, yamlText, nil)
+}
+
+func newTestGatewayWith(t *testing.T, yamlText string, plugins *Registry) *testGateway {
+	t.Helper()
+	cfg, err := LoadConfig("test.yaml", []byte(yamlText), plugins, nil)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	tg := &testGateway{reg: prometheus.NewRegistry(), log: &syncBuffer{}}
+	l := zerolog.New(tg.log)
+	g, err := New(cfg, Options{Registerer: tg.reg, Logger: &l, Plugins: plugins})
+	if err != nil {
+		t.Fatalf("gateway: %v", err)
+	}
+	tg.Gateway = g
+	tg.srv = httptest.NewServer(g)
+	t.Cleanup(func() {
+		tg.srv.Close()
+		if tr, ok := g.opts.Transport.(*http.Transport); ok {
+			tr.CloseIdleConnections()
+		}
+	})
+	return tg
+}
+
+func (tg *testGateway) url(path string) string { return tg.srv.URL + path }
+
+// waitGauge polls until every sample of the named gauge is 0, and fails
+// with the exposition otherwise.
+func (tg *testGateway) waitGaugesZero(t *testing.T, names ...string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		bad := nonZero(t, tg.reg, names...)
+		if len(bad) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gauges not back to 0: %v", bad)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func nonZero(t *testing.T, reg *prometheus.Registry, names ...string) []string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad []string
+	for _, mf := range mfs {
+		for _, n := range names {
+			if mf.GetName() != n {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if v := m.GetGauge().GetValue(); v != 0 {
+					bad = append(bad, mf.GetName()+" "+m.String())
+				}
+			}
+		}
+	}
+	return bad
+}
+
+func counter(t *testing.T, c prometheus.Collector) float64 {
+	t.Helper()
+	return testutil.ToFloat64(c)
+}
+
+func readAll(t *testing.T, r io.Reader) string {
+	t.Helper()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test ./gateway -update creates it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (go test ./gateway -update rewrites it)\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func zerologNop() zerolog.Logger { return zerolog.Nop() }
+
+func httptestServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}

@@ -1,0 +1,139 @@
+// Package metrics defines phasegate's Prometheus metrics (CONTRACT §5): one
+// Set per gateway, registered on the Registerer the embedding program
+// passes, never on the global registry.
+package metrics
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Label names.
+const (
+	LabelRoute       = "route"
+	LabelCode        = "code"
+	LabelInstance    = "instance"
+	LabelModel       = "model"
+	LabelRequestType = "request_type"
+	LabelPhase       = "phase"
+	LabelPlugin      = "plugin"
+	LabelCause       = "cause"
+)
+
+// Request types of the LLM metrics.
+const (
+	RequestTypeChat   = "ai_chat"
+	RequestTypeStream = "ai_stream"
+)
+
+// MaxModelLabelBytes bounds the model label (CONTRACT §5).
+const MaxModelLabelBytes = 128
+
+// Model cuts a model name to MaxModelLabelBytes without splitting a UTF-8
+// sequence.
+func Model(m string) string {
+	if len(m) <= MaxModelLabelBytes {
+		return m
+	}
+	cut := MaxModelLabelBytes
+	for cut > 0 && m[cut]&0xC0 == 0x80 { // continuation byte
+		cut--
+	}
+	return m[:cut]
+}
+
+// Set is every metric of the contract.
+type Set struct {
+	HTTPRequests *prometheus.CounterVec
+	HTTPDuration *prometheus.HistogramVec
+	HTTPActive   *prometheus.GaugeVec
+
+	LLMActive           *prometheus.GaugeVec
+	LLMDuration         *prometheus.HistogramVec
+	LLMTimeToFirstToken *prometheus.HistogramVec
+	LLMPromptTokens     *prometheus.CounterVec
+	LLMCompletionTokens *prometheus.CounterVec
+
+	LifecycleExits  *prometheus.CounterVec
+	LifecycleAborts *prometheus.CounterVec
+}
+
+// Names of the gauges, also used as binding names in traces.
+const (
+	NameHTTPActive = "phasegate_http_active_requests"
+	NameLLMActive  = "phasegate_llm_active_connections"
+)
+
+var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
+
+// New creates the set and registers it on reg.
+func New(reg prometheus.Registerer) (*Set, error) {
+	llm := []string{LabelRoute, LabelInstance, LabelModel, LabelRequestType}
+	s := &Set{
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phasegate_http_requests_total",
+			Help: "Requests handled, by route and final status code.",
+		}, []string{LabelRoute, LabelCode}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "phasegate_http_request_duration_seconds",
+			Help:    "Time from accepting a request to its log phase.",
+			Buckets: latencyBuckets,
+		}, []string{LabelRoute}),
+		HTTPActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: NameHTTPActive,
+			Help: "Requests between start and done.",
+		}, []string{LabelRoute}),
+		LLMActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: NameLLMActive,
+			Help: "Upstream LLM attempts in flight.",
+		}, llm),
+		LLMDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "phasegate_llm_request_duration_seconds",
+			Help:    "Duration of LLM upstream requests that answered with a status below 400, to the end of the response.",
+			Buckets: latencyBuckets,
+		}, llm),
+		LLMTimeToFirstToken: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "phasegate_llm_time_to_first_token_seconds",
+			Help:    "Time from sending a streamed LLM request to its first content event.",
+			Buckets: latencyBuckets,
+		}, []string{LabelRoute, LabelInstance, LabelModel}),
+		LLMPromptTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phasegate_llm_prompt_tokens_total",
+			Help: "Prompt tokens reported by LLM upstreams.",
+		}, llm),
+		LLMCompletionTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phasegate_llm_completion_tokens_total",
+			Help: "Completion tokens reported by LLM upstreams.",
+		}, llm),
+		LifecycleExits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phasegate_lifecycle_exits_total",
+			Help: "Requests ended early by an exit, by the phase and plugin that exited.",
+		}, []string{LabelRoute, LabelPhase, LabelPlugin}),
+		LifecycleAborts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phasegate_lifecycle_aborts_total",
+			Help: "Requests aborted because the client went away, by the phase it left in.",
+		}, []string{LabelRoute, LabelPhase, LabelCause}),
+	}
+	var errs []error
+	for _, c := range s.collectors() {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return s, errors.Join(errs...)
+}
+
+func (s *Set) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		s.HTTPRequests, s.HTTPDuration, s.HTTPActive,
+		s.LLMActive, s.LLMDuration, s.LLMTimeToFirstToken, s.LLMPromptTokens, s.LLMCompletionTokens,
+		s.LifecycleExits, s.LifecycleAborts,
+	}
+}
+
+// InitRoute creates the route's always-present series at 0, so that a
+// dashboard sees the route before its first request.
+func (s *Set) InitRoute(route string) {
+	s.HTTPActive.WithLabelValues(route)
+}
