@@ -49,7 +49,7 @@ type scopeModel struct {
 // early releases (repeated, from stale handles too), child closes and the
 // lifecycle's events: every release function runs exactly once, by done at
 // the latest, and the ledger sees the labels of the acquisition.
-func TestScopeReleasesExactlyOnce(t *testing.T) {
+func TestPropertyScopeReleasesExactlyOnce(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		s := &scopeModel{calls: map[string]int{}}
 		s.m = New(nil)

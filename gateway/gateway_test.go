@@ -367,10 +367,10 @@ func TestAdminEndpointsAndLifecycle(t *testing.T) {
 	defer g.Shutdown(context.Background())
 	base := "http://" + g.AdminAddr().String()
 	for path, want := range map[string]string{
-		"/healthz":               "ok",
-		"/lifecycle":             "stateDiagram-v2",
-		"/lifecycle?format=dot":  "digraph fsm",
-		"/metrics":               "phasegate_http_active_requests",
+		"/healthz":              "ok",
+		"/lifecycle":            "stateDiagram-v2",
+		"/lifecycle?format=dot": "digraph fsm",
+		"/metrics":              "phasegate_http_active_requests",
 	} {
 		resp, err := http.Get(base + path)
 		if err != nil {
