@@ -22,7 +22,8 @@
 // The package knows nothing of HTTP. It guards against the hazards of the
 // underlying library (see ../shared/NOTES-looplab-fsm.md in the project
 // history and docs/lifecycle.md): no cancellable context ever reaches
-// looplab's Event, the only code inside looplab callbacks is the machine's own
-// trace bookkeeping, re-entrant Fire calls are refused instead of deadlocking,
-// and ForceDone finishes a machine that can no longer move.
+// looplab's Event, no code of ours runs inside looplab (it has no callbacks:
+// the Observer and releases run after Event returns), re-entrant Fire calls
+// are refused instead of deadlocking, and ForceDone finishes a machine that
+// can no longer move.
 package fsm
