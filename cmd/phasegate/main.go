@@ -24,6 +24,8 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
 	"github.com/phasegate/phasegate/fsm"
@@ -169,7 +171,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
-	g, err := gateway.New(cfg, gateway.Options{Logger: &log})
+	// The binary's registry also carries the Go runtime and process
+	// collectors (goroutines, heap, RSS), which the soak test and operators
+	// read; an embedding program decides that for itself.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g, err := gateway.New(cfg, gateway.Options{Logger: &log, Registerer: reg})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
