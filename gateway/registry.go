@@ -8,6 +8,8 @@ import (
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aimoderation"
 	"github.com/phasegate/phasegate/plugins/aipromptguard"
+	"github.com/phasegate/phasegate/plugins/aiproxy"
+	"github.com/phasegate/phasegate/plugins/aiproxymulti"
 	"github.com/phasegate/phasegate/plugins/keyauth"
 	"github.com/phasegate/phasegate/plugins/requestid"
 )
@@ -28,6 +30,8 @@ var builtins = []phases.Spec{
 	keyauth.Spec,
 	aipromptguard.Spec,
 	aimoderation.Spec,
+	aiproxy.Spec,
+	aiproxymulti.Spec,
 }
 
 // Builtins returns a new registry holding phasegate's built-in plugins; add

@@ -2,7 +2,9 @@ package phases
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -78,4 +80,49 @@ func Register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 		return c, err
 	}
 	return c, nil
+}
+
+// Typed completes s for a plugin whose config type is C: s.Config returns
+// defaults() as a *C for the gateway to decode into, and s.New hands the
+// decoded value to build (defaults() when there is none). It is how every
+// built-in plugin declares itself:
+//
+//	var Spec = phases.Typed(phases.Spec{Name: "key-auth"}, DefaultConfig,
+//		func(c Config, env phases.Env) (phases.Plugin, error) { return New(c, env.Consumers) })
+func Typed[C any](s Spec, defaults func() C, build func(cfg C, env Env) (Plugin, error)) Spec {
+	s.Config = func() any {
+		c := defaults()
+		return &c
+	}
+	s.New = func(cfg any, env Env) (Plugin, error) {
+		switch c := cfg.(type) {
+		case nil:
+			return build(defaults(), env)
+		case *C:
+			if c == nil {
+				return build(defaults(), env)
+			}
+			return build(*c, env)
+		}
+		var want *C
+		return nil, fmt.Errorf("%s: config is a %T, want a %T", s.Name, cfg, want)
+	}
+	return s
+}
+
+// ConfigError turns a config's field errors into one error naming the
+// plugin, or nil when there are none: what a plugin's New returns for a
+// config that does not validate.
+func ConfigError(plugin string, errs []FieldError) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Msg
+		if e.Field != "" {
+			msgs[i] = e.Field + ": " + e.Msg
+		}
+	}
+	return fmt.Errorf("%s: invalid config: %s", plugin, strings.Join(msgs, "; "))
 }

@@ -30,13 +30,9 @@ func (c *Config) Validate() []phases.FieldError {
 }
 
 // Spec registers the plugin with a gateway: gateway.Builtins().Register(Spec).
-var Spec = phases.Spec{
-	Name:   "concurrency-limit",
-	Config: func() any { return &Config{Max: 64} },
-	New: func(cfg any, env phases.Env) (phases.Plugin, error) {
-		return New(*cfg.(*Config), env.Route, env.Registerer)
-	},
-}
+var Spec = phases.Typed(phases.Spec{Name: "concurrency-limit"},
+	func() Config { return Config{Max: 64} },
+	func(c Config, env phases.Env) (phases.Plugin, error) { return New(c, env.Route, env.Registerer) })
 
 // Limit is the plugin. One value serves all of a route's requests, so it
 // keeps no per-request state in its fields.

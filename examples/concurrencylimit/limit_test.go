@@ -2,6 +2,7 @@ package concurrencylimit
 
 import (
 	"context"
+	"flag"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -102,7 +103,18 @@ func TestDocsShowThisCode(t *testing.T) {
 			t.Fatalf("docs/writing-plugins.md lacks the %s markers", file)
 		}
 		if got := string(doc[i+len(begin) : j]); got != string(src) {
-			t.Errorf("docs/writing-plugins.md shows a stale %s (copy the file between its markers)", file)
+			if *update {
+				doc = append(append(append([]byte(nil), doc[:i+len(begin)]...), src...), doc[j:]...)
+				continue
+			}
+			t.Errorf("docs/writing-plugins.md shows a stale %s (go test ./examples/... -update copies it)", file)
+		}
+	}
+	if *update {
+		if err := os.WriteFile(filepath.Join("..", "..", "docs", "writing-plugins.md"), doc, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
+
+var update = flag.Bool("update", false, "copy this package's files into docs/writing-plugins.md")

@@ -617,7 +617,7 @@ func TestSlowHeadersIs504(t *testing.T) {
 	}
 	o := g.outcome(t)
 	var te *proxy.TimeoutError
-	if o.Cause != phases.CauseTimeout || !errors.As(o.Err, &te) || te.Body || te.Node != addr(up) ||
+	if o.Cause != phases.CauseTimeout || !errors.As(o.Err, &te) || te.Body || te.Upstream != addr(up) ||
 		!errors.Is(o.Err, context.DeadlineExceeded) {
 		t.Errorf("logged %+v", o)
 	}

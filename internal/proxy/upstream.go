@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/phasegate/phasegate/internal/httpx"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -62,31 +63,8 @@ func (u *Upstream) Name() string { return Name }
 var errTimedOut = errors.New("proxy: upstream timed out")
 
 // TimeoutError is the error of an upstream call that timed out (see
-// Config.Timeout). It matches context.DeadlineExceeded with errors.Is, and
-// is a net.Error whose Timeout is true.
-type TimeoutError struct {
-	// Node is the node that did not answer in time.
-	Node string
-	// Body is false for a wait for the response header, true for a read of
-	// the response body.
-	Body bool
-	// After is the configured timeout.
-	After time.Duration
-}
-
-func (e *TimeoutError) Error() string {
-	what := "response header"
-	if e.Body {
-		what = "response body bytes"
-	}
-	return fmt.Sprintf("proxy: upstream %s: no %s within %s", e.Node, what, e.After)
-}
-
-// Unwrap returns context.DeadlineExceeded.
-func (e *TimeoutError) Unwrap() error { return context.DeadlineExceeded }
-
-// Timeout returns true.
-func (e *TimeoutError) Timeout() bool { return true }
+// Config.Timeout): the runner answers 504, or aborts a started response.
+type TimeoutError = httpx.TimeoutError
 
 // Upstream sends r to the next node and returns its response, whatever its
 // status, with a body streamed as it arrives. Errors are the transport's
@@ -111,7 +89,7 @@ func (u *Upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 	}
 	return &phases.Response{
 		Status: resp.StatusCode,
-		Header: endToEnd(resp.Header),
+		Header: httpx.EndToEnd(resp.Header),
 		Body: &body{
 			ctx:     ctx,
 			cancel:  cancel,
@@ -147,7 +125,7 @@ func (u *Upstream) outgoing(ctx context.Context, node string, r *phases.Request)
 		out.Body = io.NopCloser(r.BodyReader())
 		out.ContentLength = n
 	}
-	h := endToEnd(r.Header())
+	h := httpx.EndToEnd(r.Header())
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = []string{""} // not the transport's default
 	}
@@ -166,7 +144,7 @@ func (u *Upstream) outgoing(ctx context.Context, node string, r *phases.Request)
 // client's cancellation, is returned as is.
 func (u *Upstream) translate(ctx context.Context, err error, node string, inBody bool) error {
 	if ctx.Err() != nil && errors.Is(context.Cause(ctx), errTimedOut) {
-		return &TimeoutError{Node: node, Body: inBody, After: u.cfg.Timeout}
+		return &TimeoutError{Upstream: node, Body: inBody, After: u.cfg.Timeout}
 	}
 	return err
 }

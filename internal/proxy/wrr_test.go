@@ -70,26 +70,6 @@ func TestBalancerConcurrent(t *testing.T) {
 	}
 }
 
-func TestEndToEnd(t *testing.T) {
-	h := endToEnd(map[string][]string{
-		"Connection":    {"X-A, x-b", " keep-alive "},
-		"X-A":           {"1"},
-		"X-B":           {"2"},
-		"Keep-Alive":    {"timeout=5"},
-		"Te":            {"trailers"},
-		"Upgrade":       {"websocket"},
-		"Trailer":       {"X-T"},
-		"X-Kept":        {"yes"},
-		"Authorization": {"Bearer k"},
-	})
-	if len(h) != 2 || h.Get("X-Kept") != "yes" || h.Get("Authorization") != "Bearer k" {
-		t.Errorf("got %v", h)
-	}
-	if endToEnd(nil) == nil {
-		t.Error("endToEnd(nil) should be an empty header")
-	}
-}
-
 func TestClientIP(t *testing.T) {
 	for in, want := range map[string]string{
 		"192.0.2.1:1234": "192.0.2.1",

@@ -154,26 +154,8 @@ const maxBufferedBody = 8 << 20
 const endpointOverlap = 64
 
 // Spec declares ai-content-moderation to the gateway's registry.
-var Spec = phases.Spec{
-	Name: Name,
-	Config: func() any {
-		c := DefaultConfig()
-		return &c
-	},
-	New: func(cfg any, env phases.Env) (phases.Plugin, error) {
-		switch c := cfg.(type) {
-		case *Config:
-			if c == nil {
-				return New(DefaultConfig(), env)
-			}
-			return New(*c, env)
-		case nil:
-			return New(DefaultConfig(), env)
-		default:
-			return nil, fmt.Errorf("%s: config is a %T, want a *aimoderation.Config", Name, cfg)
-		}
-	},
-}
+var Spec = phases.Typed(phases.Spec{Name: Name}, DefaultConfig,
+	func(c Config, env phases.Env) (phases.Plugin, error) { return New(c, env) })
 
 // Plugin is the ai-content-moderation plugin. It is immutable and safe for
 // concurrent use.

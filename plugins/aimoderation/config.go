@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/phasegate/phasegate/internal/httpx"
 	"github.com/phasegate/phasegate/internal/yamlconf"
 	"github.com/phasegate/phasegate/phases"
 )
@@ -156,7 +157,7 @@ func (c *Config) Validate() []phases.FieldError {
 	slices.Sort(names)
 	for _, k := range names {
 		field := yamlconf.PathKey("moderation.auth.header", k)
-		if !isToken(k) {
+		if !httpx.IsToken(k) {
 			add(field, "%q is not a valid HTTP header name", k)
 		}
 		if strings.ContainsAny(m.Auth.Header[k], "\r\n\x00") {
@@ -213,22 +214,4 @@ func compile(patterns []string) ([]*regexp.Regexp, []phases.FieldError) {
 		res = append(res, re)
 	}
 	return res, errs
-}
-
-// isToken reports whether s is an HTTP token (RFC 9110 §5.6.2), as header
-// names must be.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

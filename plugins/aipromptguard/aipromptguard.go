@@ -114,26 +114,8 @@ func compile(field string, patterns []string, deny bool) ([]*regexp.Regexp, []ph
 }
 
 // Spec declares ai-prompt-guard to the gateway's registry.
-var Spec = phases.Spec{
-	Name: Name,
-	Config: func() any {
-		c := DefaultConfig()
-		return &c
-	},
-	New: func(cfg any, env phases.Env) (phases.Plugin, error) {
-		switch c := cfg.(type) {
-		case *Config:
-			if c == nil {
-				return New(DefaultConfig())
-			}
-			return New(*c)
-		case nil:
-			return New(DefaultConfig())
-		default:
-			return nil, fmt.Errorf("%s: config is a %T, want a *aipromptguard.Config", Name, cfg)
-		}
-	},
-}
+var Spec = phases.Typed(phases.Spec{Name: Name}, DefaultConfig,
+	func(c Config, env phases.Env) (phases.Plugin, error) { return New(c) })
 
 // Plugin is the ai-prompt-guard plugin. It is immutable and safe for
 // concurrent use.

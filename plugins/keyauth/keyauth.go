@@ -41,6 +41,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/phasegate/phasegate/internal/httpx"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -99,33 +100,15 @@ func (c *Config) Validate() []phases.FieldError {
 	if c.Header == "" && c.Query == "" {
 		errs = append(errs, phases.FieldError{Msg: "header and query are both empty: no request could carry a key"})
 	}
-	if c.Header != "" && !isToken(c.Header) {
+	if c.Header != "" && !httpx.IsToken(c.Header) {
 		errs = append(errs, phases.FieldError{Field: "header", Msg: fmt.Sprintf("%q is not a valid HTTP header name", c.Header)})
 	}
 	return errs
 }
 
 // Spec declares key-auth to the gateway's registry.
-var Spec = phases.Spec{
-	Name: Name,
-	Config: func() any {
-		c := DefaultConfig()
-		return &c
-	},
-	New: func(cfg any, env phases.Env) (phases.Plugin, error) {
-		switch c := cfg.(type) {
-		case nil:
-			return New(DefaultConfig(), env.Consumers)
-		case *Config:
-			if c == nil {
-				return New(DefaultConfig(), env.Consumers)
-			}
-			return New(*c, env.Consumers)
-		default:
-			return nil, fmt.Errorf("%s: config is a %T, want a *keyauth.Config", Name, cfg)
-		}
-	},
-}
+var Spec = phases.Typed(phases.Spec{Name: Name}, DefaultConfig,
+	func(c Config, env phases.Env) (phases.Plugin, error) { return New(c, env.Consumers) })
 
 // Plugin is the key-auth plugin. It is safe for concurrent use.
 type Plugin struct {
@@ -315,24 +298,6 @@ func unescape(s string) string {
 		return u
 	}
 	return s
-}
-
-// isToken reports whether s is an HTTP token (RFC 9110 §5.6.2), as header
-// names must be.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // Interface guards.

@@ -25,11 +25,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
+	"github.com/phasegate/phasegate/internal/httpx"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -86,7 +85,7 @@ func (c *Config) Validate() []phases.FieldError {
 	switch {
 	case c.HeaderName == "":
 		errs = append(errs, phases.FieldError{Field: "header_name", Msg: "must not be empty"})
-	case !isToken(c.HeaderName):
+	case !httpx.IsToken(c.HeaderName):
 		errs = append(errs, phases.FieldError{Field: "header_name", Msg: fmt.Sprintf("%q is not a valid HTTP header name", c.HeaderName)})
 	}
 	if c.MaxLength < MinMaxLength || c.MaxLength > MaxMaxLength {
@@ -96,26 +95,8 @@ func (c *Config) Validate() []phases.FieldError {
 }
 
 // Spec declares request-id to the gateway's registry.
-var Spec = phases.Spec{
-	Name: Name,
-	Config: func() any {
-		c := DefaultConfig()
-		return &c
-	},
-	New: func(cfg any, env phases.Env) (phases.Plugin, error) {
-		switch c := cfg.(type) {
-		case nil:
-			return New(DefaultConfig())
-		case *Config:
-			if c == nil {
-				return New(DefaultConfig())
-			}
-			return New(*c)
-		default:
-			return nil, fmt.Errorf("%s: config is a %T, want a *requestid.Config", Name, cfg)
-		}
-	},
-}
+var Spec = phases.Typed(phases.Spec{Name: Name}, DefaultConfig,
+	func(c Config, env phases.Env) (phases.Plugin, error) { return New(c) })
 
 // Plugin is the request-id plugin. It is safe for concurrent use.
 type Plugin struct {
@@ -127,7 +108,7 @@ type Plugin struct {
 // New builds the plugin from cfg, which must be valid (see Config.Validate).
 func New(cfg Config) (*Plugin, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
-		return nil, fieldErrors(errs)
+		return nil, phases.ConfigError(Name, errs)
 	}
 	return &Plugin{
 		header:  http.CanonicalHeaderKey(cfg.HeaderName),
@@ -192,36 +173,6 @@ func NewID() string {
 	s[23] = '-'
 	hex.Encode(s[24:36], u[10:16])
 	return string(s[:])
-}
-
-// isToken reports whether s is an HTTP token (RFC 9110 §5.6.2), as header
-// names must be.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func fieldErrors(errs []phases.FieldError) error {
-	out := make([]error, len(errs))
-	for i, e := range errs {
-		if e.Field == "" {
-			out[i] = fmt.Errorf("%s: %s", Name, e.Msg)
-		} else {
-			out[i] = fmt.Errorf("%s: %s: %s", Name, e.Field, e.Msg)
-		}
-	}
-	return errors.Join(out...)
 }
 
 // Interface guards.

@@ -1,0 +1,115 @@
+// Package httpx holds the small pieces of HTTP that the gateway's upstreams
+// and plugins share: hop-by-hop header handling, header-name syntax, media
+// types, and the timeout error every upstream reports.
+package httpx
+
+import (
+	"context"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"time"
+)
+
+// HopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1 and their legacy
+// companions: they concern one connection and are never forwarded, in
+// either direction.
+var HopHeaders = []string{
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// EndToEnd returns a copy of h without its hop-by-hop headers: those of
+// HopHeaders and every header its Connection header names. It never returns
+// nil and never changes h.
+func EndToEnd(h http.Header) http.Header {
+	out := h.Clone()
+	if out == nil {
+		return http.Header{}
+	}
+	for _, v := range h["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				out.Del(name)
+			}
+		}
+	}
+	for _, name := range HopHeaders {
+		out.Del(name)
+	}
+	return out
+}
+
+// IsToken reports whether s is an HTTP token (RFC 9110 §5.6.2), as header
+// names must be.
+func IsToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// IsMediaType reports whether the Content-Type value ct is of media type
+// want (lower case; parameters allowed; compared case-insensitively).
+func IsMediaType(ct, want string) bool {
+	if ct == "" {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		// A malformed parameter list still names its type.
+		mt = strings.ToLower(strings.TrimSpace(strings.SplitN(ct, ";", 2)[0]))
+	}
+	return mt == want
+}
+
+// IsSSE reports whether h declares a text/event-stream body.
+func IsSSE(h http.Header) bool { return IsMediaType(h.Get("Content-Type"), "text/event-stream") }
+
+// TimeoutError is the error of an upstream that did not answer in time: no
+// response header, or no body bytes, within its timeout. It matches
+// context.DeadlineExceeded with errors.Is and is a net.Error whose Timeout
+// is true, so the lifecycle runner answers it with 504 (or aborts a stream
+// that has started), and never mistakes it for a client that left.
+type TimeoutError struct {
+	// Upstream names what did not answer: a node ("10.0.0.1:8080") or an
+	// LLM instance.
+	Upstream string
+	// Body is false for the wait for the response header, true for a wait
+	// for body bytes.
+	Body bool
+	// After is the configured timeout.
+	After time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	what := "response header"
+	if e.Body {
+		what = "response body bytes"
+	}
+	return fmt.Sprintf("upstream %s: no %s within %s", e.Upstream, what, e.After)
+}
+
+// Unwrap returns context.DeadlineExceeded.
+func (e *TimeoutError) Unwrap() error { return context.DeadlineExceeded }
+
+// Timeout returns true.
+func (e *TimeoutError) Timeout() bool { return true }

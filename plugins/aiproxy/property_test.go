@@ -1,0 +1,130 @@
+package aiproxy_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/phasegate/phasegate/internal/proxy"
+	"github.com/phasegate/phasegate/metrics"
+	"github.com/phasegate/phasegate/mockllm"
+	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/phases/phasetest"
+	"github.com/phasegate/phasegate/plugins/aiproxy"
+)
+
+// faults are the mock behaviours a path draws; "" is a plain answer.
+var faults = []string{"", "", "", "status", "reset", "hang", "slow", "split", "drip"}
+
+// drawRequest draws a chat-completions request to the mock: streamed or
+// not, with a fault.
+func drawRequest(t *rapid.T) (*http.Request, string, bool) {
+	stream := rapid.Bool().Draw(t, "stream")
+	fault := rapid.SampledFrom(faults).Draw(t, "fault")
+	body := `{"model":"m1","messages":[{"role":"user","content":"hello there"}]` + map[bool]string{true: `,"stream":true`}[stream] + `}`
+	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(mockllm.HeaderChunks, strconv.Itoa(rapid.IntRange(1, 5).Draw(t, "chunks")))
+	switch fault {
+	case "status":
+		req.Header.Set(mockllm.HeaderStatus, strconv.Itoa(rapid.SampledFrom([]int{400, 401, 429, 500, 503}).Draw(t, "status")))
+	case "reset":
+		req.Header.Set(mockllm.HeaderResetAfter, strconv.Itoa(rapid.IntRange(0, 3).Draw(t, "reset after")))
+	case "hang":
+		req.Header.Set(mockllm.HeaderHang, "true")
+	case "slow":
+		req.Header.Set(mockllm.HeaderHeaderDelay, "300ms")
+	case "split":
+		req.Header.Set(mockllm.HeaderSplit, "true")
+	case "drip":
+		req.Header.Set(mockllm.HeaderChunkDelay, strconv.Itoa(rapid.IntRange(1, 15).Draw(t, "delay ms"))+"ms")
+	}
+	return req, fault, stream
+}
+
+// propertyConfig is ai-proxy against the mock with short limits, so that
+// hangs end by the timeout and long streams by the duration cap.
+func propertyConfig(endpoint string) aiproxy.Config {
+	cfg := config(endpoint)
+	cfg.Timeout = 100 * time.Millisecond
+	cfg.MaxStreamDuration = 60 * time.Millisecond
+	return cfg
+}
+
+// The harness's random exits, panics, mutations and disconnects around
+// ai-proxy, against the mock's faults, keep the lifecycle's rules: every
+// in-flight gauge falls back to 0, and every upstream request ends with
+// its path.
+func TestPropertyAIProxyKeepsTheRules(t *testing.T) {
+	m := startMock(t)
+	transport := proxy.NewTransport()
+	defer transport.CloseIdleConnections()
+	var fault string
+	var stream bool
+	phasetest.Check(t, phasetest.Config{
+		Request: func(rt *rapid.T) *http.Request {
+			var req *http.Request
+			req, fault, stream = drawRequest(rt)
+			return req
+		},
+		Plugins: func(env *phasetest.Env) []phases.Plugin {
+			set, err := metrics.New(env.Registry)
+			if err != nil {
+				panic(err)
+			}
+			p, err := aiproxy.New(propertyConfig(mockURL(m)), phases.Env{Route: "r", Metrics: set, Transport: transport})
+			if err != nil {
+				panic(err)
+			}
+			return []phases.Plugin{p}
+		},
+		Check: func(t phasetest.TB, r *phasetest.Result) {
+			checkPath(t, r, fault, stream)
+			if !eventually(2*time.Second, func() bool { return m.Mock().Stats().Active == 0 }) {
+				t.Fatalf("the upstream request (fault %q) outlived its path:\n%s", fault, strings.Join(r.Journal, "\n"))
+			}
+		},
+	})
+}
+
+// checkPath checks what ai-proxy's own outcomes look like.
+func checkPath(t phasetest.TB, r *phasetest.Result, fault string, stream bool) {
+	s := r.Summary
+	if s.ExitPlugin != aiproxy.Name || s.Cause == phases.CauseClientClosed {
+		if s.Cause == phases.CauseCompleted && s.ExitPlugin == "" && r.Status == 200 && stream && !r.Aborted &&
+			(fault == "" || fault == "split" || fault == "drip") &&
+			!strings.HasSuffix(string(r.Body), "data: [DONE]\n\n") {
+			t.Fatalf("a completed stream lacks [DONE]: %q", r.Body)
+		}
+		return
+	}
+	switch s.ExitPhase {
+	case "access":
+		// A scripted plugin mutated the request before ai-proxy saw it.
+		if r.Status != 400 {
+			t.Fatalf("ai-proxy exited in access with %d", r.Status)
+		}
+	case "upstream", "body_filter":
+		switch s.Cause {
+		case phases.CauseTimeout, phases.CauseUpstreamError, phases.CauseExit:
+		default:
+			t.Fatalf("ai-proxy ended the request as %s (%v)", s.Cause, s.Err)
+		}
+	}
+}
+
+func eventually(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}
