@@ -45,10 +45,7 @@ routes:
 	if ok.StatusCode != 200 || bad.StatusCode != 401 || queryKey.StatusCode != 200 {
 		t.Fatalf("statuses %d %d %d", ok.StatusCode, bad.StatusCode, queryKey.StatusCode)
 	}
-	lines := tg.log.accessLines(t)
-	if len(lines) != 3 {
-		t.Fatalf("%d access lines, want 3:\n%s", len(lines), tg.log.String())
-	}
+	lines := tg.log.waitAccessLines(t, 3)
 	for i, line := range lines {
 		for _, f := range contractFields {
 			if _, ok := line[f]; !ok {

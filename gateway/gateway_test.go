@@ -194,10 +194,7 @@ func TestGatewayErrorsAreJSONWithTheirStatus(t *testing.T) {
 			}
 		})
 	}
-	lines := tg.log.accessLines(t)
-	if len(lines) != 4 {
-		t.Fatalf("%d access lines, want 4", len(lines))
-	}
+	lines := tg.log.waitAccessLines(t, 4)
 	// Under the timeout the upstream sees a cancellation; drain it.
 	<-up.started
 	for i, tc := range []errorCase{{cause: "exit", exitPlugin: "router"}, {cause: "exit", exitPlugin: "router"}, {cause: "upstream_error", exitPlugin: "upstream"}, {cause: "timeout", exitPlugin: "upstream"}} {
@@ -238,19 +235,8 @@ func TestClientDisconnectCancelsUpstreamAndReleases(t *testing.T) {
 		t.Fatal("the upstream request was not cancelled when the client left")
 	}
 	tg.waitGaugesZero(t, metrics.NameHTTPActive, metrics.NameLLMActive)
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		lines := tg.log.accessLines(t)
-		if len(lines) == 1 {
-			if lines[0]["cause"] != "client_closed" || lines[0]["status"] != float64(499) {
-				t.Fatalf("access line %v", lines[0])
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d access lines", len(lines))
-		}
-		time.Sleep(10 * time.Millisecond)
+	if line := tg.log.waitAccessLines(t, 1)[0]; line["cause"] != "client_closed" || line["status"] != float64(499) {
+		t.Fatalf("access line %v", line)
 	}
 	if got := counter(t, tg.Metrics().LifecycleAborts.WithLabelValues("hang", "upstream", "client_closed")); got != 1 {
 		t.Fatalf("aborts_total = %v", got)

@@ -59,6 +59,24 @@ func (b *syncBuffer) accessLines(t testing.TB) []map[string]any {
 	return out
 }
 
+// waitAccessLines waits for n access lines: a line is written in the log
+// phase, which can finish just after the client has read the whole
+// response.
+func (b *syncBuffer) waitAccessLines(t testing.TB, n int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		lines := b.accessLines(t)
+		if len(lines) >= n || time.Now().After(deadline) {
+			if len(lines) != n {
+				t.Fatalf("%d access lines, want %d:\n%s", len(lines), n, b.String())
+			}
+			return lines
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // testGateway is a Gateway served on a real socket, with its own registry
 // and a captured log.
 type testGateway struct {
