@@ -8,10 +8,13 @@ RAPID_CHECKS ?= 500
 PROPTEST_CHECKS ?= 10000
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 30s
+# `make soak`: how long and how many concurrent clients.
+SOAK_DURATION ?= 30s
+SOAK_CONCURRENCY ?= 64
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test proptest bench lint fuzz clean
+.PHONY: help build run test proptest bench soak lint fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +34,9 @@ proptest: ## the property tests, $(PROPTEST_CHECKS) generated paths per property
 
 bench: ## micro-benchmarks with -benchmem (lifecycle vs plain chain, machine, parsers)
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./fsm ./phases ./internal/...
+
+soak: build ## the real binary + mock LLM under mixed faulty traffic, then leak and accounting checks
+	$(GO) run ./bench/soak/cmd/soak -binary $(BIN) -duration $(SOAK_DURATION) -concurrency $(SOAK_CONCURRENCY)
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

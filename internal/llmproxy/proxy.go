@@ -13,6 +13,7 @@ import (
 	"github.com/phasegate/phasegate/internal/openai"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/plugins/requestid"
 )
 
 // Messages of the access phase's 400s and 413s.
@@ -239,7 +240,7 @@ func (p *Proxy) Serve(ctx context.Context, r *phases.Request, next func() *Insta
 		} else {
 			lastErr = err
 		}
-		p.logFallback(ctx, r, f)
+		p.logFallback(r, f)
 		in = following
 	}
 	if kept != nil {
@@ -264,12 +265,10 @@ func (c *call) restore(a *attempt) {
 	c.info.TTFT = 0
 }
 
-func (p *Proxy) logFallback(ctx context.Context, r *phases.Request, f Failure) {
-	l := zerolog.Ctx(ctx)
-	if l.GetLevel() == zerolog.Disabled {
-		l = &p.Logger
-	}
-	ev := l.Warn().Str("route", p.route(r)).Str("instance", f.Instance.name)
+// logFallback warns that an attempt failed and the next instance is tried.
+// p.Logger already carries the route.
+func (p *Proxy) logFallback(r *phases.Request, f Failure) {
+	ev := p.Logger.Warn().Str("request_id", requestid.From(r.Values())).Str("instance", f.Instance.name)
 	if f.Status != 0 {
 		ev = ev.Int("status", f.Status)
 	} else {

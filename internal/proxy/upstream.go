@@ -122,7 +122,16 @@ func (u *Upstream) outgoing(ctx context.Context, node string, r *phases.Request)
 	if n := r.ContentLength(); n != 0 {
 		// The transport closes the body it is given; the client's body
 		// belongs to the server.
-		out.Body = io.NopCloser(r.BodyReader())
+		// A known length is read through a LimitReader, so the transport's
+		// check for bytes beyond it ends at EOF instead of reading the
+		// client's body again: net/http closes that body once the response
+		// has started, and the failed read would cut a streaming response
+		// (found by the soak test).
+		body := r.BodyReader()
+		if n := r.ContentLength(); n > 0 {
+			body = io.LimitReader(body, n)
+		}
+		out.Body = io.NopCloser(body)
 		out.ContentLength = n
 	}
 	h := httpx.EndToEnd(r.Header())

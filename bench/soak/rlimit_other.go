@@ -1,0 +1,5 @@
+//go:build !unix
+
+package soak
+
+func raiseNoFile(uint64) string { return "" }
