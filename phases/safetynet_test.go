@@ -1,0 +1,73 @@
+package phases_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/phasegate/phasegate/fsm"
+	"github.com/phasegate/phasegate/phases"
+)
+
+// panickySink panics where a broken ResponseWriter wrapper might: outside
+// every hook wrapper, inside the runner itself.
+type panickySink struct {
+	onHeader bool
+	aborted  int
+}
+
+func (s *panickySink) WriteHeader(int, http.Header) error {
+	if s.onHeader {
+		s.onHeader = false
+		panic("sink exploded")
+	}
+	return nil
+}
+func (s *panickySink) Write([]byte) error { panic("sink exploded on write") }
+func (s *panickySink) Abort()             { s.aborted++ }
+
+type holder struct{ released int }
+
+func (h *holder) Name() string { return "holder" }
+func (h *holder) Access(ctx context.Context, r *phases.Request) phases.Exit {
+	r.Scope().Acquire(fsm.Resource{Name: "slot"}, func() { h.released++ })
+	return phases.Exit{}
+}
+
+// The deferred safety net: a panic that escapes the runner still ends in
+// log exactly once and done exactly once, with every binding released.
+func TestPanicEscapingTheRunnerStillReachesDone(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sink *panickySink
+	}{
+		{"in WriteHeader", &panickySink{onHeader: true}},
+		{"in Write after the header", &panickySink{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &holder{}
+			logs, recovered := 0, 0
+			var steps []fsm.Step
+			var sum phases.Summary
+			c, err := phases.NewChain(phases.Options{Hooks: phases.Hooks{
+				Entered:   func(_ *phases.Request, s fsm.Step) { steps = append(steps, s) },
+				Recovered: func(*phases.Request, fsm.State, string, any) { recovered++ },
+				Finished:  func(_ context.Context, s *phases.Summary) { logs++; sum = *s; sum.Trace = nil },
+			}}, h, static{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Serve(context.Background(), httptest.NewRequest("GET", "/", nil), tc.sink)
+			if logs != 1 || h.released != 1 || recovered != 1 {
+				t.Fatalf("log ran %d times, binding released %d times, %d panics recovered", logs, h.released, recovered)
+			}
+			if last := steps[len(steps)-1]; last.To != fsm.StateDone {
+				t.Fatalf("the request ended in %s", last.To)
+			}
+			if sum.Cause != phases.CausePanic {
+				t.Fatalf("cause %s, want panic", sum.Cause)
+			}
+		})
+	}
+}
