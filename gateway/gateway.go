@@ -132,10 +132,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt, _ := st.router.match(r.Method, r.Host, r.URL.Path); rt != nil {
 		chain = rt.chain
 	}
-	// Upstreams stream the request body while the response streams back;
-	// without full duplex, HTTP/1.1 would close the body once the response
-	// starts. (Unsupported writers, e.g. HTTP/2's, need nothing.)
-	_ = http.NewResponseController(w).EnableFullDuplex()
 	sink := phases.NewHTTPSink(w)
 	chain.Serve(r.Context(), r, sink)
 	if sink.Aborted() {

@@ -29,6 +29,7 @@ type discard struct{}
 
 func (discard) WriteHeader(int, http.Header) error { return nil }
 func (discard) Write([]byte) error                 { return nil }
+func (discard) Flush() error                       { return nil }
 func (discard) Abort()                             {}
 
 func noops(n int) []Plugin {

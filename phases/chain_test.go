@@ -91,6 +91,7 @@ func (s *recordingSink) WriteHeader(status int, h http.Header) error {
 	return nil
 }
 func (s *recordingSink) Write(p []byte) error { s.body.Write(p); return nil }
+func (s *recordingSink) Flush() error         { return nil }
 func (s *recordingSink) Abort()               {}
 
 type decorator struct{}

@@ -320,7 +320,11 @@ func (x *exchange) bodyFilter() {
 			}
 		}
 		if len(x.chunk.Data) > 0 {
-			if err := x.sink.Write(x.chunk.Data); err != nil {
+			err := x.sink.Write(x.chunk.Data)
+			if err == nil && !eos {
+				err = x.sink.Flush()
+			}
+			if err != nil {
 				x.abort(CauseClientClosed, err)
 				return
 			}

@@ -25,6 +25,7 @@ func (s *panickySink) WriteHeader(int, http.Header) error {
 	return nil
 }
 func (s *panickySink) Write([]byte) error { panic("sink exploded on write") }
+func (s *panickySink) Flush() error       { return nil }
 func (s *panickySink) Abort()             { s.aborted++ }
 
 type holder struct{ released int }

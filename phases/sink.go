@@ -1,6 +1,7 @@
 package phases
 
 import (
+	"errors"
 	"net/http"
 )
 
@@ -11,9 +12,14 @@ type Sink interface {
 	// WriteHeader sends the status and header. It is called at most once,
 	// just before the first body bytes (or at the end of an empty body).
 	WriteHeader(status int, header http.Header) error
-	// Write sends p to the client and flushes it. An error means the client
-	// is gone.
+	// Write sends p to the client, possibly buffered. An error means the
+	// client is gone.
 	Write(p []byte) error
+	// Flush pushes what was written to the client. The runner flushes
+	// after every chunk of a body except its last (the end of the handler
+	// flushes that), so a stream reaches the client event by event while a
+	// whole response costs one write.
+	Flush() error
 	// Abort ends the response abnormally, so that the client sees a broken
 	// response rather than a complete one. It is called at most once, after
 	// which nothing more is written.
@@ -42,12 +48,16 @@ func (s *HTTPSink) WriteHeader(status int, header http.Header) error {
 	return nil
 }
 
-// Write writes and flushes p.
+// Write writes p.
 func (s *HTTPSink) Write(p []byte) error {
-	if _, err := s.w.Write(p); err != nil {
-		return err
-	}
-	if err := s.rc.Flush(); err != nil && err != http.ErrNotSupported {
+	_, err := s.w.Write(p)
+	return err
+}
+
+// Flush flushes what was written; a writer that cannot flush is not an
+// error.
+func (s *HTTPSink) Flush() error {
+	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
 	return nil

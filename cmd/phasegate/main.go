@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/gateway"
+	"github.com/phasegate/phasegate/internal/logbuf"
 	"github.com/phasegate/phasegate/mockllm"
 )
 
@@ -165,7 +167,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	log := zerolog.New(stdout).With().Timestamp().Logger()
+	// The access log is one line per request: batch the writes (flushed
+	// every 100 ms, at once for warnings, and on exit).
+	out := logbuf.New(stdout, 64<<10, 100*time.Millisecond)
+	defer out.Close()
+	log := zerolog.New(out).With().Timestamp().Logger()
 	cfg, err := loadConfig(*file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -217,6 +217,13 @@ func (s *sink) Write(p []byte) error {
 	return nil
 }
 
+func (s *sink) Flush() error {
+	if s.headers == 0 {
+		s.errs = append(s.errs, "the body was flushed before the header")
+	}
+	return nil
+}
+
 func (s *sink) Abort() {
 	if s.aborted {
 		s.errs = append(s.errs, "the response was aborted twice")
