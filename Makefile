@@ -8,6 +8,8 @@ RAPID_CHECKS ?= 500
 PROPTEST_CHECKS ?= 10000
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 30s
+# `make bench`: flags for the load harness, e.g. LOAD_FLAGS='-streams 2000 -write-docs'.
+LOAD_FLAGS ?=
 # `make soak`: how long and how many concurrent clients.
 SOAK_DURATION ?= 30s
 SOAK_CONCURRENCY ?= 64
@@ -32,8 +34,9 @@ test: ## go vet, then every test with -race: property tests at CI size, fuzz see
 proptest: ## the property tests, $(PROPTEST_CHECKS) generated paths per property
 	RAPID_CHECKS=$(PROPTEST_CHECKS) RAPID_NOFAILFILE=false $(GO) test -count=1 -timeout 60m -run 'Property' -v ./... | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|\[rapid\]'
 
-bench: ## micro-benchmarks with -benchmem (lifecycle vs plain chain, machine, parsers)
+bench: ## micro-benchmarks (-benchmem), then the load harness against a bare ReverseProxy (LOAD_FLAGS='-streams 2000 -write-docs')
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./fsm ./phases ./internal/...
+	$(GO) run ./bench/load $(LOAD_FLAGS)
 
 soak: build ## the real binary + mock LLM under mixed faulty traffic, then leak and accounting checks
 	$(GO) run ./bench/soak/cmd/soak -binary $(BIN) -duration $(SOAK_DURATION) -concurrency $(SOAK_CONCURRENCY)

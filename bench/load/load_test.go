@@ -1,0 +1,306 @@
+package main
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func ms(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+
+func TestPercentile(t *testing.T) {
+	var hundred []time.Duration
+	for i := 1; i <= 100; i++ {
+		hundred = append(hundred, ms(float64(i)))
+	}
+	for _, tc := range []struct {
+		samples []time.Duration
+		p       float64
+		want    time.Duration
+	}{
+		{nil, 50, 0},
+		{[]time.Duration{ms(7)}, 50, ms(7)},
+		{[]time.Duration{ms(7)}, 99, ms(7)},
+		{[]time.Duration{ms(1), ms(2)}, 50, ms(1)},
+		{[]time.Duration{ms(1), ms(2)}, 51, ms(2)},
+		{[]time.Duration{ms(1), ms(2), ms(3), ms(4)}, 50, ms(2)},
+		{hundred, 50, ms(50)},
+		{hundred, 99, ms(99)},
+		{hundred, 100, ms(100)},
+		{hundred, 0.001, ms(1)},
+	} {
+		if got := percentile(tc.samples, tc.p); got != tc.want {
+			t.Errorf("percentile(%d samples, %v) = %v, want %v", len(tc.samples), tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestSummarizeSorts(t *testing.T) {
+	s := []time.Duration{ms(5), ms(1), ms(4), ms(2), ms(3)}
+	l := summarize(s)
+	if l.N != 5 || l.P50 != ms(3) || l.P99 != ms(5) || l.Max != ms(5) {
+		t.Fatalf("summarize = %+v", l)
+	}
+	if (summarize(nil) != latencies{}) {
+		t.Fatal("summarize(nil) is not zero")
+	}
+}
+
+func TestRatio(t *testing.T) {
+	if r := ratio(9, 10); r != 0.9 {
+		t.Errorf("ratio(9, 10) = %v", r)
+	}
+	for _, r := range []float64{ratio(1, 0), ratio(math.NaN(), 1), ratio(1, math.NaN())} {
+		if !math.IsNaN(r) {
+			t.Errorf("want NaN, got %v", r)
+		}
+	}
+	if got := fmtRatio(ratio(1, 0)); got != "—" {
+		t.Errorf("fmtRatio(NaN) = %q", got)
+	}
+	if got := fmtRatio(0.8567); got != "0.86×" {
+		t.Errorf("fmtRatio = %q", got)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	for _, tc := range []struct{ got, want string }{
+		{fmtDur(3500 * time.Nanosecond), "3.5 µs"},
+		{fmtDur(123456 * time.Nanosecond), "123 µs"},
+		{fmtDur(ms(1.234)), "1.23 ms"},
+		{fmtDur(ms(12.34)), "12.3 ms"},
+		{fmtDur(1500 * time.Millisecond), "1.50 s"},
+		{fmtDelta(-ms(0.25)), "−250 µs"},
+		{fmtDelta(ms(0.25)), "+250 µs"},
+		{fmtInt(1234567.4), "1,234,567"},
+		{fmtInt(999), "999"},
+		{fmtInt(-4321), "-4,321"},
+		{fmtBytes(512), "512 B"},
+		{fmtBytes(1536), "1.5 KiB"},
+		{fmtBytes(20 << 10), "20 KiB"},
+		{fmtBytes(3 << 20), "3.0 MiB"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	text := `# HELP go_memstats_mallocs_total Total number of heap objects allocated.
+# TYPE go_memstats_mallocs_total counter
+go_memstats_mallocs_total 1.234e+06
+go_goroutines 12
+phasegate_http_active_requests{route="ai"} 3
+phasegate_http_active_requests{route="odd } \"quoted\" route"} 4
+phasegate_llm_active_connections{route="ai",instance="ai-proxy",model="m",request_type="ai_stream"} 2 1700000000000
+`
+	s, err := parseMetrics(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sample{mMallocs: 1234000, mGoroutines: 12, mActiveHTTP: 7, mActiveLLM: 2}
+	for k, v := range want {
+		if s[k] != v {
+			t.Errorf("%s = %v, want %v", k, s[k], v)
+		}
+	}
+	if _, err := parseMetrics(strings.NewReader(`x{a="b" 1`)); err == nil {
+		t.Error("unterminated labels: no error")
+	}
+}
+
+func TestCostMeterResult(t *testing.T) {
+	var nilMeter *costMeter
+	if nilMeter.result() != nil {
+		t.Error("nil meter has a result")
+	}
+	m := &costMeter{addr: "x", pid: 1, objects: 2000, bytes: 64000, cpu: 2 * time.Millisecond, reqs: 20}
+	if c := m.result(); c.Objects != 100 || c.Bytes != 3200 || c.CPU != float64(100*time.Microsecond) {
+		t.Errorf("result = %+v", c)
+	}
+	m = &costMeter{pid: 1, cpu: time.Millisecond, reqs: 10}
+	if c := m.result(); !math.IsNaN(c.Objects) || c.CPU != float64(100*time.Microsecond) {
+		t.Errorf("CPU only: result = %+v", c)
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	stat := "4242 (odd) name)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 9 0 123 456 789"
+	got, err := parseStatCPU(stat)
+	if err != nil || got != 281*clockTick {
+		t.Errorf("parseStatCPU = %v, %v; want %v", got, err, 281*clockTick)
+	}
+	if _, err := parseStatCPU("4242 (x) S 1 2"); err == nil {
+		t.Error("short stat: no error")
+	}
+}
+
+func TestSpliceDocs(t *testing.T) {
+	doc := "# Benchmarks\n\nEarlier section.\n"
+	out, err := spliceDocs(doc, "first results")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, doc+"\n"+markBegin+"\n## ") || !strings.HasSuffix(out, markEnd+"\n") {
+		t.Fatalf("new section not appended after a blank line:\n%s", out)
+	}
+	if !strings.Contains(out, markResultsBegin+"\nfirst results\n"+markResultsEnd) {
+		t.Fatalf("results block missing:\n%s", out)
+	}
+	// Hand-written prose around the results survives a rewrite, and so
+	// does everything outside the section.
+	edited := strings.Replace(out, markResultsEnd, markResultsEnd+"\n\nWhat the profile showed.", 1) + "\nAfter the section.\n"
+	out2, err := spliceDocs(edited, "second results")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Replace(edited, "first results", "second results", 1)
+	if out2 != want {
+		t.Fatalf("rewrite:\n%s\nwant:\n%s", out2, want)
+	}
+	// Markers without results markers: the section's text is kept as its
+	// intro.
+	bare := "x\n" + markBegin + "\nMy intro.\n" + markEnd + "\ny\n"
+	out3, err := spliceDocs(bare, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out3 != "x\n"+markBegin+"\nMy intro.\n\n"+markResultsBegin+"\nr\n"+markResultsEnd+"\n"+markEnd+"\ny\n" {
+		t.Fatalf("got:\n%s", out3)
+	}
+	if _, err := spliceDocs(markEnd+markBegin, "r"); err == nil {
+		t.Error("markers out of order: no error")
+	}
+	if _, err := spliceDocs(markBegin+"\n", "r"); err == nil {
+		t.Error("end marker missing: no error")
+	}
+}
+
+func TestTableMarkdown(t *testing.T) {
+	tb := &table{Header: []string{"metric", "a", "target"}}
+	tb.add("req/s", "1,000", "≥ 0.90× ✔")
+	got := tb.markdown()
+	want := "" +
+		"| metric | a     | target    |\n" +
+		"|--------|------:|-----------|\n" +
+		"| req/s  | 1,000 | ≥ 0.90× ✔ |\n"
+	if got != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// testSection is a section with fixed results and no load behind them.
+func testSection(plainRPS, aiRPS float64, plainOpen, aiOpen time.Duration) *section {
+	ts := []*target{{Name: "direct", Key: keyDirect}, {Name: "bare proxy", Key: keyBare}, {Name: "phasegate plain", Key: keyPlain}, {Name: "phasegate AI", Key: keyAI}}
+	return &section{
+		Title: "t", Upstream: "u", Workload: chatWorkload(), Targets: ts,
+		Results: map[string]*measurement{
+			keyDirect: {RPS: 20000, Open: latencies{P50: ms(0.3)}, N: 10},
+			keyBare:   {RPS: 10000, Open: latencies{P50: ms(0.35)}, N: 10, Cost: &cost{Objects: 80, Bytes: 7000, CPU: 50e3}},
+			keyPlain:  {RPS: plainRPS, Open: latencies{P50: plainOpen}, N: 10, Cost: &cost{Objects: 120, Bytes: 10000, CPU: 60e3}},
+			keyAI:     {RPS: aiRPS, Open: latencies{P50: aiOpen}, N: 10, Cost: &cost{Objects: 300, Bytes: 30000, CPU: 100e3}},
+		},
+	}
+}
+
+func TestSectionChecks(t *testing.T) {
+	r := &report{Settings: settings{concurrency: 32, rate: 200, rounds: 2}}
+	tb := r.sectionTable(testSection(9500, 7000, ms(0.45), ms(0.6)))
+	// plain 0.95× met, AI 0.70× missed; plain +150 µs met, AI +300 µs missed.
+	var got []string
+	for _, c := range r.Checks {
+		got = append(got, c.Got+" "+verdict(c.OK))
+	}
+	want := []string{"0.95× ✔", "0.70× ✘ MISSED", "+150 µs ✔", "+300 µs ✘ MISSED"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("checks = %q, want %q", got, want)
+	}
+	if len(r.missed()) != 2 {
+		t.Fatalf("missed = %v", r.missed())
+	}
+	md := tb.markdown()
+	for _, s := range []string{"| plain ÷ bare |", "0.95×", "0.70×", "plain ≥ 0.90× ✔ · AI ≥ 0.75× ✘ MISSED", "+100 µs", "1.50×", "1.20×", "0 errors ✔"} {
+		if !strings.Contains(md, s) {
+			t.Errorf("table lacks %q:\n%s", s, md)
+		}
+	}
+}
+
+func TestSectionWithoutAI(t *testing.T) {
+	s := testSection(9500, 0, ms(0.45), 0)
+	s.Targets = s.Targets[:3]
+	delete(s.Results, keyAI)
+	r := &report{Settings: settings{concurrency: 32, rate: 200}}
+	md := r.sectionTable(s).markdown()
+	if strings.Contains(md, "AI") {
+		t.Errorf("a section without the AI target mentions it:\n%s", md)
+	}
+	if len(r.Checks) != 2 || len(r.missed()) != 0 {
+		t.Errorf("checks = %+v", r.Checks)
+	}
+}
+
+func TestManyPerStream(t *testing.T) {
+	m := &manyResult{Opened: 100, Idle: sample{mRSS: 10 << 20, mGoroutines: 10}, Open: sample{mRSS: 20 << 20, mGoroutines: 410}}
+	if got := m.perStream(mRSS); got != float64(10<<20)/100 {
+		t.Errorf("RSS per stream = %v", got)
+	}
+	if got := m.perStream(mGoroutines); got != 4 {
+		t.Errorf("goroutines per stream = %v", got)
+	}
+	if (&manyResult{}).perStream(mRSS) != 0 {
+		t.Error("no streams: per stream is not 0")
+	}
+}
+
+func TestReadStream(t *testing.T) {
+	start := time.Now()
+	ok := "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n" +
+		"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n" +
+		"data: [DONE]\n\n"
+	if ttft, err := readStream(strings.NewReader(ok), start); err != nil || ttft <= 0 {
+		t.Errorf("readStream = %v, %v", ttft, err)
+	}
+	if _, err := readStream(strings.NewReader("data: {\"content\":\"Hi\"}\n\n"), start); err == nil {
+		t.Error("no [DONE]: no error")
+	}
+	if _, err := readStream(strings.NewReader("data: {\"content\":\"\"}\n\ndata: [DONE]\n\n"), start); err == nil {
+		t.Error("no content: no error")
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	o, err := parseFlags(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.concurrency != 32 || o.rate != 200 || o.duration != 5*time.Second || o.streams != 500 || !o.wants("stream") {
+		t.Errorf("defaults = %+v", o)
+	}
+	o, err = parseFlags([]string{"-only", "plain, streams"}, nil)
+	if err != nil || !o.wants("streams") || o.wants("chat") {
+		t.Errorf("-only: %v %+v", err, o)
+	}
+	var sink strings.Builder
+	for _, bad := range [][]string{{"-only", "nope"}, {"-rounds", "0"}, {"-streams", "10", "-stream-hold", "1s"}, {"extra"}} {
+		if _, err := parseFlags(bad, &sink); err == nil {
+			t.Errorf("parseFlags(%q): no error", bad)
+		}
+	}
+}
+
+func TestLateShare(t *testing.T) {
+	s := &section{Results: map[string]*measurement{
+		keyDirect: {Late: 5, Sends: 100},
+		keyBare:   {Late: 20, Sends: 100},
+		keyPlain:  {},
+	}}
+	if lo, hi := lateShare(s); lo != 0.05 || hi != 0.2 {
+		t.Errorf("lateShare = %v, %v", lo, hi)
+	}
+	if lo, hi := lateShare(&section{}); lo != 0 || hi != 0 {
+		t.Errorf("empty lateShare = %v, %v", lo, hi)
+	}
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// measureAll starts the servers, runs the sections asked for and returns
+// the report (its run facts are filled in by the caller).
+func measureAll(ctx context.Context, o *options, progress func(string)) (*report, error) {
+	raiseFileLimit(o.streams, progress)
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "phasegate-load-")
+	if err != nil {
+		return nil, err
+	}
+	if o.keep {
+		progress("temporary files kept in " + dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+
+	progress("go build ./cmd/phasegate")
+	bin, err := buildPhasegate(ctx, root, dir, o.overlay, o.profileDir != "")
+	if err != nil {
+		return nil, err
+	}
+	up, err := startSelf(ctx, "upstream", dir, "-serve-upstream")
+	if err != nil {
+		return nil, err
+	}
+	bareArgs := []string{"-serve-bare-proxy", "-upstream", up.data, fmt.Sprintf("-bare-buffer-pool=%t", o.barePool)}
+	bare, err := startSelf(ctx, "bare-proxy", dir, bareArgs...)
+	if err != nil {
+		return nil, err
+	}
+
+	// The AI route needs the ai-proxy plugin; without it the gateway
+	// rejects the config, and the AI route is left out (and said so).
+	r := &report{Settings: o.settings, BarePool: o.barePool, Overlay: o.overlay, NoAccessLog: !o.accessLog}
+	config := filepath.Join(dir, "phasegate.yaml")
+	if err := writeFile(config, phasegateConfig(up.data, true, o.accessLog)); err != nil {
+		return nil, err
+	}
+	withAI := true
+	if err := validatePhasegate(ctx, bin, config); err != nil {
+		if !strings.Contains(err.Error(), `"ai-proxy"`) {
+			return nil, fmt.Errorf("phasegate validate: %w", err)
+		}
+		withAI = false
+		r.AINote = "this build's gateway does not know the ai-proxy plugin (`phasegate validate`: " + lineWith(err.Error(), `"ai-proxy"`) + ")."
+		progress("phasegate AI route left out: ai-proxy is not registered")
+		if err := writeFile(config, phasegateConfig(up.data, false, o.accessLog)); err != nil {
+			return nil, err
+		}
+		if err := validatePhasegate(ctx, bin, config); err != nil {
+			return nil, fmt.Errorf("phasegate validate: %w", err)
+		}
+	}
+	pg, err := startPhasegate(ctx, "phasegate", bin, config, dir, o.profileDir != "")
+	if err != nil {
+		return nil, err
+	}
+	progress(fmt.Sprintf("upstream %s, bare proxy %s, phasegate %s (admin %s)", up.data, bare.data, pg.data, pg.admin))
+
+	direct := &target{Name: "direct", Key: keyDirect, base: "http://" + up.data, proc: up}
+	bareT := &target{Name: "bare proxy", Key: keyBare, base: "http://" + bare.data, admin: bare.admin, proc: bare}
+	pgPlain := &target{Name: "phasegate plain", Key: keyPlain, base: "http://" + pg.data, admin: pg.admin, proc: pg}
+	pgPlainChat := *pgPlain
+	pgPlainChat.host = plainChatHost
+	pgAI := &target{Name: "phasegate AI", Key: keyAI, base: "http://" + pg.data, admin: pg.admin, proc: pg}
+	logs := []*proc{pg} // phasegate processes, whose access logs are emptied between sections
+	plainTargets := []*target{direct, bareT, pgPlain}
+	chatTargets := []*target{direct, bareT, &pgPlainChat}
+	if withAI {
+		chatTargets = append(chatTargets, pgAI)
+	}
+	if o.abOverlay != "" {
+		dirB := filepath.Join(dir, "b")
+		if err := os.Mkdir(dirB, 0o755); err != nil {
+			return nil, err
+		}
+		progress("go build ./cmd/phasegate with -overlay " + o.abOverlay)
+		binB, err := buildPhasegate(ctx, root, dirB, o.abOverlay, false)
+		if err != nil {
+			return nil, err
+		}
+		pgB, err := startPhasegate(ctx, "phasegate-b", binB, config, dirB, false)
+		if err != nil {
+			return nil, err
+		}
+		plainB := &target{Name: "phasegate plain B", Key: keyPlainB, base: "http://" + pgB.data, admin: pgB.admin, proc: pgB}
+		plainChatB := *plainB
+		plainChatB.host = plainChatHost
+		plainTargets = append(plainTargets, plainB)
+		chatTargets = append(chatTargets, &plainChatB)
+		if withAI {
+			chatTargets = append(chatTargets, &target{Name: "phasegate AI B", Key: keyAIB, base: "http://" + pgB.data, admin: pgB.admin, proc: pgB})
+		}
+		r.ABOverlay = o.abOverlay
+		logs = append(logs, pgB)
+	}
+
+	mockNote := "the bench upstream's OpenAI-compatible mock (package mockllm), for every target; " +
+		"phasegate's plain route is a plain `upstream:` route to it (selected by Host), its AI route goes through ai-proxy"
+	if o.wants("plain") {
+		s := &section{
+			Title:    "Plain HTTP: `GET /plain`",
+			Upstream: fmt.Sprintf("the bench upstream's `GET /plain`, a fixed %d-byte JSON body, for every target", len(plainBody)),
+			Workload: plainWorkload(),
+			Targets:  plainTargets,
+		}
+		truncateLogs(logs)
+		if err := runThroughput(ctx, s, o.settings, progress); err != nil {
+			return nil, err
+		}
+		r.Sections = append(r.Sections, s)
+	}
+	if o.wants("chat") {
+		s := &section{
+			Title:    "Chat completion, not streamed: `POST /v1/chat/completions`",
+			Upstream: mockNote,
+			Workload: chatWorkload(),
+			Targets:  chatTargets,
+		}
+		truncateLogs(logs)
+		if err := runThroughput(ctx, s, o.settings, progress); err != nil {
+			return nil, err
+		}
+		r.Sections = append(r.Sections, s)
+	}
+	if o.wants("stream") {
+		s := &section{
+			Title:    fmt.Sprintf("Chat completion, streamed: %d content events, %s apart", o.chunks, o.chunkDelay),
+			Upstream: mockNote + fmt.Sprintf("; `X-Mock-Chunks: %d`, `X-Mock-Chunk-Delay: %s`", o.chunks, o.chunkDelay),
+			Workload: streamWorkload(o.chunks, o.chunkDelay.String()),
+			Targets:  chatTargets,
+			Stream:   true,
+		}
+		truncateLogs(logs)
+		if err := runStreams(ctx, s, o.settings, progress); err != nil {
+			return nil, err
+		}
+		r.Sections = append(r.Sections, s)
+	}
+	if o.profileDir != "" {
+		if err := profileAll(ctx, o, bin, pg, []*target{pgPlain, &pgPlainChat, pgAI, bareT}, withAI, progress); err != nil {
+			return nil, err
+		}
+	}
+	// The many-streams mode starts fresh servers: the loops above grew the
+	// heaps, which would hide what the streams cost.
+	bare.stop(5 * time.Second)
+	for _, p := range logs {
+		p.stop(10 * time.Second)
+	}
+	if o.wants("streams") && o.streams > 0 {
+		if o.streams < 2000 {
+			r.ManyNote = fmt.Sprintf("%s streams (the default run's count); the issue's 2,000 is `-streams 2000`.", fmtInt(float64(o.streams)))
+		}
+		if r.Many, err = runMany(ctx, o, dir, bin, config, bareArgs, withAI, progress); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// runMany holds o.streams slow streams open through a fresh bare proxy,
+// then through a fresh phasegate (its AI route, else its plain route to
+// the mock), one after the other.
+func runMany(ctx context.Context, o *options, dir, bin, config string, bareArgs []string, withAI bool, progress func(string)) ([]*manyResult, error) {
+	route := "phasegate's AI route"
+	if !withAI {
+		route = "phasegate's plain route to the mock (the AI route is not available)"
+	}
+	b, err := startSelf(ctx, "bare-proxy-streams", dir, bareArgs...)
+	if err != nil {
+		return nil, err
+	}
+	mb, err := manyStreams(ctx, &target{Name: "bare proxy", Key: keyBare, base: "http://" + b.data, admin: b.admin, proc: b}, route, o.streams, o.streamHold, progress)
+	if err != nil {
+		return nil, err
+	}
+	b.stop(5 * time.Second)
+	pg, err := startPhasegate(ctx, "phasegate-streams", bin, config, dir, false)
+	if err != nil {
+		return nil, err
+	}
+	t := &target{Name: "phasegate AI", Key: keyAI, base: "http://" + pg.data, admin: pg.admin, proc: pg}
+	if !withAI {
+		t.Name, t.Key, t.host = "phasegate plain", keyPlain, plainChatHost
+	}
+	mp, err := manyStreams(ctx, t, route, o.streams, o.streamHold, progress)
+	if err != nil {
+		return nil, err
+	}
+	pg.stop(10 * time.Second)
+	return []*manyResult{mb, mp}, nil
+}
+
+func truncateLogs(ps []*proc) {
+	for _, p := range ps {
+		p.truncateLog()
+	}
+}
+
+// lineWith returns the first line of s containing sub, without the file
+// name it starts with.
+func lineWith(s, sub string) string {
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			line = strings.TrimSpace(line)
+			if i := strings.Index(line, ": "); i >= 0 {
+				line = line[i+2:]
+			}
+			return line
+		}
+	}
+	return strings.TrimSpace(s)
+}
+
+// raiseFileLimit raises the open files limit to its hard limit: every
+// stream of the many-streams mode holds a connection in the harness, two
+// in the proxy and one in the upstream. Setting it explicitly (Go raises
+// its own soft limit at startup but gives children the original one) makes
+// the children inherit it; they are Go programs and would raise their own
+// anyway.
+func raiseFileLimit(streams int, progress func(string)) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return
+	}
+	l.Cur = l.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		progress(fmt.Sprintf("warning: cannot raise the open files limit: %v", err))
+	}
+	if need := uint64(2*streams + 1024); l.Max < need {
+		progress(fmt.Sprintf("warning: the open files limit %d may be too low for %d streams", l.Max, streams))
+	}
+}
