@@ -154,29 +154,3 @@ func TestReleasePanicRecoveredOthersStillRun(t *testing.T) {
 	}
 	m.Release()
 }
-
-func ExampleScope_Child() {
-	m := New(nil)
-	defer m.Release()
-	_ = m.Fire(EventStart)
-
-	inflight := 0
-	acquire := func(s *Scope, instance string) {
-		inflight++
-		s.Acquire(Resource{Name: "llm_active", Labels: []string{instance}}, func() { inflight-- })
-	}
-
-	acquire(m.Scope(), "request") // held until done
-	attempt := m.Scope().Child("attempt")
-	acquire(attempt, "primary")
-	fmt.Println("during the attempt:", inflight)
-	attempt.Close() // the primary instance failed: its gauge falls now
-	fmt.Println("after the attempt:", inflight)
-
-	m.ForceDone() // the framework's way to done releases the rest
-	fmt.Println("done:", inflight)
-	// Output:
-	// during the attempt: 2
-	// after the attempt: 1
-	// done: 0
-}
