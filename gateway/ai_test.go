@@ -245,7 +245,7 @@ func newGatedUpstream(t *testing.T, mock *mockllm.Server) *gatedUpstream {
 		req.Header = r.Header.Clone()
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			http.Error(w, err.Error(), 502)
+			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
 		defer resp.Body.Close()

@@ -189,7 +189,7 @@ type Misc struct {
 	Skipped  string         `yaml:"-"`
 	Untagged string
 	Hidden   string `yaml:"hidden,omitempty"`
-	hidden   string // unexported fields are never decoded
+	hidden   string //lint:ignore U1000 an unexported field the decoder must skip
 }
 
 type Common struct {
