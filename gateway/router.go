@@ -27,9 +27,10 @@ type route struct {
 //  3. longer prefixes before shorter ones;
 //  4. config order.
 //
-// Methods do not take part in precedence: when the best routes for a path
-// exist but none allows the method, the answer is 405 with Allow listing the
-// methods they do allow.
+// A route that does not allow the request's method is passed over and the
+// next in precedence is tried; when routes match the host and path but none
+// allows the method, the answer is 405 with Allow listing the methods they
+// allow. HEAD is served by routes that allow GET.
 type router struct {
 	routes []*route
 }
