@@ -41,7 +41,7 @@ func TestRouterPrecedence(t *testing.T) {
 		{"GET", "x", "/api", "api", ""}, // "/api/*" also matches "/api"
 		{"GET", "x", "/apiary", "catch-all", ""},
 		{"GET", "tenant.example.com", "/api/v1/models", "tenant", ""}, // a matching host wins over a longer prefix
-		{"GET", "Tenant.Example.com:8080", "/api/x", "tenant", ""},   // host compared without port, case-insensitively
+		{"GET", "Tenant.Example.com:8080", "/api/x", "tenant", ""},    // host compared without port, case-insensitively
 		{"GET", "a.b.example.org", "/anything", "wild", ""},
 		{"GET", "example.org", "/anything", "catch-all", ""}, // "*.x" is subdomains only
 		{"HEAD", "x", "/report", "get-only", ""},             // HEAD is served by GET routes
