@@ -21,7 +21,7 @@ import (
 // overrides the client's and is the model label; the metrics are those of
 // one chat request.
 func TestNonStreamPassesThrough(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	cfg := config(mockURL(m))
 	cfg.Options = map[string]any{"model": "gpt-override"}
 	f := serve(t, cfg)
@@ -153,7 +153,7 @@ func TestClientAuthorizationWithoutAuth(t *testing.T) {
 // Upstream error statuses reach the client with their bodies as they are;
 // they are not observed as durations.
 func TestUpstreamErrorsPassThrough(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	f := serve(t, config(mockURL(m)))
 	for _, tc := range []struct {
 		status int
@@ -278,7 +278,7 @@ func TestNoSeriesWithoutAttempt(t *testing.T) {
 
 // The model label is cut to 128 bytes; LLMInfo keeps the whole model.
 func TestModelLabelIsCut(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	f := serve(t, config(mockURL(m)))
 	long := strings.Repeat("m", 100) + strings.Repeat("é", 40) // 180 bytes
 	resp := f.Post(t, llmtest.Chat(long, false), nil)

@@ -67,7 +67,7 @@ func TestUnreachable(t *testing.T) {
 // An upstream slower than the timeout to answer is answered 504, at the
 // timeout, and its request is cancelled.
 func TestSlowHeaders(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	cfg := config(mockURL(m))
 	cfg.Timeout = 100 * time.Millisecond
 	f := serve(t, cfg)
@@ -109,7 +109,7 @@ func TestStreamStall(t *testing.T) {
 	}
 	llmtest.AssertNoneActive(t, f.reg)
 
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	cfg = config(mockURL(m))
 	cfg.Timeout = 100 * time.Millisecond
 	f = serve(t, cfg)
@@ -127,7 +127,7 @@ func TestStreamStall(t *testing.T) {
 // An upstream that resets mid-stream: the stream ends with a final frame,
 // the gauge falls. Before the body, the reset is a 502.
 func TestResetMidStream(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	f := serve(t, config(mockURL(m)))
 	resp := f.Post(t, llmtest.Chat("m", true), map[string]string{mockllm.HeaderResetAfter: "2"})
 	o := f.Wait(t)
@@ -154,7 +154,7 @@ func TestResetMidStream(t *testing.T) {
 // max_stream_duration ends a started stream cleanly: a final frame and
 // [DONE]; the upstream request is cancelled.
 func TestStreamDurationCap(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	cfg := config(mockURL(m))
 	cfg.MaxStreamDuration = 150 * time.Millisecond
 	f := serve(t, cfg)
@@ -180,7 +180,7 @@ func TestStreamDurationCap(t *testing.T) {
 // max_response_bytes: a whole body over it is a 502 before anything is
 // sent; a stream over it ends with a final frame.
 func TestMaxResponseBytes(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	cfg := config(mockURL(m))
 	cfg.MaxResponseBytes = 100
 	f := serve(t, cfg)
@@ -210,7 +210,7 @@ func TestMaxResponseBytes(t *testing.T) {
 // A client that goes away mid-stream: the upstream request is cancelled at
 // once, the gauge falls, the metrics of what was seen are recorded.
 func TestClientDisconnectMidStream(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	f := serve(t, config(mockURL(m)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -49,17 +49,6 @@ func serveOpts(t *testing.T, opts phases.Options, cfg aiproxy.Config, others ...
 	return &fixture{Gateway: g, reg: reg, env: env, plugin: p}
 }
 
-// startMock starts the mock LLM, closed when t ends.
-func startMock(t *testing.T) *mockllm.Server {
-	t.Helper()
-	m, err := mockllm.Start("127.0.0.1:0", mockllm.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	return m
-}
-
 func mockURL(m *mockllm.Server) string { return m.URL() + mockllm.PathChatCompletions }
 
 // key is the Samples key of an ai-proxy LLM series.

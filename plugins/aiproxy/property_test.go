@@ -10,6 +10,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
 	"github.com/phasegate/phasegate/internal/proxy"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
@@ -61,7 +62,7 @@ func propertyConfig(endpoint string) aiproxy.Config {
 // in-flight gauge falls back to 0, and every upstream request ends with
 // its path.
 func TestPropertyAIProxyKeepsTheRules(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	transport := proxy.NewTransport()
 	defer transport.CloseIdleConnections()
 	var fault string

@@ -48,7 +48,7 @@ func (e *earlyExit) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.
 // early in body_filter, before the response (non-stream) or in the middle
 // of a stream, never leaves the in-flight gauge up.
 func TestEarlyExitInBodyFilterReleasesTheGauge(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	for _, tc := range []struct {
 		name   string
 		stream bool
@@ -99,7 +99,7 @@ func TestEarlyExitInBodyFilterReleasesTheGauge(t *testing.T) {
 
 // The same with the real content moderation plugin refusing the response.
 func TestModerationRefusalReleasesTheGauge(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	for _, stream := range []bool{false, true} {
 		env, reg := llmtest.NewEnv(t)
 		mcfg := aimoderation.DefaultConfig()

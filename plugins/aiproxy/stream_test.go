@@ -63,7 +63,7 @@ func (c *chunkLog) BodyFilter(ctx context.Context, b *phases.BodyChunk) phases.B
 // times aside), one chunk per event, with its usage in LLMInfo and the
 // stream's metrics.
 func TestStreamByteForByte(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	log := &chunkLog{}
 	f := serve(t, config(mockURL(m)), log)
 	body := `{"model":"gpt-s","messages":[{"role":"user","content":"say hello to the gateway"}],"stream":true,"stream_options":{"include_usage":true}}`
@@ -193,7 +193,7 @@ func TestStreamIsNotBuffered(t *testing.T) {
 // Events the mock writes in two halves reach the client whole, one chunk
 // each, and the same as unsplit.
 func TestStreamSplitEventsReassembled(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	log := &chunkLog{}
 	f := serve(t, config(mockURL(m)), log)
 	body := `{"model":"m","messages":[{"role":"user","content":"a b c"}],"stream":true,"stream_options":{"include_usage":true}}`
@@ -219,7 +219,7 @@ func TestStreamSplitEventsReassembled(t *testing.T) {
 // A stream request without stream_options gets include_usage: the usage
 // chunk the mock then sends reaches LLMInfo and the metrics.
 func TestStreamIncludeUsageAdded(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	f := serve(t, config(mockURL(m)))
 	body := llmtest.Chat("m", true)
 	if plain := direct(t, m, body, nil); strings.Contains(string(plain), `"usage"`) {

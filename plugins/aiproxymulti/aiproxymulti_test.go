@@ -75,7 +75,7 @@ func TestFallbackGauges(t *testing.T) {
 
 // Network failures and timeouts fall back with "network".
 func TestFallbackOnNetwork(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	slow := instance("slow", mockURL(m))
 	slow.Timeout = 100 * time.Millisecond
 	slow.Options = map[string]any{"model": "slow-model"}
@@ -180,7 +180,7 @@ func TestAllFailing(t *testing.T) {
 	llmtest.AssertNoneActive(t, f.reg)
 
 	// None answered: 502, or 504 when the last failure was a timeout.
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	slow := instance("slow", mockURL(m))
 	slow.Timeout = 50 * time.Millisecond
 	for _, tc := range []struct {
@@ -344,7 +344,7 @@ func TestWeightedDistribution(t *testing.T) {
 // A stream from a fallback instance passes as ai-proxy's do; a stream that
 // breaks after it started is not retried.
 func TestStreamFallback(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	bad := failing(t, 500, `{}`)
 	f := serve(t, multi(withPriority(instance("bad", bad.URL), 1), instance("mock", mockURL(m))))
 	resp := f.Post(t, llmtest.Chat("m", true), nil)

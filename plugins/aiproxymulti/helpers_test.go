@@ -50,16 +50,6 @@ func multi(instances ...aiproxymulti.Instance) aiproxymulti.Config {
 	return c
 }
 
-func startMock(t *testing.T) *mockllm.Server {
-	t.Helper()
-	m, err := mockllm.Start("127.0.0.1:0", mockllm.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	return m
-}
-
 func mockURL(m *mockllm.Server) string { return m.URL() + mockllm.PathChatCompletions }
 
 func deadURL(t *testing.T) string { return "http://" + llmtest.DeadAddr(t) + "/v1/chat/completions" }

@@ -26,7 +26,7 @@ import (
 // the mock with the path's fault) and fallback policy: every attempt's
 // gauge falls back to 0, and every upstream request ends with its path.
 func TestPropertyAIProxyMultiKeepsTheRules(t *testing.T) {
-	m := startMock(t)
+	m := llmtest.StartMock(t)
 	var running atomic.Int64
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		running.Add(1)

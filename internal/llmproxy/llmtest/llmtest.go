@@ -25,6 +25,7 @@ import (
 	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/internal/proxy"
 	"github.com/phasegate/phasegate/metrics"
+	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -355,4 +356,15 @@ func Chat(model string, stream bool) string {
 		s += `,"stream":true`
 	}
 	return s + "}"
+}
+
+// StartMock starts the mock LLM on a free port, closed when t ends.
+func StartMock(t testing.TB) *mockllm.Server {
+	t.Helper()
+	m, err := mockllm.Start("127.0.0.1:0", mockllm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m
 }
