@@ -18,6 +18,9 @@
 // machine enters StateDone, which closes the request's root scope. A Binding is
 // only obtainable from Scope.Acquire, so a release without an acquisition cannot
 // be written, and Release is idempotent, so a double release cannot happen.
+// A Ledger set on the machine is told of every acquisition, release and
+// scope end, in order; package fsm/fsmtest's Audit is the Ledger tests use to
+// check that each binding is released by the time its scope ends.
 //
 // The package knows nothing of HTTP. It guards against the hazards of the
 // underlying library (see ../shared/NOTES-looplab-fsm.md in the project

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	lfsm "github.com/looplab/fsm"
 	"go.uber.org/goleak"
 	"pgregory.net/rapid"
 )
@@ -236,7 +235,9 @@ func TestForceDoneFinishesStuckMachine(t *testing.T) {
 			}
 			n := 0
 			m.Scope().Acquire(Resource{Name: "g"}, func() { n++ })
-			wedge(t, m)
+			if !m.wedge() {
+				t.Fatal("no event left to wedge on")
+			}
 			if err := m.Fire(EventAbort); !errors.Is(err, ErrStuck) && stopAt.Live() {
 				t.Fatalf("Fire on a wedged machine: %v, want ErrStuck", err)
 			}
@@ -255,33 +256,6 @@ func TestForceDoneFinishesStuckMachine(t *testing.T) {
 				t.Fatal("a forced machine went back to the pool")
 			}
 		})
-	}
-}
-
-// wedge reproduces looplab's "cancelled context bricks the instance" hazard
-// on m's own instance: an Event with a cancelled context leaves a pending
-// transition behind.
-func wedge(t *testing.T, m *Machine) {
-	t.Helper()
-	ctx, cancel := withCancel()
-	cancel()
-	lf := m.lf
-	var ev string
-	for _, e := range allEvents {
-		if lf.Can(string(e)) {
-			ev = string(e)
-		}
-	}
-	if ev == "" {
-		m.stuck = true
-		return
-	}
-	if err := lf.Event(ctx, ev); err == nil {
-		t.Fatal("looplab accepted an event with a cancelled context")
-	}
-	var it lfsm.InTransitionError
-	if err := lf.Event(bg, ev); !errors.As(err, &it) {
-		t.Fatalf("expected the looplab instance to be bricked, got %v", err)
 	}
 }
 

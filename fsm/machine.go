@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	lfsm "github.com/looplab/fsm"
+
+	"github.com/phasegate/phasegate/internal/testhook"
 )
 
 // maxSteps bounds a trace: the longest path through the table is
@@ -61,8 +63,10 @@ type Machine struct {
 
 	root Scope
 
-	// Recovered receives panics recovered from the Observer and from release
-	// functions. Nil means they are dropped after recovery.
+	// Recovered receives panics recovered from the Observer ("observer") and
+	// from release functions ("release"), and an *UnsettledError when a
+	// scope's Close leaves a binding held ("close"). Nil means they are
+	// dropped after recovery.
 	Recovered func(where string, v any)
 }
 
@@ -85,28 +89,31 @@ func newLooplab() *lfsm.FSM {
 	return lfsm.NewFSM(string(StateNew), lfEvents, nil)
 }
 
-var pool = sync.Pool{New: func() any {
+func newMachine() *Machine {
 	m := &Machine{cur: StateNew}
 	m.lf = newLooplab()
 	m.root.m = m
 	return m
-}}
+}
+
+var pool = sync.Pool{New: func() any { return newMachine() }}
 
 // New returns a machine in StateNew whose observer is obs (which may be nil).
 // Machines are pooled: call Release once the request is done with it.
 func New(obs Observer) *Machine {
-	m := pool.Get().(*Machine)
-	// A pooled instance is only put back in StateDone and reset here; check
-	// that looplab agrees before trusting it (see the notes on pooling).
+	return pool.Get().(*Machine).reuse(obs)
+}
+
+// reuse readies a machine from the pool (reset by retire) for a request. A
+// pooled instance is only put back in StateDone; looplab must agree that it
+// has been reset before it is trusted (see the notes on pooling), else a
+// fresh machine is used.
+func (m *Machine) reuse(obs Observer) *Machine {
 	m.lf.SetState(string(StateNew))
 	if !m.lf.Can(string(EventStart)) {
-		m = &Machine{cur: StateNew}
-		m.lf = newLooplab()
-		m.root.m = m
+		m = newMachine()
 	}
-	m.cur = StateNew
 	m.observer = obs
-	m.root.reset()
 	return m
 }
 
@@ -115,14 +122,23 @@ func New(obs Observer) *Machine {
 // is a no-op). A machine that is not in StateDone, or that was stuck, is not
 // reused.
 func (m *Machine) Release() {
+	if m.retire() {
+		pool.Put(m)
+	}
+}
+
+// retire resets a finished machine for its next use and reports whether it
+// may be reused at all.
+func (m *Machine) retire() bool {
 	if m.State() != StateDone || m.stuck || m.forced || m.firing {
-		return
+		return false
 	}
 	m.root.reset()
+	m.cur = StateNew
 	m.nsteps = 0
 	m.observer = nil
 	m.Recovered = nil
-	pool.Put(m)
+	return true
 }
 
 // State returns the current state.
@@ -245,4 +261,30 @@ func (m *Machine) ForceDone() bool {
 	m.record(Step{Event: EventFinish, From: from, To: StateDone})
 	m.root.Close()
 	return true
+}
+
+// wedge leaves m's looplab instance mid-transition, the way a cancelled
+// context does (docs/lifecycle.md): looplab refuses every later event, so
+// Fire returns ErrStuck. It is the testing hook testhook.WedgeMachine and
+// reports whether there was an event left to wedge on.
+func (m *Machine) wedge() bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, ev := range allEvents {
+		if m.lf.Can(string(ev)) {
+			return m.lf.Event(ctx, string(ev)) != nil
+		}
+	}
+	return false
+}
+
+func init() {
+	testhook.WedgeMachine = func(scope any) bool {
+		s, ok := scope.(*Scope)
+		if !ok {
+			return false
+		}
+		m, same := s.machine()
+		return same && m.wedge()
+	}
 }

@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -13,12 +15,64 @@ type Resource struct {
 	Labels []string
 }
 
-// Ledger is told of every acquisition and release in a machine's scopes, in
-// order. The property-test harness uses one to prove that every binding is
-// released exactly once, before done, with its acquisition labels.
+// String renders r as name{label,label}.
+func (r Resource) String() string {
+	if len(r.Labels) == 0 {
+		return r.Name
+	}
+	return r.Name + "{" + strings.Join(r.Labels, ",") + "}"
+}
+
+// RootScope is the scope id of a machine's root scope.
+const RootScope uint64 = 0
+
+// Entry is one acquisition or release, as a Ledger is told of it.
+type Entry struct {
+	// ID identifies the binding within one use of the machine: ids start
+	// at 1 for every request.
+	ID uint64
+	// Scope is the id of the scope holding the binding (Scope.ID):
+	// RootScope, or for a child scope the ID of the entry that holds the
+	// child in its parent.
+	Scope uint64
+	// Resource is what the binding holds, as acquired.
+	Resource Resource
+	// State is the machine's state when it happened.
+	State State
+}
+
+// Ledger is told of every acquisition and release in a machine's scopes,
+// and of the end of each scope, in order. The property-test harness
+// (phases/phasetest) uses one to prove that every binding is released
+// exactly once, with its acquisition labels, by the time its scope ends.
 type Ledger interface {
-	Acquired(id uint64, r Resource, in State)
-	Released(id uint64, r Resource, in State)
+	// Acquired is told of a new binding, right after it is recorded.
+	Acquired(e Entry)
+	// Released is told of a release, right after its release function ran.
+	Released(e Entry)
+	// Ended is told that a scope has closed: every binding it held has
+	// been released (and reported), and any later acquisition in it is
+	// released at once. A child scope ends just before its own entry is
+	// released in its parent; the root scope ends when the machine reaches
+	// StateDone.
+	Ended(scope uint64, in State)
+}
+
+// UnsettledError is what Close reports to Machine.Recovered when bindings
+// are still held after it has released each of them once: their release did
+// not settle them. Close reports it rather than retrying forever; it means a
+// bug in this package.
+type UnsettledError struct {
+	Scope uint64
+	Held  []Resource
+}
+
+func (e *UnsettledError) Error() string {
+	names := make([]string, len(e.Held))
+	for i, r := range e.Held {
+		names[i] = r.String()
+	}
+	return fmt.Sprintf("fsm: scope %d closed with bindings still held: %s", e.Scope, strings.Join(names, ", "))
 }
 
 // Scope owns bindings and releases each exactly once when it is closed, in
@@ -29,11 +83,13 @@ type Scope struct {
 	m       *Machine // set on a machine's root scope only
 	root    *Scope   // the machine's root scope; nil on the root itself
 	rootGen uint64   // root.gen when this child was opened
+	id      uint64   // RootScope, or the id of self
 
 	mu     sync.Mutex
 	gen    uint64 // bumped on every reset, so handles from an earlier use are inert
 	closed bool
 	held   []held
+	self   Binding       // a child's own binding in its parent
 	ledger Ledger        // root only
 	ids    atomic.Uint64 // root only: binding ids, unique per machine use
 }
@@ -54,6 +110,8 @@ type Binding struct {
 	id  uint64
 }
 
+// reset readies a root scope for the machine's next use: handles of the
+// previous use become inert and ids start again.
 func (s *Scope) reset() {
 	s.mu.Lock()
 	s.gen++
@@ -61,6 +119,7 @@ func (s *Scope) reset() {
 	clear(s.held)
 	s.held = s.held[:0]
 	s.ledger = nil
+	s.ids.Store(0)
 	s.mu.Unlock()
 }
 
@@ -71,6 +130,10 @@ func (m *Machine) SetLedger(l Ledger) {
 	m.root.ledger = l
 	m.root.mu.Unlock()
 }
+
+// ID identifies the scope in ledger entries: RootScope for a machine's root
+// scope, else the ID of the entry that holds the child in its parent.
+func (s *Scope) ID() uint64 { return s.id }
 
 // machine returns the machine s belongs to and whether s still belongs to
 // the same use of it (a child scope kept past its request does not).
@@ -113,17 +176,21 @@ func (s *Scope) newID() uint64 {
 // values used for it. On a scope that is already closed, release runs at once
 // and the returned Binding is inert, so a late acquisition cannot leak.
 func (s *Scope) Acquire(r Resource, release func()) Binding {
-	id := s.newID()
+	return s.acquire(s.newID(), r, release)
+}
+
+func (s *Scope) acquire(id uint64, r Resource, release func()) Binding {
 	l, st := s.observe()
+	e := Entry{ID: id, Scope: s.id, Resource: r, State: st}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		if l != nil {
-			l.Acquired(id, r, st)
+			l.Acquired(e)
 		}
 		s.runRelease(release)
 		if l != nil {
-			l.Released(id, r, st)
+			l.Released(e)
 		}
 		return Binding{}
 	}
@@ -131,7 +198,7 @@ func (s *Scope) Acquire(r Resource, release func()) Binding {
 	gen := s.gen
 	s.mu.Unlock()
 	if l != nil {
-		l.Acquired(id, r, st)
+		l.Acquired(e)
 	}
 	return Binding{s: s, gen: gen, id: id}
 }
@@ -189,7 +256,7 @@ func (s *Scope) release(gen, id uint64) {
 	l, st := s.observe()
 	s.runRelease(fn)
 	if l != nil {
-		l.Released(id, res, st)
+		l.Released(Entry{ID: id, Scope: s.id, Resource: res, State: st})
 	}
 }
 
@@ -205,7 +272,8 @@ func (s *Scope) runRelease(fn func()) {
 }
 
 // Close releases every binding still held, newest first, and marks the scope
-// closed: later acquisitions are released at once. Close is idempotent.
+// closed: later acquisitions are released at once. A child scope then leaves
+// its parent. Close is idempotent.
 func (s *Scope) Close() {
 	s.mu.Lock()
 	if s.closed {
@@ -213,24 +281,51 @@ func (s *Scope) Close() {
 		return
 	}
 	s.closed = true
-	gen := s.gen
+	gen, n := s.gen, len(s.held)
 	s.mu.Unlock()
-	for {
+	// A closed scope takes no new bindings, so this pass sees them all and
+	// tries each once: a release that fails to settle its binding is
+	// reported below, never retried forever.
+	for i := n - 1; i >= 0; i-- {
 		s.mu.Lock()
-		var id uint64
-		if gen == s.gen {
-			for i := len(s.held) - 1; i >= 0; i-- {
-				if !s.held[i].released {
-					id = s.held[i].id
-					break
-				}
-			}
-		}
-		s.mu.Unlock()
-		if id == 0 {
+		if gen != s.gen {
+			s.mu.Unlock()
 			return
 		}
-		s.release(gen, id)
+		id, done := s.held[i].id, s.held[i].released
+		s.mu.Unlock()
+		if !done {
+			s.release(gen, id)
+		}
+	}
+	s.reportUnsettled(gen)
+	if l, st := s.observe(); l != nil {
+		l.Ended(s.id, st)
+	}
+	s.mu.Lock()
+	self := s.self
+	s.mu.Unlock()
+	self.Release()
+}
+
+// reportUnsettled tells the machine's Recovered of the bindings a Close
+// left held.
+func (s *Scope) reportUnsettled(gen uint64) {
+	s.mu.Lock()
+	var left []Resource
+	if gen == s.gen {
+		for _, h := range s.held {
+			if !h.released {
+				left = append(left, h.res)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if len(left) == 0 {
+		return
+	}
+	if m, ok := s.machine(); ok && m.Recovered != nil {
+		m.Recovered("close", &UnsettledError{Scope: s.id, Held: left})
 	}
 }
 
@@ -243,17 +338,21 @@ func (s *Scope) Closed() bool {
 
 // Child opens a scope for a shorter lifetime inside s, for example one
 // upstream attempt, named name in the ledger. Closing the child releases its
-// bindings; closing s (or reaching done) closes the child if its owner has
-// not. The child is itself held by s as a binding.
+// bindings and ends it; closing s (or reaching done) closes the child if its
+// owner has not. The child is itself held by s as a binding, released when
+// the child closes.
 func (s *Scope) Child(name string) *Scope {
-	c := &Scope{root: s.root}
+	c := &Scope{root: s.root, id: s.newID()}
 	if s.root == nil {
 		c.root = s
 	}
 	c.root.mu.Lock()
 	c.rootGen = c.root.gen
 	c.root.mu.Unlock()
-	// On a closed s, Acquire runs c.Close at once: the child is born closed.
-	s.Acquire(Resource{Name: name}, c.Close)
+	// On a closed s, acquire runs c.Close at once: the child is born closed.
+	self := s.acquire(c.id, Resource{Name: name}, c.Close)
+	c.mu.Lock()
+	c.self = self
+	c.mu.Unlock()
 	return c
 }

@@ -1,139 +1,157 @@
 package fsm
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
+
+	"github.com/phasegate/phasegate/internal/testhook"
 )
 
-// ledger checks, as it is told, what the Scope promises.
-type ledger struct {
-	t        *rapid.T
-	acquired map[uint64]Resource
-	released map[uint64]State
-}
+// names records what a ledger is told, as "acquire NAME", "release NAME"
+// and "end ID" lines. (fsm/fsmtest's Audit checks more, but importing it
+// here would be a cycle.)
+type names struct{ lines []string }
 
-func (l *ledger) Acquired(id uint64, r Resource, in State) {
-	if _, dup := l.acquired[id]; dup {
-		l.t.Fatalf("binding id %d acquired twice", id)
-	}
-	l.acquired[id] = r
-}
+func (l *names) Acquired(e Entry)            { l.lines = append(l.lines, "acquire "+e.Resource.Name) }
+func (l *names) Released(e Entry)            { l.lines = append(l.lines, "release "+e.Resource.Name) }
+func (l *names) Ended(scope uint64, _ State) { l.lines = append(l.lines, fmt.Sprint("end ", scope)) }
 
-func (l *ledger) Released(id uint64, r Resource, in State) {
-	a, ok := l.acquired[id]
-	if !ok {
-		l.t.Fatalf("binding %d released without acquisition", id)
-	}
-	if _, twice := l.released[id]; twice {
-		l.t.Fatalf("binding %d (%s) released twice", id, a.Name)
-	}
-	if fmt.Sprint(a) != fmt.Sprint(r) {
-		l.t.Fatalf("binding %d released as %v, acquired as %v", id, r, a)
-	}
-	l.released[id] = in
-}
-
-type scopeModel struct {
-	m        *Machine
-	l        *ledger
-	scopes   []*Scope
-	bindings []Binding
-	calls    map[string]int // release function calls per resource
-	names    []string
-	n        int
-}
-
-// Random interleavings of acquisitions (in the root or in child scopes),
-// early releases (repeated, from stale handles too), child closes and the
-// lifecycle's events: every release function runs exactly once, by done at
-// the latest, and the ledger sees the labels of the acquisition.
-func TestPropertyScopeReleasesExactlyOnce(t *testing.T) {
+// A machine reused from the pool serves a second request with its own
+// ledger: every handle of the first request (bindings, child scopes,
+// repeated and late calls on them) stays inert, although binding ids start
+// again from 1 and collide with the first request's.
+func TestPropertyPooledMachineReuse(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		s := &scopeModel{calls: map[string]int{}}
-		s.m = New(nil)
-		s.l = &ledger{t: t, acquired: map[uint64]Resource{}, released: map[uint64]State{}}
-		s.m.SetLedger(s.l)
-		_ = s.m.Fire(EventStart)
-		s.scopes = []*Scope{s.m.Scope()}
-		t.Repeat(map[string]func(*rapid.T){
-			"acquire": func(t *rapid.T) {
-				sc := rapid.SampledFrom(s.scopes).Draw(t, "scope")
-				s.n++
-				name := fmt.Sprintf("r%d", s.n)
-				label := rapid.StringMatching(`[a-z]{0,3}`).Draw(t, "label")
-				s.names = append(s.names, name)
-				closed := sc.Closed()
-				b := sc.Acquire(Resource{Name: name, Labels: []string{label}}, func() { s.calls[name]++ })
-				if closed && (b.Held() || s.calls[name] != 1) {
-					t.Fatalf("acquisition on a closed scope was not released at once")
-				}
-				s.bindings = append(s.bindings, b)
-			},
-			"child": func(t *rapid.T) {
-				sc := rapid.SampledFrom(s.scopes).Draw(t, "parent")
-				s.scopes = append(s.scopes, sc.Child("attempt"))
-			},
-			"close": func(t *rapid.T) {
-				rapid.SampledFrom(s.scopes).Draw(t, "scope").Close()
-			},
-			"release": func(t *rapid.T) {
-				if len(s.bindings) == 0 {
-					t.Skip("nothing acquired")
-				}
-				b := rapid.SampledFrom(s.bindings).Draw(t, "binding")
+		m := New(nil)
+		first := &names{}
+		m.SetLedger(first)
+		if err := m.Fire(EventStart); err != nil {
+			t.Fatal(err)
+		}
+		scopes := []*Scope{m.Scope()}
+		var old []Binding
+		for i := rapid.IntRange(1, 6).Draw(t, "first request's bindings"); i > 0; i-- {
+			sc := rapid.SampledFrom(scopes).Draw(t, "scope")
+			if rapid.Bool().Draw(t, "open a child") {
+				sc = sc.Child("first's child")
+				scopes = append(scopes, sc)
+			}
+			b := sc.Acquire(Resource{Name: "first"}, func() {})
+			if rapid.Bool().Draw(t, "release early") {
+				b.Release()
+			}
+			old = append(old, b)
+		}
+		m.ForceDone()
+		seen := len(first.lines)
+		if !m.retire() {
+			t.Fatal("a machine done in good order was not retired for reuse")
+		}
+		if again := m.reuse(nil); again != m {
+			t.Fatal("the pool check refused a clean machine")
+		}
+		second := &names{}
+		m.SetLedger(second)
+		if err := m.Fire(EventStart); err != nil {
+			t.Fatalf("the reused machine refused start: %v", err)
+		}
+		if len(m.Trace()) != 1 || m.Scope().Closed() {
+			t.Fatalf("the reused machine is not clean: trace %v, scope closed %v", m.Trace(), m.Scope().Closed())
+		}
+		hits := make([]int, rapid.IntRange(1, 6).Draw(t, "second request's bindings"))
+		var cur []Binding
+		for i := range hits {
+			cur = append(cur, m.Scope().Acquire(Resource{Name: "second"}, func() { hits[i]++ }))
+		}
+		// The root scope is the second request's too; its children are stale.
+		children := scopes[1:]
+		for range rapid.IntRange(0, 12).Draw(t, "stale calls") {
+			call := rapid.IntRange(0, 3).Draw(t, "stale call")
+			if call > 0 && len(children) == 0 {
+				continue
+			}
+			switch call {
+			case 0:
+				b := rapid.SampledFrom(old).Draw(t, "stale binding")
 				b.Release()
 				if b.Held() {
-					t.Fatal("binding still held after Release")
+					t.Fatal("a binding of the first request reads as held")
 				}
-			},
-			"zero": func(t *rapid.T) { Binding{}.Release() },
-			"event": func(t *rapid.T) {
-				ev := rapid.SampledFrom([]Event{EventNext, EventExit, EventAbort}).Draw(t, "event")
-				_ = s.m.Fire(ev)
-			},
-			"": func(t *rapid.T) {
-				for name, n := range s.calls {
-					if n > 1 {
-						t.Fatalf("%s released %d times", name, n)
-					}
+			case 1:
+				rapid.SampledFrom(children).Draw(t, "stale scope").Close()
+			case 2:
+				ran := 0
+				rapid.SampledFrom(children).Draw(t, "stale child").Acquire(Resource{Name: "first, late"}, func() { ran++ })
+				if ran != 1 {
+					t.Fatalf("a late acquisition in a closed scope ran its release %d times", ran)
 				}
-			},
-		})
-		s.m.ForceDone()
-		for _, name := range s.names {
-			if s.calls[name] != 1 {
-				t.Fatalf("after done, %s released %d times, want 1", name, s.calls[name])
+			case 3:
+				c := rapid.SampledFrom(children).Draw(t, "stale parent").Child("first's late child")
+				if !c.Closed() {
+					t.Fatal("a child opened in a closed scope is open")
+				}
 			}
 		}
-		if len(s.l.acquired) != len(s.l.released) {
-			t.Fatalf("ledger: %d acquired, %d released", len(s.l.acquired), len(s.l.released))
+		for i, b := range cur {
+			if !b.Held() || hits[i] != 0 {
+				t.Fatalf("a stale handle released the second request's binding %d (held %v, released %d times)", i, b.Held(), hits[i])
+			}
 		}
-		old := s.bindings
-		s.m.Release()
-		// Handles kept past the request must not touch the next request
-		// that reuses the pooled machine.
-		m2 := New(nil)
-		_ = m2.Fire(EventStart)
-		hit := 0
-		m2.Scope().Acquire(Resource{Name: "next request"}, func() { hit++ })
-		for _, b := range old {
-			b.Release()
+		if len(first.lines) != seen {
+			t.Fatalf("the first request's ledger heard of the second: %v", first.lines[seen:])
 		}
-		for _, sc := range s.scopes[1:] {
-			sc.Close()
-			sc.Acquire(Resource{Name: "late"}, func() {})
+		for _, line := range second.lines {
+			if strings.Contains(line, "first") {
+				t.Fatalf("the second request's ledger heard of the first: %v", second.lines)
+			}
 		}
-		if hit != 0 {
-			t.Fatal("a stale handle released a binding of the next request")
+		m.ForceDone()
+		for i, n := range hits {
+			if n != 1 {
+				t.Fatalf("the second request's binding %d was released %d times", i, n)
+			}
 		}
-		m2.ForceDone()
-		if hit != 1 {
-			t.Fatalf("next request's binding released %d times", hit)
-		}
-		m2.Release()
+		m.Release()
 	})
+}
+
+// A release that does not settle its binding (here: one that marks it held
+// again) must not make Close try it forever: Close tries each binding once
+// and reports what is left as an *UnsettledError.
+func TestCloseReportsUnsettledBinding(t *testing.T) {
+	m := New(nil)
+	_ = m.Fire(EventStart)
+	var reported []error
+	m.Recovered = func(where string, v any) {
+		if err, ok := v.(error); ok && where == "close" {
+			reported = append(reported, err)
+		}
+	}
+	sc := m.Scope().Child("attempt")
+	kept := 0
+	sc.Acquire(Resource{Name: "kept", Labels: []string{"a"}}, func() {
+		kept++
+		sc.mu.Lock()
+		sc.held[0].released = false
+		sc.mu.Unlock()
+	})
+	sc.Close()
+	var ue *UnsettledError
+	if len(reported) != 1 || !errors.As(reported[0], &ue) || ue.Scope != sc.ID() || len(ue.Held) != 1 || ue.Held[0].String() != "kept{a}" {
+		t.Fatalf("reported %v, want one UnsettledError naming kept{a}", reported)
+	}
+	if kept != 1 {
+		t.Fatalf("the release ran %d times", kept)
+	}
+	if want := "fsm: scope 1 closed with bindings still held: kept{a}"; ue.Error() != want {
+		t.Errorf("message %q, want %q", ue.Error(), want)
+	}
+	m.ForceDone()
+	m.Release()
 }
 
 func TestReleasePanicRecoveredOthersStillRun(t *testing.T) {
@@ -152,5 +170,46 @@ func TestReleasePanicRecoveredOthersStillRun(t *testing.T) {
 	if len(recovered) != 1 || recovered[0] != "release:b's release is buggy" {
 		t.Fatalf("recovered %v", recovered)
 	}
+	m.Release()
+}
+
+// The testing hook wedges the machine that owns a scope, root or child,
+// while the machine can still move, and nothing else.
+func TestWedgeHook(t *testing.T) {
+	m := New(nil)
+	_ = m.Fire(EventStart)
+	child := m.Scope().Child("c")
+	if testhook.WedgeMachine("not a scope") {
+		t.Fatal("wedged a non-scope")
+	}
+	if !testhook.WedgeMachine(child) {
+		t.Fatal("could not wedge a live machine through a child scope")
+	}
+	if err := m.Fire(EventNext); !errors.Is(err, ErrStuck) {
+		t.Fatalf("Fire on a wedged machine: %v, want ErrStuck", err)
+	}
+	if !m.ForceDone() || !child.Closed() {
+		t.Fatal("ForceDone did not finish the wedged machine")
+	}
+	if testhook.WedgeMachine(m.Scope()) {
+		t.Fatal("wedged a machine already done")
+	}
+
+	m = New(nil)
+	_ = m.Fire(EventStart)
+	child = m.Scope().Child("c")
+	m.ForceDone()
+	if !m.retire() {
+		t.Fatal("a healthy machine was not retired")
+	}
+	m = m.reuse(nil)
+	_ = m.Fire(EventStart)
+	if testhook.WedgeMachine(child) {
+		t.Fatal("wedged a machine through a scope of its previous request")
+	}
+	if err := m.Fire(EventNext); err != nil {
+		t.Fatalf("the next request's machine is stuck: %v", err)
+	}
+	m.ForceDone()
 	m.Release()
 }

@@ -27,7 +27,8 @@ type Hooks struct {
 	// final summary. Default: nothing.
 	Finished func(ctx context.Context, s *Summary)
 	// Ledger returns a ledger that sees every acquisition and release of the
-	// request's bindings, or nil. Default: no ledger.
+	// request's bindings and the end of each of its scopes, or nil.
+	// Default: no ledger.
 	Ledger func(r *Request) fsm.Ledger
 }
 
@@ -77,12 +78,17 @@ func (h Hooks) Then(next Hooks) Hooks {
 
 type ledgers [2]fsm.Ledger
 
-func (l ledgers) Acquired(id uint64, r fsm.Resource, in fsm.State) {
-	l[0].Acquired(id, r, in)
-	l[1].Acquired(id, r, in)
+func (l ledgers) Acquired(e fsm.Entry) {
+	l[0].Acquired(e)
+	l[1].Acquired(e)
 }
 
-func (l ledgers) Released(id uint64, r fsm.Resource, in fsm.State) {
-	l[0].Released(id, r, in)
-	l[1].Released(id, r, in)
+func (l ledgers) Released(e fsm.Entry) {
+	l[0].Released(e)
+	l[1].Released(e)
+}
+
+func (l ledgers) Ended(scope uint64, in fsm.State) {
+	l[0].Ended(scope, in)
+	l[1].Ended(scope, in)
 }

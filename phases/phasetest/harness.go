@@ -205,8 +205,9 @@ func (r *run) note(format string, args ...any) {
 	r.mu.Unlock()
 }
 
-// Acquired and Released make run a fsm.Ledger.
-func (r *run) Acquired(id uint64, res fsm.Resource, in fsm.State) {
+// Acquired, Released and Ended make run an fsm.Ledger.
+func (r *run) Acquired(e fsm.Entry) {
+	id, res := e.ID, e.Resource
 	r.note("    acquire %s%s", res.Name, describeLabels(res.Labels))
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -216,7 +217,8 @@ func (r *run) Acquired(id uint64, res fsm.Resource, in fsm.State) {
 	r.acquired[id] = res
 }
 
-func (r *run) Released(id uint64, res fsm.Resource, in fsm.State) {
+func (r *run) Released(e fsm.Entry) {
+	id, res := e.ID, e.Resource
 	r.note("    release %s%s", res.Name, describeLabels(res.Labels))
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -232,6 +234,9 @@ func (r *run) Released(id uint64, res fsm.Resource, in fsm.State) {
 		r.problems = append(r.problems, fmt.Sprintf("binding %s%s released %d times", res.Name, describeLabels(res.Labels), r.released[id]))
 	}
 }
+
+// Ended is told of the end of a scope; the rules on it come with fsmtest.
+func (r *run) Ended(uint64, fsm.State) {}
 
 func (r *run) hooks() phases.Hooks {
 	return phases.Hooks{
