@@ -19,6 +19,11 @@ import (
 // client went away before a response started, as nginx and Caddy do.
 const StatusClientClosed = 499
 
+// UpstreamBody is the name, in ledgers, of the binding that closes the
+// upstream response's body: released when its stream ends, when an exit
+// replaces or ends the response, or when the request is aborted.
+const UpstreamBody = "upstream body"
+
 // exchange is one request on its way through a chain. Exchanges are pooled.
 type exchange struct {
 	c    *Chain
@@ -188,7 +193,7 @@ func (x *exchange) upstream() {
 	}
 	x.resp, x.respIsExit = resp, false
 	if resp.Body != nil {
-		x.upBody = x.m.Scope().Acquire(fsm.Resource{Name: "upstream body"}, x.closeUpstreamBody)
+		x.upBody = x.m.Scope().Acquire(fsm.Resource{Name: UpstreamBody}, x.closeUpstreamBody)
 	}
 	if x.gone() {
 		x.abortGone()
@@ -337,6 +342,7 @@ func (x *exchange) bodyFilter() {
 	if x.cause == "" {
 		x.cause = CauseCompleted
 	}
+	x.releaseUpstream() // the stream has ended
 	x.fire(fsm.EventNext)
 }
 
