@@ -46,6 +46,7 @@ type exchange struct {
 	origPath string
 
 	headersSent bool
+	ended       bool // the response is over: aborted, or answered by the safety net
 	logged      bool
 	stuck       bool
 	status      int
@@ -149,7 +150,7 @@ func (x *exchange) abort(cause Cause, err error) {
 	}
 	x.releaseUpstream()
 	if x.headersSent {
-		x.sink.Abort()
+		x.abortSink()
 	} else if cause == CauseClientClosed {
 		x.status = StatusClientClosed
 	}
@@ -405,7 +406,7 @@ func (x *exchange) writeWhole() {
 func (x *exchange) endStream(ex Exit) {
 	x.releaseUpstream()
 	if !x.resp.SSE || ex.Cause() == CausePanic {
-		x.sink.Abort()
+		x.abortSink()
 		return
 	}
 	frame := FinalFrame(ex.Body())
@@ -572,27 +573,44 @@ func (x *exchange) terminalCause() Cause {
 }
 
 // escaped handles a panic that got past the hook wrappers (a Sink or the
-// runner itself): the client gets a 500 if nothing was sent yet, else an
-// aborted response.
+// runner itself).
 func (x *exchange) escaped(v any) {
 	x.c.hooks.Recovered(&x.req, x.m.State(), "", v)
 	x.cause = CausePanic
 	x.err = &panicError{v: v, stack: stack()}
-	func() {
-		defer func() { _ = recover() }()
-		if x.headersSent {
-			x.sink.Abort()
-			return
-		}
-		h := http.Header{"Content-Type": {"application/json"}}
-		for k, vs := range x.decor {
-			h[k] = vs
-		}
-		if x.sink.WriteHeader(http.StatusInternalServerError, h) == nil {
-			x.headersSent, x.status = true, http.StatusInternalServerError
-			_ = x.sink.Write(ErrorBody(http.StatusInternalServerError, string(CausePanic), "internal error"))
+	x.failInternally()
+}
+
+// failInternally answers a request the framework cannot finish: a 500 when
+// nothing was sent yet, else an aborted response. The sink may be what
+// failed: a panic of its is recovered and reported here.
+func (x *exchange) failInternally() {
+	defer func() {
+		if v := recover(); v != nil {
+			x.c.hooks.Recovered(&x.req, x.m.State(), "", v)
 		}
 	}()
+	if x.headersSent {
+		x.abortSink()
+		return
+	}
+	h := http.Header{"Content-Type": {"application/json"}}
+	for k, vs := range x.decor {
+		h[k] = vs
+	}
+	if x.sink.WriteHeader(http.StatusInternalServerError, h) == nil {
+		x.headersSent, x.status = true, http.StatusInternalServerError
+		x.ended = x.sink.Write(ErrorBody(http.StatusInternalServerError, string(CausePanic), "internal error")) == nil
+	}
+}
+
+// abortSink ends the response abnormally, unless it is over already: a
+// Sink is aborted at most once, and never after the safety net's answer.
+func (x *exchange) abortSink() {
+	if !x.ended {
+		x.ended = true
+		x.sink.Abort()
+	}
 }
 
 func (x *exchange) logPhase() {

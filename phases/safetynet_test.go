@@ -14,7 +14,9 @@ import (
 // every hook wrapper, inside the runner itself.
 type panickySink struct {
 	onHeader bool
+	writeOK  bool
 	aborted  int
+	written  int
 }
 
 func (s *panickySink) WriteHeader(int, http.Header) error {
@@ -24,7 +26,13 @@ func (s *panickySink) WriteHeader(int, http.Header) error {
 	}
 	return nil
 }
-func (s *panickySink) Write([]byte) error { panic("sink exploded on write") }
+func (s *panickySink) Write([]byte) error {
+	if !s.writeOK {
+		panic("sink exploded on write")
+	}
+	s.written++
+	return nil
+}
 func (s *panickySink) Flush() error       { return nil }
 func (s *panickySink) Abort()             { s.aborted++ }
 
@@ -40,11 +48,17 @@ func (h *holder) Access(ctx context.Context, r *phases.Request) phases.Exit {
 // log exactly once and done exactly once, with every binding released.
 func TestPanicEscapingTheRunnerStillReachesDone(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		sink *panickySink
+		name    string
+		sink    *panickySink
+		panics  int // recovered and reported
+		aborted int
 	}{
-		{"in WriteHeader", &panickySink{onHeader: true}},
-		{"in Write after the header", &panickySink{}},
+		// The client gets a whole 500.
+		{"in WriteHeader", &panickySink{onHeader: true, writeOK: true}, 1, 0},
+		// The 500's body panics too: the response is aborted, once.
+		{"in WriteHeader, then in Write", &panickySink{onHeader: true}, 2, 1},
+		// Headers are out: the response is aborted, once.
+		{"in Write after the header", &panickySink{}, 1, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &holder{}
@@ -60,8 +74,11 @@ func TestPanicEscapingTheRunnerStillReachesDone(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.Serve(context.Background(), httptest.NewRequest("GET", "/", nil), tc.sink)
-			if logs != 1 || h.released != 1 || recovered != 1 {
-				t.Fatalf("log ran %d times, binding released %d times, %d panics recovered", logs, h.released, recovered)
+			if logs != 1 || h.released != 1 || recovered != tc.panics {
+				t.Fatalf("log ran %d times, binding released %d times, %d panics recovered, want %d", logs, h.released, recovered, tc.panics)
+			}
+			if tc.sink.aborted != tc.aborted {
+				t.Fatalf("the response was aborted %d times, want %d", tc.sink.aborted, tc.aborted)
 			}
 			if last := steps[len(steps)-1]; last.To != fsm.StateDone {
 				t.Fatalf("the request ended in %s", last.To)
