@@ -352,7 +352,6 @@ func (x *exchange) bodyFilter() {
 // hooks of later phases still see it); in body_filter it is written at once.
 // After the headers are sent it ends the stream.
 func (x *exchange) exitTo(ex Exit, phase fsm.State, plugin string) {
-	x.exitPhase, x.exitPlugin = phase, plugin
 	x.cause = ex.Cause()
 	if err := ex.Err(); err != nil {
 		x.err = err
@@ -366,7 +365,11 @@ func (x *exchange) exitTo(ex Exit, phase fsm.State, plugin string) {
 	default:
 		x.useExit(ex)
 	}
-	x.fire(fsm.EventExit)
+	// The exit is named once it is taken: when writing it panics, or the
+	// machine cannot take it, that failure ends the request instead.
+	if x.fire(fsm.EventExit) {
+		x.exitPhase, x.exitPlugin = phase, plugin
+	}
 }
 
 // useExit makes ex the current response, closing the upstream's.

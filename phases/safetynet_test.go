@@ -89,3 +89,31 @@ func TestPanicEscapingTheRunnerStillReachesDone(t *testing.T) {
 		})
 	}
 }
+
+// refuser ends the body with an exit before anything is sent.
+type refuser struct{}
+
+func (refuser) Name() string { return "refuser" }
+func (refuser) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.BodyResult {
+	return phases.End(phases.Error(403, "refused", "no"))
+}
+
+// A sink that panics while an exit's response is being written: the exit
+// was never taken, the panic ended the request, and the log says so.
+func TestPanicWritingAnExitIsNotLoggedAsTheExit(t *testing.T) {
+	var sum phases.Summary
+	c, err := phases.NewChain(phases.Options{Hooks: phases.Hooks{
+		Finished: func(_ context.Context, s *phases.Summary) { sum = *s; sum.Trace = append([]fsm.Step(nil), s.Trace...) },
+	}}, refuser{}, static{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &panickySink{onHeader: true, writeOK: true}
+	c.Serve(context.Background(), httptest.NewRequest("GET", "/", nil), sink)
+	if sum.Cause != phases.CausePanic || sum.ExitPhase != "" || sum.ExitPlugin != "" || sum.Status != 500 {
+		t.Fatalf("logged cause %s, exit %q/%q, status %d; want panic, no exit, 500", sum.Cause, sum.ExitPhase, sum.ExitPlugin, sum.Status)
+	}
+	if got := sum.Path(); got != "access>upstream>header_filter>body_filter>log" {
+		t.Fatalf("path %s", got)
+	}
+}
