@@ -553,8 +553,12 @@ func (x *exchange) finish() {
 	if v := recover(); v != nil {
 		x.escaped(v)
 	}
-	if st := x.m.State(); st.Live() && !x.stuck {
-		x.abort(x.terminalCause(), x.err)
+	if st := x.m.State(); st.Live() {
+		if x.stuck {
+			x.wedged(st)
+		} else {
+			x.abort(x.terminalCause(), x.err)
+		}
 	}
 	x.logPhase()
 	if x.m.State() == fsm.StateLog && !x.stuck {
@@ -582,6 +586,22 @@ func (x *exchange) escaped(v any) {
 	x.cause = CausePanic
 	x.err = &panicError{v: v, stack: stack()}
 	x.failInternally()
+}
+
+// wedged ends a request whose machine can no longer move, stuck in st: a
+// failure of the framework, reported like a panic. Before body_filter
+// nothing has been sent, so the client gets a 500; in body_filter the
+// response's end is already written.
+func (x *exchange) wedged(st fsm.State) {
+	if x.gone() {
+		x.abort(x.goneCause(), x.err) // the machine refuses to move; the cause stands
+		return
+	}
+	x.releaseUpstream()
+	x.cause = CausePanic
+	if st != fsm.StateBodyFilter {
+		x.failInternally()
+	}
 }
 
 // failInternally answers a request the framework cannot finish: a 500 when

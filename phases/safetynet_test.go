@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/phasegate/phasegate/fsm"
+	"github.com/phasegate/phasegate/internal/testhook"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -115,5 +116,37 @@ func TestPanicWritingAnExitIsNotLoggedAsTheExit(t *testing.T) {
 	}
 	if got := sum.Path(); got != "access>upstream>header_filter>body_filter>log" {
 		t.Fatalf("path %s", got)
+	}
+}
+
+// wedger wedges the request's machine from its access hook.
+type wedger struct{ ok bool }
+
+func (w *wedger) Name() string { return "wedger" }
+func (w *wedger) Access(ctx context.Context, r *phases.Request) phases.Exit {
+	w.ok = testhook.WedgeMachine(r.Scope())
+	return phases.Exit{}
+}
+
+// A machine that can no longer move mid-request is the safety net's own
+// path: the client gets a 500, the log runs once with cause panic, and
+// every binding is released as the machine is forced to done.
+func TestWedgedMachineFailsLikeAPanic(t *testing.T) {
+	w, h := &wedger{}, &holder{}
+	logs := 0
+	var sum phases.Summary
+	c, err := phases.NewChain(phases.Options{Hooks: phases.Hooks{
+		Finished: func(_ context.Context, s *phases.Summary) { logs++; sum = *s; sum.Trace = nil },
+	}}, h, w, static{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	c.Serve(context.Background(), httptest.NewRequest("GET", "/", nil), phases.NewHTTPSink(rec))
+	if !w.ok {
+		t.Fatal("the machine could not be wedged")
+	}
+	if rec.Code != 500 || logs != 1 || sum.Cause != phases.CausePanic || sum.Status != 500 || h.released != 1 {
+		t.Fatalf("client got %d, log ran %d times with cause %q status %d, binding released %d times", rec.Code, logs, sum.Cause, sum.Status, h.released)
 	}
 }
