@@ -124,6 +124,9 @@ func TestPropertyProxyKeepsTheRules(t *testing.T) {
 // checkOutcome checks what the proxy's own failures turn into.
 func checkOutcome(t phasetest.TB, kind string, r *phasetest.Result) {
 	s := r.Summary
+	if r.FrameworkFailed {
+		return
+	}
 	if s.ExitPlugin != proxy.Name {
 		if s.Cause == phases.CauseCompleted && kind == kindFast && !bytes.EqualFold(r.Body, []byte(fastBody)) {
 			t.Fatalf("the client got %q, want %q", r.Body, fastBody)

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 	"pgregory.net/rapid"
 
+	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/phases/phasetest"
 )
@@ -152,7 +153,7 @@ func TestHarnessCatchesBrokenPlugins(t *testing.T) {
 			// The shrunk path is printed as a trace, and it is small: at
 			// most one scripted plugin is needed to expose each of these.
 			trace := lastReport(out)
-			if !strings.Contains(trace, "start  new -> access") || !strings.Contains(trace, "finish log -> done") {
+			if !strings.Contains(trace, "start  new -> access") || !strings.Contains(trace, "\n  log: status=") {
 				t.Errorf("the report has no transition trace:\n%s", trace)
 			}
 			if n := strings.Count(trace, "\n  plugin p"); n > 1 {
@@ -161,6 +162,83 @@ func TestHarnessCatchesBrokenPlugins(t *testing.T) {
 			t.Logf("shrunk failure:\n%s", trace)
 		})
 	}
+}
+
+// --- deliberately broken upstreams: released by done, but too late -------
+
+// attempts is an upstream that makes two attempts, each holding an
+// in-flight gauge in its own "attempt" scope, and answers with the second.
+// closeFirst and closeLast say whether it ends the first attempt before the
+// second starts, and the second with its body; when they are false the
+// scope is only closed with the request, at done.
+type attempts struct {
+	g                     phases.BoundGauge
+	closeFirst, closeLast bool
+}
+
+func (u *attempts) Name() string { return "attempts" }
+func (u *attempts) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
+	first := r.Scope().Child("attempt")
+	u.g.Acquire(first, "first")
+	if u.closeFirst {
+		first.Close()
+	}
+	second := r.Scope().Child("attempt")
+	u.g.Acquire(second, "second")
+	return &phases.Response{Status: 200, Body: &attemptBody{Body: phases.BytesBody([]byte("ok")), attempt: second, close: u.closeLast}}, nil
+}
+
+type attemptBody struct {
+	phases.Body
+	attempt *fsm.Scope
+	close   bool
+}
+
+func (b *attemptBody) Close() error {
+	if b.close {
+		b.attempt.Close()
+	}
+	return b.Body.Close()
+}
+
+func TestHarnessCatchesLateScopeEnds(t *testing.T) {
+	if err := flag.Set("rapid.nofailfile", "true"); err != nil {
+		t.Fatal(err)
+	}
+	defer flag.Set("rapid.nofailfile", "false")
+	for _, tc := range []struct {
+		name                  string
+		closeFirst, closeLast bool
+		want                  string
+	}{
+		{"first attempt kept during the second", false, true, "attempt 1's scope was still open when attempt 2 started"},
+		{"last attempt outlives its body", true, false, "attempt 2's scope was still open when the upstream body was released"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{TB: t}
+			cfg := phasetest.Config{
+				AttemptScope: "attempt",
+				Plugins: func(env *phasetest.Env) []phases.Plugin {
+					vec := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "attempt_inflight", Help: "h"}, []string{"attempt"})
+					env.Registry.MustRegister(vec)
+					return []phases.Plugin{&attempts{g: phases.BoundGauge{Name: "attempt_inflight", Vec: vec}, closeFirst: tc.closeFirst, closeLast: tc.closeLast}}
+				},
+			}
+			rapid.Check(rec, func(rt *rapid.T) { phasetest.Run(rt, cfg) })
+			if !rec.failed || !strings.Contains(lastReport(rec.out.String()), tc.want) {
+				t.Fatalf("the harness did not report %q:\n%s", tc.want, rec.out.String())
+			}
+		})
+	}
+	// Both ends in time: the harness passes it.
+	phasetest.Check(t, phasetest.Config{
+		AttemptScope: "attempt",
+		Plugins: func(env *phasetest.Env) []phases.Plugin {
+			vec := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "attempt_inflight", Help: "h"}, []string{"attempt"})
+			env.Registry.MustRegister(vec)
+			return []phases.Plugin{&attempts{g: phases.BoundGauge{Name: "attempt_inflight", Vec: vec}, closeFirst: true, closeLast: true}}
+		},
+	})
 }
 
 // lastReport is the last phasetest failure in rapid's output: the one for

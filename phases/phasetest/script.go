@@ -24,9 +24,13 @@ const (
 	Mutate
 	// Transform replaces the body chunk (body filters only).
 	Transform
+	// Wedge wedges the request's machine, as a cancelled context wedges a
+	// looplab instance, then continues: the runner's safety net must finish
+	// the request.
+	Wedge
 )
 
-var kindNames = [...]string{"continue", "exit", "panic", "cancel", "mutate", "transform"}
+var kindNames = [...]string{"continue", "exit", "panic", "cancel", "mutate", "transform", "wedge"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -53,13 +57,19 @@ func (a Action) String() string {
 type PluginScript struct {
 	Name     string
 	Priority int
-	// Acquire makes the plugin hold a gauge binding from its access hook on.
+	// Acquire makes the plugin hold a gauge binding from its access hook on,
+	// acquired with a label slice that the plugin overwrites right after.
 	Acquire bool
-	Access  Action
-	Header  Action
+	// PanicRelease makes the plugin also hold a binding whose release
+	// panics (after doing its work).
+	PanicRelease bool
+	Access       Action
+	Header       Action
 	// Body[i] is the action for the i-th body filter call (the last call is
 	// the end of the body); calls beyond the list continue.
 	Body []Action
+	// Log is the log hook's action: continue, panic or wedge.
+	Log Action
 }
 
 // UpstreamKind is how the scripted upstream answers.
@@ -84,6 +94,10 @@ var upstreamNames = [...]string{"ok", "refused", "timeout", "panic", "hang"}
 
 func (k UpstreamKind) String() string { return upstreamNames[k] }
 
+// Refused, as a failed attempt's status, is an attempt that failed by a
+// network error.
+const Refused = 0
+
 // UpstreamScript scripts the upstream when the plugins under test do not
 // provide one.
 type UpstreamScript struct {
@@ -95,6 +109,11 @@ type UpstreamScript struct {
 	// chunk BreakAt; PanicBody makes it panic there instead.
 	BreakAt   int
 	PanicBody bool
+	// Failed are attempts made before the one that answers as Kind says,
+	// each failing by a network error (Refused) or an error status read
+	// whole. Every attempt holds a gauge in its own child scope
+	// (AttemptScope), which must end before the next attempt starts.
+	Failed []int
 }
 
 // ClientScript scripts the client.
@@ -103,6 +122,11 @@ type ClientScript struct {
 	FailHeader bool
 	// FailWrite, when ≥ 0, makes the client vanish at the FailWrite-th body write.
 	FailWrite int
+	// PanicHeader makes the sink panic when the header is first written, and
+	// PanicWrite, when ≥ 0, at the PanicWrite-th body write: a panic that
+	// escapes every hook wrapper, into the runner's safety net.
+	PanicHeader bool
+	PanicWrite  int
 }
 
 // Scenario is one generated path: the scripted plugins around the plugins
@@ -121,11 +145,16 @@ func (s Scenario) String() string {
 		if p.Acquire {
 			b.WriteString(" acquire")
 		}
-		if p.Access.Kind != Continue {
-			fmt.Fprintf(&b, " access=%s", p.Access)
+		if p.PanicRelease {
+			b.WriteString(" release=panic")
 		}
-		if p.Header.Kind != Continue {
-			fmt.Fprintf(&b, " header=%s", p.Header)
+		for _, f := range []struct {
+			key string
+			a   Action
+		}{{"access", p.Access}, {"header", p.Header}, {"log", p.Log}} {
+			if f.a.Kind != Continue {
+				fmt.Fprintf(&b, " %s=%s", f.key, f.a)
+			}
 		}
 		if len(p.Body) > 0 {
 			parts := make([]string, len(p.Body))
@@ -151,15 +180,37 @@ func (s Scenario) String() string {
 			}
 		}
 	}
+	if len(u.Failed) > 0 {
+		parts := make([]string, len(u.Failed))
+		for i, f := range u.Failed {
+			parts[i] = "refused"
+			if f != Refused {
+				parts[i] = strconv.Itoa(f)
+			}
+		}
+		fmt.Fprintf(&b, " failed=%s", strings.Join(parts, ","))
+	}
 	b.WriteByte('\n')
+	c := s.Client
 	b.WriteString("client")
-	if s.Client.FailHeader {
+	quiet := true
+	if c.FailHeader {
 		b.WriteString(" fail-header")
+		quiet = false
 	}
-	if s.Client.FailWrite >= 0 {
-		fmt.Fprintf(&b, " fail-write=%d", s.Client.FailWrite)
+	if c.FailWrite >= 0 {
+		fmt.Fprintf(&b, " fail-write=%d", c.FailWrite)
+		quiet = false
 	}
-	if !s.Client.FailHeader && s.Client.FailWrite < 0 {
+	if c.PanicHeader {
+		b.WriteString(" panic-header")
+		quiet = false
+	}
+	if c.PanicWrite >= 0 {
+		fmt.Fprintf(&b, " panic-write=%d", c.PanicWrite)
+		quiet = false
+	}
+	if quiet {
 		b.WriteString(" stays")
 	}
 	b.WriteByte('\n')
@@ -168,117 +219,154 @@ func (s Scenario) String() string {
 
 // Parse reads a scenario in the syntax String writes:
 //
-//	plugin auth priority=10 acquire access=exit:401 header=continue body=continue,exit:500
-//	upstream ok status=200 chunks=3 sse break-at=2
-//	client fail-write=1
+//	plugin auth priority=10 acquire release=panic access=exit:401 header=wedge body=continue,exit:500 log=panic
+//	upstream ok status=200 chunks=3 sse break-at=2 failed=refused,503
+//	client fail-write=1 panic-header
 //
 // Lines may come in any order; "upstream" defaults to "ok status=200
 // chunks=1" and "client" to "stays".
 func Parse(text string) (Scenario, error) {
 	s := Scenario{
 		Upstream: UpstreamScript{Kind: UpstreamOK, Status: 200, Chunks: 1, BreakAt: -1},
-		Client:   ClientScript{FailWrite: -1},
+		Client:   ClientScript{FailWrite: -1, PanicWrite: -1},
 	}
 	for n, line := range strings.Split(text, "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
 			continue
 		}
-		bad := func(format string, a ...any) (Scenario, error) {
-			return Scenario{}, fmt.Errorf("line %d: %s", n+1, fmt.Sprintf(format, a...))
-		}
+		var err error
 		switch f[0] {
 		case "plugin":
-			if len(f) < 2 {
-				return bad("plugin needs a name")
-			}
-			p := PluginScript{Name: f[1]}
-			for _, kv := range f[2:] {
-				k, v, _ := strings.Cut(kv, "=")
-				var err error
-				switch k {
-				case "priority":
-					p.Priority, err = strconv.Atoi(v)
-				case "acquire":
-					p.Acquire = true
-				case "access":
-					p.Access, err = parseAction(v)
-				case "header":
-					p.Header, err = parseAction(v)
-				case "body":
-					for _, a := range strings.Split(v, ",") {
-						var act Action
-						if act, err = parseAction(a); err != nil {
-							break
-						}
-						p.Body = append(p.Body, act)
-					}
-				default:
-					err = fmt.Errorf("unknown plugin field %q", k)
-				}
-				if err != nil {
-					return bad("%v", err)
-				}
-			}
+			var p PluginScript
+			p, err = parsePlugin(f[1:])
 			s.Others = append(s.Others, p)
 		case "upstream":
-			if len(f) < 2 {
-				return bad("upstream needs a kind")
-			}
-			u := UpstreamScript{Status: 200, Chunks: 1, BreakAt: -1, Kind: -1}
-			for i, name := range upstreamNames {
-				if name == f[1] {
-					u.Kind = UpstreamKind(i)
-				}
-			}
-			if u.Kind < 0 {
-				return bad("unknown upstream kind %q", f[1])
-			}
-			for _, kv := range f[2:] {
-				k, v, _ := strings.Cut(kv, "=")
-				var err error
-				switch k {
-				case "status":
-					u.Status, err = strconv.Atoi(v)
-				case "chunks":
-					u.Chunks, err = strconv.Atoi(v)
-				case "sse":
-					u.SSE = true
-				case "break-at":
-					u.BreakAt, err = strconv.Atoi(v)
-				case "panic-at":
-					u.BreakAt, err = strconv.Atoi(v)
-					u.PanicBody = true
-				default:
-					err = fmt.Errorf("unknown upstream field %q", k)
-				}
-				if err != nil {
-					return bad("%v", err)
-				}
-			}
-			s.Upstream = u
+			s.Upstream, err = parseUpstream(f[1:])
 		case "client":
-			for _, kv := range f[1:] {
-				k, v, _ := strings.Cut(kv, "=")
-				var err error
-				switch k {
-				case "stays":
-				case "fail-header":
-					s.Client.FailHeader = true
-				case "fail-write":
-					s.Client.FailWrite, err = strconv.Atoi(v)
-				default:
-					err = fmt.Errorf("unknown client field %q", k)
-				}
-				if err != nil {
-					return bad("%v", err)
-				}
-			}
+			err = parseClient(&s.Client, f[1:])
 		default:
-			return bad("unknown line %q", f[0])
+			err = fmt.Errorf("unknown line %q", f[0])
+		}
+		if err != nil {
+			return Scenario{}, fmt.Errorf("line %d: %w", n+1, err)
 		}
 	}
 	return s, nil
+}
+
+func parsePlugin(f []string) (PluginScript, error) {
+	if len(f) == 0 {
+		return PluginScript{}, fmt.Errorf("plugin needs a name")
+	}
+	p := PluginScript{Name: f[0]}
+	for _, kv := range f[1:] {
+		k, v, _ := strings.Cut(kv, "=")
+		var err error
+		switch k {
+		case "priority":
+			p.Priority, err = strconv.Atoi(v)
+		case "acquire":
+			p.Acquire = true
+		case "release":
+			if v != "panic" {
+				err = fmt.Errorf("release can only be %q", "panic")
+			}
+			p.PanicRelease = true
+		case "access":
+			p.Access, err = parseAction(v)
+		case "header":
+			p.Header, err = parseAction(v)
+		case "log":
+			p.Log, err = parseAction(v)
+		case "body":
+			for _, a := range strings.Split(v, ",") {
+				var act Action
+				if act, err = parseAction(a); err != nil {
+					break
+				}
+				p.Body = append(p.Body, act)
+			}
+		default:
+			err = fmt.Errorf("unknown plugin field %q", k)
+		}
+		if err != nil {
+			return PluginScript{}, err
+		}
+	}
+	return p, nil
+}
+
+func parseUpstream(f []string) (UpstreamScript, error) {
+	if len(f) == 0 {
+		return UpstreamScript{}, fmt.Errorf("upstream needs a kind")
+	}
+	u := UpstreamScript{Status: 200, Chunks: 1, BreakAt: -1, Kind: -1}
+	for i, name := range upstreamNames {
+		if name == f[0] {
+			u.Kind = UpstreamKind(i)
+		}
+	}
+	if u.Kind < 0 {
+		return UpstreamScript{}, fmt.Errorf("unknown upstream kind %q", f[0])
+	}
+	for _, kv := range f[1:] {
+		k, v, _ := strings.Cut(kv, "=")
+		var err error
+		switch k {
+		case "status":
+			u.Status, err = strconv.Atoi(v)
+		case "chunks":
+			u.Chunks, err = strconv.Atoi(v)
+		case "sse":
+			u.SSE = true
+		case "break-at":
+			u.BreakAt, err = strconv.Atoi(v)
+		case "panic-at":
+			u.BreakAt, err = strconv.Atoi(v)
+			u.PanicBody = true
+		case "failed":
+			for _, a := range strings.Split(v, ",") {
+				status := Refused
+				if a != "refused" {
+					if status, err = strconv.Atoi(a); err != nil || status < 400 || status > 599 {
+						return UpstreamScript{}, fmt.Errorf("a failed attempt is %q or an error status, not %q", "refused", a)
+					}
+				}
+				u.Failed = append(u.Failed, status)
+			}
+		default:
+			err = fmt.Errorf("unknown upstream field %q", k)
+		}
+		if err != nil {
+			return UpstreamScript{}, err
+		}
+	}
+	return u, nil
+}
+
+func parseClient(c *ClientScript, f []string) error {
+	for _, kv := range f {
+		k, v, _ := strings.Cut(kv, "=")
+		var err error
+		switch k {
+		case "stays":
+		case "fail-header":
+			c.FailHeader = true
+		case "fail-write":
+			c.FailWrite, err = strconv.Atoi(v)
+		case "panic-header":
+			c.PanicHeader = true
+		case "panic-write":
+			c.PanicWrite, err = strconv.Atoi(v)
+		default:
+			err = fmt.Errorf("unknown client field %q", k)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func parseAction(s string) (Action, error) {

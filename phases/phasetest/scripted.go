@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/phasegate/phasegate/fsm"
+	"github.com/phasegate/phasegate/internal/testhook"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -26,7 +27,19 @@ func (p *scripted) Priority() int { return p.s.Priority }
 
 func (p *scripted) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	if p.s.Acquire {
-		p.run.scriptedGauge.Acquire(r.Scope(), p.s.Name)
+		// The label slice is the plugin's own and changes right after:
+		// the binding must keep the values it was acquired with.
+		labels := []string{p.s.Name}
+		p.run.scriptedGauge.Acquire(r.Scope(), labels...)
+		labels[0] = p.s.Name + "~changed"
+	}
+	if p.s.PanicRelease {
+		name := p.s.Name
+		r.Scope().Acquire(fsm.Resource{Name: "phasetest panicking release", Labels: []string{name}}, func() {
+			p.run.note("    %s's release panics", name)
+			p.run.panics++
+			panic("phasetest: scripted panic in " + name + "'s release")
+		})
 	}
 	if p.s.Access.Kind == Mutate {
 		p.run.note("    %s mutates the request", p.s.Name)
@@ -57,7 +70,9 @@ func (p *scripted) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.B
 	return phases.End(p.act(a, fsm.StateBodyFilter))
 }
 
-func (p *scripted) Log(ctx context.Context, s *phases.Summary) {}
+func (p *scripted) Log(ctx context.Context, s *phases.Summary) {
+	p.act(p.s.Log, fsm.StateLog)
+}
 
 func (p *scripted) act(a Action, phase fsm.State) phases.Exit {
 	switch a.Kind {
@@ -71,7 +86,9 @@ func (p *scripted) act(a Action, phase fsm.State) phases.Exit {
 		panic("phasetest: scripted panic in " + p.s.Name + " " + string(phase))
 	case Cancel:
 		p.run.note("    %s: the client leaves", p.s.Name)
-		p.run.cancel()
+		p.run.leave()
+	case Wedge:
+		p.run.wedge(p.s.Name)
 	}
 	return phases.Exit{}
 }
@@ -99,15 +116,31 @@ type upstream struct {
 // UpstreamName is the name of the harness's scripted upstream plugin.
 const UpstreamName = "upstream"
 
+// AttemptScope is the name of the child scope each attempt of the scripted
+// upstream holds its gauge in.
+const AttemptScope = "phasetest attempt"
+
 func (u *upstream) Name() string { return UpstreamName }
 
 func (u *upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
+	for i, status := range u.s.Failed {
+		attempt := u.attempt(r, i+1)
+		if status == Refused {
+			u.run.note("    attempt %d: the upstream refuses the connection", i+1)
+		} else {
+			u.run.note("    attempt %d: the upstream answers %d; trying the next", i+1, status)
+		}
+		attempt.Close()
+	}
+	attempt := u.attempt(r, len(u.s.Failed)+1)
 	switch u.s.Kind {
 	case UpstreamRefused:
 		u.run.note("    upstream refuses the connection")
+		attempt.Close()
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 	case UpstreamTimeout:
 		u.run.note("    upstream times out")
+		attempt.Close()
 		return nil, fmt.Errorf("upstream: %w", context.DeadlineExceeded)
 	case UpstreamPanic:
 		u.run.note("    upstream panics")
@@ -115,8 +148,9 @@ func (u *upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 		panic("phasetest: scripted upstream panic")
 	case UpstreamHang:
 		u.run.note("    upstream hangs; the client leaves")
-		u.run.cancel()
+		u.run.leave()
 		<-ctx.Done()
+		attempt.Close()
 		return nil, ctx.Err()
 	}
 	u.run.note("    upstream answers %d with %d chunks", u.s.Status, u.s.Chunks)
@@ -125,13 +159,21 @@ func (u *upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 		h.Set("Content-Type", "text/event-stream")
 	}
 	u.run.bodies++
-	return &phases.Response{Status: u.s.Status, Header: h, SSE: u.s.SSE, Body: &body{s: u.s, run: u.run}}, nil
+	return &phases.Response{Status: u.s.Status, Header: h, SSE: u.s.SSE, Body: &body{s: u.s, run: u.run, attempt: attempt}}, nil
+}
+
+// attempt opens the scope of attempt n and holds its gauge there.
+func (u *upstream) attempt(r *phases.Request, n int) *fsm.Scope {
+	sc := r.Scope().Child(AttemptScope)
+	u.run.scriptedGauge.Acquire(sc, fmt.Sprintf("%s/%d", UpstreamName, n))
+	return sc
 }
 
 type body struct {
-	s   UpstreamScript
-	run *run
-	i   int
+	s       UpstreamScript
+	run     *run
+	attempt *fsm.Scope // ends with the body
+	i       int
 }
 
 func (b *body) Next() (phases.Chunk, error) {
@@ -159,26 +201,42 @@ func (b *body) Next() (phases.Chunk, error) {
 func (b *body) Close() error {
 	b.run.closes++
 	b.run.note("    upstream body closed")
+	b.attempt.Close()
 	return nil
 }
 
-// sink records what the client receives and vanishes on cue.
+// sink records what the client receives, and vanishes or panics on cue.
 type sink struct {
-	run     *run
-	c       ClientScript
-	status  int
-	header  http.Header
-	body    bytes.Buffer
-	headers int
-	writes  int
-	aborted bool
-	gone    bool
-	errs    []string
+	run      *run
+	c        ClientScript
+	status   int
+	header   http.Header
+	body     bytes.Buffer
+	headers  int
+	writes   int
+	aborted  bool
+	gone     bool
+	panicked bool
+	errs     []string
 }
 
 var errClientGone = fmt.Errorf("write: %w", syscall.EPIPE)
 
+// explode panics where the script says, once: a panic no hook wrapper
+// recovers.
+func (s *sink) explode(what string) {
+	s.panicked = true
+	s.run.note("  > %s: the sink panics", what)
+	s.run.panics++
+	s.run.escaped = true
+	s.run.escapedUnsent = s.headers == 0
+	panic("phasetest: scripted sink panic on " + what)
+}
+
 func (s *sink) WriteHeader(status int, h http.Header) error {
+	if s.c.PanicHeader && !s.panicked {
+		s.explode(fmt.Sprintf("header %d", status))
+	}
 	s.headers++
 	if s.headers > 1 {
 		s.errs = append(s.errs, "the header was written twice")
@@ -189,7 +247,7 @@ func (s *sink) WriteHeader(status int, h http.Header) error {
 	if s.gone || s.c.FailHeader {
 		s.run.note("  > header %d: the client is gone", status)
 		s.gone = true
-		s.run.cancel()
+		s.run.leave()
 		return errClientGone
 	}
 	s.status, s.header = status, h.Clone()
@@ -206,10 +264,13 @@ func (s *sink) Write(p []byte) error {
 	}
 	n := s.writes
 	s.writes++
+	if n == s.c.PanicWrite && !s.panicked {
+		s.explode(fmt.Sprintf("write %q", p))
+	}
 	if s.gone || n == s.c.FailWrite {
 		s.run.note("  > write %q: the client is gone", p)
 		s.gone = true
-		s.run.cancel()
+		s.run.leave()
 		return errClientGone
 	}
 	s.body.Write(p)
@@ -237,4 +298,22 @@ func describeLabels(labels []string) string {
 		return ""
 	}
 	return "{" + strings.Join(labels, ",") + "}"
+}
+
+// wedge wedges the request's machine from inside a hook.
+func (r *run) wedge(who string) {
+	r.note("    %s wedges the machine", who)
+	r.mu.Lock()
+	again := r.wedged
+	r.mu.Unlock()
+	if again {
+		return
+	}
+	if !testhook.WedgeMachine(r.scope) {
+		r.bad("%s could not wedge the machine", who)
+		return
+	}
+	r.mu.Lock()
+	r.wedged, r.wedgedIn = true, r.state
+	r.mu.Unlock()
 }
