@@ -18,14 +18,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// The runner itself, surrounded only by scripted plugins, over random paths:
-// the harness's rules hold.
-func TestPropertyRunnerKeepsTheRules(t *testing.T) {
-	phasetest.Check(t, phasetest.Config{
-		Plugins: func(*phasetest.Env) []phases.Plugin { return nil },
-	})
-}
-
 // inflight is a correct plugin: it holds an in-flight gauge as a binding.
 type inflight struct{ g phases.BoundGauge }
 
