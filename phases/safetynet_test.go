@@ -34,8 +34,8 @@ func (s *panickySink) Write([]byte) error {
 	s.written++
 	return nil
 }
-func (s *panickySink) Flush() error       { return nil }
-func (s *panickySink) Abort()             { s.aborted++ }
+func (s *panickySink) Flush() error { return nil }
+func (s *panickySink) Abort()       { s.aborted++ }
 
 type holder struct{ released int }
 

@@ -176,4 +176,3 @@ func runPath(t TB, cfg Config, s Scenario, req *http.Request) *Result {
 func indent(s string) string {
 	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ")
 }
-
