@@ -10,6 +10,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/phasegate/phasegate/internal/llmproxy"
 	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
 	"github.com/phasegate/phasegate/internal/proxy"
 	"github.com/phasegate/phasegate/metrics"
@@ -68,6 +69,7 @@ func TestPropertyAIProxyKeepsTheRules(t *testing.T) {
 	var fault string
 	var stream bool
 	phasetest.Check(t, phasetest.Config{
+		AttemptScope: llmproxy.AttemptScope,
 		Request: func(rt *rapid.T) *http.Request {
 			var req *http.Request
 			req, fault, stream = drawRequest(rt)

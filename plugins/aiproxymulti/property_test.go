@@ -12,6 +12,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/phasegate/phasegate/internal/llmproxy"
 	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
 	"github.com/phasegate/phasegate/internal/proxy"
 	"github.com/phasegate/phasegate/metrics"
@@ -23,8 +24,10 @@ import (
 
 // The harness's random exits, panics, mutations and disconnects around
 // ai-proxy-multi, over a random set of instances (unreachable, always 500,
-// the mock with the path's fault) and fallback policy: every attempt's
-// gauge falls back to 0, and every upstream request ends with its path.
+// the mock with the path's fault) and fallback policy: each attempt's
+// gauge is back at 0 while the next attempt is in flight, each attempt's
+// scope ends before the next opens and by the release of the client's
+// body, and every upstream request ends with its path.
 func TestPropertyAIProxyMultiKeepsTheRules(t *testing.T) {
 	m := llmtest.StartMock(t)
 	var running atomic.Int64
@@ -38,10 +41,12 @@ func TestPropertyAIProxyMultiKeepsTheRules(t *testing.T) {
 	defer broken.Close()
 	transport := proxy.NewTransport()
 	defer transport.CloseIdleConnections()
+	probe := &llmtest.InFlightProbe{Base: transport}
 	dead := deadURL(t)
 
 	var cfg aiproxymulti.Config
 	phasetest.Check(t, phasetest.Config{
+		AttemptScope: llmproxy.AttemptScope,
 		Request: func(rt *rapid.T) *http.Request {
 			cfg = drawConfig(rt, map[string]string{"dead": dead, "broken": broken.URL + "/v1/chat/completions", "mock": mockURL(m)})
 			return drawRequest(rt)
@@ -55,13 +60,17 @@ func TestPropertyAIProxyMultiKeepsTheRules(t *testing.T) {
 			if len(c.Instances) == 0 { // the probe, before the first draw
 				c = multi(instance("mock", mockURL(m)))
 			}
-			p, err := aiproxymulti.New(c, phases.Env{Route: "r", Metrics: set, Transport: transport})
+			probe.Watch(env.Registry)
+			p, err := aiproxymulti.New(c, phases.Env{Route: "r", Metrics: set, Transport: probe})
 			if err != nil {
 				panic(err)
 			}
 			return []phases.Plugin{p}
 		},
 		Check: func(t phasetest.TB, r *phasetest.Result) {
+			if p := probe.Problems(); len(p) > 0 {
+				t.Fatalf("%s\n%s", strings.Join(p, "\n"), strings.Join(r.Journal, "\n"))
+			}
 			if !llmtest.Eventually(2*time.Second, func() bool { return m.Mock().Stats().Active == 0 && running.Load() == 0 }) {
 				t.Fatalf("an upstream request outlived its path:\n%s", strings.Join(r.Journal, "\n"))
 			}

@@ -368,3 +368,62 @@ func StartMock(t testing.TB) *mockllm.Server {
 	t.Cleanup(func() { _ = m.Close() })
 	return m
 }
+
+// InFlightProbe is a RoundTripper for the upstream calls of AI plugins
+// under test. As each attempt goes out it checks the in-flight gauge
+// (phasegate_llm_active_connections) of the registry it watches: the
+// attempt's own series must be the only one up, so every earlier attempt's
+// series is back at 0 while this one is in flight, not merely by the end of
+// the request. It assumes one request at a time, as phasetest runs them.
+type InFlightProbe struct {
+	Base http.RoundTripper
+
+	mu       sync.Mutex
+	reg      prometheus.Gatherer
+	attempts int
+	problems []string
+}
+
+// Watch starts a new path: attempts count from 1 again and reg is the
+// registry to read.
+func (p *InFlightProbe) Watch(reg prometheus.Gatherer) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reg, p.attempts, p.problems = reg, 0, nil
+}
+
+// RoundTrip checks the gauge, then sends req with Base.
+func (p *InFlightProbe) RoundTrip(req *http.Request) (*http.Response, error) {
+	p.mu.Lock()
+	p.attempts++
+	if p.reg != nil {
+		up, sum := 0, 0.0
+		mfs, err := p.reg.Gather()
+		if err != nil {
+			p.problems = append(p.problems, err.Error())
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != metrics.NameLLMActive {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if v := m.GetGauge().GetValue(); v != 0 {
+					up++
+					sum += v
+				}
+			}
+		}
+		if up != 1 || sum != 1 {
+			p.problems = append(p.problems, fmt.Sprintf("as attempt %d went out, %d %s series were up, summing to %v; want only its own, at 1", p.attempts, up, metrics.NameLLMActive, sum))
+		}
+	}
+	p.mu.Unlock()
+	return p.Base.RoundTrip(req)
+}
+
+// Problems returns what the probe found wrong since Watch.
+func (p *InFlightProbe) Problems() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.problems...)
+}
