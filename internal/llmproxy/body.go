@@ -13,28 +13,6 @@ import (
 	"github.com/phasegate/phasegate/phases"
 )
 
-// wholeBody is a body read whole before the response is handed on: one
-// chunk together with io.EOF, so that body filters see all of it before
-// anything is sent. Closing it ends its attempt.
-type wholeBody struct {
-	data []byte
-	a    *attempt
-	done bool
-}
-
-func (b *wholeBody) Next() (phases.Chunk, error) {
-	if b.done {
-		return phases.Chunk{}, io.EOF
-	}
-	b.done = true
-	return phases.Chunk{Data: b.data}, io.EOF
-}
-
-func (b *wholeBody) Close() error {
-	b.a.close()
-	return nil
-}
-
 // timedReader bounds every Read of r by timeout: the timer cancels the
 // attempt's context when it fires.
 type timedReader struct {

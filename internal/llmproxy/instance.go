@@ -9,20 +9,12 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
-	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/internal/httpx"
-	"github.com/phasegate/phasegate/internal/openai"
 	"github.com/phasegate/phasegate/internal/sse"
-	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
 )
-
-// AttemptScope is the name of the child scope of one upstream attempt, as
-// ledgers and traces show it.
-const AttemptScope = "llm attempt"
 
 // Instance is one upstream LLM endpoint. It is immutable and safe for
 // concurrent use.
@@ -108,111 +100,6 @@ var (
 // TimeoutError is the error of an attempt whose upstream did not answer in
 // time: the runner answers 504, or ends a started stream.
 type TimeoutError = httpx.TimeoutError
-
-// attempt is one upstream attempt of a request. It is touched only from
-// the request's goroutine.
-type attempt struct {
-	in     *Instance
-	model  string     // the model sent
-	scope  *fsm.Scope // nil until the gauge is acquired
-	sent   time.Time
-	end    time.Time
-	status int // 0 until the upstream answered
-	sse    bool
-
-	firstToken bool
-	ttft       time.Duration
-}
-
-// finish records the end of the attempt's body, once.
-func (a *attempt) finish() {
-	if a.end.IsZero() {
-		a.end = time.Now()
-	}
-}
-
-// close ends the attempt: its scope closes, releasing its gauge.
-func (a *attempt) close() {
-	a.finish()
-	if a.scope != nil {
-		a.scope.Close()
-	}
-}
-
-// do performs one attempt of the request c for r on the instance with
-// payload body (the body the access phase left), and returns the
-// upstream's response, whatever its status, or an error: a *TimeoutError,
-// a network error, an *phases.ExitError (a response over the size cap, a
-// body that cannot be rewritten) or, when the client has gone, whatever
-// the cancelled call returned. On error, the attempt's scope is closed
-// before do returns; otherwise the response body's Close closes it.
-func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call, body []byte) (*phases.Response, error) {
-	a := &attempt{in: in, model: in.Model(c.clientModel)}
-	c.begin(a)
-	payload, err := openai.Rewrite(body, in.options, true)
-	if err != nil {
-		var re *openai.RequestError
-		if errors.As(err, &re) {
-			return nil, &phases.ExitError{Exit: phases.Error(http.StatusBadRequest, "invalid_request_error", re.Error())}
-		}
-		return nil, &phases.ExitError{Exit: phases.Error(http.StatusInternalServerError, "internal_error", "the request could not be rewritten for the upstream")}
-	}
-	actx, cancel := context.WithCancelCause(ctx)
-	out, err := in.outgoing(actx, r, payload)
-	if err != nil {
-		cancel(err)
-		return nil, err
-	}
-
-	// The in-flight gauge: one binding per attempt, on the attempt's own
-	// scope, with the labels of this attempt captured now.
-	a.scope = r.Scope().Child(AttemptScope)
-	if p.Metrics != nil {
-		phases.BoundGauge{Name: metrics.NameLLMActive, Vec: p.Metrics.LLMActive}.
-			Acquire(a.scope, p.route(r), in.name, metrics.Model(a.model), c.requestType())
-	}
-
-	a.sent = time.Now()
-	timer := time.AfterFunc(in.timeout, func() { cancel(errTimedOut) })
-	resp, err := in.transport.RoundTrip(out)
-	timer.Stop()
-	if err != nil {
-		err = in.translate(actx, err, false)
-		cancel(context.Canceled)
-		a.close()
-		return nil, err
-	}
-	a.status = resp.StatusCode
-	header := httpx.EndToEnd(resp.Header)
-	if resp.StatusCode < http.StatusBadRequest && httpx.IsSSE(header) {
-		a.sse = true
-		header.Del("Content-Length")
-		return &phases.Response{
-			Status: resp.StatusCode,
-			Header: header,
-			Body:   in.newStream(actx, cancel, timer, resp.Body, a, c),
-			SSE:    true,
-		}, nil
-	}
-
-	data, err := in.readAll(actx, timer, resp.Body, resp.ContentLength)
-	_ = resp.Body.Close()
-	cancel(context.Canceled)
-	a.finish()
-	if err != nil {
-		a.close()
-		return nil, err
-	}
-	if resp.StatusCode < http.StatusBadRequest {
-		if u, ok := openai.ParseUsage(data); ok {
-			c.setUsage(u)
-		}
-	}
-	if bodyAllowed(resp.StatusCode) {
-		header.Set("Content-Length", strconv.Itoa(len(data)))
-	}
-	return &phases.Response{Status: resp.StatusCode, Header: header, Body: &wholeBody{data: data, a: a}}, nil
-}
 
 // bodyAllowed reports whether a response of status may have a body.
 func bodyAllowed(status int) bool {

@@ -1,7 +1,6 @@
 package llmproxy
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -71,18 +70,6 @@ func (c *call) requestType() string {
 	return metrics.RequestTypeChat
 }
 
-// begin makes a the request's current attempt.
-func (c *call) begin(a *attempt) {
-	c.final = a
-	c.info.Attempts++
-	c.info.Instance = a.in.name
-	c.info.Model = a.model
-	c.info.UsageKnown = false
-	c.info.PromptTokens, c.info.CompletionTokens = 0, 0
-	c.info.CachedTokens, c.info.ReasoningTokens = 0, 0
-	c.info.TTFT = 0
-}
-
 func (c *call) setUsage(u openai.Usage) {
 	c.info.UsageKnown = true
 	c.info.PromptTokens = u.PromptTokens
@@ -141,128 +128,6 @@ func (p *Proxy) Access(r *phases.Request) phases.Exit {
 	phases.LLM.Set(v, info)
 	callKey.Set(v, &call{info: info, body: body, clientModel: req.Model, stream: req.Stream})
 	return phases.Exit{}
-}
-
-// Failure is a failed attempt, as Serve's eligible function sees it.
-type Failure struct {
-	// Instance is the instance that failed.
-	Instance *Instance
-	// Status is the upstream's status when it answered (≥ 400), else 0.
-	Status int
-	// Timeout reports that the upstream did not answer in time.
-	Timeout bool
-	// Err is the network error or timeout when the upstream did not
-	// answer.
-	Err error
-}
-
-// Network reports whether the upstream did not answer (a network error or
-// a timeout).
-func (f Failure) Network() bool { return f.Status == 0 }
-
-// Serve runs the upstream phase of r: an attempt on the instance next
-// returns, then, while eligible accepts the failure of the previous
-// attempt, on the next one next returns (nil: no more; a nil eligible never
-// falls back). Fallback happens only here, before anything is sent to the
-// client.
-//
-// It returns the response of the first attempt that succeeds (status below
-// 400), or of one whose failure is not eligible, as it is; a failure that
-// is not eligible is returned at once. When every attempt failed, it
-// returns the last answer an upstream gave (status and body as they were),
-// else the last error (504 for a timeout, 502 otherwise). The client
-// leaving, and an exit of an instance's cap, end it at once.
-func (p *Proxy) Serve(ctx context.Context, r *phases.Request, next func() *Instance, eligible func(Failure) bool) (*phases.Response, error) {
-	c, ok := callKey.Get(r.Values())
-	if !ok || c == nil {
-		// The access hook did not run (a chain built without it).
-		if ex := p.Access(r); ex.Exited() {
-			return nil, &phases.ExitError{Exit: ex}
-		}
-		c, _ = callKey.Get(r.Values())
-	}
-	body, err := r.Body()
-	if err != nil {
-		return nil, &phases.ExitError{Exit: invalid(http.StatusBadRequest, MsgUnreadable)}
-	}
-	if !sameBytes(body, c.body) {
-		// A later access hook replaced the body: take its model and stream.
-		req, err := openai.ParseChatRequest(body)
-		if err != nil {
-			return nil, &phases.ExitError{Exit: invalid(http.StatusBadRequest, err.Error())}
-		}
-		c.body, c.clientModel, c.stream = body, req.Model, req.Stream
-		c.info.Stream = req.Stream
-	}
-
-	var kept *phases.Response // the last answer left for a fallback
-	var keptAttempt *attempt
-	var lastErr error
-	in := next()
-	for in != nil {
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
-		}
-		resp, err := in.do(ctx, r, p, c, body)
-		var f Failure
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, err
-			}
-			if _, isExit := phases.AsExit(err); isExit {
-				return nil, err
-			}
-			var te *TimeoutError
-			f = Failure{Instance: in, Timeout: errors.As(err, &te), Err: err}
-		} else {
-			if resp.Status < http.StatusBadRequest {
-				return resp, nil
-			}
-			f = Failure{Instance: in, Status: resp.Status}
-		}
-		if eligible == nil || !eligible(f) {
-			return resp, err
-		}
-		following := next()
-		if following == nil {
-			if err == nil {
-				return resp, nil // the last answer, as it is
-			}
-			lastErr = err
-			break
-		}
-		if err == nil {
-			// The body is complete (error statuses are read whole): keep
-			// it, and end the attempt now so that its gauge falls at once.
-			wb := resp.Body.(*wholeBody)
-			wb.a.close()
-			kept, keptAttempt, lastErr = resp, wb.a, nil
-		} else {
-			lastErr = err
-		}
-		p.logFallback(r, f)
-		in = following
-	}
-	if kept != nil {
-		c.restore(keptAttempt)
-		return kept, nil
-	}
-	if lastErr != nil {
-		return nil, lastErr
-	}
-	return nil, errors.New("llmproxy: no upstream instance to try")
-}
-
-// restore makes a, a failed attempt whose answer is returned after all,
-// the request's attempt again.
-func (c *call) restore(a *attempt) {
-	c.final = a
-	c.info.Instance = a.in.name
-	c.info.Model = a.model
-	c.info.UsageKnown = false
-	c.info.PromptTokens, c.info.CompletionTokens = 0, 0
-	c.info.CachedTokens, c.info.ReasoningTokens = 0, 0
-	c.info.TTFT = 0
 }
 
 // logFallback warns that an attempt failed and the next instance is tried.
