@@ -281,7 +281,7 @@ func (m *Machine) wedge() bool {
 func init() {
 	testhook.WedgeMachine = func(scope any) bool {
 		s, ok := scope.(*Scope)
-		if !ok {
+		if !ok || s == nil {
 			return false
 		}
 		m, same := s.machine()

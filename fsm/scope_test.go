@@ -179,7 +179,7 @@ func TestWedgeHook(t *testing.T) {
 	m := New(nil)
 	_ = m.Fire(EventStart)
 	child := m.Scope().Child("c")
-	if testhook.WedgeMachine("not a scope") {
+	if testhook.WedgeMachine("not a scope") || testhook.WedgeMachine((*Scope)(nil)) {
 		t.Fatal("wedged a non-scope")
 	}
 	if !testhook.WedgeMachine(child) {
