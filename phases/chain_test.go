@@ -44,6 +44,15 @@ func TestChainOrderIsPriorityThenName(t *testing.T) {
 	if want := "a b alpha static zeta low"; strings.Join(got, " ") != want {
 		t.Fatalf("order %q, want %q", strings.Join(got, " "), want)
 	}
+	// The same set in another order sorts the same.
+	c2, _ := phases.NewChain(phases.Options{}, named{"a", 10}, plain("alpha"), named{"low", -5}, static{}, named{"b", 10}, plain("zeta"))
+	var got2 []string
+	for _, p := range c2.Plugins() {
+		got2 = append(got2, p.Name())
+	}
+	if strings.Join(got2, " ") != strings.Join(got, " ") {
+		t.Fatalf("order %q depends on the order of the plugins given, %q", strings.Join(got2, " "), strings.Join(got, " "))
+	}
 	if c.UpstreamName() != "static" {
 		t.Fatalf("upstream %q", c.UpstreamName())
 	}
@@ -137,18 +146,33 @@ func (b *bodyReader) Access(ctx context.Context, r *phases.Request) phases.Exit 
 
 func TestRequestBodyLimit(t *testing.T) {
 	for _, tc := range []struct {
-		body   string
-		status int
-	}{{"12345", 200}, {"123456", 413}} {
+		body     string
+		declared bool // the Content-Length header says how long it is
+		limit    int64
+		status   int
+	}{
+		{"12345", false, 5, 200}, {"123456", false, 5, 413},
+		{"12345", true, 5, 200}, {"123456", true, 5, 413},
+		{"a small body", true, 0, 200}, // 0 is the default limit
+	} {
 		br := &bodyReader{}
-		c, _ := phases.NewChain(phases.Options{MaxRequestBodyBytes: 5}, br, static{})
+		c, _ := phases.NewChain(phases.Options{MaxRequestBodyBytes: tc.limit}, br, static{})
 		sink := &recordingSink{}
 		req := httptest.NewRequest("POST", "/", strings.NewReader(tc.body))
-		req.ContentLength = -1 // make the limit come from reading, not the header
-		c.Serve(context.Background(), req, sink)
-		if sink.status != tc.status {
-			t.Errorf("body %q: status %d, want %d", tc.body, sink.status, tc.status)
+		if !tc.declared {
+			req.ContentLength = -1 // the limit comes from reading
 		}
+		c.Serve(context.Background(), req, sink)
+		if sink.status != tc.status || tc.status == 200 && br.got != tc.body {
+			t.Errorf("body %q (declared %v, limit %d): status %d, read %q; want %d", tc.body, tc.declared, tc.limit, sink.status, br.got, tc.status)
+		}
+	}
+}
+
+func TestZeroExit(t *testing.T) {
+	var ex phases.Exit
+	if ex.Exited() || ex.Status() != 0 || ex.Header() != nil || ex.Body() != nil || ex.Cause() != "" || ex.Err() != nil {
+		t.Fatal("the zero Exit is not \"continue\"")
 	}
 }
 
