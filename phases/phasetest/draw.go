@@ -35,13 +35,13 @@ func Draw(t *rapid.T, plugins []phases.Plugin, maxOthers int) Scenario {
 		p.PanicRelease = rapid.IntRange(0, 7).Draw(t, "release panics") == 7
 		p.Body = rapid.SliceOfN(rapid.Custom(func(t *rapid.T) Action { return drawAction(t, "body", false, true) }), 0, 4).Draw(t, "body actions")
 		// continue, panic, wedge
-		p.Log = Action{Kind: []Kind{Continue, Panic, Wedge}[weighted(t, "log", []int{90, 6, 4})]}
+		p.Log = Action{Kind: []Kind{Continue, Wedge, Panic}[weighted(t, "log", []int{90, 4, 6})]}
 		return p
 	}), 0, maxOthers).Draw(t, "others")
 	for i := range s.Others {
 		s.Others[i].Name = fmt.Sprintf("p%d", i+1)
 	}
-	u := UpstreamScript{BreakAt: -1}
+	var u UpstreamScript
 	u.Kind = UpstreamKind(weighted(t, "upstream", []int{70, 8, 8, 6, 8}))
 	u.Status = rapid.SampledFrom([]int{200, 200, 201, 404, 429, 500, 503}).Draw(t, "status")
 	u.Chunks = rapid.IntRange(0, 4).Draw(t, "chunks")
