@@ -14,9 +14,13 @@ LOAD_FLAGS ?=
 SOAK_DURATION ?= 30s
 SOAK_CONCURRENCY ?= 64
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# `make mutate`: the mutation tester, and the paths per property in each mutant's test run.
+GREMLINS := github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
+MUTATE_CHECKS ?= 100
+MUTATE_FLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test proptest bench soak lint fuzz clean
+.PHONY: help build run test proptest mutate bench soak lint fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +37,10 @@ test: ## go vet, then every test with -race: property tests at CI size, fuzz see
 
 proptest: ## the property tests, $(PROPTEST_CHECKS) generated paths per property
 	RAPID_CHECKS=$(PROPTEST_CHECKS) RAPID_NOFAILFILE=false $(GO) test -count=1 -timeout 60m -run 'Property' -v ./... | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|\[rapid\]'
+
+mutate: ## mutation testing of fsm, phases and the LLM attempt scope (docs/testing.md); last line: the score
+	@$(GO) build -o bin/mutate ./internal/mutate
+	@./bin/mutate -gremlins $(GREMLINS) -rapid-checks $(MUTATE_CHECKS) $(MUTATE_FLAGS)
 
 bench: ## micro-benchmarks (-benchmem), then the load harness against a bare ReverseProxy (LOAD_FLAGS='-streams 2000 -write-docs')
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./fsm ./phases ./internal/...

@@ -37,9 +37,11 @@ func newFakePath(t *testing.T) *fakePath {
 	return &fakePath{r: r, chain: chain, s: s, reg: reg}
 }
 
-func (f *fakePath) step(ev fsm.Event, from, to fsm.State) { f.r.entered(fsm.Step{Event: ev, From: from, To: to}) }
-func (f *fakePath) call(phase fsm.State)                  { f.r.calling(phase, "p1", f.r.sink.headers > 0) }
-func (f *fakePath) finished(s phases.Summary)             { f.r.hooks().Finished(context.Background(), &s) }
+func (f *fakePath) step(ev fsm.Event, from, to fsm.State) {
+	f.r.entered(fsm.Step{Event: ev, From: from, To: to})
+}
+func (f *fakePath) call(phase fsm.State)      { f.r.calling(phase, "p1", f.r.sink.headers > 0) }
+func (f *fakePath) finished(s phases.Summary) { f.r.hooks().Finished(context.Background(), &s) }
 
 var completed = []fsm.Step{
 	{Event: fsm.EventStart, From: fsm.StateNew, To: fsm.StateAccess},
@@ -140,12 +142,16 @@ func TestEachRuleBites(t *testing.T) {
 			f.good(func(s *phases.Summary) { s.ExitPhase, s.ExitPlugin = fsm.StateAccess, "p1" })
 		}, "the log names an exit in access by p1, but no exit happened"},
 		{"the wrong exit named", func(f *fakePath) {
-			f.good(func(s *phases.Summary) { s.ExitPhase, s.ExitPlugin, s.Cause = fsm.StateHeaderFilter, "p1", phases.CauseExit })
+			f.good(func(s *phases.Summary) {
+				s.ExitPhase, s.ExitPlugin, s.Cause = fsm.StateHeaderFilter, "p1", phases.CauseExit
+			})
 			f.r.steps[2].Event = fsm.EventExit
 			f.r.lastExit = "p1@header_filter"
 		}, "the last exit left upstream, but the log names phase \"header_filter\""},
 		{"the wrong scripted exit named", func(f *fakePath) {
-			f.good(func(s *phases.Summary) { s.ExitPhase, s.ExitPlugin, s.Cause = fsm.StateUpstream, "p1", phases.CauseExit })
+			f.good(func(s *phases.Summary) {
+				s.ExitPhase, s.ExitPlugin, s.Cause = fsm.StateUpstream, "p1", phases.CauseExit
+			})
 			f.r.steps[2].Event = fsm.EventExit
 			f.r.lastExit = "p1@access"
 		}, "the log names exit p1@upstream, the last scripted exit was p1@access"},
