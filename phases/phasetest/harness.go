@@ -159,7 +159,7 @@ func runPath(t TB, cfg Config, s Scenario, req *http.Request) *Result {
 		Body:     r.sink.body.Bytes(),
 		Aborted:  r.sink.aborted,
 	}
-	r.check(chain, hasUpstream, s)
+	r.check(chain, !hasUpstream, s)
 	res.Bindings, res.Scopes = r.audit.Bindings(), r.audit.Scopes()
 	res.FrameworkFailed = r.escaped || r.wedged
 	res.Journal = r.journal
