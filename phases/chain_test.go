@@ -2,6 +2,7 @@ package phases_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -43,6 +44,11 @@ func TestChainOrderIsPriorityThenName(t *testing.T) {
 	}
 	if want := "a b alpha static zeta low"; strings.Join(got, " ") != want {
 		t.Fatalf("order %q, want %q", strings.Join(got, " "), want)
+	}
+	// Equal priorities go by name, whatever the order given.
+	c1, _ := phases.NewChain(phases.Options{}, named{"a", 10}, named{"b", 10}, static{})
+	if p := c1.Plugins(); p[0].Name() != "a" || p[1].Name() != "b" {
+		t.Fatalf("order %s %s", p[0].Name(), p[1].Name())
 	}
 	// The same set in another order sorts the same.
 	c2, _ := phases.NewChain(phases.Options{}, named{"a", 10}, plain("alpha"), named{"low", -5}, static{}, named{"b", 10}, plain("zeta"))
@@ -93,13 +99,14 @@ type recordingSink struct {
 	status int
 	header http.Header
 	body   strings.Builder
+	writes int
 }
 
 func (s *recordingSink) WriteHeader(status int, h http.Header) error {
 	s.status, s.header = status, h.Clone()
 	return nil
 }
-func (s *recordingSink) Write(p []byte) error { s.body.Write(p); return nil }
+func (s *recordingSink) Write(p []byte) error { s.writes++; s.body.Write(p); return nil }
 func (s *recordingSink) Flush() error         { return nil }
 func (s *recordingSink) Abort()               {}
 
@@ -202,5 +209,65 @@ func TestFinalFrame(t *testing.T) {
 	want := "data: {\"a\":1}\ndata: second\n\ndata: [DONE]\n\n"
 	if got != want {
 		t.Fatalf("FinalFrame = %q, want %q", got, want)
+	}
+}
+
+// answer is an upstream that answers with a fixed response.
+type answer struct{ resp phases.Response }
+
+func (a *answer) Name() string { return "answer" }
+func (a *answer) Upstream(context.Context, *phases.Request) (*phases.Response, error) {
+	r := a.resp
+	return &r, nil
+}
+
+// brokenBody yields a chunk together with a reset.
+type brokenBody struct{}
+
+func (brokenBody) Next() (phases.Chunk, error) {
+	return phases.Chunk{Data: []byte("partial")}, errors.New("connection reset")
+}
+func (brokenBody) Close() error { return nil }
+
+type emptyExit struct{}
+
+func (emptyExit) Name() string { return "empty" }
+func (emptyExit) Access(ctx context.Context, r *phases.Request) phases.Exit {
+	return phases.Reply(204, nil, nil)
+}
+
+type passer struct{}
+
+func (passer) Name() string { return "passer" }
+func (passer) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.BodyResult {
+	return phases.BodyResult{}
+}
+
+// What reaches the client of an upstream's answer: its header (and its
+// Content-Length unless body filters may change the length), its body, and
+// never the partial chunk of a body that broke.
+func TestWhatTheClientGets(t *testing.T) {
+	serve := func(resp phases.Response, plugins ...phases.Plugin) *recordingSink {
+		t.Helper()
+		c, err := phases.NewChain(phases.Options{}, append(plugins, &answer{resp})...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := &recordingSink{}
+		c.Serve(context.Background(), httptest.NewRequest("GET", "/", nil), sink)
+		return sink
+	}
+	h := http.Header{"X-Up": {"1"}, "Content-Length": {"2"}}
+	if s := serve(phases.Response{Status: 200, Header: h.Clone(), Body: phases.BytesBody([]byte("ok"))}); s.header.Get("X-Up") != "1" || s.header.Get("Content-Length") != "2" || s.body.String() != "ok" {
+		t.Errorf("plain: %d %v %q", s.status, s.header, s.body.String())
+	}
+	if s := serve(phases.Response{Status: 200, Header: h.Clone(), Body: phases.BytesBody([]byte("ok"))}, passer{}); s.header.Get("Content-Length") != "" || s.body.String() != "ok" {
+		t.Errorf("with a body filter: %v %q", s.header, s.body.String())
+	}
+	if s := serve(phases.Response{Status: 200, Body: brokenBody{}}); s.status != 502 || strings.Contains(s.body.String(), "partial") {
+		t.Errorf("broken body: %d %q", s.status, s.body.String())
+	}
+	if s := serve(phases.Response{Status: 200}, emptyExit{}); s.status != 204 || s.writes != 0 {
+		t.Errorf("an empty exit: %d with %d writes", s.status, s.writes)
 	}
 }

@@ -288,12 +288,8 @@ func (x *exchange) bodyFilter() {
 		if x.resp.Body != nil {
 			c, err = x.next(x.resp.Body)
 		}
-		if err != nil && err != io.EOF && len(c.Data) > 0 {
-			// Deliver what came with the failure only when the body ends
-			// cleanly; a broken body's partial chunk is dropped with it.
-			c = Chunk{}
-		}
 		if err != nil && err != io.EOF {
+			// A broken body's partial chunk is dropped with it.
 			x.markUpstreamEnd()
 			name := x.c.upstream.Name()
 			var pe *panicError
