@@ -2,6 +2,7 @@ package phases_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -148,5 +149,8 @@ func TestWedgedMachineFailsLikeAPanic(t *testing.T) {
 	}
 	if rec.Code != 500 || logs != 1 || sum.Cause != phases.CausePanic || sum.Status != 500 || h.released != 1 {
 		t.Fatalf("client got %d, log ran %d times with cause %q status %d, binding released %d times", rec.Code, logs, sum.Cause, sum.Status, h.released)
+	}
+	if !errors.Is(sum.Err, fsm.ErrStuck) {
+		t.Fatalf("the log's error is %v, want fsm.ErrStuck", sum.Err)
 	}
 }

@@ -44,7 +44,7 @@ func TestPropertyDrawnScenarios(t *testing.T) {
 		"priority -1048576", "priority 99", "priority 100", "priority 101", "priority 1048576",
 		"access continue", "access exit", "access panic", "access cancel", "access mutate", "access wedge",
 		"header continue", "header exit", "header panic", "header cancel", "header wedge",
-		"body continue", "body exit", "body panic", "body cancel", "body transform", "body wedge",
+		"body continue", "body exit", "body panic", "body cancel", "body transform", "body wedge", "body hold",
 		"log continue", "log panic", "log wedge",
 		"upstream ok", "upstream refused", "upstream timeout", "upstream panic", "upstream hang",
 		"sse", "no break", "break at 0", "break later", "panic at 0",
@@ -55,7 +55,7 @@ func TestPropertyDrawnScenarios(t *testing.T) {
 			t.Errorf("%d scenarios, none with %s", n, what)
 		}
 	}
-	for _, what := range []string{"access wedge", "release panics", "fail header", "panic header", "panic write", "upstream panic", "failed refused", "log panic"} {
+	for _, what := range []string{"access wedge", "body hold", "release panics", "fail header", "fail write", "panic header", "panic write", "panic at", "upstream panic", "failed refused", "log panic"} {
 		if counts[what]*3 > n {
 			t.Errorf("%d scenarios, %d with %s: a rare behaviour is common", n, counts[what], what)
 		}
@@ -76,7 +76,7 @@ func checkScenario(t *rapid.T, s phasetest.Scenario, c seen) {
 		checkAction(t, p.Access, "access", []phasetest.Kind{phasetest.Continue, phasetest.Exit, phasetest.Panic, phasetest.Cancel, phasetest.Mutate, phasetest.Wedge}, c)
 		checkAction(t, p.Header, "header", []phasetest.Kind{phasetest.Continue, phasetest.Exit, phasetest.Panic, phasetest.Cancel, phasetest.Wedge}, c)
 		for _, a := range p.Body {
-			checkAction(t, a, "body", []phasetest.Kind{phasetest.Continue, phasetest.Exit, phasetest.Panic, phasetest.Cancel, phasetest.Transform, phasetest.Wedge}, c)
+			checkAction(t, a, "body", []phasetest.Kind{phasetest.Continue, phasetest.Exit, phasetest.Panic, phasetest.Cancel, phasetest.Transform, phasetest.Wedge, phasetest.Hold}, c)
 		}
 		checkAction(t, p.Log, "log", []phasetest.Kind{phasetest.Continue, phasetest.Panic, phasetest.Wedge}, c)
 		if p.Acquire {
@@ -102,8 +102,11 @@ func checkScenario(t *rapid.T, s phasetest.Scenario, c seen) {
 	default:
 		c["break later"]++
 	}
-	if u.PanicBody && u.BreakAt == 0 {
-		c["panic at 0"]++
+	if u.PanicBody {
+		c["panic at"]++
+		if u.BreakAt == 0 {
+			c["panic at 0"]++
+		}
 	}
 	if u.SSE {
 		c["sse"]++

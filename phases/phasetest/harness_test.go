@@ -242,3 +242,24 @@ func lastReport(out string) string {
 	}
 	return out[i:]
 }
+
+// seer is an upstream under test that keeps the request as it got it.
+type seer struct{ path, header, body string }
+
+func (s *seer) Name() string { return "seer" }
+func (s *seer) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
+	b, _ := r.Body()
+	s.path, s.header, s.body = r.URL().Path, r.Header().Get("X-Model"), string(b)
+	return &phases.Response{Status: 200, Body: phases.BytesBody([]byte("ok"))}, nil
+}
+
+// A scripted mutation changes everything a plugin might read again later:
+// the path, every header value and the body.
+func TestMutateChangesTheRequest(t *testing.T) {
+	up := &seer{}
+	s, _ := phasetest.Parse("plugin p1 priority=10 access=mutate")
+	phasetest.RunScenario(t, phasetest.Config{Plugins: func(*phasetest.Env) []phases.Plugin { return []phases.Plugin{up} }}, s)
+	if !strings.HasSuffix(up.path, "/mutated") || up.header != "m1~mutated" || !strings.HasSuffix(up.body, " mutated") {
+		t.Fatalf("the upstream saw %q %q %q", up.path, up.header, up.body)
+	}
+}

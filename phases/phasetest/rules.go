@@ -72,6 +72,14 @@ func (r *run) note(format string, args ...any) {
 	r.mu.Unlock()
 }
 
+// panic records a scripted panic, then panics with what.
+func (r *run) panic(what string) {
+	r.mu.Lock()
+	r.panics++
+	r.mu.Unlock()
+	panic("phasetest: " + what)
+}
+
 func (r *run) bad(format string, args ...any) {
 	r.mu.Lock()
 	r.problems = append(r.problems, fmt.Sprintf(format, args...))
@@ -296,6 +304,9 @@ func (r *run) calling(phase fsm.State, plugin string, sent bool) {
 	if phase == fsm.StateBodyFilter && sent && r.exitedBefore() {
 		bad("%s's body filter ran on an exit response whose headers were sent", plugin)
 	}
+	if phase == fsm.StateBodyFilter && sent && r.sink.writes == 0 {
+		bad("%s's body filter ran after the header went out without a body byte: headers go with the first bytes, or at the end", plugin)
+	}
 }
 
 // exitedBefore reports whether an exit step has been taken. r.mu is held.
@@ -381,6 +392,9 @@ func (r *run) check(chain *phases.Chain, scriptedUpstream bool, s Scenario) {
 	case phases.CauseCompleted, phases.CauseExit, phases.CauseUpstreamError, phases.CauseTimeout, phases.CauseClientClosed, phases.CausePanic:
 	default:
 		bad("the log's cause %q is not one of the contract's", sum.Cause)
+	}
+	if sum.Cause != phases.CauseCompleted && sum.Cause != phases.CauseExit && r.finished > 0 && sum.Err == nil {
+		bad("the request ended as %s, and the log has no error behind it", sum.Cause)
 	}
 	if count[fsm.EventAbort] > 0 && sum.Cause != phases.CauseClientClosed && sum.Cause != phases.CauseTimeout && !(r.escaped && sum.Cause == phases.CausePanic) {
 		bad("the request was aborted but its cause is %s", sum.Cause)

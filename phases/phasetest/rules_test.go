@@ -271,6 +271,25 @@ func TestEachRuleBites(t *testing.T) {
 			f.r.Released(fsm.Entry{ID: 2, Scope: 1, Resource: fsm.Resource{Name: "inflight"}})
 			f.r.Ended(1, fsm.StateUpstream)
 		}, "when the sc scope ended, gauge inflight summed to 1 with 0 of its bindings held"},
+		{"a gauge behind its bindings as an attempt starts", func(f *fakePath) {
+			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "inflight", Help: "h"})
+			f.reg.MustRegister(g)
+			g.Inc()
+			f.r.Acquired(fsm.Entry{ID: 1, Resource: fsm.Resource{Name: "attempt"}})
+			f.r.Acquired(fsm.Entry{ID: 2, Scope: 1, Resource: fsm.Resource{Name: "inflight"}})
+			f.r.Released(fsm.Entry{ID: 2, Scope: 1, Resource: fsm.Resource{Name: "inflight"}})
+			f.r.Ended(1, fsm.StateUpstream)
+			f.r.Released(fsm.Entry{ID: 1, Resource: fsm.Resource{Name: "attempt"}})
+			f.r.Acquired(fsm.Entry{ID: 3, Resource: fsm.Resource{Name: "attempt"}})
+		}, "when attempt 2 started, gauge inflight summed to 1 with 0 of its bindings held"},
+		{"a failure with no error", func(f *fakePath) {
+			f.good(func(s *phases.Summary) { s.Cause = phases.CauseUpstreamError })
+		}, "the request ended as upstream_error, and the log has no error behind it"},
+		{"headers before any body byte", func(f *fakePath) {
+			f.r.state = fsm.StateBodyFilter
+			_ = f.r.sink.WriteHeader(200, http.Header{})
+			f.call(fsm.StateBodyFilter)
+		}, "p1's body filter ran after the header went out without a body byte"},
 		{"a binding that does not settle", func(f *fakePath) {
 			f.r.hooks().Recovered(nil, fsm.StateDone, "", &fsm.UnsettledError{Held: []fsm.Resource{{Name: "x"}}})
 		}, "a binding did not settle: fsm: scope 0 closed with bindings still held: x"},
@@ -283,6 +302,24 @@ func TestEachRuleBites(t *testing.T) {
 			tc.play(f)
 			expect(t, f.problems(), tc.want)
 		})
+	}
+}
+
+// A path whose framework log never ran is reported as that, once.
+func TestAMissingLogIsOneProblem(t *testing.T) {
+	f := newFakePath(t)
+	for _, s := range completed {
+		f.step(s.Event, s.From, s.To)
+	}
+	f.call(fsm.StateLog)
+	f.step(fsm.EventFinish, fsm.StateLog, fsm.StateDone)
+	f.r.Ended(fsm.RootScope, fsm.StateDone)
+	p := f.problems()
+	expect(t, p, "the framework's log ran 0 times, want 1")
+	for _, line := range p {
+		if strings.Contains(line, "log ran in state") || strings.Contains(line, "does not end in log") {
+			t.Fatalf("a log that never ran is also reported as %q", line)
+		}
 	}
 }
 

@@ -28,9 +28,12 @@ const (
 	// looplab instance, then continues: the runner's safety net must finish
 	// the request.
 	Wedge
+	// Hold holds the body chunk back, as a buffering filter does (body
+	// filters only).
+	Hold
 )
 
-var kindNames = [...]string{"continue", "exit", "panic", "cancel", "mutate", "transform", "wedge"}
+var kindNames = [...]string{"continue", "exit", "panic", "cancel", "mutate", "transform", "wedge", "hold"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {

@@ -37,8 +37,7 @@ func (p *scripted) Access(ctx context.Context, r *phases.Request) phases.Exit {
 		name := p.s.Name
 		r.Scope().Acquire(fsm.Resource{Name: "phasetest panicking release", Labels: []string{name}}, func() {
 			p.run.note("    %s's release panics", name)
-			p.run.panics++
-			panic("phasetest: scripted panic in " + name + "'s release")
+			p.run.panic("scripted panic in " + name + "'s release")
 		})
 	}
 	if p.s.Access.Kind == Mutate {
@@ -60,6 +59,10 @@ func (p *scripted) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.B
 		return phases.BodyResult{}
 	}
 	a := p.s.Body[i]
+	if a.Kind == Hold {
+		p.run.note("    %s holds chunk %d back", p.s.Name, i)
+		return phases.Replace(nil)
+	}
 	if a.Kind == Transform {
 		p.run.note("    %s transforms chunk %d", p.s.Name, i)
 		if c.SSE() {
@@ -82,8 +85,7 @@ func (p *scripted) act(a Action, phase fsm.State) phases.Exit {
 		return phases.Error(a.Status, "phasetest", "scripted exit by "+p.s.Name)
 	case Panic:
 		p.run.note("    %s panics", p.s.Name)
-		p.run.panics++
-		panic("phasetest: scripted panic in " + p.s.Name + " " + string(phase))
+		p.run.panic("scripted panic in " + p.s.Name + " " + string(phase))
 	case Cancel:
 		p.run.note("    %s: the client leaves", p.s.Name)
 		p.run.leave()
@@ -144,8 +146,7 @@ func (u *upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 		return nil, fmt.Errorf("upstream: %w", context.DeadlineExceeded)
 	case UpstreamPanic:
 		u.run.note("    upstream panics")
-		u.run.panics++
-		panic("phasetest: scripted upstream panic")
+		u.run.panic("scripted upstream panic")
 	case UpstreamHang:
 		u.run.note("    upstream hangs; the client leaves")
 		u.run.leave()
@@ -174,19 +175,26 @@ type body struct {
 	run     *run
 	attempt *fsm.Scope // ends with the body
 	i       int
+	ended   bool // it returned its end, a failure, or panicked
 }
 
 func (b *body) Next() (phases.Chunk, error) {
+	if b.ended {
+		b.run.bad("the upstream body was read after it ended")
+		return phases.Chunk{}, io.EOF
+	}
 	if b.i == b.s.BreakAt {
 		if b.s.PanicBody {
 			b.run.note("    upstream body panics at chunk %d", b.i)
-			b.run.panics++
-			panic("phasetest: scripted body panic")
+			b.ended = true
+			b.run.panic("scripted body panic")
 		}
 		b.run.note("    upstream body breaks at chunk %d", b.i)
+		b.ended = true
 		return phases.Chunk{}, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
 	}
 	if b.i >= b.s.Chunks {
+		b.ended = true
 		return phases.Chunk{}, io.EOF
 	}
 	i := b.i
@@ -217,6 +225,7 @@ type sink struct {
 	aborted  bool
 	gone     bool
 	panicked bool
+	pending  bool // a chunk was written and not flushed yet
 	errs     []string
 }
 
@@ -227,10 +236,9 @@ var errClientGone = fmt.Errorf("write: %w", syscall.EPIPE)
 func (s *sink) explode(what string) {
 	s.panicked = true
 	s.run.note("  > %s: the sink panics", what)
-	s.run.panics++
 	s.run.escaped = true
 	s.run.escapedUnsent = s.headers == 0
-	panic("phasetest: scripted sink panic on " + what)
+	s.run.panic("scripted sink panic on " + what)
 }
 
 func (s *sink) WriteHeader(status int, h http.Header) error {
@@ -273,7 +281,11 @@ func (s *sink) Write(p []byte) error {
 		s.run.leave()
 		return errClientGone
 	}
+	if s.pending {
+		s.errs = append(s.errs, "a chunk was written before the previous one was flushed")
+	}
 	s.body.Write(p)
+	s.pending = true
 	s.run.note("  > write %q", p)
 	return nil
 }
@@ -282,6 +294,7 @@ func (s *sink) Flush() error {
 	if s.headers == 0 {
 		s.errs = append(s.errs, "the body was flushed before the header")
 	}
+	s.pending = false
 	return nil
 }
 

@@ -44,6 +44,20 @@ func TestSinkDoesWhatItsClientDoes(t *testing.T) {
 			t.Errorf("body %q status %d writes %d", s.body.Bytes(), s.status, s.writes)
 		}
 	})
+	t.Run("every chunk but the last is flushed", func(t *testing.T) {
+		s := &sink{run: newTestRun(), c: ClientScript{FailWrite: -1, PanicWrite: -1}}
+		_ = s.WriteHeader(200, http.Header{})
+		_ = s.Write([]byte("a"))
+		_ = s.Flush()
+		_ = s.Write([]byte("b"))
+		if len(s.errs) > 0 {
+			t.Fatalf("errs %v", s.errs)
+		}
+		_ = s.Write([]byte("c"))
+		if len(s.errs) != 1 || !strings.Contains(s.errs[0], "before the previous one was flushed") {
+			t.Fatalf("errs %v", s.errs)
+		}
+	})
 	t.Run("gone at the header", func(t *testing.T) {
 		s := &sink{run: newTestRun(), c: ClientScript{FailHeader: true, FailWrite: -1, PanicWrite: -1}}
 		if err := s.WriteHeader(200, nil); err == nil || !s.gone || s.run.left == "" {
@@ -113,6 +127,11 @@ func TestBodyDoesWhatItsScriptSays(t *testing.T) {
 	if got != "chunk-0;" || err == nil || err == io.EOF {
 		t.Fatalf("%q %v", got, err)
 	}
+	ended := &body{s: UpstreamScript{Chunks: 0, BreakAt: -1}, run: r}
+	_, _ = ended.Next()
+	if _, err := ended.Next(); err != io.EOF || len(r.problems) != 1 || !strings.Contains(r.problems[0], "read after it ended") {
+		t.Fatalf("a read past the end: %v, problems %v", err, r.problems)
+	}
 	b := &body{s: UpstreamScript{Chunks: 3, BreakAt: 0, PanicBody: true}, run: r, attempt: m.Scope().Child(AttemptScope)}
 	if panics(func() { _, _ = b.Next() }) == nil || r.panics != 1 {
 		t.Fatal("the body did not panic where it should")
@@ -154,8 +173,13 @@ func TestScriptedActions(t *testing.T) {
 }
 
 func TestKindNames(t *testing.T) {
-	if Wedge.String() != "wedge" || Kind(len(kindNames)).String() != "kind(7)" {
-		t.Fatalf("%s %s", Wedge, Kind(len(kindNames)))
+	if Hold.String() != "hold" || Kind(len(kindNames)).String() != "kind(8)" {
+		t.Fatalf("%s %s", Hold, Kind(len(kindNames)))
+	}
+	for failed, ok := range map[string]bool{"399": false, "400": true, "599": true, "600": false} {
+		if _, err := Parse("upstream ok failed=" + failed); (err == nil) != ok {
+			t.Errorf("failed=%s: %v", failed, err)
+		}
 	}
 	if _, err := parseAction("exit:99"); err == nil {
 		t.Error("exit:99 accepted")
