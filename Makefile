@@ -16,7 +16,7 @@ SOAK_CONCURRENCY ?= 64
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # `make mutate`: the mutation tester, and the paths per property in each mutant's test run.
 GREMLINS := github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
-MUTATE_CHECKS ?= 100
+MUTATE_CHECKS ?= 300
 MUTATE_FLAGS ?=
 
 .DEFAULT_GOAL := help

@@ -236,6 +236,13 @@ func (emptyExit) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	return phases.Reply(204, nil, nil)
 }
 
+type emptyBodyExit struct{}
+
+func (emptyBodyExit) Name() string { return "empty-body-exit" }
+func (emptyBodyExit) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.BodyResult {
+	return phases.End(phases.Reply(204, nil, nil))
+}
+
 type passer struct{}
 
 func (passer) Name() string { return "passer" }
@@ -269,5 +276,8 @@ func TestWhatTheClientGets(t *testing.T) {
 	}
 	if s := serve(phases.Response{Status: 200}, emptyExit{}); s.status != 204 || s.writes != 0 {
 		t.Errorf("an empty exit: %d with %d writes", s.status, s.writes)
+	}
+	if s := serve(phases.Response{Status: 200, Body: phases.BytesBody([]byte("ok"))}, emptyBodyExit{}); s.status != 204 || s.writes != 0 {
+		t.Errorf("an empty exit from a body filter: %d with %d writes", s.status, s.writes)
 	}
 }

@@ -73,7 +73,9 @@ func main() {
 		if err != nil {
 			fail(err)
 		}
-		r, err := runGremlins(ctx, root, *gremlins, dir, excludesUnder(dir, excluded), *workers, *coeff, withChecks(env, *checks))
+		// Only killed or not matters here: a failure is shrunk for 5s at most.
+		genv := append(withChecks(env, *checks), "RAPID_SHRINKTIME=5s")
+		r, err := runGremlins(ctx, root, *gremlins, dir, excludesUnder(dir, excluded), *workers, *coeff, genv)
 		if err != nil {
 			fail(err)
 		}

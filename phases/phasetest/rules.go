@@ -340,7 +340,6 @@ func (r *run) check(chain *phases.Chain, scriptedUpstream bool, s Scenario) {
 	if count[fsm.EventStart] != 1 {
 		bad("start fired %d times, want 1", count[fsm.EventStart])
 	}
-	sum := r.summary
 	if !r.wedged {
 		if count[fsm.EventFinish] != 1 {
 			bad("finish fired %d times, want 1", count[fsm.EventFinish])
@@ -350,12 +349,6 @@ func (r *run) check(chain *phases.Chain, scriptedUpstream bool, s Scenario) {
 		}
 		if r.state != fsm.StateDone {
 			bad("the request ended in state %s, not done", r.state)
-		}
-		if r.finished > 0 && r.finishedIn != fsm.StateLog {
-			bad("the framework's log ran in state %s, not log", r.finishedIn)
-		}
-		if n := len(sum.Trace); r.finished > 0 && (n == 0 || sum.Trace[n-1].To != fsm.StateLog) {
-			bad("the log's path %q does not end in log", sum.Path())
 		}
 	}
 
@@ -369,6 +362,45 @@ func (r *run) check(chain *phases.Chain, scriptedUpstream bool, s Scenario) {
 	}
 	if r.finished != 1 {
 		bad("the framework's log ran %d times, want 1", r.finished)
+	}
+	if r.finished > 0 {
+		r.checkSummary(bad, count, s)
+	}
+
+	// A panic that escaped before anything was sent is answered 500, whole.
+	if r.escapedUnsent && r.left == "" && !r.wedged && (r.sink.status != 500 || r.sink.aborted) {
+		bad("a panic escaped before the response started: the client got %d (aborted %v), want a whole 500", r.sink.status, r.sink.aborted)
+	}
+
+	// Rule 2: panics are recovered.
+	if r.recovered < r.panics {
+		bad("%d panics, %d recovered", r.panics, r.recovered)
+	}
+	r.problems = append(r.problems, r.sink.errs...)
+
+	// Rule 4: every binding released exactly once, by the end of its scope
+	// (the audit); all gauges back to 0.
+	r.problems = append(r.problems, r.audit.Finish()...)
+	if scriptedUpstream && r.bodies != r.closes {
+		bad("the upstream answered %d bodies, %d were closed", r.bodies, r.closes)
+	}
+	for _, reg := range r.regs {
+		for _, g := range nonZeroGauges(reg) {
+			bad("gauge %s is not 0 after the request", g)
+		}
+	}
+}
+
+// checkSummary checks what the framework's log was told. r.mu is held.
+func (r *run) checkSummary(bad func(string, ...any), count map[fsm.Event]int, s Scenario) {
+	sum := r.summary
+	if !r.wedged {
+		if r.finishedIn != fsm.StateLog {
+			bad("the framework's log ran in state %s, not log", r.finishedIn)
+		}
+		if n := len(sum.Trace); n == 0 || sum.Trace[n-1].To != fsm.StateLog {
+			bad("the log's path %q does not end in log", sum.Path())
+		}
 	}
 	var lastExit *fsm.Step
 	for i := range r.steps {
@@ -389,12 +421,13 @@ func (r *run) check(chain *phases.Chain, scriptedUpstream bool, s Scenario) {
 		bad("the client got status %d, the log says %d", r.sink.status, sum.Status)
 	}
 	switch sum.Cause {
-	case phases.CauseCompleted, phases.CauseExit, phases.CauseUpstreamError, phases.CauseTimeout, phases.CauseClientClosed, phases.CausePanic:
+	case phases.CauseCompleted, phases.CauseExit:
+	case phases.CauseUpstreamError, phases.CauseTimeout, phases.CauseClientClosed, phases.CausePanic:
+		if sum.Err == nil {
+			bad("the request ended as %s, and the log has no error behind it", sum.Cause)
+		}
 	default:
 		bad("the log's cause %q is not one of the contract's", sum.Cause)
-	}
-	if sum.Cause != phases.CauseCompleted && sum.Cause != phases.CauseExit && r.finished > 0 && sum.Err == nil {
-		bad("the request ended as %s, and the log has no error behind it", sum.Cause)
 	}
 	if count[fsm.EventAbort] > 0 && sum.Cause != phases.CauseClientClosed && sum.Cause != phases.CauseTimeout && !(r.escaped && sum.Cause == phases.CausePanic) {
 		bad("the request was aborted but its cause is %s", sum.Cause)
@@ -409,35 +442,11 @@ func (r *run) check(chain *phases.Chain, scriptedUpstream bool, s Scenario) {
 			bad("the machine wedged in %s, and the client got %d, not 500", r.wedgedIn, r.sink.status)
 		}
 	}
-
-	// A panic that escaped before anything was sent is answered 500, whole.
-	if r.escapedUnsent && r.left == "" && !r.wedged && (r.sink.status != 500 || r.sink.aborted) {
-		bad("a panic escaped before the response started: the client got %d (aborted %v), want a whole 500", r.sink.status, r.sink.aborted)
-	}
-
-	// Rule 2: panics are recovered.
-	if r.recovered < r.panics {
-		bad("%d panics, %d recovered", r.panics, r.recovered)
-	}
-
 	// Rule 3: after headers are sent, an exit ends the stream well formed.
 	sse := strings.HasPrefix(r.sink.header.Get("Content-Type"), "text/event-stream")
 	if lastExit != nil && lastExit.From == fsm.StateBodyFilter && sum.HeadersSent && !r.sink.gone && sse && sum.Cause != phases.CausePanic {
 		if !r.sink.aborted && !strings.HasSuffix(r.sink.body.String(), "data: [DONE]\n\n") {
 			bad("an SSE stream ended by an exit lacks its final [DONE] frame")
-		}
-	}
-	r.problems = append(r.problems, r.sink.errs...)
-
-	// Rule 4: every binding released exactly once, by the end of its scope
-	// (the audit); all gauges back to 0.
-	r.problems = append(r.problems, r.audit.Finish()...)
-	if scriptedUpstream && r.bodies != r.closes {
-		bad("the upstream answered %d bodies, %d were closed", r.bodies, r.closes)
-	}
-	for _, reg := range r.regs {
-		for _, g := range nonZeroGauges(reg) {
-			bad("gauge %s is not 0 after the request", g)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package phasetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -180,8 +181,10 @@ type body struct {
 
 func (b *body) Next() (phases.Chunk, error) {
 	if b.ended {
+		// An error, not the end again: a runner that keeps reading must
+		// stop, and fail the path at once rather than spin.
 		b.run.bad("the upstream body was read after it ended")
-		return phases.Chunk{}, io.EOF
+		return phases.Chunk{}, errReadAfterEnd
 	}
 	if b.i == b.s.BreakAt {
 		if b.s.PanicBody {
@@ -229,7 +232,10 @@ type sink struct {
 	errs     []string
 }
 
-var errClientGone = fmt.Errorf("write: %w", syscall.EPIPE)
+var (
+	errClientGone   = fmt.Errorf("write: %w", syscall.EPIPE)
+	errReadAfterEnd = errors.New("phasetest: the body was read after its end")
+)
 
 // explode panics where the script says, once: a panic no hook wrapper
 // recovers.

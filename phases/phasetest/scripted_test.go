@@ -129,7 +129,7 @@ func TestBodyDoesWhatItsScriptSays(t *testing.T) {
 	}
 	ended := &body{s: UpstreamScript{Chunks: 0, BreakAt: -1}, run: r}
 	_, _ = ended.Next()
-	if _, err := ended.Next(); err != io.EOF || len(r.problems) != 1 || !strings.Contains(r.problems[0], "read after it ended") {
+	if _, err := ended.Next(); err != errReadAfterEnd || len(r.problems) != 1 || !strings.Contains(r.problems[0], "read after it ended") {
 		t.Fatalf("a read past the end: %v, problems %v", err, r.problems)
 	}
 	b := &body{s: UpstreamScript{Chunks: 3, BreakAt: 0, PanicBody: true}, run: r, attempt: m.Scope().Child(AttemptScope)}
