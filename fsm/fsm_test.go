@@ -11,28 +11,13 @@ import (
 
 	"go.uber.org/goleak"
 	"pgregory.net/rapid"
+
+	"github.com/phasegate/phasegate/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from golden file (go test ./fsm -update rewrites it)\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
 
 // The table is the contract (CONTRACT §1); this golden file is its
 // human-readable copy, so a change to the lifecycle shows up in review.
@@ -41,7 +26,7 @@ func TestTableGolden(t *testing.T) {
 	for _, tr := range Table() {
 		b.WriteString(string(tr.Event) + ": " + string(tr.From) + " -> " + string(tr.To) + "\n")
 	}
-	golden(t, "table.golden", b.String())
+	golden.File(t, filepath.Join("testdata", "table.golden"), b.String(), *update)
 }
 
 func TestDiagramGolden(t *testing.T) {
@@ -50,7 +35,7 @@ func TestDiagramGolden(t *testing.T) {
 		if !ok {
 			t.Fatalf("Diagram(%s) failed", f)
 		}
-		golden(t, "lifecycle."+string(f)+".golden", s)
+		golden.File(t, filepath.Join("testdata", "lifecycle."+string(f)+".golden"), s, *update)
 	}
 	if _, ok := Diagram("svg"); ok {
 		t.Error("Diagram accepted an unknown format")

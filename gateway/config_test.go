@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/phasegate/phasegate/internal/golden"
 )
 
 // check runs what `phasegate validate` runs: LoadConfig, then building every
@@ -30,32 +32,9 @@ func check(name string, data []byte) string {
 // validation reports for it. go test ./gateway -update rewrites the
 // expected part.
 func TestConfigTranscripts(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "config", "*.txt"))
-	if len(files) == 0 {
-		t.Fatal("no transcripts")
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			raw, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			input, want, ok := strings.Cut(string(raw), "----\n")
-			if !ok {
-				t.Fatal("no ---- separator")
-			}
-			got := check(filepath.Base(file), []byte(input))
-			if *update {
-				if err := os.WriteFile(file, []byte(input+"----\n"+got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if got != want {
-				t.Errorf("%s\n--- got\n%s--- want\n%s", file, got, want)
-			}
-		})
-	}
+	golden.Transcripts(t, filepath.Join("testdata", "config"), *update, func(t *testing.T, file, input string) string {
+		return check(filepath.Base(file), []byte(input))
+	})
 }
 
 func TestDemoConfigIsValid(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/phasegate/phasegate/internal/golden"
 )
 
 // A known sequence of requests gives a known exposition: counters by route
@@ -55,7 +57,7 @@ func TestMetricsExpositionGolden(t *testing.T) {
 				}
 			}
 		}
-		golden(t, path, buf.String())
+		golden.File(t, path, buf.String(), *update)
 	}
 	want, err := os.Open(path)
 	if err != nil {
