@@ -155,7 +155,7 @@ func (p *Proxy) Serve(ctx context.Context, r *phases.Request, next func() *Insta
 		in = following
 	}
 	if kept != nil {
-		c.restore(keptAttempt)
+		c.use(keptAttempt)
 		return kept, nil
 	}
 	if lastErr != nil {
@@ -166,19 +166,14 @@ func (p *Proxy) Serve(ctx context.Context, r *phases.Request, next func() *Insta
 
 // begin makes a the request's current attempt.
 func (c *call) begin(a *attempt) {
-	c.final = a
 	c.info.Attempts++
-	c.info.Instance = a.in.name
-	c.info.Model = a.model
-	c.info.UsageKnown = false
-	c.info.PromptTokens, c.info.CompletionTokens = 0, 0
-	c.info.CachedTokens, c.info.ReasoningTokens = 0, 0
-	c.info.TTFT = 0
+	c.use(a)
 }
 
-// restore makes a, a failed attempt whose answer is returned after all,
-// the request's attempt again.
-func (c *call) restore(a *attempt) {
+// use makes a the attempt whose answer the client gets, as LLMInfo
+// describes it, its usage not known yet. Serve also uses it to restore a
+// failed attempt whose answer is returned after all.
+func (c *call) use(a *attempt) {
 	c.final = a
 	c.info.Instance = a.in.name
 	c.info.Model = a.model
