@@ -75,6 +75,26 @@ func (f *fakePath) good(tweak func(*phases.Summary)) {
 	f.r.Ended(fsm.RootScope, fsm.StateDone)
 }
 
+// exitFromUpstream plays a path whose upstream exited, logged as p1's
+// exit in named, the last scripted exit being last.
+func (f *fakePath) exitFromUpstream(named fsm.State, last string) {
+	f.good(func(s *phases.Summary) { s.ExitPhase, s.ExitPlugin, s.Cause = named, "p1", phases.CauseExit })
+	f.r.steps[2].Event = fsm.EventExit
+	f.r.lastExit = last
+}
+
+// gaugeLeftUp plays a scope named scope whose "inflight" binding is
+// released while its gauge stays up.
+func (f *fakePath) gaugeLeftUp(scope string) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "inflight", Help: "h"})
+	f.reg.MustRegister(g)
+	g.Inc()
+	f.r.Acquired(fsm.Entry{ID: 1, Resource: fsm.Resource{Name: scope}})
+	f.r.Acquired(fsm.Entry{ID: 2, Scope: 1, Resource: fsm.Resource{Name: "inflight"}})
+	f.r.Released(fsm.Entry{ID: 2, Scope: 1, Resource: fsm.Resource{Name: "inflight"}})
+	f.r.Ended(1, fsm.StateUpstream)
+}
+
 func (f *fakePath) problems() []string {
 	f.r.check(f.chain, false, f.s)
 	return f.r.problems
@@ -142,18 +162,10 @@ func TestEachRuleBites(t *testing.T) {
 			f.good(func(s *phases.Summary) { s.ExitPhase, s.ExitPlugin = fsm.StateAccess, "p1" })
 		}, "the log names an exit in access by p1, but no exit happened"},
 		{"the wrong exit named", func(f *fakePath) {
-			f.good(func(s *phases.Summary) {
-				s.ExitPhase, s.ExitPlugin, s.Cause = fsm.StateHeaderFilter, "p1", phases.CauseExit
-			})
-			f.r.steps[2].Event = fsm.EventExit
-			f.r.lastExit = "p1@header_filter"
+			f.exitFromUpstream(fsm.StateHeaderFilter, "p1@header_filter")
 		}, "the last exit left upstream, but the log names phase \"header_filter\""},
 		{"the wrong scripted exit named", func(f *fakePath) {
-			f.good(func(s *phases.Summary) {
-				s.ExitPhase, s.ExitPlugin, s.Cause = fsm.StateUpstream, "p1", phases.CauseExit
-			})
-			f.r.steps[2].Event = fsm.EventExit
-			f.r.lastExit = "p1@access"
+			f.exitFromUpstream(fsm.StateUpstream, "p1@access")
 		}, "the log names exit p1@upstream, the last scripted exit was p1@access"},
 		{"status", func(f *fakePath) {
 			f.good(func(s *phases.Summary) { s.Status = 500 })
@@ -263,22 +275,10 @@ func TestEachRuleBites(t *testing.T) {
 			f.r.Released(fsm.Entry{ID: 2, Resource: fsm.Resource{Name: phases.UpstreamBody}})
 		}, "attempt 1's scope was still open when the upstream body was released"},
 		{"a gauge behind its bindings", func(f *fakePath) {
-			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "inflight", Help: "h"})
-			f.reg.MustRegister(g)
-			g.Inc()
-			f.r.Acquired(fsm.Entry{ID: 1, Resource: fsm.Resource{Name: "sc"}})
-			f.r.Acquired(fsm.Entry{ID: 2, Scope: 1, Resource: fsm.Resource{Name: "inflight"}})
-			f.r.Released(fsm.Entry{ID: 2, Scope: 1, Resource: fsm.Resource{Name: "inflight"}})
-			f.r.Ended(1, fsm.StateUpstream)
+			f.gaugeLeftUp("sc")
 		}, "when the sc scope ended, gauge inflight summed to 1 with 0 of its bindings held"},
 		{"a gauge behind its bindings as an attempt starts", func(f *fakePath) {
-			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "inflight", Help: "h"})
-			f.reg.MustRegister(g)
-			g.Inc()
-			f.r.Acquired(fsm.Entry{ID: 1, Resource: fsm.Resource{Name: "attempt"}})
-			f.r.Acquired(fsm.Entry{ID: 2, Scope: 1, Resource: fsm.Resource{Name: "inflight"}})
-			f.r.Released(fsm.Entry{ID: 2, Scope: 1, Resource: fsm.Resource{Name: "inflight"}})
-			f.r.Ended(1, fsm.StateUpstream)
+			f.gaugeLeftUp("attempt")
 			f.r.Released(fsm.Entry{ID: 1, Resource: fsm.Resource{Name: "attempt"}})
 			f.r.Acquired(fsm.Entry{ID: 3, Resource: fsm.Resource{Name: "attempt"}})
 		}, "when attempt 2 started, gauge inflight summed to 1 with 0 of its bindings held"},

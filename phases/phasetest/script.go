@@ -258,14 +258,37 @@ func Parse(text string) (Scenario, error) {
 	return s, nil
 }
 
+// eachField calls set with each key=value field of fields (the value is
+// empty for a bare key), stopping at the first error.
+func eachField(fields []string, set func(k, v string) error) error {
+	for _, kv := range fields {
+		k, v, _ := strings.Cut(kv, "=")
+		if err := set(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseList parses each comma-separated item of v with parse.
+func parseList[T any](v string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
+	for _, item := range strings.Split(v, ",") {
+		x, err := parse(item)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
 func parsePlugin(f []string) (PluginScript, error) {
 	if len(f) == 0 {
 		return PluginScript{}, fmt.Errorf("plugin needs a name")
 	}
 	p := PluginScript{Name: f[0]}
-	for _, kv := range f[1:] {
-		k, v, _ := strings.Cut(kv, "=")
-		var err error
+	err := eachField(f[1:], func(k, v string) (err error) {
 		switch k {
 		case "priority":
 			p.Priority, err = strconv.Atoi(v)
@@ -283,21 +306,13 @@ func parsePlugin(f []string) (PluginScript, error) {
 		case "log":
 			p.Log, err = parseAction(v)
 		case "body":
-			for _, a := range strings.Split(v, ",") {
-				var act Action
-				if act, err = parseAction(a); err != nil {
-					break
-				}
-				p.Body = append(p.Body, act)
-			}
+			p.Body, err = parseList(v, parseAction)
 		default:
 			err = fmt.Errorf("unknown plugin field %q", k)
 		}
-		if err != nil {
-			return PluginScript{}, err
-		}
-	}
-	return p, nil
+		return err
+	})
+	return p, err
 }
 
 func parseUpstream(f []string) (UpstreamScript, error) {
@@ -313,9 +328,7 @@ func parseUpstream(f []string) (UpstreamScript, error) {
 	if u.Kind < 0 {
 		return UpstreamScript{}, fmt.Errorf("unknown upstream kind %q", f[0])
 	}
-	for _, kv := range f[1:] {
-		k, v, _ := strings.Cut(kv, "=")
-		var err error
+	err := eachField(f[1:], func(k, v string) (err error) {
 		switch k {
 		case "status":
 			u.Status, err = strconv.Atoi(v)
@@ -329,29 +342,28 @@ func parseUpstream(f []string) (UpstreamScript, error) {
 			u.BreakAt, err = strconv.Atoi(v)
 			u.PanicBody = true
 		case "failed":
-			for _, a := range strings.Split(v, ",") {
-				status := Refused
-				if a != "refused" {
-					if status, err = strconv.Atoi(a); err != nil || status < 400 || status > 599 {
-						return UpstreamScript{}, fmt.Errorf("a failed attempt is %q or an error status, not %q", "refused", a)
-					}
-				}
-				u.Failed = append(u.Failed, status)
-			}
+			u.Failed, err = parseList(v, parseFailed)
 		default:
 			err = fmt.Errorf("unknown upstream field %q", k)
 		}
-		if err != nil {
-			return UpstreamScript{}, err
-		}
+		return err
+	})
+	return u, err
+}
+
+// parseFailed reads a failed attempt: "refused" or an error status.
+func parseFailed(a string) (int, error) {
+	if a == "refused" {
+		return Refused, nil
 	}
-	return u, nil
+	if status, err := strconv.Atoi(a); err == nil && status >= 400 && status <= 599 {
+		return status, nil
+	}
+	return 0, fmt.Errorf("a failed attempt is %q or an error status, not %q", "refused", a)
 }
 
 func parseClient(c *ClientScript, f []string) error {
-	for _, kv := range f {
-		k, v, _ := strings.Cut(kv, "=")
-		var err error
+	return eachField(f, func(k, v string) (err error) {
 		switch k {
 		case "stays":
 		case "fail-header":
@@ -365,11 +377,8 @@ func parseClient(c *ClientScript, f []string) error {
 		default:
 			err = fmt.Errorf("unknown client field %q", k)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func parseAction(s string) (Action, error) {
