@@ -342,13 +342,15 @@ func (s *Scope) Closed() bool {
 // owner has not. The child is itself held by s as a binding, released when
 // the child closes.
 func (s *Scope) Child(name string) *Scope {
-	c := &Scope{root: s.root, id: s.newID()}
+	// The child belongs to its parent's use of the machine: a child of a
+	// scope kept past its request is as inert as its parent.
+	c := &Scope{root: s.root, rootGen: s.rootGen, id: s.newID()}
 	if s.root == nil {
 		c.root = s
+		s.mu.Lock()
+		c.rootGen = s.gen
+		s.mu.Unlock()
 	}
-	c.root.mu.Lock()
-	c.rootGen = c.root.gen
-	c.root.mu.Unlock()
 	// On a closed s, acquire runs c.Close at once: the child is born closed.
 	self := s.acquire(c.id, Resource{Name: name}, c.Close)
 	c.mu.Lock()
