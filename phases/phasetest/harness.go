@@ -30,6 +30,8 @@ type Config struct {
 	MaxOthers int
 	// Options are passed to the chain (the harness adds its own Hooks).
 	Options phases.Options
+	kept *kept // the previous path's handles, under Check
+
 	// AttemptScope names the child scope the upstream under test opens for
 	// each attempt (for example llmproxy.AttemptScope), if it makes several.
 	// The harness then checks that each attempt's scope has ended, and its
@@ -82,6 +84,9 @@ type Result struct {
 // default) and fails t with the smallest failing path rapid can find.
 func Check(t *testing.T, cfg Config) {
 	t.Helper()
+	// Paths run one after another, often on the same pooled machine: each
+	// path uses the handles the one before kept, which must stay inert.
+	cfg.kept = &kept{}
 	rapid.Check(t, func(rt *rapid.T) { Run(rt, cfg) })
 }
 
@@ -118,6 +123,7 @@ func runPath(t TB, cfg Config, s Scenario, req *http.Request) *Result {
 	}
 	env := &Env{Registry: prometheus.NewRegistry()}
 	r := newRun(cfg.AttemptScope)
+	r.stale, r.keep = cfg.kept.take(), cfg.kept != nil
 	own := prometheus.NewRegistry()
 	vec := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "phasetest_scripted_active", Help: "Bindings held by scripted plugins."}, []string{"plugin"})
 	own.MustRegister(vec)
@@ -150,6 +156,7 @@ func runPath(t TB, cfg Config, s Scenario, req *http.Request) *Result {
 	}
 	r.note("scenario:\n%s", indent(s.String()))
 	chain.Serve(ctx, req.WithContext(ctx), r.sink)
+	cfg.kept.put(r.kept)
 
 	res := &Result{
 		Scenario: s,

@@ -51,6 +51,85 @@ type run struct {
 	wedgedIn         fsm.State
 	escaped          bool // a panic escaped every hook wrapper
 	escapedUnsent    bool // before any header was written
+
+	keep  bool    // keep handles for the next path
+	kept  handles // kept from this path
+	stale handles // kept from the path before
+}
+
+// handles are bindings and scopes of a request, kept past its end.
+type handles struct {
+	bindings []fsm.Binding
+	scopes   []*fsm.Scope
+}
+
+// kept carries a path's handles to the next path of a Check.
+type kept struct {
+	mu sync.Mutex
+	h  handles
+}
+
+func (k *kept) take() handles {
+	if k == nil {
+		return handles{}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	h := k.h
+	k.h = handles{}
+	return h
+}
+
+func (k *kept) put(h handles) {
+	if k != nil {
+		k.mu.Lock()
+		k.h = h
+		k.mu.Unlock()
+	}
+}
+
+// keepBinding and keepScope keep handles for the next path.
+func (r *run) keepBinding(b fsm.Binding) {
+	if r.keep {
+		r.kept.bindings = append(r.kept.bindings, b)
+	}
+}
+
+func (r *run) keepScope(sc *fsm.Scope) {
+	if r.keep {
+		r.kept.scopes = append(r.kept.scopes, sc)
+	}
+}
+
+// useStale uses every handle the previous path kept: releases, closes,
+// late acquisitions and children. They belong to a request that has ended,
+// and must not touch this one, though its pooled machine and binding ids
+// may be the same.
+func (r *run) useStale(who string) {
+	h := r.stale
+	if len(h.bindings)+len(h.scopes) == 0 {
+		return
+	}
+	r.stale = handles{}
+	r.note("    %s uses %d handles kept from the previous request", who, len(h.bindings)+len(h.scopes))
+	before := r.audit.Bindings()
+	for _, b := range h.bindings {
+		b.Release()
+		if b.Held() {
+			r.bad("a binding kept from the previous request reads as held")
+		}
+	}
+	for _, sc := range h.scopes {
+		sc.Close()
+		ran := false
+		sc.Acquire(fsm.Resource{Name: "phasetest stale"}, func() { ran = true })
+		if !ran || !sc.Child("phasetest stale").Closed() {
+			r.bad("a scope kept from the previous request took a binding or a child")
+		}
+	}
+	if after := r.audit.Bindings(); !slices.EqualFunc(before, after, func(a, b fsmtest.Binding) bool { return a.Releases == b.Releases }) {
+		r.bad("handles kept from the previous request touched this one: its ledger saw %d bindings, now %d", len(before), len(after))
+	}
 }
 
 func newRun(attemptScope string) *run {

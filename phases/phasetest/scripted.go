@@ -31,8 +31,10 @@ func (p *scripted) Access(ctx context.Context, r *phases.Request) phases.Exit {
 		// The label slice is the plugin's own and changes right after:
 		// the binding must keep the values it was acquired with.
 		labels := []string{p.s.Name}
-		p.run.scriptedGauge.Acquire(r.Scope(), labels...)
+		b := p.run.scriptedGauge.Acquire(r.Scope(), labels...)
 		labels[0] = p.s.Name + "~changed"
+		p.run.keepBinding(b)
+		p.run.useStale(p.s.Name)
 	}
 	if p.s.PanicRelease {
 		name := p.s.Name
@@ -167,7 +169,9 @@ func (u *upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 // attempt opens the scope of attempt n and holds its gauge there.
 func (u *upstream) attempt(r *phases.Request, n int) *fsm.Scope {
 	sc := r.Scope().Child(AttemptScope)
-	u.run.scriptedGauge.Acquire(sc, fmt.Sprintf("%s/%d", UpstreamName, n))
+	u.run.keepScope(sc)
+	u.run.keepBinding(u.run.scriptedGauge.Acquire(sc, fmt.Sprintf("%s/%d", UpstreamName, n)))
+	u.run.useStale(UpstreamName)
 	return sc
 }
 
