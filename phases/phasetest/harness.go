@@ -30,7 +30,6 @@ type Config struct {
 	MaxOthers int
 	// Options are passed to the chain (the harness adds its own Hooks).
 	Options phases.Options
-	kept *kept // the previous path's handles, under Check
 
 	// AttemptScope names the child scope the upstream under test opens for
 	// each attempt (for example llmproxy.AttemptScope), if it makes several.
@@ -38,6 +37,8 @@ type Config struct {
 	// gauges have fallen, when the next attempt starts, and that the last
 	// one has ended when the upstream body is released.
 	AttemptScope string
+
+	kept *kept // the previous path's handles, under Check
 }
 
 // Env is what plugins under test get from the harness.

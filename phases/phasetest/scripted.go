@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"syscall"
 
 	"github.com/phasegate/phasegate/fsm"
@@ -314,13 +313,6 @@ func (s *sink) Abort() {
 	}
 	s.aborted = true
 	s.run.note("  > abort")
-}
-
-func describeLabels(labels []string) string {
-	if len(labels) == 0 {
-		return ""
-	}
-	return "{" + strings.Join(labels, ",") + "}"
 }
 
 // wedge wedges the request's machine from inside a hook.

@@ -1,6 +1,7 @@
 package phasetest
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -40,7 +41,7 @@ func TestSinkDoesWhatItsClientDoes(t *testing.T) {
 				t.Errorf("no %q in %v", w, s.errs)
 			}
 		}
-		if string(s.body.Bytes()) != "xy" || s.status != 200 || s.writes != 2 {
+		if s.body.String() != "xy" || s.status != 200 || s.writes != 2 {
 			t.Errorf("body %q status %d writes %d", s.body.Bytes(), s.status, s.writes)
 		}
 	})
@@ -158,12 +159,12 @@ func TestScriptedActions(t *testing.T) {
 	}
 	// Body actions go call by call; calls beyond the list continue.
 	r.lastExit = ""
-	p.BodyFilter(nil, nil)
+	p.BodyFilter(context.Background(), nil)
 	if r.lastExit != "p1@body_filter" {
 		t.Fatalf("the first body call did not exit: last exit %q", r.lastExit)
 	}
 	r.lastExit = ""
-	p.BodyFilter(nil, nil)
+	p.BodyFilter(context.Background(), nil)
 	if r.lastExit != "" {
 		t.Fatal("the second body call exited")
 	}
