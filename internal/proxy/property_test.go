@@ -128,7 +128,7 @@ func checkOutcome(t phasetest.TB, kind string, r *phasetest.Result) {
 		return
 	}
 	if s.ExitPlugin != proxy.Name {
-		if s.Cause == phases.CauseCompleted && kind == kindFast && !bytes.EqualFold(r.Body, []byte(fastBody)) {
+		if s.Cause == phases.CauseCompleted && kind == kindFast && !r.BodyAltered && !bytes.Equal(r.Body, []byte(fastBody)) {
 			t.Fatalf("the client got %q, want %q", r.Body, fastBody)
 		}
 		return
@@ -147,7 +147,9 @@ func checkOutcome(t phasetest.TB, kind string, r *phasetest.Result) {
 		}
 	case s.Cause != want && s.Cause != phases.CauseClientClosed: // the client may leave during the exit
 		t.Fatalf("the %s upstream ended as %s (%v), want %s", kind, s.Cause, s.Err, want)
-	case kind == kindStall && s.ExitPhase == fsm.StateBodyFilter && s.HeadersSent && !r.Aborted:
+	case kind == kindStall && s.ExitPhase == fsm.StateBodyFilter && s.HeadersSent && r.Status == http.StatusOK && !r.Aborted:
+		// The stream's own header went out (a filter holding its first
+		// chunk back leaves the exit's 504 to be the whole response).
 		t.Fatalf("a stream cut by a timeout was not aborted")
 	}
 }

@@ -68,6 +68,9 @@ type Result struct {
 	Header  http.Header
 	Body    []byte
 	Aborted bool
+	// BodyAltered reports that a scripted body filter transformed a chunk
+	// or held one back: the body the client got is not the upstream's.
+	BodyAltered bool
 	// FrameworkFailed reports that the harness made the framework itself
 	// fail on this path (the sink panicked, or a hook wedged the machine):
 	// the request then ends with cause panic, whatever the plugins did.
@@ -170,6 +173,7 @@ func runPath(t TB, cfg Config, s Scenario, req *http.Request) *Result {
 	r.check(chain, !hasUpstream, s)
 	res.Bindings, res.Scopes = r.audit.Bindings(), r.audit.Scopes()
 	res.FrameworkFailed = r.escaped || r.wedged
+	res.BodyAltered = r.altered
 	res.Journal = r.journal
 	res.Problems = r.problems
 	if len(res.Problems) > 0 {

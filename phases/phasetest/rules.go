@@ -52,6 +52,8 @@ type run struct {
 	escaped          bool // a panic escaped every hook wrapper
 	escapedUnsent    bool // before any header was written
 
+	altered bool // a scripted body filter changed the body
+
 	keep  bool    // keep handles for the next path
 	kept  handles // kept from this path
 	stale handles // kept from the path before

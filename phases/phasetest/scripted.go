@@ -63,10 +63,12 @@ func (p *scripted) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.B
 	a := p.s.Body[i]
 	if a.Kind == Hold {
 		p.run.note("    %s holds chunk %d back", p.s.Name, i)
+		p.run.altered = true
 		return phases.Replace(nil)
 	}
 	if a.Kind == Transform {
 		p.run.note("    %s transforms chunk %d", p.s.Name, i)
+		p.run.altered = true
 		if c.SSE() {
 			return phases.Replace(append([]byte(nil), c.Data...))
 		}
