@@ -92,7 +92,7 @@ func drawAction(t *rapid.T, label string, access, body bool) Action {
 	if rapid.IntRange(0, 29).Draw(t, label+" wedges") == 29 {
 		return Action{Kind: Wedge}
 	}
-	if body && rapid.IntRange(0, 19).Draw(t, label+" holds") == 19 {
+	if body && rapid.IntRange(0, 9).Draw(t, label+" holds") == 9 {
 		return Action{Kind: Hold}
 	}
 	// continue, exit, panic, cancel, mutate, transform

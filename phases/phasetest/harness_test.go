@@ -34,7 +34,16 @@ func (p *inflight) Access(ctx context.Context, r *phases.Request) phases.Exit {
 }
 
 func TestPropertyBoundGaugePluginPasses(t *testing.T) {
-	phasetest.Check(t, phasetest.Config{Plugins: newInflight})
+	reused := 0
+	phasetest.Check(t, phasetest.Config{Plugins: newInflight, Check: func(t phasetest.TB, r *phasetest.Result) {
+		if strings.Contains(strings.Join(r.Journal, "\n"), "handles kept from the previous request") {
+			reused++
+		}
+	}})
+	// Paths after the first use the handles the one before kept.
+	if reused == 0 {
+		t.Fatal("no path used the handles of the path before")
+	}
 }
 
 // --- deliberately broken plugins: the harness must catch each -------------

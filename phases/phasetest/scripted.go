@@ -182,14 +182,21 @@ type body struct {
 	attempt *fsm.Scope // ends with the body
 	i       int
 	ended   bool // it returned its end, a failure, or panicked
+	// overreads counts reads after the end.
+	overreads int
 }
 
 func (b *body) Next() (phases.Chunk, error) {
 	if b.ended {
-		// An error, not the end again: a runner that keeps reading must
-		// stop, and fail the path at once rather than spin.
-		b.run.bad("the upstream body was read after it ended")
-		return phases.Chunk{}, errReadAfterEnd
+		// A runner that keeps reading must stop, and fail the path at once
+		// rather than spin: an error first, then the end, whichever of the
+		// two it fails to take.
+		b.overreads++
+		if b.overreads == 1 {
+			b.run.bad("the upstream body was read after it ended")
+			return phases.Chunk{}, errReadAfterEnd
+		}
+		return phases.Chunk{}, io.EOF
 	}
 	if b.i == b.s.BreakAt {
 		if b.s.PanicBody {

@@ -133,6 +133,9 @@ func TestBodyDoesWhatItsScriptSays(t *testing.T) {
 	if _, err := ended.Next(); err != errReadAfterEnd || len(r.problems) != 1 || !strings.Contains(r.problems[0], "read after it ended") {
 		t.Fatalf("a read past the end: %v, problems %v", err, r.problems)
 	}
+	if _, err := ended.Next(); err != io.EOF || len(r.problems) != 1 {
+		t.Fatalf("a second read past the end: %v, problems %v", err, r.problems)
+	}
 	b := &body{s: UpstreamScript{Chunks: 3, BreakAt: 0, PanicBody: true}, run: r, attempt: m.Scope().Child(AttemptScope)}
 	if panics(func() { _, _ = b.Next() }) == nil || r.panics != 1 {
 		t.Fatal("the body did not panic where it should")
@@ -210,4 +213,35 @@ func TestParseRefusesWhatItCannotRead(t *testing.T) {
 	if s, err := Parse("# a comment\n\nclient stays"); err != nil || s.Client.FailWrite != -1 || s.Upstream.BreakAt != -1 {
 		t.Errorf("%+v %v", s, err)
 	}
+}
+
+// Handles kept from an ended request are used, and reach nothing of the
+// next one, although its ids start again.
+func TestStaleHandlesAreUsedAndInert(t *testing.T) {
+	m := fsm.New(nil)
+	_ = m.Fire(fsm.EventStart)
+	kept := handles{scopes: []*fsm.Scope{m.Scope().Child("kept")}}
+	kept.bindings = append(kept.bindings, m.Scope().Acquire(fsm.Resource{Name: "first"}, func() {}))
+	m.ForceDone()
+	m.Release()
+
+	r := newTestRun()
+	r.stale = kept
+	m = fsm.New(nil)
+	defer m.Release()
+	m.SetLedger(r)
+	_ = m.Fire(fsm.EventStart)
+	held := m.Scope().Acquire(fsm.Resource{Name: "second"}, func() {})
+	r.useStale("p1")
+	if !strings.Contains(strings.Join(r.journal, "\n"), "p1 uses 2 handles kept from the previous request") || len(r.stale.bindings)+len(r.stale.scopes) != 0 {
+		t.Fatalf("journal %q, left %+v", r.journal, r.stale)
+	}
+	if len(r.problems) > 0 || !held.Held() {
+		t.Fatalf("problems %v; the second request's binding held: %v", r.problems, held.Held())
+	}
+	r.useStale("p2") // nothing left: nothing to say
+	if strings.Contains(strings.Join(r.journal, "\n"), "p2 uses") {
+		t.Fatal("used the same handles twice")
+	}
+	m.ForceDone()
 }
