@@ -25,8 +25,8 @@
 // Commit replaces each reservation by the actual amount, charged to the
 // window the reservation was admitted in (nothing, once that window has
 // ended), and releases concurrency slots. An actual amount of zero is
-// allowed. A repeated Commit of the same reservation within its lease is a
-// no-op, so a commit can be retried when its first try may have landed.
+// allowed. A repeated Commit of the same reservation is a no-op, so a
+// commit can be retried when its first try may have landed.
 //
 // Every reservation and slot has a lease. The stores refund a reservation
 // whose lease has passed the next time they touch its counter (every
@@ -53,8 +53,11 @@
 //
 // The hash holds w (the window start), u (used), r (reserved) and a field
 // "=" + id per live reservation with its amount. The sorted set scores each
-// live reservation id by its lease expiry, and each committed one, for a
-// lease, by the expiry of its tombstone (what makes Commit idempotent).
+// live reservation id by its lease expiry. When a lease passes, the
+// reservation is refunded and, on a windowed counter, its id stays in the
+// set for an hour, so that a late commit (from a holder that lost the store
+// for a whole lease) still charges, once; a commit removes its id, which
+// makes a repeated commit a no-op. Committed reservations leave nothing.
 // Every key expires on its own: a windowed counter 1s after its window
 // ends, a concurrency counter 1s after its latest lease; so keys of
 // distinct tenants never accumulate. Expiry only collects garbage: the

@@ -19,15 +19,16 @@ type Local struct {
 }
 
 // counter mirrors a Redis counter: used and reserved totals, live
-// reservations with their lease expiry, and commit tombstones.
+// reservations with their lease expiry, and expired ones still committable.
 type counter struct {
+	windowed  bool
 	start     int64 // window start, Unix ms (windowed kinds)
 	used      int64
 	reserved  int64
 	live      map[string]hold
-	tombs     map[string]int64 // committed reservation id → expiry, Unix ms
+	late      map[string]int64 // expired reservation id → until when a commit charges, Unix ms
 	expireAt  int64            // Unix ms: the counter is garbage after this
-	nextPurge int64            // Unix ms: no lease or tombstone expires before this
+	nextPurge int64            // Unix ms: nothing in live or late expires before this
 }
 
 type hold struct {
@@ -83,7 +84,7 @@ func (s *Local) Reserve(_ context.Context, items []Item, leaseFor time.Duration)
 		for i, it := range items {
 			c := cs[i]
 			if c == nil {
-				c = &counter{start: starts[i], live: make(map[string]hold), tombs: make(map[string]int64)}
+				c = &counter{windowed: it.Kind.Windowed(), start: starts[i], live: make(map[string]hold), late: make(map[string]int64)}
 				s.counters[it.id()] = c
 				cs[i] = c
 			}
@@ -109,7 +110,6 @@ func (s *Local) Commit(_ context.Context, r *Reservation, actual []int64) error 
 	if err := validateCommit(s, r, actual); err != nil {
 		return err
 	}
-	tombMs := int64(r.lease) / ms
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock()
@@ -119,20 +119,17 @@ func (s *Local) Commit(_ context.Context, r *Reservation, actual []int64) error 
 			continue // the window has ended, or nothing is held any more
 		}
 		c.purge(now)
-		l, held := c.live[r.id]
-		if held {
+		if l, held := c.live[r.id]; held {
 			c.reserved -= l.amount
 			delete(c.live, r.id)
-		}
-		if !it.Kind.Windowed() {
-			continue
-		}
-		if _, dup := c.tombs[r.id]; dup && !held {
+		} else if _, late := c.late[r.id]; late {
+			delete(c.late, r.id)
+		} else {
 			continue // committed before
 		}
-		c.used += actual[i]
-		c.tombs[r.id] = now + tombMs
-		c.nextPurge = min(c.nextPurge, now+tombMs)
+		if it.Kind.Windowed() {
+			c.used += actual[i]
+		}
 	}
 	return nil
 }
@@ -215,26 +212,30 @@ func (s *Local) current(l Limit, start, now int64) *counter {
 	return c
 }
 
-// purge refunds reservations whose lease has passed and forgets expired
-// tombstones.
+// purge refunds reservations whose lease has passed and, on a windowed
+// counter, keeps their ids for lateCommit; it forgets those kept longer.
 func (c *counter) purge(now int64) {
 	if now < c.nextPurge {
 		return
 	}
 	next := int64(1<<63 - 1)
-	for id, l := range c.live {
-		if l.expiry <= now {
-			c.reserved -= l.amount
-			delete(c.live, id)
+	for id, until := range c.late {
+		if until <= now {
+			delete(c.late, id)
 		} else {
-			next = min(next, l.expiry)
+			next = min(next, until)
 		}
 	}
-	for id, exp := range c.tombs {
-		if exp <= now {
-			delete(c.tombs, id)
-		} else {
-			next = min(next, exp)
+	for id, l := range c.live {
+		if l.expiry > now {
+			next = min(next, l.expiry)
+			continue
+		}
+		c.reserved -= l.amount
+		delete(c.live, id)
+		if c.windowed {
+			c.late[id] = now + int64(lateCommit)/ms
+			next = min(next, now+int64(lateCommit)/ms)
 		}
 	}
 	c.nextPurge = next

@@ -139,9 +139,9 @@ type Store interface {
 	// Commit replaces each item's reservation by actual[i] (same order as
 	// the items; ignored for Concurrent, whose slots are released), charged
 	// to the window the reservation was admitted in; nothing is charged
-	// once that window has ended. A repeated commit within the lease of
-	// the first is a no-op. A commit after the lease expired charges
-	// actual all the same (the reservation itself was already refunded).
+	// once that window has ended. A repeated commit is a no-op. A commit
+	// within an hour after the lease expired still charges actual, once
+	// (the reservation itself was already refunded).
 	Commit(ctx context.Context, r *Reservation, actual []int64) error
 	// Renew extends every given reservation by its lease from now. It
 	// returns those found lost: a part of them had already expired and
@@ -199,6 +199,12 @@ const ms = int64(time.Millisecond)
 // margin is how long a counter outlives its window or its last lease, so
 // that no key expires while a script is about to read it.
 const margin = time.Second
+
+// lateCommit is how long a windowed counter keeps the id of a reservation
+// whose lease passed: a commit within that time still charges its actual
+// amount, once. Only expired reservations are kept, so a counter holds no
+// record of the (many) committed ones.
+const lateCommit = time.Hour
 
 type counterID struct {
 	name, key string

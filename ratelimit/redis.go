@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"time"
@@ -152,9 +153,13 @@ func (s *Redis) call(ctx context.Context, op string, f func(context.Context) err
 	if err == nil {
 		return nil
 	}
-	// a socket deadline taken from ctx fails as an i/o timeout: say which
+	// a socket deadline taken from ctx fails as an i/o timeout, maybe
+	// before ctx notices: make both match context.DeadlineExceeded
+	var ne net.Error
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w: %w", cerr, err)
+	} else if cerr == nil && errors.As(err, &ne) && ne.Timeout() {
+		err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 	}
 	return &StoreError{Op: op, Err: err}
 }
@@ -166,8 +171,8 @@ func (s *Redis) Reserve(ctx context.Context, items []Item, lease time.Duration) 
 	}
 	id := newID()
 	keys := make([]string, 0, 2*len(items))
-	args := make([]any, 0, 4+3*len(items))
-	args = append(args, id, int64(lease)/ms, int64(margin)/ms, s.now())
+	args := make([]any, 0, 5+3*len(items))
+	args = append(args, id, int64(lease)/ms, int64(margin)/ms, int64(lateCommit)/ms, s.now())
 	for _, it := range items {
 		h, l := s.keys(it.Limit)
 		keys = append(keys, h, l)
@@ -203,8 +208,8 @@ func (s *Redis) Commit(ctx context.Context, r *Reservation, actual []int64) erro
 		return err
 	}
 	keys := make([]string, 0, 2*len(r.items))
-	args := make([]any, 0, 4+3*len(r.items))
-	args = append(args, r.id, int64(r.lease)/ms, int64(margin)/ms, s.now())
+	args := make([]any, 0, 3+3*len(r.items))
+	args = append(args, r.id, int64(lateCommit)/ms, s.now())
 	for i, it := range r.items {
 		h, l := s.keys(it.Limit)
 		keys = append(keys, h, l)
@@ -232,7 +237,7 @@ func (s *Redis) Renew(ctx context.Context, rs []*Reservation) ([]*Reservation, e
 	var batches []*batch
 	for _, r := range rs {
 		if len(batches) == 0 || len(batches[len(batches)-1].keys)+2*len(r.items) > renewBatchKeys {
-			batches = append(batches, &batch{args: []any{int64(margin) / ms, s.now()}})
+			batches = append(batches, &batch{args: []any{int64(margin) / ms, int64(lateCommit) / ms, s.now()}})
 		}
 		b := batches[len(batches)-1]
 		b.rs = append(b.rs, r)

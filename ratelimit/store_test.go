@@ -236,8 +236,9 @@ func TestCommitIsIdempotent(t *testing.T) {
 		d := reserve(t, s, lease, item(tpm, 60), item(conc, 1))
 		commit(t, s, d.Reservation, 30, 0)
 		other := reserve(t, s, lease, item(tpm, 10), item(conc, 1))
-		clock.Advance(lease - time.Millisecond)
 		commit(t, s, d.Reservation, 30, 0) // a retry whose first try landed
+		clock.Advance(lease / 2)
+		commit(t, s, d.Reservation, 30, 0)
 		if got := remaining(t, s, tpm); got != 60 {
 			t.Errorf("tokens remaining %d, want 60: charged twice or released another's reservation", got)
 		}
@@ -290,6 +291,26 @@ func TestExpiredLeasesAreRefunded(t *testing.T) {
 		}
 		if got := remaining(t, s, conc); got != 3 {
 			t.Errorf("slots remaining %d after a late commit, want 3", got)
+		}
+	})
+}
+
+func TestLateCommitsChargeForAnHour(t *testing.T) {
+	eachStore(t, func(t *testing.T, s Store, clock *fakeClock) {
+		budget := Limit{Name: "budget", Key: "acme", Kind: Cost, Max: 1000, Window: 24 * time.Hour}
+		early := reserve(t, s, lease, item(budget, 100))
+		late := reserve(t, s, lease, item(budget, 100))
+		clock.Advance(lease)
+		if got := remaining(t, s, budget); got != 1000 {
+			t.Fatalf("remaining %d after the leases, want 1000", got)
+		}
+		clock.Advance(lateCommit - time.Millisecond)
+		commit(t, s, early.Reservation, 70)
+		commit(t, s, early.Reservation, 70)
+		clock.Advance(time.Millisecond)
+		commit(t, s, late.Reservation, 80)
+		if got := remaining(t, s, budget); got != 930 {
+			t.Fatalf("remaining %d, want 930: the commit within the hour charged once, the later one nothing", got)
 		}
 	})
 }
