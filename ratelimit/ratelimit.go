@@ -3,10 +3,13 @@ package ratelimit
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -212,7 +215,27 @@ type counterID struct {
 	window    time.Duration
 }
 
-func (l Limit) id() counterID { return counterID{l.Name, l.Key, l.Kind, l.Window} }
+// id identifies l's counter in a Local store. A key value longer than
+// keyPartMax, or one that starts with '#', is replaced by its hash, so a
+// hostile key cannot make a counter hold kilobytes; kept values never
+// start with '#', so they cannot collide with hashed ones.
+func (l Limit) id() counterID {
+	key := l.Key
+	if len(key) > keyPartMax || strings.HasPrefix(key, "#") {
+		key = hashKey(key)
+	}
+	return counterID{l.Name, key, l.Kind, l.Window}
+}
+
+// keyPartMax bounds one part of a counter's name; longer values are
+// hashed.
+const keyPartMax = 128
+
+// hashKey names a long key value by its SHA-256.
+func hashKey(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return "#" + hex.EncodeToString(sum[:])
+}
 
 // validateReserve checks the arguments of Reserve.
 func validateReserve(items []Item, lease time.Duration) error {
@@ -222,15 +245,16 @@ func validateReserve(items []Item, lease time.Duration) error {
 	if lease < time.Millisecond {
 		return fmt.Errorf("%w: lease %v is under 1ms", ErrInvalid, lease)
 	}
-	seen := make(map[counterID]int, len(items))
 	for i, it := range items {
 		if err := it.validate(); err != nil {
 			return fmt.Errorf("%w: item %d (%q): %s", ErrInvalid, i, it.Name, err)
 		}
-		if j, dup := seen[it.id()]; dup {
-			return fmt.Errorf("%w: items %d and %d are the same counter %q", ErrInvalid, j, i, it.Name)
+		// quadratic, but over at most MaxItems and without allocating
+		for j := range i {
+			if items[j].id() == it.id() {
+				return fmt.Errorf("%w: items %d and %d are the same counter %q", ErrInvalid, j, i, it.Name)
+			}
 		}
-		seen[it.id()] = i
 	}
 	return nil
 }

@@ -2,9 +2,7 @@ package ratelimit
 
 import (
 	"context"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -120,9 +118,6 @@ func (s *Redis) keys(l Limit) (hash, leases string) {
 	return hash, hash + ":leases"
 }
 
-// keyPartMax bounds one part of a key; longer values are hashed.
-const keyPartMax = 128
-
 // keyPart escapes v so that it holds no ':' and the key splits one way
 // only; a value longer than keyPartMax escaped is replaced by its SHA-256,
 // so a hostile key value cannot make huge keys. Escaped values never hold
@@ -132,8 +127,7 @@ func keyPart(v string) string {
 	if len(e) <= keyPartMax {
 		return e
 	}
-	sum := sha256.Sum256([]byte(v))
-	return "#" + hex.EncodeToString(sum[:])
+	return hashKey(v)
 }
 
 // now is the pinned clock in Unix ms, or 0 for the server's TIME.
