@@ -149,15 +149,11 @@ func TestRedisKeeperRenewsPastTheLease(t *testing.T) {
 		t.Fatalf("Reserve: %+v, %v", d, err)
 	}
 	time.Sleep(time.Second)
-	if got := remaining(t, s, one); got != 0 {
-		t.Fatalf("the slot came back while renewed: %d remain", got)
-	}
+	wantLeft(t, s, one, 0, "the slot came back while renewed")
 	if err := k.Commit(context.Background(), d.Reservation, []int64{0}); err != nil {
 		t.Fatal(err)
 	}
-	if got := remaining(t, s, one); got != 1 {
-		t.Fatalf("the slot was not released at commit: %d remain", got)
-	}
+	wantLeft(t, s, one, 1, "the slot was not released at commit")
 	if k.Live() != 0 {
 		t.Fatalf("the keeper still renews %d reservations", k.Live())
 	}
@@ -296,9 +292,7 @@ func TestRedisRecoversFromAScriptFlush(t *testing.T) {
 	flush()
 	commit(t, s, d.Reservation, 5)
 	commit(t, s, d2.Reservation, 5)
-	if got := remaining(t, s, tpm); got != 90 {
-		t.Fatalf("remaining %d, want 90", got)
-	}
+	wantLeft(t, s, tpm, 90, "")
 }
 
 func TestRedisKeysExpireOnTheirOwn(t *testing.T) {

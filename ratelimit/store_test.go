@@ -124,6 +124,14 @@ func remaining(t *testing.T, s Store, l Limit) int64 {
 	return d.States[0].Remaining
 }
 
+// wantLeft fails the test unless l has want remaining; why says when.
+func wantLeft(t *testing.T, s Store, l Limit, want int64, why string) {
+	t.Helper()
+	if got := remaining(t, s, l); got != want {
+		t.Errorf("%s %s: %d remaining, want %d", l.Name, why, got, want)
+	}
+}
+
 func wantRemaining(t *testing.T, d Decision, want ...int64) {
 	t.Helper()
 	for i, w := range want {
@@ -168,9 +176,7 @@ func TestReserveIsAllOrNothing(t *testing.T) {
 		if d.Rejected != 1 {
 			t.Fatalf("rejected %d, want 1 (requests)", d.Rejected)
 		}
-		if got := remaining(t, s, conc); got != 1 {
-			t.Fatalf("a rejected reservation took a slot: %d remain, want 1", got)
-		}
+		wantLeft(t, s, conc, 1, "a rejected reservation took a slot")
 	})
 }
 
@@ -209,25 +215,15 @@ func TestCommitReplacesTheReservation(t *testing.T) {
 	eachStore(t, func(t *testing.T, s Store, _ *fakeClock) {
 		d := reserve(t, s, lease, item(tpm, 60), item(rpm, 1), item(conc, 1))
 		commit(t, s, d.Reservation, 25, 1, 0)
-		if got := remaining(t, s, tpm); got != 75 {
-			t.Errorf("tokens remaining %d, want 75", got)
-		}
-		if got := remaining(t, s, rpm); got != 1 {
-			t.Errorf("requests remaining %d, want 1", got)
-		}
-		if got := remaining(t, s, conc); got != 3 {
-			t.Errorf("slots remaining %d, want 3 (released)", got)
-		}
+		wantLeft(t, s, tpm, 75, "")
+		wantLeft(t, s, rpm, 1, "")
+		wantLeft(t, s, conc, 3, "released at commit")
 
 		// an actual above the estimate is charged in full; zero is allowed
 		d = reserve(t, s, lease, item(tpm, 10), item(rpm, 1))
 		commit(t, s, d.Reservation, 90, 0)
-		if got := remaining(t, s, tpm); got != 0 {
-			t.Errorf("tokens remaining %d, want 0", got)
-		}
-		if got := remaining(t, s, rpm); got != 1 {
-			t.Errorf("requests remaining %d, want 1 (actual 0)", got)
-		}
+		wantLeft(t, s, tpm, 0, "")
+		wantLeft(t, s, rpm, 1, "after an actual of 0")
 	})
 }
 
@@ -239,12 +235,8 @@ func TestCommitIsIdempotent(t *testing.T) {
 		commit(t, s, d.Reservation, 30, 0) // a retry whose first try landed
 		clock.Advance(lease / 2)
 		commit(t, s, d.Reservation, 30, 0)
-		if got := remaining(t, s, tpm); got != 60 {
-			t.Errorf("tokens remaining %d, want 60: charged twice or released another's reservation", got)
-		}
-		if got := remaining(t, s, conc); got != 2 {
-			t.Errorf("slots remaining %d, want 2: the other reservation's slot was released", got)
-		}
+		wantLeft(t, s, tpm, 60, "charged twice or released another's reservation")
+		wantLeft(t, s, conc, 2, "the other reservation's slot was released")
 		commit(t, s, other.Reservation, 10, 0)
 	})
 }
@@ -255,12 +247,8 @@ func TestCommitAfterTheWindowEnded(t *testing.T) {
 		clock.Advance(time.Minute + time.Second)
 		later := reserve(t, s, lease, item(tpm, 30))
 		commit(t, s, d.Reservation, 80, 0)
-		if got := remaining(t, s, tpm); got != 70 {
-			t.Errorf("tokens remaining %d, want 70: the next window was charged for the last", got)
-		}
-		if got := remaining(t, s, conc); got != 3 {
-			t.Errorf("slots remaining %d, want 3", got)
-		}
+		wantLeft(t, s, tpm, 70, "the next window was charged for the last")
+		wantLeft(t, s, conc, 3, "")
 		commit(t, s, later.Reservation, 30)
 	})
 }
@@ -269,16 +257,10 @@ func TestExpiredLeasesAreRefunded(t *testing.T) {
 	eachStore(t, func(t *testing.T, s Store, clock *fakeClock) {
 		d := reserve(t, s, lease, item(tpm, 60), item(conc, 3))
 		clock.Advance(lease - time.Millisecond)
-		if got := remaining(t, s, conc); got != 0 {
-			t.Fatalf("slots remaining %d before the lease ended, want 0", got)
-		}
+		wantLeft(t, s, conc, 0, "before the lease ended")
 		clock.Advance(time.Millisecond)
-		if got := remaining(t, s, tpm); got != 100 {
-			t.Errorf("tokens remaining %d after the lease, want 100", got)
-		}
-		if got := remaining(t, s, conc); got != 3 {
-			t.Errorf("slots remaining %d after the lease, want 3", got)
-		}
+		wantLeft(t, s, tpm, 100, "after the lease")
+		wantLeft(t, s, conc, 3, "after the lease")
 		lost, err := s.Renew(context.Background(), []*Reservation{d.Reservation})
 		if err != nil || len(lost) != 1 {
 			t.Fatalf("Renew of an expired reservation: lost %v, %v; want it lost", lost, err)
@@ -286,12 +268,8 @@ func TestExpiredLeasesAreRefunded(t *testing.T) {
 		// a late commit still charges what was used, once
 		commit(t, s, d.Reservation, 40, 0)
 		commit(t, s, d.Reservation, 40, 0)
-		if got := remaining(t, s, tpm); got != 60 {
-			t.Errorf("tokens remaining %d after a late commit, want 60", got)
-		}
-		if got := remaining(t, s, conc); got != 3 {
-			t.Errorf("slots remaining %d after a late commit, want 3", got)
-		}
+		wantLeft(t, s, tpm, 60, "after a late commit")
+		wantLeft(t, s, conc, 3, "after a late commit")
 	})
 }
 
@@ -301,17 +279,13 @@ func TestLateCommitsChargeForAnHour(t *testing.T) {
 		early := reserve(t, s, lease, item(budget, 100))
 		late := reserve(t, s, lease, item(budget, 100))
 		clock.Advance(lease)
-		if got := remaining(t, s, budget); got != 1000 {
-			t.Fatalf("remaining %d after the leases, want 1000", got)
-		}
+		wantLeft(t, s, budget, 1000, "after the leases")
 		clock.Advance(lateCommit - time.Millisecond)
 		commit(t, s, early.Reservation, 70)
 		commit(t, s, early.Reservation, 70)
 		clock.Advance(time.Millisecond)
 		commit(t, s, late.Reservation, 80)
-		if got := remaining(t, s, budget); got != 930 {
-			t.Fatalf("remaining %d, want 930: the commit within the hour charged once, the later one nothing", got)
-		}
+		wantLeft(t, s, budget, 930, "the commit within the hour charged once, the later one nothing")
 	})
 }
 
@@ -325,16 +299,10 @@ func TestRenewKeepsAReservationPastItsLease(t *testing.T) {
 				t.Fatalf("Renew: lost %v, %v", lost, err)
 			}
 		}
-		if got := remaining(t, s, conc); got != 2 {
-			t.Errorf("slots remaining %d after renewals, want 2", got)
-		}
-		if got := remaining(t, s, tpm); got != 40 {
-			t.Errorf("tokens remaining %d after renewals, want 40", got)
-		}
+		wantLeft(t, s, conc, 2, "after renewals")
+		wantLeft(t, s, tpm, 40, "after renewals")
 		clock.Advance(lease)
-		if got := remaining(t, s, conc); got != 3 {
-			t.Errorf("slots remaining %d after the last lease, want 3", got)
-		}
+		wantLeft(t, s, conc, 3, "after the last lease")
 	})
 }
 
@@ -382,9 +350,7 @@ func TestConcurrencySlots(t *testing.T) {
 		}
 		commit(t, s, held[1], 0)
 		commit(t, s, held[1], 0)
-		if got := remaining(t, s, conc); got != 1 {
-			t.Fatalf("slots remaining %d, want 1", got)
-		}
+		wantLeft(t, s, conc, 1, "")
 		d := reserve(t, s, lease, item(conc, 1))
 		if !d.Admitted() {
 			t.Fatal("a released slot was not reusable")
@@ -424,9 +390,7 @@ func TestLargestAmountsAreExact(t *testing.T) {
 		d := reserve(t, s, lease, item(budget, MaxAmount-1))
 		wantRemaining(t, d, 1)
 		commit(t, s, d.Reservation, MaxAmount-3)
-		if got := remaining(t, s, budget); got != 3 {
-			t.Fatalf("remaining %d, want 3", got)
-		}
+		wantLeft(t, s, budget, 3, "")
 		if d := reserve(t, s, lease, item(budget, 4)); d.Admitted() {
 			t.Fatal("admitted over the limit")
 		}

@@ -6,14 +6,13 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,7 +31,6 @@ type Server struct {
 	port int
 
 	cmd    *exec.Cmd
-	out    *syncBuffer
 	exited chan struct{} // closed when cmd has been waited for
 	paused bool
 }
@@ -60,7 +58,7 @@ func Start(t testing.TB) *Server {
 			return s
 		}
 		if try == 4 {
-			t.Fatalf("redis-server did not start: %v\n%s", err, s.out.String())
+			t.Fatalf("redis-server did not start: %v\n%s", err, s.log())
 		}
 	}
 }
@@ -79,7 +77,7 @@ func (s *Server) Restart() {
 	s.t.Helper()
 	s.kill()
 	if err := s.start(); err != nil {
-		s.t.Fatalf("redis-server did not restart on port %d: %v\n%s", s.port, err, s.out.String())
+		s.t.Fatalf("redis-server did not restart on port %d: %v\n%s", s.port, err, s.log())
 	}
 }
 
@@ -108,7 +106,6 @@ func (s *Server) signal(sig syscall.Signal) {
 }
 
 func (s *Server) start() error {
-	s.out = &syncBuffer{}
 	cmd := exec.Command(s.bin,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
@@ -117,8 +114,8 @@ func (s *Server) start() error {
 		"--appendonly", "no",
 		"--protected-mode", "no",
 		"--loglevel", "warning",
+		"--logfile", filepath.Join(s.dir, "redis.log"),
 	)
-	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -192,20 +189,8 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// syncBuffer collects the server's output for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+// log returns what the server logged, for failure messages.
+func (s *Server) log() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+	return string(b)
 }
