@@ -13,9 +13,8 @@ import (
 type Local struct {
 	now func() time.Time
 
-	mu        sync.Mutex
-	counters  map[counterID]*counter
-	nextSweep int64 // Unix ms; counters past their expiry are dropped then
+	mu       sync.Mutex
+	counters map[counterID]*counter
 }
 
 // counter mirrors a Redis counter: used and reserved totals, live
@@ -172,17 +171,23 @@ func (s *Local) Renew(_ context.Context, rs []*Reservation) ([]*Reservation, err
 // Close implements Store; a Local store holds nothing outside memory.
 func (s *Local) Close() error { return nil }
 
+// sweepSample is how many counters each call looks at for expiry.
+const sweepSample = 16
+
 // clock returns the store's now in Unix ms and drops expired counters
-// every second, so distinct keys cannot grow the maps without bound.
+// among a few: a range over a map starts at a random place, so every call
+// pays a bounded price and, over calls, distinct keys cannot grow the map
+// without bound (Redis expires keys by sampling the same way).
 func (s *Local) clock() int64 {
 	now := s.now().UnixMilli()
-	if now >= s.nextSweep {
-		for id, c := range s.counters {
-			if c.expireAt <= now {
-				delete(s.counters, id)
-			}
+	n := 0
+	for id, c := range s.counters {
+		if c.expireAt <= now {
+			delete(s.counters, id)
 		}
-		s.nextSweep = now + int64(time.Second)/ms
+		if n++; n == sweepSample {
+			break
+		}
 	}
 	return now
 }

@@ -143,8 +143,8 @@ type Store interface {
 	// the items; ignored for Concurrent, whose slots are released), charged
 	// to the window the reservation was admitted in; nothing is charged
 	// once that window has ended. A repeated commit is a no-op. A commit
-	// within an hour after the lease expired still charges actual, once
-	// (the reservation itself was already refunded).
+	// of a reservation whose lease passed still charges actual, once, for
+	// an hour after the store refunded the reservation.
 	Commit(ctx context.Context, r *Reservation, actual []int64) error
 	// Renew extends every given reservation by its lease from now. It
 	// returns those found lost: a part of them had already expired and

@@ -243,6 +243,44 @@ func eventually(t *testing.T, what string, f func() error) {
 	}
 }
 
+func TestRedisAuthAndDatabase(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	raw := rawClient(t, srv)
+	if err := raw.Do(ctx, "ACL", "SETUSER", "limiter", "on", ">s3cret", "~*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.ConfigSet(ctx, "requirepass", "default-pass").Err(); err != nil {
+		t.Fatal(err)
+	}
+	open := func(cfg RedisConfig) (Decision, error) {
+		cfg.Address, cfg.KeyPrefix = srv.Addr(), prefixFor(t)
+		s, err := NewRedis(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		return s.Reserve(ctx, []Item{item(tpm, 1)}, lease)
+	}
+	if _, err := open(RedisConfig{}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("without a password: %v, want ErrUnavailable", err)
+	}
+	if _, err := open(RedisConfig{Username: "limiter", Password: "wrong"}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("with a wrong password: %v, want ErrUnavailable", err)
+	}
+	if d, err := open(RedisConfig{Password: "default-pass"}); err != nil || !d.Admitted() {
+		t.Errorf("with requirepass: %+v, %v", d, err)
+	}
+	if d, err := open(RedisConfig{Username: "limiter", Password: "s3cret", DB: 3}); err != nil || !d.Admitted() {
+		t.Fatalf("with an ACL user: %+v, %v", d, err)
+	}
+	db3 := redis.NewClient(&redis.Options{Addr: srv.Addr(), Password: "default-pass", DB: 3})
+	defer db3.Close()
+	if n, err := db3.Keys(ctx, prefixFor(t)+":*").Result(); err != nil || len(n) != 2 {
+		t.Errorf("keys in db 3: %v, %v; want the counter's two", n, err)
+	}
+}
+
 func TestRedisRecoversFromARestart(t *testing.T) {
 	srv := redistest.Start(t)
 	s := newRedisStore(t, srv, nil)

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -382,6 +383,27 @@ func TestCountersAreIndependent(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestLocalForgetsExpiredCounters(t *testing.T) {
+	clock := newFakeClock()
+	s := NewLocal(LocalOptions{Clock: clock.Now})
+	for i := range 10_000 {
+		key := fmt.Sprint("tenant-", i)
+		d := reserve(t, s, time.Second,
+			item(Limit{Name: "rps", Key: key, Kind: Requests, Max: 1, Window: time.Second}, 1),
+			item(Limit{Name: "slots", Key: key, Kind: Concurrent, Max: 1}, 1))
+		if i%2 == 0 {
+			commit(t, s, d.Reservation, 1, 0)
+		}
+	}
+	clock.Advance(time.Second + margin)
+	for ops := 0; len(s.counters) > 1; ops++ {
+		if ops == 100_000 {
+			t.Fatalf("%d counters left after %d more calls", len(s.counters), ops)
+		}
+		remaining(t, s, tpm)
+	}
 }
 
 func TestLargestAmountsAreExact(t *testing.T) {
