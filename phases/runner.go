@@ -32,6 +32,7 @@ type exchange struct {
 	sum    Summary
 	values Values
 
+	cb         *clientBody // the client's body, once read or handed out
 	resp       *Response
 	respIsExit bool
 	exitResp   Response
@@ -40,18 +41,19 @@ type exchange struct {
 	decor    http.Header
 	origPath string
 
-	headersSent bool
-	logged      bool
-	stuck       bool
-	status      int
-	bytesSent   int64
-	cause       Cause
-	exitPhase   fsm.State
-	exitPlugin  string
-	err         error
-	start       time.Time
-	upStart     time.Time
-	upEnd       time.Time
+	headersSent  bool
+	sendTimedOut bool
+	logged       bool
+	stuck        bool
+	status       int
+	bytesSent    int64
+	cause        Cause
+	exitPhase    fsm.State
+	exitPlugin   string
+	err          error
+	start        time.Time
+	upStart      time.Time
+	upEnd        time.Time
 
 	// onMachinePanic is built once per pooled exchange, so that handing it to
 	// each request's machine does not allocate.
@@ -81,6 +83,9 @@ func (c *Chain) Serve(ctx context.Context, hr *http.Request, sink Sink) {
 	x.m = fsm.New(x)
 	x.m.Recovered = x.onMachinePanic
 	x.m.SetLedger(c.hooks.Ledger(&x.req))
+	if bc, ok := sink.(bodyClock); ok && bc.bodyBounded() && hasBody(hr) {
+		x.clientBody().start()
+	}
 	defer x.finish()
 	x.run()
 }
@@ -126,32 +131,76 @@ func (x *exchange) fire(ev fsm.Event) bool {
 	return true
 }
 
-// gone reports whether the client has left, and sets the abort cause.
-func (x *exchange) gone() bool { return x.ctx.Err() != nil }
+// gone reports whether the client has left or broken a time bound.
+func (x *exchange) gone() bool { return x.ctx.Err() != nil || x.clientTimedOut() }
 
 func (x *exchange) goneCause() Cause {
-	if errors.Is(x.ctx.Err(), context.DeadlineExceeded) {
+	switch {
+	case x.clientTimedOut():
+		// net/http cancels the context of a request whose connection
+		// timed out, too: the timeout is the cause.
+		return CauseClientTimeout
+	case errors.Is(x.ctx.Err(), context.DeadlineExceeded):
 		return CauseTimeout
 	}
 	return CauseClientClosed
 }
 
-// abort ends a request whose client is gone (or that cannot go on).
+// errClientTimeout is the error recorded for a client that broke a time
+// bound.
+var errClientTimeout = errors.New("client too slow: a read of its body or a write to it passed the deadline")
+
+// clientBody is the client's body as the chain reads it (see clientBody).
+func (x *exchange) clientBody() *clientBody {
+	if x.cb == nil {
+		x.cb = newClientBody(x.req.hr.Body, x.c.maxBody, x.sink)
+	}
+	return x.cb
+}
+
+// clientTimedOut reports whether a read of the client's body or a write to
+// the client passed its deadline.
+func (x *exchange) clientTimedOut() bool {
+	return x.sendTimedOut || (x.cb != nil && x.cb.timedOut.Load())
+}
+
+// writeFailed is the cause of a failed write to the client.
+func (x *exchange) writeFailed(err error) Cause {
+	if isTimeout(err) {
+		x.sendTimedOut = true
+		return CauseClientTimeout
+	}
+	return CauseClientClosed
+}
+
+// abort ends a request whose client is gone (or that cannot go on). A
+// client that timed out before anything was sent gets a 408 and its
+// connection closed: the rest of its request may still be on the wire.
 func (x *exchange) abort(cause Cause, err error) {
 	x.cause = cause
 	if x.err == nil {
 		x.err = err
 	}
 	x.releaseUpstream()
-	if x.headersSent {
+	switch {
+	case x.headersSent:
 		x.sink.Abort()
-	} else if cause == CauseClientClosed {
+	case cause == CauseClientClosed:
 		x.status = StatusClientClosed
+	case cause == CauseClientTimeout:
+		x.writeError(http.StatusRequestTimeout, CauseClientTimeout, "the request did not arrive in time", true)
+		x.status = http.StatusRequestTimeout // even if the client could not get it
 	}
 	x.fire(fsm.EventAbort)
 }
 
-func (x *exchange) abortGone() { x.abort(x.goneCause(), context.Cause(x.ctx)) }
+func (x *exchange) abortGone() {
+	err := context.Cause(x.ctx)
+	if x.clientTimedOut() {
+		err = errClientTimeout
+	}
+	x.abort(x.goneCause(), err)
+}
 
 func (x *exchange) access() {
 	for _, h := range x.c.access {
@@ -159,7 +208,14 @@ func (x *exchange) access() {
 			x.abortGone()
 			return
 		}
-		if ex := x.callAccess(h); ex.Exited() {
+		ex := x.callAccess(h)
+		if x.clientTimedOut() {
+			// Whatever the hook made of its failed body read (a 400),
+			// the client broke a time bound.
+			x.abortGone()
+			return
+		}
+		if ex.Exited() {
 			x.exitTo(ex, fsm.StateAccess, h.Name())
 			return
 		}
@@ -221,10 +277,19 @@ func (x *exchange) markUpstreamEnd() {
 }
 
 // upstreamFailed turns an upstream error into an exit or, when the client
-// has gone, an abort.
+// has gone, an abort. A failure caused by the client's body (too slow: the
+// abort; too large: 413) is the client's, not the upstream's.
 func (x *exchange) upstreamFailed(err error, phase fsm.State, plugin string) {
+	if x.clientTimedOut() {
+		x.abort(CauseClientTimeout, err)
+		return
+	}
 	if ex, ok := AsExit(err); ok {
 		x.exitTo(ex, phase, plugin)
+		return
+	}
+	if x.cb != nil && x.cb.tooLarge.Load() {
+		x.exitTo(Error(http.StatusRequestEntityTooLarge, "invalid_request_error", ErrBodyTooLarge.Error()), phase, plugin)
 		return
 	}
 	if x.gone() {
@@ -315,7 +380,7 @@ func (x *exchange) bodyFilter() {
 		}
 		if len(x.chunk.Data) > 0 || eos {
 			if err := x.sendHeaders(); err != nil {
-				x.abort(CauseClientClosed, err)
+				x.abort(x.writeFailed(err), err)
 				return
 			}
 		}
@@ -325,7 +390,7 @@ func (x *exchange) bodyFilter() {
 				err = x.sink.Flush()
 			}
 			if err != nil {
-				x.abort(CauseClientClosed, err)
+				x.abort(x.writeFailed(err), err)
 				return
 			}
 			x.bytesSent += int64(len(x.chunk.Data))
@@ -386,7 +451,7 @@ func (x *exchange) writeWhole() {
 		}
 	}
 	if err != nil {
-		x.cause, x.err = CauseClientClosed, err
+		x.cause, x.err = x.writeFailed(err), err
 		if !x.headersSent {
 			x.status = StatusClientClosed
 		}
@@ -404,7 +469,7 @@ func (x *exchange) endStream(ex Exit) {
 	}
 	frame := FinalFrame(ex.Body())
 	if err := x.sink.Write(frame); err != nil {
-		x.cause, x.err = CauseClientClosed, err
+		x.cause, x.err = x.writeFailed(err), err
 		return
 	}
 	x.bytesSent += int64(len(frame))
@@ -552,6 +617,9 @@ func (x *exchange) finish() {
 	}
 	x.m.ForceDone() // a no-op unless the machine is stuck
 	x.m.Release()
+	if x.cb != nil {
+		x.cb.end(false) // a late read by the transport must not touch the connection
+	}
 	x.recycle()
 }
 
@@ -572,21 +640,36 @@ func (x *exchange) escaped(v any) {
 	x.c.hooks.Recovered(&x.req, x.m.State(), "", v)
 	x.cause = CausePanic
 	x.err = &panicError{v: v, stack: stack()}
-	func() {
-		defer func() { _ = recover() }()
-		if x.headersSent {
+	if x.headersSent {
+		func() {
+			defer func() { _ = recover() }()
 			x.sink.Abort()
-			return
-		}
-		h := http.Header{"Content-Type": {"application/json"}}
-		for k, vs := range x.decor {
-			h[k] = vs
-		}
-		if x.sink.WriteHeader(http.StatusInternalServerError, h) == nil {
-			x.headersSent, x.status = true, http.StatusInternalServerError
-			_ = x.sink.Write(ErrorBody(http.StatusInternalServerError, string(CausePanic), "internal error"))
-		}
-	}()
+		}()
+		return
+	}
+	x.writeError(http.StatusInternalServerError, CausePanic, "internal error", false)
+}
+
+// writeError sends one of the framework's own JSON errors, with the
+// request's decorations, when nothing was sent yet. A sink that panics
+// here is ignored: the request is ending anyway.
+func (x *exchange) writeError(status int, cause Cause, msg string, closeConn bool) {
+	defer func() { _ = recover() }()
+	h := http.Header{"Content-Type": {"application/json"}}
+	if closeConn {
+		h["Connection"] = []string{"close"}
+	}
+	for k, vs := range x.decor {
+		h[k] = vs
+	}
+	if x.sink.WriteHeader(status, h) != nil {
+		return
+	}
+	x.headersSent, x.status = true, status
+	body := ErrorBody(status, string(cause), msg)
+	if x.sink.Write(body) == nil {
+		x.bytesSent += int64(len(body))
+	}
 }
 
 func (x *exchange) logPhase() {
