@@ -67,11 +67,18 @@ var errTimedOut = errors.New("proxy: upstream timed out")
 type TimeoutError = httpx.TimeoutError
 
 // Upstream sends r to the next node and returns its response, whatever its
-// status, with a body streamed as it arrives. Errors are the transport's
+// status, with a body streamed as it arrives. A request body over the
+// route's limit (Request.MaxBodyBytes) is answered 413. Errors are the transport's
 // (the runner answers 502), a *TimeoutError (504, or an aborted response)
 // or, when the client has gone, whatever the cancelled call returned (the
 // runner aborts).
 func (u *Upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
+	if r.ContentLength() > r.MaxBodyBytes() {
+		// A body declared too large is refused before any node is called; a
+		// chunked one that runs over fails its read, and the runner answers
+		// 413 then.
+		return nil, &phases.ExitError{Exit: phases.Error(http.StatusRequestEntityTooLarge, "invalid_request_error", phases.ErrBodyTooLarge.Error())}
+	}
 	node := u.nodes.next()
 	ctx, cancel := context.WithCancelCause(ctx)
 	out, err := u.outgoing(ctx, node, r)
