@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	_ "embed"
 	"fmt"
 	"net"
@@ -25,6 +26,15 @@ const (
 	DefaultShutdownTimeout = 30 * time.Second
 )
 
+// Defaults of the client: block (docs/configuration.md).
+const (
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultBodyTimeout   = 60 * time.Second
+	DefaultSendTimeout   = 60 * time.Second
+	DefaultIdleTimeout   = 120 * time.Second
+	DefaultMaxBodyBytes  = phases.DefaultMaxRequestBodyBytes
+)
+
 // DemoConfig is the embedded demo: the built-in mock LLM and a chat route
 // through it, so that `phasegate run` works on a fresh machine.
 //
@@ -41,6 +51,7 @@ type Config struct {
 	Log             LogConfig         `yaml:"log"`
 	MockLLM         *MockLLMConfig    `yaml:"mock_llm"`
 	ShutdownTimeout time.Duration     `yaml:"shutdown_timeout"`
+	Client          ClientConfig      `yaml:"client"`
 	Consumers       []phases.Consumer `yaml:"consumers"`
 	Routes          []RouteConfig     `yaml:"routes"`
 
@@ -50,6 +61,48 @@ type Config struct {
 // AdminConfig is the admin listener (/metrics, /healthz, /lifecycle).
 type AdminConfig struct {
 	Listen string `yaml:"listen"`
+}
+
+// ClientConfig bounds what one client may cost in time and memory, on the
+// data plane (all fields) and on the admin listener (the timeouts). The
+// timeouts follow nginx: client_header_timeout, client_body_timeout,
+// send_timeout, keepalive_timeout; each body and send timeout bounds a gap
+// between two reads or writes, never a total. A zero field of a Config
+// built in Go takes its default; in a file, every field must be positive.
+type ClientConfig struct {
+	// HeaderTimeout bounds the arrival of a whole request head.
+	HeaderTimeout time.Duration `yaml:"header_timeout"`
+	// BodyTimeout bounds every wait for request body bytes.
+	BodyTimeout time.Duration `yaml:"body_timeout"`
+	// SendTimeout bounds every write to the client.
+	SendTimeout time.Duration `yaml:"send_timeout"`
+	// IdleTimeout bounds a keep-alive connection's wait for its next
+	// request.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxBodyBytes is the request body limit of routes that set none.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// DefaultClientConfig returns the client: block's defaults.
+func DefaultClientConfig() ClientConfig {
+	return ClientConfig{
+		HeaderTimeout: DefaultHeaderTimeout,
+		BodyTimeout:   DefaultBodyTimeout,
+		SendTimeout:   DefaultSendTimeout,
+		IdleTimeout:   DefaultIdleTimeout,
+		MaxBodyBytes:  DefaultMaxBodyBytes,
+	}
+}
+
+// withDefaults returns c with its zero fields set to their defaults.
+func (c ClientConfig) withDefaults() ClientConfig {
+	d := DefaultClientConfig()
+	c.HeaderTimeout = cmp.Or(c.HeaderTimeout, d.HeaderTimeout)
+	c.BodyTimeout = cmp.Or(c.BodyTimeout, d.BodyTimeout)
+	c.SendTimeout = cmp.Or(c.SendTimeout, d.SendTimeout)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, d.IdleTimeout)
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, d.MaxBodyBytes)
+	return c
 }
 
 // LogConfig configures the zerolog JSON lines on stdout.
@@ -83,6 +136,10 @@ type RouteConfig struct {
 	// Upstream proxies to plain HTTP nodes. A route has either this or an AI
 	// upstream plugin, not both.
 	Upstream *proxy.Config `yaml:"upstream"`
+	// MaxBodyBytes, when positive, is the route's request body limit
+	// instead of client.max_body_bytes; an upstream plugin's own setting
+	// (max_request_body_bytes) wins over both.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 
 	plugins []pluginConfig
 }
@@ -120,7 +177,7 @@ func LoadConfig(file string, data []byte, reg *Registry, env func(string) (strin
 	if doc == nil {
 		return nil, probs.Err()
 	}
-	cfg := &Config{doc: doc}
+	cfg := &Config{doc: doc, Client: DefaultClientConfig()} // so that an explicit 0 can be told apart
 	probs = append(probs, doc.Decode(cfg)...)
 	cfg.setDefaults()
 	probs = append(probs, cfg.check(reg)...)
@@ -210,6 +267,20 @@ func (c *Config) check(reg *Registry) yamlconf.Problems {
 	if c.ShutdownTimeout < 0 {
 		add("shutdown_timeout", "must not be negative")
 	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"header_timeout", c.Client.HeaderTimeout}, {"body_timeout", c.Client.BodyTimeout},
+		{"send_timeout", c.Client.SendTimeout}, {"idle_timeout", c.Client.IdleTimeout},
+	} {
+		if f.d <= 0 {
+			add("client."+f.name, "must be positive, got %s", f.d)
+		}
+	}
+	if c.Client.MaxBodyBytes <= 0 {
+		add("client.max_body_bytes", "must be positive, got %d", c.Client.MaxBodyBytes)
+	}
 	users, keys := map[string]int{}, map[string]int{}
 	for i, cons := range c.Consumers {
 		p := fmt.Sprintf("consumers[%d]", i)
@@ -233,6 +304,9 @@ func (c *Config) check(reg *Registry) yamlconf.Problems {
 			if msg := checkURI(r.URI); msg != "" {
 				add(p+".uri", "%s", msg)
 			}
+		}
+		if r.MaxBodyBytes < 0 {
+			add(p+".max_body_bytes", "must not be negative, got %d (0 keeps client.max_body_bytes)", r.MaxBodyBytes)
 		}
 		for j, m := range r.Methods {
 			if !methodOK[m] {

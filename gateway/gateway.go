@@ -9,7 +9,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -122,10 +121,14 @@ func (g *Gateway) Reload(cfg *Config) error {
 	if old.cfg.Listen != cfg.Listen || old.cfg.Admin.Listen != cfg.Admin.Listen {
 		g.deps.log.Warn().Msg("reload: listen addresses do not change until a restart")
 	}
+	if old.client.HeaderTimeout != st.client.HeaderTimeout || old.client.IdleTimeout != st.client.IdleTimeout {
+		g.deps.log.Warn().Msg("reload: client.header_timeout and client.idle_timeout do not change until a restart")
+	}
 	return nil
 }
 
-// ServeHTTP routes r and runs it through its route's chain.
+// ServeHTTP routes r and runs it through its route's chain, with the
+// client's body and send timeouts on its connection.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := g.state.Load()
 	chain := st.notFound
@@ -133,12 +136,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		chain = rt.chain
 	}
 	sink := phases.NewHTTPSink(w)
+	sink.SetTimeouts(st.timeouts)
 	chain.Serve(r.Context(), r, sink)
 	if sink.Aborted() {
 		// The lifecycle has finished; break the connection so the client
 		// cannot take a cut-short response for a complete one.
 		panic(http.ErrAbortHandler)
 	}
+	sink.ExtendSend() // bounds net/http's flush of what is still buffered
 }
 
 // Metrics returns the gateway's metric set.
@@ -179,13 +184,26 @@ func (g *Gateway) Start() error {
 		return fail(fmt.Errorf("admin listen: %w", err))
 	}
 	g.dataAddr, g.adminAdr = dl.Addr(), al.Addr()
+	client := g.state.Load().client
+	// The body and send timeouts are set per request (ServeHTTP): net/http's
+	// ReadTimeout and WriteTimeout would bound whole bodies and streams.
 	g.data = &http.Server{
 		Handler:           g,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: client.HeaderTimeout,
+		IdleTimeout:       client.IdleTimeout,
 		ErrorLog:          stdLogger(g.deps.log),
 	}
-	g.admin = &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	// The admin listener serves small GETs: its whole request must arrive
+	// within the header timeout, its whole response go out within the send
+	// timeout.
+	g.admin = &http.Server{
+		Handler:           g.AdminHandler(),
+		ReadHeaderTimeout: client.HeaderTimeout,
+		ReadTimeout:       client.HeaderTimeout,
+		WriteTimeout:      client.SendTimeout,
+		IdleTimeout:       client.IdleTimeout,
+		ErrorLog:          stdLogger(g.deps.log),
+	}
 	g.serveErr = make(chan error, 2)
 	for _, s := range []struct {
 		srv *http.Server

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"io"
@@ -114,7 +115,39 @@ func newTestGatewayWith(t *testing.T, yamlText string, plugins *Registry) *testG
 	return tg
 }
 
-func (tg *testGateway) url(path string) string { return tg.srv.URL + path }
+// startTestGateway is a Gateway serving yamlText on its own listeners
+// (Start), so that the client: block's server-level bounds apply. The
+// config must listen on port 0.
+func startTestGateway(t *testing.T, yamlText string) *testGateway {
+	t.Helper()
+	cfg, err := LoadConfig("test.yaml", []byte(yamlText), nil, nil)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	tg := &testGateway{reg: prometheus.NewRegistry(), log: &syncBuffer{}}
+	l := zerolog.New(tg.log)
+	g, err := New(cfg, Options{Registerer: tg.reg, Logger: &l})
+	if err != nil {
+		t.Fatalf("gateway: %v", err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tg.Gateway = g
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = g.Shutdown(ctx)
+	})
+	return tg
+}
+
+func (tg *testGateway) url(path string) string {
+	if tg.srv == nil {
+		return "http://" + tg.Addr().String() + path
+	}
+	return tg.srv.URL + path
+}
 
 // waitGauge polls until every sample of the named gauge is 0, and fails
 // with the exposition otherwise.

@@ -64,8 +64,13 @@ func NewHTTPSink(w http.ResponseWriter) *HTTPSink {
 	return &HTTPSink{w: w, rc: http.NewResponseController(w)}
 }
 
-// SetTimeouts bounds the client's I/O from now on (see ClientTimeouts).
-func (s *HTTPSink) SetTimeouts(t ClientTimeouts) { s.t = t }
+// SetTimeouts bounds the client's I/O from now on (see ClientTimeouts). It
+// starts the send clock at once, so that what net/http writes on its own
+// before the response, such as "100 Continue", is bounded too.
+func (s *HTTPSink) SetTimeouts(t ClientTimeouts) {
+	s.t = t
+	s.ExtendSend()
+}
 
 // WriteHeader copies header into the writer's header map and sends it.
 func (s *HTTPSink) WriteHeader(status int, header http.Header) error {
