@@ -133,11 +133,16 @@ func Draw(t *rapid.T, plugins []phases.Plugin, maxOthers int) Scenario {
 	}
 	s.Upstream = u
 	s.Client = ClientScript{
-		FailHeader: rapid.IntRange(0, 9).Draw(t, "fail header") == 9,
-		FailWrite:  -1,
+		FailHeader:   rapid.IntRange(0, 9).Draw(t, "fail header") == 9,
+		FailWrite:    -1,
+		TimeoutWrite: -1,
 	}
 	if rapid.IntRange(0, 2).Draw(t, "client leaves mid-body") == 2 {
 		s.Client.FailWrite = rapid.IntRange(0, 5).Draw(t, "fail write")
+	}
+	s.Client.StallBody = rapid.IntRange(0, 9).Draw(t, "client stalls its body") == 9
+	if rapid.IntRange(0, 5).Draw(t, "client stops reading") == 5 {
+		s.Client.TimeoutWrite = rapid.IntRange(0, 5).Draw(t, "timeout write")
 	}
 	return s
 }
@@ -193,6 +198,7 @@ type run struct {
 	recovered int
 	finished  int
 	summary   phases.Summary
+	timedOut  bool // a client read or write failed on its deadline
 	problems  []string
 	acquired  map[uint64]fsm.Resource
 	released  map[uint64]int
@@ -345,7 +351,11 @@ func runPath(t TB, cfg Config, s Scenario, req *http.Request) *Result {
 		t.Fatalf("phasetest: building the chain: %v", err)
 	}
 	r.note("scenario:\n%s", indent(s.String()))
-	chain.Serve(ctx, req.WithContext(ctx), r.sink)
+	req = req.WithContext(ctx)
+	if s.Client.StallBody {
+		req.Body = &stallingBody{r: req.Body, run: r}
+	}
+	chain.Serve(ctx, req, r.sink)
 
 	res := &Result{
 		Scenario: s,
@@ -427,12 +437,21 @@ func (r *run) check(chain *phases.Chain, scriptedUpstream bool, s Scenario, regs
 		bad("the client got status %d, the log says %d", r.sink.status, sum.Status)
 	}
 	switch sum.Cause {
-	case phases.CauseCompleted, phases.CauseExit, phases.CauseUpstreamError, phases.CauseTimeout, phases.CauseClientClosed, phases.CausePanic:
+	case phases.CauseCompleted, phases.CauseExit, phases.CauseUpstreamError, phases.CauseTimeout, phases.CauseClientClosed, phases.CauseClientTimeout, phases.CausePanic:
 	default:
 		bad("the log's cause %q is not one of the contract's", sum.Cause)
 	}
-	if count[fsm.EventAbort] > 0 && sum.Cause != phases.CauseClientClosed && sum.Cause != phases.CauseTimeout {
+	if count[fsm.EventAbort] > 0 && sum.Cause != phases.CauseClientClosed && sum.Cause != phases.CauseTimeout && sum.Cause != phases.CauseClientTimeout {
 		bad("the request was aborted but its cause is %s", sum.Cause)
+	}
+	// A client that broke a time bound ends the request as such, whatever
+	// a hook made of it; before any response it gets a 408 that closes
+	// the connection.
+	if r.timedOut && sum.Cause != phases.CauseClientTimeout {
+		bad("a client read or write timed out, but the cause is %s", sum.Cause)
+	}
+	if sum.Cause == phases.CauseClientTimeout && r.sink.status == http.StatusRequestTimeout && r.sink.header.Get("Connection") != "close" {
+		bad("the 408 of a client timeout does not close the connection")
 	}
 
 	// Rule 2: panics are recovered.

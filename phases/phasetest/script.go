@@ -103,6 +103,13 @@ type ClientScript struct {
 	FailHeader bool
 	// FailWrite, when ≥ 0, makes the client vanish at the FailWrite-th body write.
 	FailWrite int
+	// StallBody makes the client's request body stall: after its first
+	// byte, every read fails on its deadline, as client.body_timeout makes
+	// it.
+	StallBody bool
+	// TimeoutWrite, when ≥ 0, makes the TimeoutWrite-th body write fail on
+	// its send deadline: the client stopped reading.
+	TimeoutWrite int
 }
 
 // Scenario is one generated path: the scripted plugins around the plugins
@@ -159,7 +166,13 @@ func (s Scenario) String() string {
 	if s.Client.FailWrite >= 0 {
 		fmt.Fprintf(&b, " fail-write=%d", s.Client.FailWrite)
 	}
-	if !s.Client.FailHeader && s.Client.FailWrite < 0 {
+	if s.Client.StallBody {
+		b.WriteString(" stall-body")
+	}
+	if s.Client.TimeoutWrite >= 0 {
+		fmt.Fprintf(&b, " timeout-write=%d", s.Client.TimeoutWrite)
+	}
+	if !s.Client.FailHeader && s.Client.FailWrite < 0 && !s.Client.StallBody && s.Client.TimeoutWrite < 0 {
 		b.WriteString(" stays")
 	}
 	b.WriteByte('\n')
@@ -170,14 +183,14 @@ func (s Scenario) String() string {
 //
 //	plugin auth priority=10 acquire access=exit:401 header=continue body=continue,exit:500
 //	upstream ok status=200 chunks=3 sse break-at=2
-//	client fail-write=1
+//	client fail-write=1 stall-body timeout-write=2
 //
 // Lines may come in any order; "upstream" defaults to "ok status=200
 // chunks=1" and "client" to "stays".
 func Parse(text string) (Scenario, error) {
 	s := Scenario{
 		Upstream: UpstreamScript{Kind: UpstreamOK, Status: 200, Chunks: 1, BreakAt: -1},
-		Client:   ClientScript{FailWrite: -1},
+		Client:   ClientScript{FailWrite: -1, TimeoutWrite: -1},
 	}
 	for n, line := range strings.Split(text, "\n") {
 		f := strings.Fields(line)
@@ -267,6 +280,10 @@ func Parse(text string) (Scenario, error) {
 					s.Client.FailHeader = true
 				case "fail-write":
 					s.Client.FailWrite, err = strconv.Atoi(v)
+				case "stall-body":
+					s.Client.StallBody = true
+				case "timeout-write":
+					s.Client.TimeoutWrite, err = strconv.Atoi(v)
 				default:
 					err = fmt.Errorf("unknown client field %q", k)
 				}

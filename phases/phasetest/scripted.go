@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 
@@ -119,6 +120,9 @@ func (u *upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
+	if err := u.readBody(r); err != nil {
+		return nil, err
+	}
 	u.run.note("    upstream answers %d with %d chunks", u.s.Status, u.s.Chunks)
 	h := http.Header{"Content-Type": {"text/plain"}}
 	if u.s.SSE {
@@ -127,6 +131,48 @@ func (u *upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 	u.run.bodies++
 	return &phases.Response{Status: u.s.Status, Header: h, SSE: u.s.SSE, Body: &body{s: u.s, run: u.run}}, nil
 }
+
+// readBody sends the request body upstream as http.Transport does: read
+// in a goroutine of its own, a failed read failing the call.
+func (u *upstream) readBody(r *phases.Request) error {
+	errc := make(chan error, 1)
+	body := r.BodyReader()
+	go func() {
+		_, err := io.Copy(io.Discard, body)
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		u.run.note("    upstream could not send the request body")
+		return fmt.Errorf("write error: %w", err)
+	}
+	return nil
+}
+
+// stallingBody is the body of a client that sends one byte and stalls
+// past the body timeout: net/http then fails the read and cancels the
+// request's context.
+type stallingBody struct {
+	r    io.ReadCloser
+	run  *run
+	sent bool
+}
+
+var errBodyDeadline = &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+
+func (b *stallingBody) Read(p []byte) (int, error) {
+	if !b.sent && len(p) > 0 && b.r != nil {
+		b.sent = true
+		return b.r.Read(p[:1])
+	}
+	b.run.note("    the client's body stalls: the read times out")
+	b.run.mu.Lock()
+	b.run.timedOut = true
+	b.run.mu.Unlock()
+	b.run.cancel()
+	return 0, errBodyDeadline
+}
+
+func (b *stallingBody) Close() error { return nil }
 
 type body struct {
 	s   UpstreamScript
@@ -176,7 +222,10 @@ type sink struct {
 	errs    []string
 }
 
-var errClientGone = fmt.Errorf("write: %w", syscall.EPIPE)
+var (
+	errClientGone   = fmt.Errorf("write: %w", syscall.EPIPE)
+	errSendDeadline = &net.OpError{Op: "write", Net: "tcp", Err: os.ErrDeadlineExceeded}
+)
 
 func (s *sink) WriteHeader(status int, h http.Header) error {
 	s.headers++
@@ -206,6 +255,15 @@ func (s *sink) Write(p []byte) error {
 	}
 	n := s.writes
 	s.writes++
+	if !s.gone && n == s.c.TimeoutWrite {
+		s.run.note("  > write %q: the send deadline passes", p)
+		s.gone = true
+		s.run.mu.Lock()
+		s.run.timedOut = true
+		s.run.mu.Unlock()
+		s.run.cancel()
+		return errSendDeadline
+	}
 	if s.gone || n == s.c.FailWrite {
 		s.run.note("  > write %q: the client is gone", p)
 		s.gone = true

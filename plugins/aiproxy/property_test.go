@@ -96,7 +96,7 @@ func TestPropertyAIProxyKeepsTheRules(t *testing.T) {
 // checkPath checks what ai-proxy's own outcomes look like.
 func checkPath(t phasetest.TB, r *phasetest.Result, fault string, stream bool) {
 	s := r.Summary
-	if s.ExitPlugin != aiproxy.Name || s.Cause == phases.CauseClientClosed {
+	if s.ExitPlugin != aiproxy.Name || s.Cause == phases.CauseClientClosed || s.Cause == phases.CauseClientTimeout {
 		if s.Cause == phases.CauseCompleted && s.ExitPlugin == "" && r.Status == 200 && stream && !r.Aborted &&
 			(fault == "" || fault == "split" || fault == "drip") &&
 			!strings.HasSuffix(string(r.Body), "data: [DONE]\n\n") {
