@@ -94,24 +94,31 @@ func newTestGateway(t *testing.T, yamlText string) *testGateway {
 
 func newTestGatewayWith(t *testing.T, yamlText string, plugins *Registry) *testGateway {
 	t.Helper()
+	tg := buildTestGateway(t, yamlText, plugins)
+	tg.srv = httptest.NewServer(tg.Gateway)
+	t.Cleanup(func() {
+		tg.srv.Close()
+		if tr, ok := tg.opts.Transport.(*http.Transport); ok {
+			tr.CloseIdleConnections()
+		}
+	})
+	return tg
+}
+
+// buildTestGateway builds a Gateway for yamlText with its own registry and
+// a captured log, without serving it.
+func buildTestGateway(t *testing.T, yamlText string, plugins *Registry) *testGateway {
+	t.Helper()
 	cfg, err := LoadConfig("test.yaml", []byte(yamlText), plugins, nil)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	tg := &testGateway{reg: prometheus.NewRegistry(), log: &syncBuffer{}}
 	l := zerolog.New(tg.log)
-	g, err := New(cfg, Options{Registerer: tg.reg, Logger: &l, Plugins: plugins})
+	tg.Gateway, err = New(cfg, Options{Registerer: tg.reg, Logger: &l, Plugins: plugins})
 	if err != nil {
 		t.Fatalf("gateway: %v", err)
 	}
-	tg.Gateway = g
-	tg.srv = httptest.NewServer(g)
-	t.Cleanup(func() {
-		tg.srv.Close()
-		if tr, ok := g.opts.Transport.(*http.Transport); ok {
-			tr.CloseIdleConnections()
-		}
-	})
 	return tg
 }
 
@@ -120,20 +127,11 @@ func newTestGatewayWith(t *testing.T, yamlText string, plugins *Registry) *testG
 // config must listen on port 0.
 func startTestGateway(t *testing.T, yamlText string) *testGateway {
 	t.Helper()
-	cfg, err := LoadConfig("test.yaml", []byte(yamlText), nil, nil)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	tg := &testGateway{reg: prometheus.NewRegistry(), log: &syncBuffer{}}
-	l := zerolog.New(tg.log)
-	g, err := New(cfg, Options{Registerer: tg.reg, Logger: &l})
-	if err != nil {
-		t.Fatalf("gateway: %v", err)
-	}
+	tg := buildTestGateway(t, yamlText, nil)
+	g := tg.Gateway
 	if err := g.Start(); err != nil {
 		t.Fatal(err)
 	}
-	tg.Gateway = g
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
