@@ -1,6 +1,7 @@
 package phases
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -86,6 +87,33 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		return n, ErrBodyTooLarge
 	}
 	return n, err
+}
+
+// errClientTimeout is the error recorded for a client that broke a time
+// bound.
+var errClientTimeout = errors.New("client too slow: a read of its body or a write to it passed the deadline")
+
+// clientBody is the client's body as the chain reads it (see clientBody).
+func (x *exchange) clientBody() *clientBody {
+	if x.cb == nil {
+		x.cb = newClientBody(x.req.hr.Body, x.c.maxBody, x.sink)
+	}
+	return x.cb
+}
+
+// clientTimedOut reports whether a read of the client's body or a write to
+// the client passed its deadline.
+func (x *exchange) clientTimedOut() bool {
+	return x.sendTimedOut || (x.cb != nil && x.cb.timedOut.Load())
+}
+
+// writeFailed is the cause of a failed write to the client.
+func (x *exchange) writeFailed(err error) Cause {
+	if isTimeout(err) {
+		x.sendTimedOut = true
+		return CauseClientTimeout
+	}
+	return CauseClientClosed
 }
 
 // hasBody reports whether hr may carry body bytes.

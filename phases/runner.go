@@ -32,7 +32,6 @@ type exchange struct {
 	sum    Summary
 	values Values
 
-	cb         *clientBody // the client's body, once read or handed out
 	resp       *Response
 	respIsExit bool
 	exitResp   Response
@@ -41,19 +40,23 @@ type exchange struct {
 	decor    http.Header
 	origPath string
 
-	headersSent  bool
+	// The client's side: its body, once read or handed out, and whether a
+	// write to it passed its deadline.
+	cb           *clientBody
 	sendTimedOut bool
-	logged       bool
-	stuck        bool
-	status       int
-	bytesSent    int64
-	cause        Cause
-	exitPhase    fsm.State
-	exitPlugin   string
-	err          error
-	start        time.Time
-	upStart      time.Time
-	upEnd        time.Time
+
+	headersSent bool
+	logged      bool
+	stuck       bool
+	status      int
+	bytesSent   int64
+	cause       Cause
+	exitPhase   fsm.State
+	exitPlugin  string
+	err         error
+	start       time.Time
+	upStart     time.Time
+	upEnd       time.Time
 
 	// onMachinePanic is built once per pooled exchange, so that handing it to
 	// each request's machine does not allocate.
@@ -142,33 +145,6 @@ func (x *exchange) goneCause() Cause {
 		return CauseClientTimeout
 	case errors.Is(x.ctx.Err(), context.DeadlineExceeded):
 		return CauseTimeout
-	}
-	return CauseClientClosed
-}
-
-// errClientTimeout is the error recorded for a client that broke a time
-// bound.
-var errClientTimeout = errors.New("client too slow: a read of its body or a write to it passed the deadline")
-
-// clientBody is the client's body as the chain reads it (see clientBody).
-func (x *exchange) clientBody() *clientBody {
-	if x.cb == nil {
-		x.cb = newClientBody(x.req.hr.Body, x.c.maxBody, x.sink)
-	}
-	return x.cb
-}
-
-// clientTimedOut reports whether a read of the client's body or a write to
-// the client passed its deadline.
-func (x *exchange) clientTimedOut() bool {
-	return x.sendTimedOut || (x.cb != nil && x.cb.timedOut.Load())
-}
-
-// writeFailed is the cause of a failed write to the client.
-func (x *exchange) writeFailed(err error) Cause {
-	if isTimeout(err) {
-		x.sendTimedOut = true
-		return CauseClientTimeout
 	}
 	return CauseClientClosed
 }
