@@ -203,7 +203,7 @@ func (tg *testGateway) accessSummary(t *testing.T, n int) map[string]int {
 func TestSlowBodyClients(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
 	o := newOrigin(t)
-	tg := startTestGateway(t, boundsConfig(o, "{ body_timeout: 1500ms }"))
+	tg := startTestGateway(t, boundsConfig(o, "{ body_timeout: 3s }"))
 	const n = 30
 	heapBefore := heapInUse()
 	var conns []net.Conn
