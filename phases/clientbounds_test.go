@@ -37,18 +37,6 @@ func (b *stallingBody) Read(p []byte) (int, error) {
 
 func (b *stallingBody) Close() error { return nil }
 
-// strictReader reads the body in access and answers any failure with 400,
-// as a validating plugin does.
-type strictReader struct{}
-
-func (strictReader) Name() string { return "strict" }
-func (strictReader) Access(_ context.Context, r *phases.Request) phases.Exit {
-	if _, err := r.Body(); err != nil {
-		return phases.Error(http.StatusBadRequest, "invalid_request_error", "unreadable body")
-	}
-	return phases.Exit{}
-}
-
 // streamingUp hands the client's body to a reader of its own goroutine, as
 // http.Transport does, and fails with that reader's error, as the
 // transport does when it cannot send the body.
@@ -108,7 +96,7 @@ func postBody(body io.ReadCloser, length int64) *http.Request {
 // answered.
 func TestClientBodyTimeoutInAccess(t *testing.T) {
 	req := postBody(&stallingBody{data: []byte("{"), err: errReadDeadline}, 100)
-	o := serveOutcome(t, phases.Options{}, req, &recordingSink{}, strictReader{}, static{})
+	o := serveOutcome(t, phases.Options{}, req, &recordingSink{}, reader{}, static{})
 	if o.sink.status != http.StatusRequestTimeout || o.sink.header.Get("Connection") != "close" {
 		t.Fatalf("client got %d %v, want 408 with Connection: close", o.sink.status, o.sink.header)
 	}
@@ -249,7 +237,7 @@ func (p limitProbe) Access(_ context.Context, r *phases.Request) phases.Exit {
 // Reading a body costs memory for the bytes received, not for the declared
 // Content-Length.
 func TestBodyMemoryFollowsBytesReceived(t *testing.T) {
-	c, err := phases.NewChain(phases.Options{}, strictReader{}, static{})
+	c, err := phases.NewChain(phases.Options{}, reader{}, static{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +257,7 @@ func TestBodyMemoryFollowsBytesReceived(t *testing.T) {
 // A timeout is told apart from a client that left by its error alone.
 func TestClientClosedIsNotATimeout(t *testing.T) {
 	req := postBody(&stallingBody{data: []byte("{"), err: io.ErrUnexpectedEOF}, 100)
-	o := serveOutcome(t, phases.Options{}, req, &recordingSink{}, strictReader{}, static{})
+	o := serveOutcome(t, phases.Options{}, req, &recordingSink{}, reader{}, static{})
 	if o.sink.status != http.StatusBadRequest || o.cause != phases.CauseExit {
 		t.Fatalf("client got %d, cause %s; want the hook's 400", o.sink.status, o.cause)
 	}

@@ -103,7 +103,8 @@ func ExampleKey() {
 	// Output: alice true
 }
 
-// reader is an access hook that reads the body, as validating plugins do.
+// reader is an access hook that reads the body, as validating plugins do,
+// and answers any failure to read it with 400.
 type reader struct{}
 
 func (reader) Name() string { return "reader" }
