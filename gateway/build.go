@@ -57,7 +57,7 @@ func build(cfg *Config, d deps) (*state, error) {
 		}
 		var plugins []phases.Plugin
 		var upstreams []string
-		hasRequestID := false
+		var rid phases.Plugin // the route's request-id, also run by its badPath chain
 		for _, pc := range rc.plugins {
 			p, err := pc.spec.New(pc.cfg, env)
 			if err != nil {
@@ -67,14 +67,17 @@ func build(cfg *Config, d deps) (*state, error) {
 			if _, ok := p.(phases.Upstream); ok {
 				upstreams = append(upstreams, pc.name)
 			}
-			hasRequestID = hasRequestID || pc.name == requestid.Spec.Name
+			if pc.name == requestid.Spec.Name {
+				rid = p
+			}
 			plugins = append(plugins, p)
 		}
-		if !hasRequestID {
+		if rid == nil {
 			p, err := requestid.New(requestid.DefaultConfig())
 			if err != nil {
 				return nil, err
 			}
+			rid = p
 			plugins = append(plugins, p)
 		}
 		if rc.Upstream != nil {
@@ -101,7 +104,12 @@ func build(cfg *Config, d deps) (*state, error) {
 			ps.Add(cfg.problem(path, "%v", err))
 			continue
 		}
-		rt := &route{id: rc.ID, methods: rc.Methods, order: i, chain: chain}
+		badPathChain, err := phases.NewChain(phases.Options{Route: rc.ID, Hooks: obs.hooks()}, rid, badPath{}, unreachable{})
+		if err != nil {
+			return nil, err
+		}
+		rt := &route{id: rc.ID, methods: rc.Methods, order: i, chain: chain,
+			allowEncodedSlashes: rc.AllowEncodedSlashes, badPath: badPathChain}
 		if p, ok := strings.CutSuffix(rc.URI, "*"); ok {
 			rt.prefix = p
 		} else {

@@ -131,6 +131,11 @@ type RouteConfig struct {
 	// Hosts, when set, are the only hosts the route serves; "*.example.com"
 	// matches any subdomain.
 	Hosts []string `yaml:"hosts"`
+	// AllowEncodedSlashes keeps %2F and %5C (and a literal backslash) in
+	// request paths as data, never as separators, for routing and for the
+	// upstream; without it such a path is answered 400 (docs/configuration.md,
+	// "Paths").
+	AllowEncodedSlashes bool `yaml:"allow_encoded_slashes"`
 	// Plugins maps plugin names to their configs.
 	Plugins map[string]*yaml.Node `yaml:"plugins"`
 	// Upstream proxies to plain HTTP nodes. A route has either this or an AI

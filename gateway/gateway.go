@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/phasegate/phasegate/internal/canonpath"
 	"github.com/phasegate/phasegate/internal/proxy"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
@@ -132,8 +133,20 @@ func (g *Gateway) Reload(cfg *Config) error {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := g.state.Load()
 	chain := st.notFound
-	if rt, _ := st.router.match(r.Method, r.Host, r.URL.Path); rt != nil {
-		chain = rt.chain
+	// A path that cannot be made canonical, or that no route takes, goes to
+	// notFound, which answers 400, 404 or 405.
+	if p, err := canonpath.FromURL(r.URL); err == nil {
+		rt, _ := st.router.match(r.Method, r.Host, p.Route)
+		switch {
+		case rt != nil && p.EncodedSlash && !rt.allowEncodedSlashes:
+			chain = rt.badPath
+		default:
+			if rt != nil {
+				chain = rt.chain
+			}
+			// The router and the upstream see the same path.
+			r.URL.Path, r.URL.RawPath = p.Path, p.RawPath
+		}
 	}
 	sink := phases.NewHTTPSink(w)
 	sink.SetTimeouts(st.timeouts)

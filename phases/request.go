@@ -143,7 +143,8 @@ type RequestInfo struct{ r *Request }
 // Method is the request method.
 func (i RequestInfo) Method() string { return i.r.hr.Method }
 
-// Path is the request path as the client sent it (before rewrites).
+// Path is the request path as it entered the chain, before any hook
+// rewrote it: the gateway hands chains the canonical path it routed on.
 func (i RequestInfo) Path() string { return i.r.x.origPath }
 
 // Header returns the first value of the request header key.
