@@ -184,6 +184,9 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 	}
 	a.status = resp.StatusCode
 	header := httpx.EndToEnd(resp.Header)
+	// The provider's cookies belong to the gateway's account with it, not
+	// to the client: they never reach the client.
+	header.Del("Set-Cookie")
 	if resp.StatusCode < http.StatusBadRequest && httpx.IsSSE(header) {
 		a.sse = true
 		header.Del("Content-Length")
