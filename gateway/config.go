@@ -15,6 +15,7 @@ import (
 
 	"github.com/phasegate/phasegate/internal/proxy"
 	"github.com/phasegate/phasegate/internal/yamlconf"
+	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -49,6 +50,7 @@ type Config struct {
 	Listen          string            `yaml:"listen"`
 	Admin           AdminConfig       `yaml:"admin"`
 	Log             LogConfig         `yaml:"log"`
+	Metrics         MetricsConfig     `yaml:"metrics"`
 	MockLLM         *MockLLMConfig    `yaml:"mock_llm"`
 	ShutdownTimeout time.Duration     `yaml:"shutdown_timeout"`
 	Client          ClientConfig      `yaml:"client"`
@@ -111,6 +113,14 @@ type LogConfig struct {
 	Level string `yaml:"level"`
 	// AccessLog writes one line per request (default true).
 	AccessLog *bool `yaml:"access_log"`
+}
+
+// MetricsConfig bounds the metrics' series.
+type MetricsConfig struct {
+	// MaxModelsPerRoute is how many distinct model labels each route's LLM
+	// metrics may have; later models are recorded as "other" (default
+	// metrics.DefaultMaxModelsPerRoute).
+	MaxModelsPerRoute int `yaml:"max_models_per_route"`
 }
 
 // MockLLMConfig starts the built-in mock LLM in-process.
@@ -215,6 +225,9 @@ func (c *Config) setDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	if c.Metrics.MaxModelsPerRoute == 0 {
+		c.Metrics.MaxModelsPerRoute = metrics.DefaultMaxModelsPerRoute
+	}
 	if c.MockLLM != nil && c.MockLLM.Listen == "" {
 		c.MockLLM.Listen = DefaultMockLLMListen
 	}
@@ -285,6 +298,9 @@ func (c *Config) check(reg *Registry) yamlconf.Problems {
 	}
 	if c.Client.MaxBodyBytes <= 0 {
 		add("client.max_body_bytes", "must be positive, got %d", c.Client.MaxBodyBytes)
+	}
+	if c.Metrics.MaxModelsPerRoute < 0 {
+		add("metrics.max_models_per_route", "must be at least 1")
 	}
 	users, keys := map[string]int{}, map[string]int{}
 	for i, cons := range c.Consumers {

@@ -95,6 +95,7 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.state.Store(st)
+	m.SetMaxModelsPerRoute(cfg.Metrics.MaxModelsPerRoute)
 	return g, nil
 }
 
@@ -119,6 +120,7 @@ func (g *Gateway) Reload(cfg *Config) error {
 		return err
 	}
 	old := g.state.Swap(st)
+	g.deps.metrics.SetMaxModelsPerRoute(cfg.Metrics.MaxModelsPerRoute)
 	if old.cfg.Listen != cfg.Listen || old.cfg.Admin.Listen != cfg.Admin.Listen {
 		g.deps.log.Warn().Msg("reload: listen addresses do not change until a restart")
 	}

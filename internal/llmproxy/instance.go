@@ -114,6 +114,7 @@ type TimeoutError = httpx.TimeoutError
 type attempt struct {
 	in     *Instance
 	model  string     // the model sent
+	label  string     // its model label (bounded per route), once the gauge is acquired
 	scope  *fsm.Scope // nil until the gauge is acquired
 	sent   time.Time
 	end    time.Time
@@ -168,8 +169,9 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 	// scope, with the labels of this attempt captured now.
 	a.scope = r.Scope().Child(AttemptScope)
 	if p.Metrics != nil {
+		a.label = p.Metrics.ModelLabel(p.route(r), a.model)
 		phases.BoundGauge{Name: metrics.NameLLMActive, Vec: p.Metrics.LLMActive}.
-			Acquire(a.scope, p.route(r), in.name, metrics.Model(a.model), c.requestType())
+			Acquire(a.scope, p.route(r), in.name, a.label, c.requestType())
 	}
 
 	a.sent = time.Now()

@@ -293,7 +293,7 @@ func (p *Proxy) Log(s *phases.Summary) {
 		route = s.Route
 	}
 	m := p.Metrics
-	model := metrics.Model(a.model)
+	model := a.label
 	labels := []string{route, a.in.name, model, c.requestType()}
 	if c.info.UsageKnown {
 		m.LLMPromptTokens.WithLabelValues(labels...).Add(float64(max(c.info.PromptTokens, 0)))
