@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/phasegate/phasegate/fsm"
+	"github.com/phasegate/phasegate/internal/httpx"
 )
 
 // StatusClientClosed is the status recorded (never sent) for a request whose
@@ -221,6 +222,11 @@ func (x *exchange) upstream() {
 	x.resp, x.respIsExit = resp, false
 	if resp.Body != nil {
 		x.upBody = x.m.Scope().Acquire(fsm.Resource{Name: "upstream body"}, x.closeUpstreamBody)
+	}
+	if !httpx.FinalStatus(resp.Status) {
+		// net/http's server would panic on it; no client may get it.
+		x.upstreamFailed(fmt.Errorf("upstream %s: status %d is not a final HTTP status", u.Name(), resp.Status), fsm.StateUpstream, u.Name())
+		return
 	}
 	if x.gone() {
 		x.abortGone()

@@ -15,6 +15,7 @@ import (
 	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/internal/httpx"
 	"github.com/phasegate/phasegate/internal/openai"
+	"github.com/phasegate/phasegate/internal/proxy"
 	"github.com/phasegate/phasegate/internal/sse"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
@@ -159,6 +160,7 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 		return nil, &phases.ExitError{Exit: phases.Error(http.StatusInternalServerError, "internal_error", "the request could not be rewritten for the upstream")}
 	}
 	actx, cancel := context.WithCancelCause(ctx)
+	actx, watch := proxy.WatchResponse(actx, http.MethodPost)
 	out, err := in.outgoing(actx, r, payload)
 	if err != nil {
 		cancel(err)
@@ -184,6 +186,12 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 		a.close()
 		return nil, err
 	}
+	if err := watch.Check(resp); err != nil {
+		_ = resp.Body.Close() // before its end: the connection is not reused
+		cancel(context.Canceled)
+		a.close()
+		return nil, &proxy.BadResponseError{Upstream: in.name, Err: err}
+	}
 	a.status = resp.StatusCode
 	header := httpx.EndToEnd(resp.Header)
 	// The provider's cookies belong to the gateway's account with it, not
@@ -204,6 +212,13 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 	_ = resp.Body.Close()
 	cancel(context.Canceled)
 	a.finish()
+	if err == nil {
+		// Read whole, a body longer than its Content-Length is caught
+		// before anything is sent.
+		if ferr := watch.Err(); ferr != nil {
+			err = &proxy.BadResponseError{Upstream: in.name, Err: ferr}
+		}
+	}
 	if err != nil {
 		a.close()
 		return nil, err

@@ -141,13 +141,13 @@ type Failure struct {
 	Status int
 	// Timeout reports that the upstream did not answer in time.
 	Timeout bool
-	// Err is the network error or timeout when the upstream did not
-	// answer.
+	// Err is the network error, timeout or malformed response when the
+	// upstream did not answer usably.
 	Err error
 }
 
-// Network reports whether the upstream did not answer (a network error or
-// a timeout).
+// Network reports whether the upstream did not answer usably (a network
+// error, a timeout or a malformed response).
 func (f Failure) Network() bool { return f.Status == 0 }
 
 // Serve runs the upstream phase of r: an attempt on the instance next
