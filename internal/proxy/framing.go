@@ -115,7 +115,8 @@ func (w *Watch) Check(resp *http.Response) error {
 // Content-Length and Transfer-Encoding, which net/http accepts silently.
 //
 // It only follows responses a Watch announced (expect); others pass through
-// untouched. The framing rules are net/http's (Transport and ReadResponse):
+// untouched, and bytes count as surplus only until the next request is
+// written. The framing rules are net/http's (Transport and ReadResponse):
 // no body for HEAD, 1xx, 204 and 304; chunked when HTTP/1.1 says so; else
 // Content-Length; else until the connection closes.
 type framedConn struct {
@@ -179,6 +180,18 @@ func (c *framedConn) fault(gen uint64) error {
 		return nil
 	}
 	return c.faults
+}
+
+// Write writes to the connection. A request written after a response is
+// complete and without being announced (sent without a Watch) has an answer
+// that is not surplus: it is passed through untouched.
+func (c *framedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.st == stDone {
+		c.st = stUntracked
+	}
+	c.mu.Unlock()
+	return c.Conn.Write(p)
 }
 
 // Read reads from the connection, cutting a read at the end of the current

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -155,5 +156,50 @@ func TestWatchWithoutFraming(t *testing.T) {
 	resp.Body.Close()
 	if err := w.Check(resp); err != nil || !strings.HasPrefix(string(body), "ok") {
 		t.Fatalf("%q, Check %v", body, err)
+	}
+}
+
+// Requests sent with and without a Watch share the transport's pooled
+// connections: an unannounced request's answer is never taken for surplus.
+func TestWatchedAndUnwatchedShareConnections(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.URL.Path)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	tr := proxy.NewTransport()
+	defer tr.CloseIdleConnections()
+	for i, watched := range []bool{true, false, true, false, false, true} {
+		path := fmt.Sprintf("/%d", i)
+		var resp *http.Response
+		var w *proxy.Watch
+		if watched {
+			resp, w = roundTrip(t, tr, srv.URL+path, http.MethodGet)
+		} else {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+			var err error
+			if resp, err = tr.RoundTrip(req); err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(body) != path {
+			t.Fatalf("request %d (watched %v): %q, %v", i, watched, body, err)
+		}
+		if w != nil {
+			if err := w.Check(resp); err != nil {
+				t.Fatalf("request %d: Check %v", i, err)
+			}
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for six sequential requests, want 1 reused", n)
 	}
 }
