@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/phasegate/phasegate/internal/httpx"
@@ -49,6 +47,7 @@ func (e *BadResponseError) Unwrap() error { return e.Err }
 // response's framing. Create it with WatchResponse before sending.
 type Watch struct {
 	method string
+	trace  httptrace.ClientTrace // allocated with the Watch
 	mu     sync.Mutex
 	conn   *framedConn
 	gen    uint64
@@ -60,7 +59,8 @@ type Watch struct {
 // HTTP/2 one, the Watch sees no framing fault.
 func WatchResponse(ctx context.Context, method string) (context.Context, *Watch) {
 	w := &Watch{method: method}
-	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: w.gotConn}), w
+	w.trace.GotConn = w.gotConn
+	return httptrace.WithClientTrace(ctx, &w.trace), w
 }
 
 func (w *Watch) gotConn(info httptrace.GotConnInfo) {
@@ -129,13 +129,14 @@ type framedConn struct {
 	poisoned bool  // surplus seen: every later read is io.EOF
 	head     bool  // the request was HEAD
 
-	line   []byte // the partial line of a head, a chunk size or a trailer
-	first  bool   // the next head line is a status line
-	status int
-	http10 bool
-	length string // Content-Length, "" when absent
-	te     string // Transfer-Encoding, "" when absent
-	left   int64  // bytes left in a length-delimited body or chunk
+	line    []byte // the partial line of a head, a chunk size or a trailer
+	first   bool   // the next head line is a status line
+	status  int
+	http10  bool
+	length  int64 // Content-Length; -1 when absent, -2 when not a number
+	te      bool  // Transfer-Encoding is present
+	chunked bool  // and is exactly "chunked"
+	left    int64 // bytes left in a length-delimited body or chunk
 }
 
 type framingState uint8
@@ -170,7 +171,7 @@ func (c *framedConn) expect(method string) uint64 {
 
 func (c *framedConn) startHead() {
 	c.st, c.first, c.line = stHead, true, c.line[:0]
-	c.status, c.http10, c.length, c.te = 0, false, "", ""
+	c.status, c.http10, c.length, c.te, c.chunked = 0, false, -1, false, false
 }
 
 func (c *framedConn) fault(gen uint64) error {
@@ -235,19 +236,26 @@ func (c *framedConn) feed(b []byte) int {
 			}
 		case stHead, stChunkSize, stTrailer:
 			nl := bytes.IndexByte(b[i:], '\n')
+			n := nl
 			if nl < 0 {
-				if len(c.line)+len(b)-i > maxLine {
-					c.st = stUntracked
-					return len(b)
-				}
+				n = len(b) - i
+			}
+			if len(c.line)+n > maxLine {
+				c.st = stUntracked // net/http refuses it
+				return len(b)
+			}
+			if nl < 0 {
 				c.line = append(c.line, b[i:]...)
 				return len(b)
 			}
-			c.line = append(c.line, b[i:i+nl]...)
+			line := b[i : i+nl]
+			if len(c.line) > 0 { // the line began in an earlier read
+				c.line = append(c.line, line...)
+				line = c.line
+			}
 			i += nl + 1
-			line := strings.TrimSuffix(string(c.line), "\r")
+			c.endLine(bytes.TrimSuffix(line, []byte("\r")))
 			c.line = c.line[:0]
-			c.endLine(line)
 		}
 	}
 	return i
@@ -266,30 +274,33 @@ func (c *framedConn) next() {
 }
 
 // endLine takes one complete line of a head, a chunk size or a trailer.
-func (c *framedConn) endLine(line string) {
+func (c *framedConn) endLine(line []byte) {
 	switch c.st {
 	case stHead:
 		switch {
 		case c.first:
 			c.first = false
 			c.statusLine(line)
-		case line == "":
+		case len(line) == 0:
 			c.endHead()
 		default:
-			name, value, _ := strings.Cut(line, ":")
-			value = strings.TrimSpace(value)
+			name, value, _ := bytes.Cut(line, []byte(":"))
+			value = bytes.TrimSpace(value)
 			switch {
-			case strings.EqualFold(name, "Content-Length"):
-				c.length = value
-			case strings.EqualFold(name, "Transfer-Encoding"):
-				c.te = value
+			case bytes.EqualFold(name, []byte("Content-Length")):
+				c.length = -2
+				if n, ok := parseUint(value, 10); ok {
+					c.length = n
+				}
+			case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+				c.te, c.chunked = true, bytes.EqualFold(value, []byte("chunked"))
 			}
 		}
 	case stChunkSize:
-		size, _, _ := strings.Cut(line, ";")
-		n, err := strconv.ParseInt(strings.TrimSpace(size), 16, 64)
+		size, _, _ := bytes.Cut(line, []byte(";"))
+		n, ok := parseUint(bytes.TrimSpace(size), 16)
 		switch {
-		case err != nil || n < 0:
+		case !ok:
 			c.st = stUntracked // net/http refuses it
 		case n == 0:
 			c.st = stTrailer
@@ -297,26 +308,26 @@ func (c *framedConn) endLine(line string) {
 			c.st, c.left = stChunkData, n
 		}
 	case stTrailer:
-		if line == "" {
+		if len(line) == 0 {
 			c.st = stDone
 		}
 	}
 }
 
-func (c *framedConn) statusLine(line string) {
-	proto, rest, _ := strings.Cut(line, " ")
-	code, _, _ := strings.Cut(strings.TrimLeft(rest, " "), " ")
-	n, err := strconv.Atoi(code)
-	if err != nil || len(code) != 3 {
+func (c *framedConn) statusLine(line []byte) {
+	proto, rest, _ := bytes.Cut(line, []byte(" "))
+	code, _, _ := bytes.Cut(bytes.TrimLeft(rest, " "), []byte(" "))
+	n, ok := parseUint(code, 10)
+	if !ok || len(code) != 3 {
 		c.st = stUntracked // net/http refuses it
 		return
 	}
-	c.status, c.http10 = n, proto == "HTTP/1.0"
+	c.status, c.http10 = int(n), string(proto) == "HTTP/1.0"
 }
 
 // endHead decides the body's framing as net/http does.
 func (c *framedConn) endHead() {
-	if c.length != "" && c.te != "" {
+	if c.length != -1 && c.te {
 		c.faults = errors.Join(c.faults, ErrBothLengths)
 	}
 	switch {
@@ -326,25 +337,44 @@ func (c *framedConn) endHead() {
 		c.st = stUntracked // the connection is no longer HTTP
 	case c.head, c.status == http.StatusNoContent, c.status == http.StatusNotModified:
 		c.st = stDone
-	case c.te != "" && !c.http10:
-		if strings.EqualFold(c.te, "chunked") {
+	case c.te && !c.http10:
+		if c.chunked {
 			c.st = stChunkSize
 		} else {
 			c.st = stUntracked // net/http refuses it
 		}
-	case c.length != "":
-		n, err := strconv.ParseInt(c.length, 10, 64)
-		switch {
-		case err != nil || n < 0:
-			c.st = stUntracked // net/http refuses it
-		case n == 0:
-			c.st = stDone
-		default:
-			c.st, c.left = stBody, n
-		}
-	default:
+	case c.length == -1:
 		c.st = stUntilClose
+	case c.length < 0:
+		c.st = stUntracked // net/http refuses it
+	case c.length == 0:
+		c.st = stDone
+	default:
+		c.st, c.left = stBody, c.length
 	}
+}
+
+// parseUint parses b, digits of base 10 or 16 only, up to 2^62.
+func parseUint(b []byte, base int64) (int64, bool) {
+	if len(b) == 0 || len(b) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, d := range b {
+		var v int64
+		switch {
+		case '0' <= d && d <= '9':
+			v = int64(d - '0')
+		case base == 16 && 'a' <= d && d <= 'f':
+			v = int64(d-'a') + 10
+		case base == 16 && 'A' <= d && d <= 'F':
+			v = int64(d-'A') + 10
+		default:
+			return 0, false
+		}
+		n = n*base + v
+	}
+	return n, true
 }
 
 // dialTLS dials addr and performs the TLS handshake itself, so that an

@@ -82,3 +82,36 @@ func TestFramedConnPassesThrough(t *testing.T) {
 		t.Errorf("long line: cut at %d, state %d", n, fc.st)
 	}
 }
+
+// FuzzFramedConn checks that following any byte stream never panics and
+// does not depend on how the stream is split across reads.
+func FuzzFramedConn(f *testing.F) {
+	for _, fr := range framings {
+		f.Add(fr.method == "HEAD", fr.resp+"surplus", uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, head bool, in string, step uint8) {
+		method := "GET"
+		if head {
+			method = "HEAD"
+		}
+		follow := func(step int) (int, framingState) {
+			c := &framedConn{}
+			c.expect(method)
+			took := 0
+			for i := 0; i < len(in); i += step {
+				chunk := in[i:min(i+step, len(in))]
+				n := c.feed([]byte(chunk))
+				took += n
+				if n < len(chunk) {
+					break
+				}
+			}
+			return took, c.st
+		}
+		whole, st := follow(max(len(in), 1))
+		split, st2 := follow(int(step%16) + 1)
+		if whole != split || st != st2 {
+			t.Fatalf("%q: whole %d (state %d), in reads of %d: %d (state %d)", in, whole, st, step%16+1, split, st2)
+		}
+	})
+}
