@@ -24,24 +24,30 @@ var framings = []struct {
 	{"both lengths", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", ErrBothLengths},
 }
 
+// follow feeds in to a framedConn expecting a response to method, in reads
+// of step bytes, and returns how many bytes it took before the surplus.
+func follow(method, in string, step int) (int, *framedConn) {
+	c := &framedConn{}
+	c.expect(method)
+	took := 0
+	for i := 0; i < len(in); i += step {
+		chunk := in[i:min(i+step, len(in))]
+		n := c.feed([]byte(chunk))
+		took += n
+		if n < len(chunk) {
+			break
+		}
+	}
+	return took, c
+}
+
 // feed finds the end of every response however its bytes are split
 // across reads, and everything after it is surplus.
 func TestFramedConnFindsTheEnd(t *testing.T) {
 	const surplus = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
 	for _, f := range framings {
 		for _, step := range []int{1, 2, 3, 7, len(f.resp) + len(surplus)} {
-			c := &framedConn{}
-			c.expect(f.method)
-			in := f.resp + surplus
-			took := 0
-			for i := 0; i < len(in); i += step {
-				chunk := in[i:min(i+step, len(in))]
-				n := c.feed([]byte(chunk))
-				took += n
-				if n < len(chunk) {
-					break
-				}
-			}
+			took, c := follow(f.method, f.resp+surplus, step)
 			if took != len(f.resp) {
 				t.Errorf("%s, reads of %d: the response ends at %d, want %d", f.name, step, took, len(f.resp))
 			}
@@ -94,24 +100,10 @@ func FuzzFramedConn(f *testing.F) {
 		if head {
 			method = "HEAD"
 		}
-		follow := func(step int) (int, framingState) {
-			c := &framedConn{}
-			c.expect(method)
-			took := 0
-			for i := 0; i < len(in); i += step {
-				chunk := in[i:min(i+step, len(in))]
-				n := c.feed([]byte(chunk))
-				took += n
-				if n < len(chunk) {
-					break
-				}
-			}
-			return took, c.st
-		}
-		whole, st := follow(max(len(in), 1))
-		split, st2 := follow(int(step%16) + 1)
-		if whole != split || st != st2 {
-			t.Fatalf("%q: whole %d (state %d), in reads of %d: %d (state %d)", in, whole, st, step%16+1, split, st2)
+		whole, c := follow(method, in, max(len(in), 1))
+		split, c2 := follow(method, in, int(step%16)+1)
+		if whole != split || c.st != c2.st {
+			t.Fatalf("%q: whole %d (state %d), in reads of %d: %d (state %d)", in, whole, c.st, step%16+1, split, c2.st)
 		}
 	})
 }

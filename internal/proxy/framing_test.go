@@ -45,6 +45,18 @@ func roundTrip(t *testing.T, tr http.RoundTripper, url, method string) (*http.Re
 	return resp, w
 }
 
+// startCounting starts srv, counting the connections it accepts.
+func startCounting(srv *httptest.Server) *atomic.Int32 {
+	var conns atomic.Int32
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	return &conns
+}
+
 func tlsTransport(srv *httptest.Server) *http.Transport {
 	tr := proxy.NewTransport()
 	tr.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
@@ -94,7 +106,6 @@ func TestTransportOverTLS(t *testing.T) {
 // reports it, and the connection is not reused.
 func TestSurplusMidBodyIsCut(t *testing.T) {
 	release := make(chan struct{})
-	var conns atomic.Int32
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, buf, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -113,12 +124,7 @@ func TestSurplusMidBodyIsCut(t *testing.T) {
 		_ = buf.Flush()
 		_, _ = io.Copy(io.Discard, conn)
 	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
+	conns := startCounting(srv)
 	defer srv.Close()
 	tr := proxy.NewTransport()
 	defer tr.CloseIdleConnections()
@@ -162,16 +168,10 @@ func TestWatchWithoutFraming(t *testing.T) {
 // Requests sent with and without a Watch share the transport's pooled
 // connections: an unannounced request's answer is never taken for surplus.
 func TestWatchedAndUnwatchedShareConnections(t *testing.T) {
-	var conns atomic.Int32
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, r.URL.Path)
 	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
+	conns := startCounting(srv)
 	defer srv.Close()
 	tr := proxy.NewTransport()
 	defer tr.CloseIdleConnections()
