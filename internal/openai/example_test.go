@@ -32,11 +32,19 @@ func ExampleParseChatRequest() {
 
 	_, err = openai.ParseChatRequest([]byte(`{"messages": "hi"}`))
 	fmt.Println(err)
+
+	// A body must read the same to every decoder.
+	_, err = openai.ParseChatRequest([]byte(`{"messages": [], "Messages": [{"role": "user", "content": "hi"}]}`))
+	fmt.Println(err)
+	_, err = openai.ParseChatRequest([]byte(`{"messages": [{"role": "user", "content": "a", "content": "b"}]}`))
+	fmt.Println(err)
 	// Output:
 	// gpt-4o true false
 	// system: "Be brief."
 	// user: "What is in\nthis picture?"
 	// messages: must be an array
+	// Messages: ambiguous key: some upstreams read it as "messages"
+	// messages[0].content: duplicate key
 }
 
 func ExampleRewrite() {
