@@ -23,8 +23,8 @@
 //	    deny_message: "Your request was rejected by the content policy."
 //
 // A text is flagged when it matches a deny pattern or, failing that, when the
-// endpoint flags it. The patterns are applied to each message (or to the
-// whole response text) separately; the endpoint gets one input per message.
+// endpoint flags it. The patterns are applied to each text separately; the
+// endpoint gets one input per text.
 // When the endpoint cannot answer, fail_mode skip lets the text through and
 // logs a warning, and fail_mode error answers 502 with an OpenAI-shaped
 // error of type "moderation_error" (in the access phase, or before a
@@ -35,14 +35,20 @@
 //
 // In the access phase (priority 1050: after ai-proxy at 1100, which
 // validates the body and records the model, and after ai-prompt-guard at
-// 1070), with check_request, the plugin checks the text of the selected
-// messages: those whose role is one of request_roles, and of those the last
-// one or all of them. A flagged prompt is refused with status deny_code and
+// 1070), with check_request, the plugin checks the texts of the request: its
+// definitions (each of "tools" and "functions", and "response_format": every
+// string in one), on every request, and the texts of the selected messages:
+// those whose role is one of request_roles (in any case), and of those the
+// last one or all of them. A message's texts are its content (the "content"
+// string, or the text and refusal strings of its parts joined with "\n"),
+// its "name", its "refusal" and each of its tool calls (see
+// openai.ChatRequest). A flagged prompt is refused with status deny_code and
 // a complete OpenAI-shaped response whose assistant content is deny_message
 // (CONTRACT §4): a chat.completion (application/json) or, when the client
 // asked to stream, a text/event-stream of one chat.completion.chunk and
 // "data: [DONE]". With check_request, a body that cannot be read as a
-// chat-completions request is answered 400 (413 over the route's size
+// chat-completions request, or that could be read in two ways (see
+// openai.ParseChatRequest), is answered 400 (413 over the route's size
 // limit).
 //
 // # Response
@@ -102,6 +108,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
@@ -278,7 +285,7 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 		return phases.Exit{}
 	}
 
-	texts := p.selectMessages(req.Messages)
+	texts := p.requestTexts(&req)
 	hit := p.matchStrings(texts)
 	if !hit && p.api != nil && len(texts) > 0 {
 		hit, err = p.api.flagged(ctx, texts)
@@ -299,24 +306,37 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	return p.refusal(p.denyCode, model, stream, openai.Usage{})
 }
 
-// selectMessages returns the non-empty texts of the messages to check, in
-// conversation order.
-func (p *Plugin) selectMessages(msgs []openai.Message) []string {
+// requestTexts returns the texts to check of a request: the definitions,
+// then the texts of the selected messages in conversation order.
+func (p *Plugin) requestTexts(req *openai.ChatRequest) []string {
 	var texts []string
-	for i := len(msgs) - 1; i >= 0; i-- {
-		m := &msgs[i]
-		if !p.anyRole && !slices.Contains(p.roles, m.Role) {
-			continue
-		}
-		if m.Content != "" {
-			texts = append(texts, m.Content)
-		}
-		if !p.allMessages {
-			break
+	for _, d := range req.Definitions {
+		if d != "" {
+			texts = append(texts, d)
 		}
 	}
-	slices.Reverse(texts)
+	msgs := req.Messages
+	from := 0
+	if !p.allMessages {
+		from = len(msgs)
+		for i := len(msgs) - 1; i >= 0; i-- {
+			if p.selected(&msgs[i]) {
+				from = i
+				break
+			}
+		}
+	}
+	for i := from; i < len(msgs); i++ {
+		if p.selected(&msgs[i]) {
+			texts = msgs[i].AppendTexts(texts)
+		}
+	}
 	return texts
+}
+
+// selected reports whether m's role is one of request_roles, in any case.
+func (p *Plugin) selected(m *openai.Message) bool {
+	return p.anyRole || slices.ContainsFunc(p.roles, func(r string) bool { return strings.EqualFold(r, m.Role) })
 }
 
 func (p *Plugin) matchStrings(texts []string) bool {

@@ -58,8 +58,8 @@ type Config struct {
 	// RequestMessages selects which of the messages of RequestRoles are
 	// checked: "last" (the last one) or "all". Default "last".
 	RequestMessages string `yaml:"request_messages"`
-	// RequestRoles are the roles whose messages are checked; "*" is any
-	// role. Default ["user"].
+	// RequestRoles are the roles whose messages are checked, matched in
+	// any case; "*" is any role. Default ["user"].
 	RequestRoles []string `yaml:"request_roles"`
 
 	// CheckResponse checks the text the model generates. Default false.
