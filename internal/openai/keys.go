@@ -217,6 +217,16 @@ func appendInt(p []byte, i int) []byte {
 	return append(p, buf[n:]...)
 }
 
+// plainWord reports whether b holds only ASCII letters and digits.
+func plainWord(b []byte) bool {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
 func isWordByte(c byte) bool {
 	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }
@@ -270,6 +280,7 @@ func foldKey(dst, raw []byte) ([]byte, bool) {
 type fieldSet struct {
 	names  []string
 	folded []string
+	lens   uint64 // bit n set: a folded name is n bytes long
 }
 
 func newFieldSet(names ...string) fieldSet {
@@ -277,6 +288,7 @@ func newFieldSet(names ...string) fieldSet {
 	for _, n := range names {
 		f, _ := foldKey(nil, []byte(`"`+n+`"`))
 		fs.folded = append(fs.folded, string(f))
+		fs.lens |= 1 << len(f)
 	}
 	return fs
 }
@@ -289,6 +301,12 @@ func (fs *fieldSet) lookup(raw []byte) (i int, ambiguous bool) {
 	for i, n := range fs.names {
 		if keyIs(raw, n) {
 			return i, false
+		}
+	}
+	// A key of plain letters and digits folds to its own length.
+	if n := len(raw) - 2; n > maxFolded || fs.lens&(1<<n) == 0 {
+		if plainWord(raw[1 : len(raw)-1]) {
+			return -1, false
 		}
 	}
 	var buf [maxFolded]byte

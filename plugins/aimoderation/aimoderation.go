@@ -54,35 +54,57 @@
 // # Response
 //
 // With check_response, the body filter checks responses with a 2xx status
-// (error responses and exit responses pass unchanged):
+// (error responses and exit responses pass unchanged). It checks each text
+// the client gets on its own: per choice (by its "index"), the content, the
+// refusal, the reasoning ("reasoning_content" or "reasoning"), and the
+// arguments of each tool call (by its "index", assembled from a stream's
+// fragments) and of a function call (see openai.EachText). Text from two
+// choices or two fields is never joined, so it cannot make or break a match
+// across them. A response whose objects name one of these fields twice or
+// loosely ("Content"), which clients may read differently, or which has more
+// than 1024 such texts, is flagged without a check (with a warning).
 //
-//   - A non-streamed response is checked as a whole before anything is sent
-//     (its chat.completion text); when flagged, the client gets the refusal
-//     chat.completion instead, with status deny_code and the real token
-//     usage when it is known. ai-proxy delivers such a body in one piece;
-//     one that arrives in several (from a plain upstream) is held back until
-//     complete, up to 8 MiB, beyond which it passes unchecked with a
-//     warning.
-//   - A stream in realtime mode passes event by event while its text
-//     accumulates; the accumulated text is checked each time
-//     stream_check_cache_size characters have been added since the previous
-//     check, and once more at the end (on "data: [DONE]", or the end of the
-//     body). When flagged before anything was sent, the client gets the
-//     refusal stream with status deny_code; afterwards, the rest of the
-//     stream is replaced by a refusal chunk and "data: [DONE]", and the
-//     status stays 200. The text added since the previous check (about
-//     stream_check_cache_size characters) may reach the client before the
-//     check that flags it.
-//   - A stream in final_packet mode passes unchanged and is checked once at
-//     its end; the verdict is recorded, not acted on.
+//   - A non-streamed response is checked whole before anything is sent; when
+//     flagged, the client gets the refusal chat.completion instead, with
+//     status deny_code and the real token usage when it is known. ai-proxy
+//     delivers such a body in one piece; one that arrives in several (from
+//     a plain upstream) is held back until complete, up to 8 MiB, beyond
+//     which it passes unchecked with a warning.
+//   - A stream in realtime mode is checked at every event, before the event
+//     is sent, and once more at its end (on "data: [DONE]", or the end of
+//     the body); no event is held back. When flagged before anything was
+//     sent, the client gets the refusal stream with status deny_code;
+//     afterwards, the flagged event and the rest of the stream are replaced
+//     by a refusal chunk and "data: [DONE]", and the status stays 200.
+//   - A stream in final_packet mode passes unchanged and each of its texts
+//     is checked whole at its end; the verdict is recorded, not acted on.
 //
-// The patterns are always matched against the whole accumulated text, so a
-// pattern split across events is caught; the endpoint is sent the text added
-// since the previous check, preceded by a short overlap with what it has
-// already seen. Before the end of the stream, a check leaves out the partial
-// word the text may end with (a trailing run of ASCII letters, digits and
-// underscores, which is what \b sees as a word), and the next check takes it
-// in: "kill" followed by "er" in the next event is "killer", not "kill".
+// In realtime mode a pattern sees, at each event, a window of each text that
+// grew: the new text, and before it the last "reach" characters already
+// checked, where reach is the longest match the pattern can make (4 for
+// \bkill\b), or stream_check_cache_size for a pattern without a bound (with
+// *, + or {n,}, or longer than 65536 characters). One character beyond each
+// edge of the window is context a match may not take in: it makes \b, ^ and
+// $ at the edges mean what they mean in the whole text, and it makes a check
+// wait for the character after a match ("kill" followed by "er" in the next
+// event is "killer", not "kill"). So a match of at most reach + 1
+// characters is always found, and found before the event that carries the
+// character after it (or the end of the stream) is sent: of the text past
+// the start of the match, at most the match itself reaches the client, and
+// never more than stream_check_cache_size characters for a match that long,
+// whether or not the text has word breaks. A longer match of an unbounded
+// pattern is found only if it lies within one window; bound the pattern
+// ({0,200} rather than *) or raise stream_check_cache_size. The work is
+// linear in the length of the response: each event costs its own text plus
+// the reach of each pattern, and a text keeps only that tail.
+//
+// The endpoint, in realtime mode, is asked when a text has
+// stream_check_cache_size new characters since it last saw it, and at the
+// end about any rest; each call has one input per such text: its new
+// characters, preceded by up to 64 characters it has already seen (so a
+// word cut by a call boundary is seen whole). The text of a call (up to
+// about stream_check_cache_size characters) reaches the client before the
+// call that flags it.
 //
 // # Verdicts
 //
@@ -106,10 +128,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -167,7 +187,8 @@ var Spec = phases.Typed(phases.Spec{Name: Name}, DefaultConfig,
 // Plugin is the ai-content-moderation plugin. It is immutable and safe for
 // concurrent use.
 type Plugin struct {
-	deny          []*regexp.Regexp
+	patterns      []pattern
+	maxReach      int       // the largest reach of the patterns
 	api           *endpoint // nil without an endpoint
 	failError     bool
 	checkRequest  bool
@@ -200,7 +221,6 @@ func New(cfg Config, env phases.Env) (*Plugin, error) {
 	}
 	deny, _ := compile(cfg.DenyPatterns)
 	p := &Plugin{
-		deny:          deny,
 		failError:     cfg.Moderation.FailMode == FailError,
 		checkRequest:  cfg.CheckRequest,
 		allMessages:   cfg.RequestMessages == MessagesAll,
@@ -210,6 +230,11 @@ func New(cfg Config, env phases.Env) (*Plugin, error) {
 		denyCode:      cfg.DenyCode,
 		denyMessage:   cfg.DenyMessage,
 		log:           env.Logger,
+	}
+	for _, re := range deny {
+		pat := newPattern(re, p.cacheSize)
+		p.patterns = append(p.patterns, pat)
+		p.maxReach = max(p.maxReach, pat.reach)
 	}
 	p.roles = slices.Clone(cfg.RequestRoles)
 	p.anyRole = slices.Contains(p.roles, AnyRole)
@@ -232,12 +257,14 @@ type state struct {
 	model  string
 	stream bool
 
-	done    bool         // the response needs no more checking
-	text    []byte       // a stream's accumulated text
-	checked int          // how much of text the previous check covered
-	pending int          // characters of text after checked
-	usage   openai.Usage // the usage seen in the stream, without LLMInfo
-	buf     []byte       // a non-streamed body held back so far
+	done    bool              // the response needs no more checking
+	texts   []*text           // the response's texts, in order of appearance
+	index   map[textKey]*text // texts by key, once there are many
+	flagged string            // why the response is flagged without a check
+	scratch []byte            // working space of openai.EachText
+	usage   openai.Usage      // the usage seen in the stream, without LLMInfo
+	buf     []byte            // a non-streamed body held back so far
+	scanned int               // bytes given to the patterns and the endpoint
 }
 
 var stateKey = phases.NewKey[*state](Name)
@@ -349,17 +376,8 @@ func (p *Plugin) matchStrings(texts []string) bool {
 }
 
 func (p *Plugin) matchString(text string) bool {
-	for _, re := range p.deny {
-		if re.MatchString(text) {
-			return true
-		}
-	}
-	return false
-}
-
-func (p *Plugin) match(text []byte) bool {
-	for _, re := range p.deny {
-		if re.Match(text) {
+	for _, pat := range p.patterns {
+		if pat.whole.MatchString(text) {
 			return true
 		}
 	}
@@ -408,23 +426,17 @@ func (p *Plugin) wholeBody(ctx context.Context, c *phases.BodyChunk, st *state) 
 	if held {
 		pass = phases.Replace(body)
 	}
-	text := openai.CompletionText(body)
-	if text == "" {
-		return pass
-	}
-	hit := p.matchString(text)
-	if !hit && p.api != nil {
-		var err error
-		hit, err = p.api.flagged(ctx, []string{text})
-		if err != nil {
-			if ctx.Err() != nil {
-				return pass // the client is gone: the runner aborts
-			}
-			if ex, failed := p.endpointFailed(ctx, c.Values(), "response", err); failed {
-				return phases.End(ex)
-			}
+	p.collect(st, body)
+	hit, err := p.checkWhole(ctx, st)
+	if err != nil {
+		if ctx.Err() != nil {
+			return pass // the client is gone: the runner aborts
+		}
+		if ex, failed := p.endpointFailed(ctx, c.Values(), "response", err); failed {
+			return phases.End(ex)
 		}
 	}
+	p.warnFlagged(ctx, st)
 	if !hit {
 		return pass
 	}
@@ -449,9 +461,7 @@ func (p *Plugin) streamEvent(ctx context.Context, c *phases.BodyChunk, st *state
 	isDone := bytes.Equal(ev, doneEvent)
 	final := c.EOS || isDone
 	if len(ev) > 0 && !isDone {
-		n := len(st.text)
-		st.text = openai.AppendChunkDeltaText(st.text, ev)
-		st.pending += utf8.RuneCount(st.text[n:])
+		p.collect(st, ev)
 		if info == nil && bytes.Contains(ev, []byte(`"usage"`)) {
 			if u, ok := openai.ParseUsage(ev); ok {
 				st.usage = u
@@ -470,10 +480,7 @@ func (p *Plugin) streamEvent(ctx context.Context, c *phases.BodyChunk, st *state
 	if final {
 		st.done = true
 	}
-	if st.pending == 0 || (!final && st.pending < p.cacheSize) {
-		return phases.BodyResult{}
-	}
-	hit, err := p.checkStream(ctx, st, final)
+	hit, err := p.checkRealtime(ctx, st, final)
 	if err != nil {
 		if ctx.Err() != nil {
 			return phases.BodyResult{} // the client is gone: the runner aborts
@@ -486,6 +493,7 @@ func (p *Plugin) streamEvent(ctx context.Context, c *phases.BodyChunk, st *state
 	if !hit {
 		return phases.BodyResult{}
 	}
+	p.warnFlagged(ctx, st)
 	st.done = true
 	setVerdict(v, VerdictRefused)
 	model, _ := st.modelStream(info)
@@ -501,61 +509,10 @@ func (p *Plugin) streamEvent(ctx context.Context, c *phases.BodyChunk, st *state
 	return phases.End(phases.Reply(http.StatusOK, sseHeader(), openai.RefusalChunk(model, p.denyMessage, usage)))
 }
 
-// checkStream checks a stream's text in realtime mode: the patterns on the
-// whole text, the endpoint on the text added since the previous check and
-// an overlap before it. Before the end of the stream, a trailing partial
-// word is left for the next check (see safeEnd).
-func (p *Plugin) checkStream(ctx context.Context, st *state, final bool) (bool, error) {
-	end := len(st.text)
-	if !final {
-		end = safeEnd(st.text)
-	}
-	if end <= st.checked {
-		return false, nil // nothing new can be checked yet
-	}
-	from := st.checked
-	for i := 0; i < endpointOverlap && from > 0; i++ {
-		_, size := utf8.DecodeLastRune(st.text[:from])
-		from -= size
-	}
-	st.checked, st.pending = end, utf8.RuneCount(st.text[end:])
-	if p.match(st.text[:end]) {
-		return true, nil
-	}
-	if p.api == nil {
-		return false, nil
-	}
-	return p.api.flagged(ctx, []string{string(st.text[from:end])})
-}
-
-// safeEnd returns the length of text without its trailing run of ASCII
-// word characters (letters, digits, underscore: what \b sees as a word). The
-// end of a stream's text so far is not the end of its last word: without
-// this, a check between "kill" and "er" would find \bkill\b in "killer".
-func safeEnd(text []byte) int {
-	end := len(text)
-	for end > 0 && isWordByte(text[end-1]) {
-		end--
-	}
-	return end
-}
-
-func isWordByte(c byte) bool {
-	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
-}
-
-// finalVerdict checks a stream's whole text once, in final_packet mode.
+// finalVerdict checks a stream's whole texts once, in final_packet mode.
 func (p *Plugin) finalVerdict(ctx context.Context, st *state) string {
-	if len(st.text) == 0 {
-		return VerdictPassed
-	}
-	if p.match(st.text) {
-		return VerdictFlagged
-	}
-	if p.api == nil {
-		return VerdictPassed
-	}
-	hit, err := p.api.flagged(ctx, []string{string(st.text)})
+	hit, err := p.checkWhole(ctx, st)
+	p.warnFlagged(ctx, st)
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {
@@ -567,6 +524,13 @@ func (p *Plugin) finalVerdict(ctx context.Context, st *state) string {
 		return VerdictFlagged
 	}
 	return VerdictPassed
+}
+
+// warnFlagged logs why a response was flagged without a check.
+func (p *Plugin) warnFlagged(ctx context.Context, st *state) {
+	if st.flagged != "" {
+		p.logger(ctx).Warn().Str("plugin", Name).Msg(st.flagged + ": flagged")
+	}
 }
 
 // endpointFailed handles a failed endpoint call: with fail_mode skip it logs

@@ -311,11 +311,11 @@ func TestRealtimeDenyMidStream(t *testing.T) {
 }
 
 func TestRealtimeDenyAtEnd(t *testing.T) {
-	// Less than stream_check_cache_size characters: the only check is on
-	// [DONE], after the usage chunk, so the refusal carries the real usage
-	// and replaces the upstream's [DONE].
+	// The match ends the text: only the check at [DONE], after the usage
+	// chunk, knows that nothing follows it, so the refusal carries the real
+	// usage and replaces the upstream's [DONE].
 	u := &usage{prompt: 5, completion: 4}
-	events := stream(u, "go ", "kill ", "it")
+	events := stream(u, "go ", "ki", "ll")
 	up := &streamUpstream{events: events}
 	h := handler(t, fakeProxy{}, mustNew(t, responseConfig(aimoderation.ModeRealtime), phases.Env{}), up)
 	res := do(h, chatBody(true, user("hi")))
