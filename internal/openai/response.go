@@ -169,12 +169,13 @@ var (
 // might show. scratch is working space, returned for reuse; EachText itself
 // does not allocate when it has room.
 //
-// An upstream is not trusted to send one reading either. ambiguous reports
-// that an object of the response names one of the fields read (or "index")
-// twice, or loosely (see [ParseChatRequest]): clients may read different
-// texts. Every such member is read all the same.
+// An upstream is not trusted to send one reading either: a key is read when
+// it names a field loosely (in case, dashes or underscores, as some client
+// decoders match; see [ParseChatRequest]), and ambiguous reports an object
+// that names one of the fields read (or "index") twice, exactly or loosely:
+// clients may read either value. Every such member is read all the same.
 func EachText(body, scratch []byte, fn func(ResponseText)) (newScratch []byte, ambiguous bool) {
-	w := textWalk{scratch: scratch, fn: fn}
+	w := textWalk{scratch: scratch}
 	it, ok := topObject(body)
 	if !ok {
 		return scratch, false
@@ -186,33 +187,34 @@ func EachText(body, scratch []byte, fn func(ResponseText)) (newScratch []byte, a
 			return w.scratch, w.ambiguous
 		}
 		if w.lookup(&responseFields, k, &seen) == 0 && isArray(v) {
-			w.choices(v)
+			w.choices(v, fn)
 		}
 	}
 }
 
-// textWalk is the state of an EachText walk.
+// textWalk is the state of an EachText walk. The callback is passed along
+// rather than kept in it, so that it does not escape.
 type textWalk struct {
 	scratch   []byte
-	fn        func(ResponseText)
 	ambiguous bool
 }
 
-// lookup returns the index in fs of the field k names, or -1, noting a
-// field named loosely or again (seen holds those of the object so far).
+// lookup returns the index in fs of the field k names, exactly or loosely,
+// or -1, noting a field named again (seen holds those of the object so
+// far).
 func (w *textWalk) lookup(fs *fieldSet, k []byte, seen *uint64) int {
-	i, amb := fs.lookup(k)
+	i, _ := fs.lookup(k)
 	if i < 0 {
 		return i
 	}
-	if amb || *seen&(1<<i) != 0 {
+	if *seen&(1<<i) != 0 {
 		w.ambiguous = true
 	}
 	*seen |= 1 << i
 	return i
 }
 
-func (w *textWalk) choices(choices []byte) {
+func (w *textWalk) choices(choices []byte, fn func(ResponseText)) {
 	ait := newArrIter(choices, 0, 0)
 	for pos := 0; ; pos++ {
 		choice, ok := ait.next()
@@ -250,7 +252,7 @@ func (w *textWalk) choices(choices []byte) {
 			}
 		}
 		for _, v := range held[:nHeld] {
-			w.message(v, t)
+			w.message(v, t, fn)
 		}
 		if !more {
 			continue
@@ -263,14 +265,14 @@ func (w *textWalk) choices(choices []byte) {
 			}
 			if i, _ := choiceFields.lookup(k); i > 0 && isObject(v) {
 				if n++; n > len(held) {
-					w.message(v, t)
+					w.message(v, t, fn)
 				}
 			}
 		}
 	}
 }
 
-func (w *textWalk) message(msg []byte, t ResponseText) {
+func (w *textWalk) message(msg []byte, t ResponseText, fn func(ResponseText)) {
 	var seen uint64
 	it := newObjIter(msg, 0, 0)
 	for {
@@ -282,7 +284,7 @@ func (w *textWalk) message(msg []byte, t ResponseText) {
 		case 0:
 			t.Kind = TextContent
 			if !isArray(v) {
-				w.emit(v, t)
+				w.emit(v, t, fn)
 				continue
 			}
 			pit := newArrIter(v, 0, 0)
@@ -292,15 +294,15 @@ func (w *textWalk) message(msg []byte, t ResponseText) {
 					break
 				}
 				if isObject(part) {
-					w.fields(part, &partTextFields, t)
+					w.fields(part, &partTextFields, t, fn)
 				}
 			}
 		case 1:
 			t.Kind = TextRefusal
-			w.emit(v, t)
+			w.emit(v, t, fn)
 		case 2, 3:
 			t.Kind = TextReasoning
-			w.emit(v, t)
+			w.emit(v, t, fn)
 		case 4:
 			if !isArray(v) {
 				continue
@@ -312,19 +314,19 @@ func (w *textWalk) message(msg []byte, t ResponseText) {
 					break
 				}
 				if isObject(call) {
-					w.toolCall(call, ResponseText{Choice: t.Choice, Kind: TextToolArguments, Tool: pos})
+					w.toolCall(call, ResponseText{Choice: t.Choice, Kind: TextToolArguments, Tool: pos}, fn)
 				}
 			}
 		case 5:
 			if isObject(v) {
-				w.fields(v, &argumentFields, ResponseText{Choice: t.Choice, Kind: TextFunctionArguments})
+				w.fields(v, &argumentFields, ResponseText{Choice: t.Choice, Kind: TextFunctionArguments}, fn)
 			}
 		}
 	}
 }
 
 // toolCall reads the arguments of one tool call.
-func (w *textWalk) toolCall(call []byte, t ResponseText) {
+func (w *textWalk) toolCall(call []byte, t ResponseText, fn func(ResponseText)) {
 	var seen uint64
 	it := newObjIter(call, 0, 0)
 	for {
@@ -345,13 +347,13 @@ func (w *textWalk) toolCall(call []byte, t ResponseText) {
 			return
 		}
 		if i, _ := toolCallFields.lookup(k); i == 1 && isObject(v) {
-			w.fields(v, &argumentFields, t)
+			w.fields(v, &argumentFields, t, fn)
 		}
 	}
 }
 
 // fields emits each string member of obj that the one-field set fs names.
-func (w *textWalk) fields(obj []byte, fs *fieldSet, t ResponseText) {
+func (w *textWalk) fields(obj []byte, fs *fieldSet, t ResponseText, fn func(ResponseText)) {
 	var seen uint64
 	it := newObjIter(obj, 0, 0)
 	for {
@@ -360,20 +362,20 @@ func (w *textWalk) fields(obj []byte, fs *fieldSet, t ResponseText) {
 			return
 		}
 		if w.lookup(fs, k, &seen) == 0 {
-			w.emit(v, t)
+			w.emit(v, t, fn)
 		}
 	}
 }
 
 // emit calls fn with the decoded raw string v, if it is a non-empty
 // string.
-func (w *textWalk) emit(v []byte, t ResponseText) {
+func (w *textWalk) emit(v []byte, t ResponseText, fn func(ResponseText)) {
 	if !isString(v) || len(v) == 2 {
 		return
 	}
 	w.scratch, _ = appendUnquote(w.scratch[:0], v)
 	t.Text = w.scratch
-	w.fn(t)
+	fn(t)
 }
 
 // RefusalFinishReason is the finish_reason of refusals built by this
