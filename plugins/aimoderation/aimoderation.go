@@ -60,9 +60,11 @@
 // arguments of each tool call (by its "index", assembled from a stream's
 // fragments) and of a function call (see openai.EachText). Text from two
 // choices or two fields is never joined, so it cannot make or break a match
-// across them. A response whose objects name one of these fields twice or
-// loosely ("Content"), which clients may read differently, or which has more
-// than 1024 such texts, is flagged without a check (with a warning).
+// across them. Keys are read loosely ("Content" is read as "content", as
+// some client decoders do), and a response whose object names one of these
+// fields twice ("content" and "Content"), which clients may read
+// differently, or which has more than 1024 such texts, is flagged without a
+// check (with a warning).
 //
 //   - A non-streamed response is checked whole before anything is sent; when
 //     flagged, the client gets the refusal chat.completion instead, with
@@ -70,7 +72,7 @@
 //     delivers such a body in one piece; one that arrives in several (from
 //     a plain upstream) is held back until complete, up to 8 MiB, beyond
 //     which it passes unchecked with a warning.
-//   - A stream in realtime mode is checked at every event, before the event
+//   - A stream in realtime mode is checked as it passes, before each event
 //     is sent, and once more at its end (on "data: [DONE]", or the end of
 //     the body); no event is held back. When flagged before anything was
 //     sent, the client gets the refusal stream with status deny_code;
@@ -79,24 +81,31 @@
 //   - A stream in final_packet mode passes unchanged and each of its texts
 //     is checked whole at its end; the verdict is recorded, not acted on.
 //
-// In realtime mode a pattern sees, at each event, a window of each text that
-// grew: the new text, and before it the last "reach" characters already
-// checked, where reach is the longest match the pattern can make (4 for
-// \bkill\b), or stream_check_cache_size for a pattern without a bound (with
-// *, + or {n,}, or longer than 65536 characters). One character beyond each
+// In realtime mode each pattern has a reach: the longest match it can make
+// (4 characters for \bkill\b), or stream_check_cache_size when that has no
+// bound (with *, + or {n,}, or over 65536 characters). Before an event is
+// sent, a pattern is matched against each text that grew if sending the
+// event would leave more than stream_check_cache_size - reach characters of
+// the text unchecked by it (so at every event when its reach is the cache
+// size or more). It sees a window: the text since its previous check,
+// preceded by reach characters already checked. One character beyond each
 // edge of the window is context a match may not take in: it makes \b, ^ and
-// $ at the edges mean what they mean in the whole text, and it makes a check
-// wait for the character after a match ("kill" followed by "er" in the next
-// event is "killer", not "kill"). So a match of at most reach + 1
-// characters is always found, and found before the event that carries the
-// character after it (or the end of the stream) is sent: of the text past
-// the start of the match, at most the match itself reaches the client, and
-// never more than stream_check_cache_size characters for a match that long,
-// whether or not the text has word breaks. A longer match of an unbounded
-// pattern is found only if it lies within one window; bound the pattern
-// ({0,200} rather than *) or raise stream_check_cache_size. The work is
-// linear in the length of the response: each event costs its own text plus
-// the reach of each pattern, and a text keeps only that tail.
+// $ at the edges mean what they mean in the whole text, and it makes a
+// check wait for the character after a match ("kill" followed by "er" in
+// the next event is "killer", not "kill"). So:
+//
+//   - a match of at most reach + 1 characters (any match of a bounded
+//     pattern) is always found;
+//   - of the text past the start of a match found, at most
+//     stream_check_cache_size characters reach the client (at most the
+//     match itself if it is longer), whether or not the text has word
+//     breaks;
+//   - a longer match of an unbounded pattern is found only if it lies in one
+//     window: bound the pattern ({0,200} rather than *) or raise
+//     stream_check_cache_size;
+//   - the work is linear in the length of the response: a check costs the
+//     text since the previous one plus the reach and two characters, at
+//     most once per event, and a text keeps only that tail.
 //
 // The endpoint, in realtime mode, is asked when a text has
 // stream_check_cache_size new characters since it last saw it, and at the
@@ -188,7 +197,6 @@ var Spec = phases.Typed(phases.Spec{Name: Name}, DefaultConfig,
 // concurrent use.
 type Plugin struct {
 	patterns      []pattern
-	maxReach      int       // the largest reach of the patterns
 	api           *endpoint // nil without an endpoint
 	failError     bool
 	checkRequest  bool
@@ -232,9 +240,7 @@ func New(cfg Config, env phases.Env) (*Plugin, error) {
 		log:           env.Logger,
 	}
 	for _, re := range deny {
-		pat := newPattern(re, p.cacheSize)
-		p.patterns = append(p.patterns, pat)
-		p.maxReach = max(p.maxReach, pat.reach)
+		p.patterns = append(p.patterns, newPattern(re, p.cacheSize))
 	}
 	p.roles = slices.Clone(cfg.RequestRoles)
 	p.anyRole = slices.Contains(p.roles, AnyRole)

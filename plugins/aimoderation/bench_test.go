@@ -68,12 +68,21 @@ func streamChunks(size int) []phases.Chunk {
 
 // BenchmarkRealtimeStream moderates, in realtime mode with the default
 // stream_check_cache_size, a clean stream of 1 KiB to 1 MiB of text; ns/KiB
-// is the cost per KiB of text, which must not grow with the stream.
+// is the cost per KiB of text, which must not grow with the stream. The
+// unmoderated case is the same stream through the same chain with
+// check_response off: the cost of the lifecycle without the checks.
 func BenchmarkRealtimeStream(b *testing.B) {
-	for _, kib := range []int{1, 64, 1024} {
-		b.Run(fmt.Sprintf("%dKiB", kib), func(b *testing.B) {
+	for _, kib := range []int{1, 64, 1024, -64} {
+		name := fmt.Sprintf("%dKiB", kib)
+		if kib < 0 {
+			kib, name = -kib, fmt.Sprintf("unmoderated/%dKiB", -kib)
+		}
+		b.Run(name, func(b *testing.B) {
 			cfg := patternConfig()
-			cfg.CheckRequest, cfg.CheckResponse = false, true
+			cfg.CheckRequest, cfg.CheckResponse = false, name[0] != 'u'
+			if !cfg.CheckResponse {
+				cfg.CheckRequest = true
+			}
 			cfg.StreamCheckMode = aimoderation.ModeRealtime
 			up := &chunkUpstream{chunks: streamChunks(kib << 10)}
 			h := handler(b, fakeProxy{}, mustNew(b, cfg, phases.Env{}), up)

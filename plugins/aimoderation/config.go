@@ -69,10 +69,11 @@ type Config struct {
 	// "final_packet" (once at its end, recording the verdict only).
 	// Default "realtime".
 	StreamCheckMode string `yaml:"stream_check_mode"`
-	// StreamCheckCacheSize is, in realtime mode, how far back before the
-	// new text a pattern without a bound on its match length looks, and
-	// how many new characters of a text trigger an endpoint call (see the
-	// package documentation). Default 128.
+	// StreamCheckCacheSize is, in realtime mode, the most text past the
+	// start of a match that may reach the client, how far back a pattern
+	// without a bound on its match length looks, and how many new
+	// characters of a text trigger an endpoint call (see the package
+	// documentation). Default 128.
 	StreamCheckCacheSize int `yaml:"stream_check_cache_size"`
 
 	// DenyCode is the status of a refusal sent before the response

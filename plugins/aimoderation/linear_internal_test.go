@@ -45,16 +45,17 @@ func TestRealtimeWorkIsLinear(t *testing.T) {
 				if hit, err := p.checkRealtime(context.Background(), st, true); hit || err != nil {
 					t.Fatalf("flagged a clean stream at its end: %v", err)
 				}
-				if len(st.texts) != 1 || cap(st.texts[0].buf) > 4*(p.maxReach+2)*4+64 {
+				if len(st.texts) != 1 || cap(st.texts[0].buf) > 4*(p.cacheSize+2)*4+64 {
 					t.Fatalf("after %d bytes the text keeps %d bytes", n, cap(st.texts[0].buf))
 				}
 				return float64(st.scanned) / float64(n)
 			}
-			// One window per event and pattern: the pattern's reach, a
-			// character of context on each side, and the event's text.
+			// At most one window per event and pattern: the pattern's
+			// reach, a character of context on each side, and the text
+			// since the pattern's previous check.
 			bound := 0.0
 			for _, pat := range p.patterns {
-				bound += float64(pat.reach+2+len(tc.piece)) / float64(len(tc.piece))
+				bound += float64(pat.reach+3+len(tc.piece)) / float64(len(tc.piece))
 			}
 			small := perByte(1 << 10)
 			if small > bound {
@@ -65,6 +66,21 @@ func TestRealtimeWorkIsLinear(t *testing.T) {
 				t.Fatalf("bytes scanned per byte of text: %.2f for %d KiB, want at most %.2f", large, tc.large>>10, bound)
 			}
 			t.Logf("bytes scanned per byte of text: %.2f for 1 KiB, %.2f for %d KiB (bound %.2f)", small, large, tc.large>>10, bound)
+
+			if raceEnabled {
+				return
+			}
+			st := &state{}
+			event := func() {
+				p.collect(st, b)
+				_, _ = p.checkRealtime(context.Background(), st, false)
+			}
+			for range 1000 {
+				event() // the tail reaches its steady size
+			}
+			if n := testing.AllocsPerRun(1000, event); n != 0 {
+				t.Fatalf("%.2f allocations per event", n)
+			}
 		})
 	}
 }

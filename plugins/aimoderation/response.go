@@ -25,6 +25,10 @@ type pattern struct {
 	// or stream_check_cache_size when that has no bound (or is over
 	// maxBoundedReach).
 	reach int
+	// lag is how many characters of a text may be sent unchecked:
+	// stream_check_cache_size - reach, so that a match plus what follows
+	// it before a check stays within stream_check_cache_size.
+	lag int
 }
 
 // maxBoundedReach is the longest match of a pattern that windows take in
@@ -43,6 +47,7 @@ func newPattern(re *regexp.Regexp, cacheSize int) pattern {
 	if n := longestMatch(s); n != unbounded && n <= maxBoundedReach {
 		p.reach = n
 	}
+	p.lag = max(cacheSize-p.reach, 0)
 	return p
 }
 
@@ -136,9 +141,9 @@ type text struct {
 	key  textKey
 	buf  []byte // the text from base on
 	base int    // offset of buf[0] in the text
-	// done: every match of a pattern ending at or before it has been
+	// done[i]: every match of pattern i ending at or before it has been
 	// looked for (realtime).
-	done int
+	done []int
 	// seen: the endpoint has seen the text up to it; pending characters
 	// follow (realtime).
 	seen    int
@@ -159,9 +164,9 @@ func (t *text) back(at, n int) int {
 	return max(i, 0)
 }
 
-// textFor returns the text for k, creating it, or nil when the response
-// already has maxTexts texts.
-func (st *state) textFor(k textKey) *text {
+// textFor returns the text for k, creating it (for n patterns), or nil when
+// the response already has maxTexts texts.
+func (st *state) textFor(k textKey, n int) *text {
 	if st.index != nil {
 		if t := st.index[k]; t != nil {
 			return t
@@ -177,7 +182,7 @@ func (st *state) textFor(k textKey) *text {
 		st.flag(reasonTooMany)
 		return nil
 	}
-	t := &text{key: k}
+	t := &text{key: k, done: make([]int, n)}
 	st.texts = append(st.texts, t)
 	const linear = 8 // texts looked up by a linear search
 	switch {
@@ -195,7 +200,7 @@ func (st *state) textFor(k textKey) *text {
 // Why a response is flagged without a check (see state.flagged).
 const (
 	reasonTooMany   = "the response has too many choices and tool calls to moderate each"
-	reasonAmbiguous = "the response names a moderated field twice or loosely: clients may read different texts"
+	reasonAmbiguous = "the response names a moderated field twice in an object: clients may read different texts"
 )
 
 // flag flags the response without a check, for reason.
@@ -208,7 +213,7 @@ func (st *state) flag(reason string) {
 // collect adds the texts of a response body or stream event to st.
 func (p *Plugin) collect(st *state, data []byte) {
 	scratch, ambiguous := openai.EachText(data, st.scratch, func(rt openai.ResponseText) {
-		t := st.textFor(textKey{choice: rt.Choice, tool: rt.Tool, kind: rt.Kind})
+		t := st.textFor(textKey{choice: rt.Choice, tool: rt.Tool, kind: rt.Kind}, len(p.patterns))
 		if t == nil {
 			return
 		}
@@ -258,14 +263,14 @@ func (p *Plugin) match(text []byte) bool {
 
 // checkRealtime checks a stream's texts after an event, before the event is
 // sent (see the package documentation): each pattern on the window of each
-// text that grew (of every text at the end), then, when enough new text has
-// come, the endpoint.
+// text that grew (of every text at the end) when it is due, then, when
+// enough new text has come, the endpoint.
 func (p *Plugin) checkRealtime(ctx context.Context, st *state, final bool) (bool, error) {
 	if st.flagged != "" {
 		return true, nil
 	}
 	for _, t := range st.texts {
-		if (t.dirty || final) && p.scanWindow(st, t, final) {
+		if (t.dirty || final) && p.scanWindows(st, t, final) {
 			return true, nil
 		}
 	}
@@ -279,21 +284,24 @@ func (p *Plugin) checkRealtime(ctx context.Context, st *state, final bool) (bool
 	return hit, err
 }
 
-// scanWindow looks for a match of a pattern that ends after t.done: before
-// the end of the stream, one that ends before the text's last character,
-// which sees it as its neighbour.
-func (p *Plugin) scanWindow(st *state, t *text, final bool) bool {
+// scanWindows looks for a match of each pattern that ends after its
+// t.done, when sending the text unchecked would put more than the
+// pattern's lag after t.done (always at the end). Before the end of the
+// stream, a match must end before the text's last character, which it sees
+// as its neighbour.
+func (p *Plugin) scanWindows(st *state, t *text, final bool) bool {
 	end := t.end()
+	checkEnd := end
 	if !final {
 		_, size := utf8.DecodeLastRune(t.buf)
-		end -= size
-	}
-	if end <= t.done {
-		return false
+		checkEnd -= size
 	}
 	for i := range p.patterns {
-		pat := &p.patterns[i]
-		from := t.back(t.done, pat.reach)
+		pat, done := &p.patterns[i], t.done[i]
+		if checkEnd <= done || (!final && end-done <= pat.lag) {
+			continue // nothing to check, or not yet due (lag counts bytes: at least the characters)
+		}
+		from := t.back(done, pat.reach)
 		before := t.base+from > 0
 		if before {
 			_, size := utf8.DecodeLastRune(t.buf[:from])
@@ -303,8 +311,8 @@ func (p *Plugin) scanWindow(st *state, t *text, final bool) bool {
 		if pat.pick(before, !final).Match(t.buf[from:]) {
 			return true
 		}
+		t.done[i] = checkEnd
 	}
-	t.done = end
 	return false
 }
 
@@ -331,12 +339,15 @@ func (p *Plugin) askEndpoint(ctx context.Context, st *state, final bool) (bool, 
 	return p.api.flagged(ctx, inputs)
 }
 
-// trim drops the start of t.buf that no later check needs: the patterns
-// need reach characters before t.done, and one of context; the endpoint
+// trim drops the start of t.buf that no later check needs: a pattern needs
+// its reach before its t.done, and one character of context; the endpoint
 // needs endpointOverlap characters before t.seen. Dropping only once the
 // dead part is half of the buffer keeps the copying linear.
 func (p *Plugin) trim(t *text) {
-	keep := t.back(t.done, p.maxReach+1)
+	keep := len(t.buf)
+	for i := range p.patterns {
+		keep = min(keep, t.back(t.done[i], p.patterns[i].reach+1))
+	}
 	if p.api != nil {
 		keep = min(keep, t.back(t.seen, endpointOverlap))
 	}

@@ -80,10 +80,18 @@ func streamOf(t *testing.T, cfg aimoderation.Config, events []string) response {
 	return do(handler(t, fakeProxy{}, mustNew(t, cfg, phases.Env{}), &streamUpstream{events: events}), chatBody(true, user("hi")))
 }
 
+// exactConfig checks each event (the cache size is the pattern's reach:
+// nothing may be sent unchecked), so that tests know which one is cut.
+func exactConfig() aimoderation.Config {
+	cfg := responseConfig(aimoderation.ModeRealtime)
+	cfg.StreamCheckCacheSize = 4
+	return cfg
+}
+
 // Text from two choices is never joined: "ki" ending one and "ll" starting
 // the other are not "kill".
 func TestResponseChoicesSeparately(t *testing.T) {
-	cfg := responseConfig(aimoderation.ModeRealtime)
+	cfg := exactConfig()
 	t.Run("non-stream", func(t *testing.T) {
 		for _, tc := range []struct {
 			name    string
@@ -96,7 +104,8 @@ func TestResponseChoicesSeparately(t *testing.T) {
 			{"arguments of two tool calls", completionOf(choice(0, "message", `{"tool_calls":[{"function":{"arguments":"ki"}},{"function":{"arguments":"ll"}}]}`)), false},
 			{"refusal", completionOf(choice(0, "message", `{"content":null,"refusal":"I will not kill."}`)), true},
 			{"reasoning", completionOf(choice(0, "message", `{"content":"ok","reasoning_content":"They want to kill it."}`)), true},
-			{"content beside Content", completionOf(choice(0, "message", `{"content":"ok","Content":"kill it"}`)), true},
+			{"content beside Content", completionOf(choice(0, "message", `{"content":"ok","Content":"fine"}`)), true},
+			{"CONTENT alone", completionOf(choice(0, "message", `{"CONTENT":"kill it"}`)), true},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				up := &bodyUpstream{body: tc.body}
@@ -134,7 +143,7 @@ func TestResponseChoicesSeparately(t *testing.T) {
 }
 
 func TestResponseToolCallArgumentsStreamed(t *testing.T) {
-	cfg := responseConfig(aimoderation.ModeRealtime)
+	cfg := exactConfig()
 	first := chunkOf(choice(0, "delta", `{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"c","type":"function","function":{"name":"sh","arguments":""}}]}`))
 	split := []string{first,
 		chunkOf(choice(0, "delta", toolArgs(0, `{"cmd":"ki`))),
@@ -153,7 +162,7 @@ func TestResponseToolCallArgumentsStreamed(t *testing.T) {
 }
 
 func TestResponseRefusalStreamed(t *testing.T) {
-	cfg := responseConfig(aimoderation.ModeRealtime)
+	cfg := exactConfig()
 	events := []string{roleEvent(),
 		chunkOf(choice(0, "delta", `{"refusal":"I won't help you ki"}`)),
 		chunkOf(choice(0, "delta", `{"refusal":"ll anyone."}`)),
@@ -190,8 +199,8 @@ func pieces(s string, n int) []string {
 }
 
 // In realtime mode, the text delivered past the start of a denied match is
-// at most the match itself, and so within stream_check_cache_size for a
-// match that long, with or without word breaks.
+// within stream_check_cache_size (at most the match itself when the match
+// is longer), with or without word breaks.
 func TestRealtimeBound(t *testing.T) {
 	const cache = 24
 	every := []int{1, 3, 7, 64}
@@ -229,9 +238,8 @@ func TestRealtimeBound(t *testing.T) {
 				if !refused || !strings.HasPrefix(tc.text, got) {
 					t.Fatalf("refused: %v after %q", refused, got)
 				}
-				past := len(got) - start
-				if past > len(tc.match) || (len(tc.match) <= cache && past > cache) {
-					t.Fatalf("%d bytes past the start of the match reached the client (%q), want at most the match", past, got[max(start, 0):])
+				if past := len(got) - start; past > max(cache, len(tc.match)) {
+					t.Fatalf("%d bytes past the start of the match reached the client (%q), want at most %d", past, got[max(start, 0):], max(cache, len(tc.match)))
 				}
 			})
 		}
@@ -284,7 +292,7 @@ func TestEndpointRealtimeInputs(t *testing.T) {
 // A response a client may read in two ways, or too large to moderate text by
 // text, is flagged without a check.
 func TestResponseFlaggedWithoutCheck(t *testing.T) {
-	cfg := responseConfig(aimoderation.ModeRealtime)
+	cfg := exactConfig()
 	events := []string{roleEvent(),
 		chunkOf(choice(0, "delta", content("Fine."))),
 		chunkOf(choice(0, "delta", `{"content":" All","content":" good."}`)),
