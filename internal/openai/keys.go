@@ -217,6 +217,16 @@ func appendInt(p []byte, i int) []byte {
 	return append(p, buf[n:]...)
 }
 
+// mayFold reports whether the raw key may fold to a name of one of the
+// lengths in lens (bit n: n bytes): a key of plain letters and digits folds
+// to its own length, any other key may fold to any.
+func mayFold(raw []byte, lens uint64) bool {
+	if n := len(raw) - 2; n <= maxFolded && lens&(1<<n) != 0 {
+		return true
+	}
+	return !plainWord(raw[1 : len(raw)-1])
+}
+
 // plainWord reports whether b holds only ASCII letters and digits.
 func plainWord(b []byte) bool {
 	for _, c := range b {
@@ -303,11 +313,8 @@ func (fs *fieldSet) lookup(raw []byte) (i int, ambiguous bool) {
 			return i, false
 		}
 	}
-	// A key of plain letters and digits folds to its own length.
-	if n := len(raw) - 2; n > maxFolded || fs.lens&(1<<n) == 0 {
-		if plainWord(raw[1 : len(raw)-1]) {
-			return -1, false
-		}
+	if !mayFold(raw, fs.lens) {
+		return -1, false
 	}
 	var buf [maxFolded]byte
 	f, ok := foldKey(buf[:0], raw)

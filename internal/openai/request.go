@@ -570,6 +570,7 @@ func Rewrite(body []byte, options map[string]any, forceIncludeUsage bool) ([]byt
 	}
 	opts := make([]option, 0, len(options))
 	extra := 0
+	var lens uint64 // the lengths of the options' folded keys, as in fieldSet
 	for k, v := range options {
 		val, err := json.Marshal(v)
 		if err != nil {
@@ -579,6 +580,7 @@ func Rewrite(body []byte, options map[string]any, forceIncludeUsage bool) ([]byt
 		var qb [2 * maxFolded]byte
 		if f, ok := foldKey(o.folded[:0], appendQuoted(qb[:0], k)); ok {
 			o.nf = len(f)
+			lens |= 1 << o.nf
 		}
 		opts = append(opts, o)
 		extra += len(k) + len(val) + 4
@@ -639,11 +641,13 @@ func Rewrite(body []byte, options map[string]any, forceIncludeUsage bool) ([]byt
 			if _, ok := options[string(name)]; ok {
 				continue
 			}
-			var buf [maxFolded]byte
-			if f, ok := foldKey(buf[:0], k); ok && slices.ContainsFunc(opts, func(o option) bool {
-				return o.nf >= 0 && string(o.folded[:o.nf]) == string(f)
-			}) {
-				continue
+			if mayFold(k, lens) {
+				var buf [maxFolded]byte
+				if f, ok := foldKey(buf[:0], k); ok && slices.ContainsFunc(opts, func(o option) bool {
+					return o.nf >= 0 && string(o.folded[:o.nf]) == string(f)
+				}) {
+					continue
+				}
 			}
 		}
 		if mergedStreamOptions != nil && keyIs(k, "stream_options") {
