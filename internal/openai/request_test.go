@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -476,5 +478,34 @@ func BenchmarkRewrite(b *testing.B) {
 		if _, err := openai.Rewrite(body, opts, true); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkParseChatRequestKeys parses bodies whose metadata object has
+// many distinct keys, as a hostile client may send: the duplicate check
+// sorts them, so the cost per key grows with their logarithm, not their
+// number.
+func BenchmarkParseChatRequestKeys(b *testing.B) {
+	for _, n := range []int{1 << 10, 1 << 16} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			var sb strings.Builder
+			sb.WriteString(`{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{`)
+			for i := range n {
+				if i > 0 {
+					sb.WriteByte(',')
+				}
+				fmt.Fprintf(&sb, `"k%d":0`, i)
+			}
+			sb.WriteString(`}}`)
+			body := []byte(sb.String())
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := openai.ParseChatRequest(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/key")
+		})
 	}
 }
