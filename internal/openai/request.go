@@ -267,10 +267,11 @@ func ParseChatRequest(body []byte) (ChatRequest, error) {
 			return req, err
 		}
 	}
-	if req.Definitions, err = decodeDefinitions(nil, vals[fTools], "tools", checkFunctionHolder); err != nil {
+	tools, functions := path{key: "tools"}, path{key: "functions"}
+	if req.Definitions, err = appendEntryTexts(nil, vals[fTools], &tools, true); err != nil {
 		return req, err
 	}
-	if req.Definitions, err = decodeDefinitions(req.Definitions, vals[fFunctions], "functions", checkFunction); err != nil {
+	if req.Definitions, err = appendEntryTexts(req.Definitions, vals[fFunctions], &functions, false); err != nil {
 		return req, err
 	}
 	if rf := vals[fResponseFormat]; rf != nil && !isNull(rf) {
@@ -395,23 +396,10 @@ func decodeMessage(raw []byte, at *path) (Message, error) {
 		cp := at.child("content")
 		return m, cp.err("must be a string or an array of content parts")
 	}
-	if calls := vals[fToolCalls]; calls != nil && !isNull(calls) {
-		cp := at.child("tool_calls")
-		if !isArray(calls) {
-			return m, cp.err("must be an array")
-		}
-		it := newArrIter(calls, 0, 0)
-		for j := 0; ; j++ {
-			c, ok := it.next()
-			if !ok {
-				break
-			}
-			jp := cp.index(j)
-			if err := checkFunctionHolder(c, &jp); err != nil {
-				return m, err
-			}
-			m.Calls = append(m.Calls, stringsText(c))
-		}
+	cp := at.child("tool_calls")
+	var err error
+	if m.Calls, err = appendEntryTexts(nil, vals[fToolCalls], &cp, true); err != nil {
+		return m, err
 	}
 	if fc := vals[fFunctionCall]; fc != nil && !isNull(fc) {
 		fp := at.child("function_call")
@@ -468,27 +456,35 @@ func decodeParts(raw []byte, at *path) (string, error) {
 	return string(text), nil
 }
 
-// decodeDefinitions appends the text of each entry of the raw array field
-// (tools or functions) to defs, checking each entry with check.
-func decodeDefinitions(defs []string, raw []byte, field string, check func([]byte, *path) error) ([]string, error) {
+// appendEntryTexts appends to dst the text of each entry of the raw array
+// at (tools, functions, a message's tool_calls), checking each entry's keys
+// as a function, or as one that holds a function (holder). Absent and null
+// are no entries.
+func appendEntryTexts(dst []string, raw []byte, at *path, holder bool) ([]string, error) {
 	if raw == nil || isNull(raw) {
-		return defs, nil
+		return dst, nil
 	}
-	at := path{key: field}
 	if !isArray(raw) {
-		return defs, at.err("must be an array")
+		return dst, at.err("must be an array")
 	}
 	it := newArrIter(raw, 0, 0)
 	for j := 0; ; j++ {
 		v, ok := it.next()
 		if !ok {
-			return defs, nil
+			return dst, nil
 		}
+		// Direct calls, not a func value: at and jp stay on the stack.
 		jp := at.index(j)
-		if err := check(v, &jp); err != nil {
-			return defs, err
+		var err error
+		if holder {
+			err = checkFunctionHolder(v, &jp)
+		} else {
+			err = checkFunction(v, &jp)
 		}
-		defs = append(defs, stringsText(v))
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, stringsText(v))
 	}
 }
 
