@@ -103,13 +103,15 @@ func invalid(status int, msg string) phases.Exit {
 // *phases.LLMInfo under phases.LLM: Content-Type application/json
 // (parameters allowed), a body within the route's limit
 // (Request.MaxBodyBytes, which the plugins set from their
-// max_request_body_bytes; 413 beyond), a valid JSON object with a single
-// reading (no duplicate keys, no key that differs from a field the gateway
-// reads only in case, dashes or underscores; see openai.ParseChatRequest)
-// whose known fields have the right types, and a model (the client's or one
-// set by options). Problems are answered with OpenAI-shaped 400s and 413s.
-// Every AI route runs this, whatever its other plugins, so none of them can
-// inspect one reading of a body while the upstream acts on another.
+// max_request_body_bytes; 413 beyond), a valid JSON object whose known fields have the right types, and a model (the
+// client's or one set by options). Problems are answered with
+// OpenAI-shaped 400s and 413s.
+//
+// The body must also have a single reading: no duplicate keys, and no key
+// that differs from a field the gateway reads only in case, dashes or
+// underscores (see openai.ParseChatRequest). Every AI route runs this,
+// whatever its other plugins, so none of them can inspect one reading of a
+// body while the upstream acts on another.
 func (p *Proxy) Access(r *phases.Request) phases.Exit {
 	if !httpx.IsMediaType(r.Header().Get("Content-Type"), "application/json") {
 		return invalid(http.StatusBadRequest, MsgContentType)
