@@ -103,9 +103,9 @@ func invalid(status int, msg string) phases.Exit {
 // *phases.LLMInfo under phases.LLM: Content-Type application/json
 // (parameters allowed), a body within the route's limit
 // (Request.MaxBodyBytes, which the plugins set from their
-// max_request_body_bytes; 413 beyond), a valid JSON object whose known fields have the right types, and a model (the
-// client's or one set by options). Problems are answered with
-// OpenAI-shaped 400s and 413s.
+// max_request_body_bytes; 413 beyond), a valid JSON object whose known
+// fields have the right types, and a model (the client's or one set by
+// options). Problems are answered with OpenAI-shaped 400s and 413s.
 //
 // The body must also have a single reading: no duplicate keys, and no key
 // that differs from a field the gateway reads only in case, dashes or
