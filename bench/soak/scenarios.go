@@ -3,7 +3,6 @@ package soak
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/phasegate/phasegate/bench/harness"
 )
 
 // Access-log causes (docs/lifecycle.md, "How each ending looks").
@@ -109,12 +110,7 @@ func (c *call) roundTrip(method, path, host string, body []byte, hdr ...string) 
 
 // chatBody is a chat-completions request.
 func chatBody(stream bool, prompt string) []byte {
-	b, _ := json.Marshal(map[string]any{
-		"model":    "soak-model",
-		"stream":   stream,
-		"messages": []map[string]string{{"role": "user", "content": prompt}},
-	})
-	return b
+	return harness.ChatBody("soak-model", prompt, stream)
 }
 
 // words are what mock replies are made of: none of them is a denied word.
@@ -155,7 +151,7 @@ func completionText(body []byte) (string, error) {
 func checkRefusal(body []byte, stream bool) error {
 	var text string
 	if stream {
-		evs, err := readEvents(bytes.NewReader(body))
+		evs, err := harness.ReadEvents(bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
@@ -210,7 +206,7 @@ func (c *call) chatOK(path, host string, stream bool, hdr ...string) (int, error
 	}
 	var got string
 	if stream {
-		evs, err := readEvents(bytes.NewReader(body))
+		evs, err := harness.ReadEvents(bytes.NewReader(body))
 		if err != nil {
 			return status, err
 		}
@@ -378,7 +374,7 @@ var scenarios = []*scenario{
 			if err != nil {
 				return status, err
 			}
-			evs, err := readEvents(bytes.NewReader(body))
+			evs, err := harness.ReadEvents(bytes.NewReader(body))
 			if err != nil {
 				return status, err
 			}
@@ -432,7 +428,7 @@ var scenarios = []*scenario{
 			}
 			// Either a well-formed end (an error frame and [DONE]) or a
 			// broken stream: both are acceptable.
-			evs, err := readEvents(resp.Body)
+			evs, err := harness.ReadEvents(resp.Body)
 			if err != nil {
 				return 200, nil
 			}
@@ -482,7 +478,7 @@ var scenarios = []*scenario{
 			if err != nil {
 				return status, err
 			}
-			evs, err := readEvents(bytes.NewReader(body))
+			evs, err := harness.ReadEvents(bytes.NewReader(body))
 			if err != nil {
 				return status, err
 			}
@@ -512,11 +508,11 @@ var scenarios = []*scenario{
 				b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 				return resp.StatusCode, wantStatus(resp.StatusCode, 200, b)
 			}
-			ev, err := newSSEReader(resp.Body).next()
+			ev, err := harness.NewStream(resp.Body).Next()
 			if err != nil {
 				return 200, fmt.Errorf("reading the first event: %w", err)
 			}
-			if ch, err := parseChunk(ev); err != nil || len(ch.Choices) != 1 || ch.Choices[0].Delta.Role != "assistant" {
+			if ch, err := parseChunk(string(ev)); err != nil || len(ch.Choices) != 1 || ch.Choices[0].Delta.Role != "assistant" {
 				return 200, fmt.Errorf("first event %.200q is not the role chunk", ev)
 			}
 			return 200, nil // the deferred Close drops the connection mid-stream
@@ -534,13 +530,13 @@ var scenarios = []*scenario{
 				b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 				return resp.StatusCode, wantStatus(resp.StatusCode, 200, b)
 			}
-			s := newSSEReader(resp.Body)
+			s := harness.NewStream(resp.Body)
 			for {
-				ev, err := s.next()
+				ev, err := s.Next()
 				if err != nil {
 					return 200, fmt.Errorf("stream ended before [DONE]: %w", err)
 				}
-				if ev == doneData {
+				if string(ev) == harness.Done {
 					// Close without reading to EOF: the connection is
 					// dropped right after the last event.
 					return 200, nil

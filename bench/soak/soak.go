@@ -47,6 +47,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/phasegate/phasegate/bench/harness"
 )
 
 // Options configure a soak run. The zero value is the default run.
@@ -135,6 +137,7 @@ const (
 	settleTimeout    = 10 * time.Second // for goroutines to fall back after the clients' connections close
 	reloadTimeout    = 10 * time.Second // for a reload's log line
 	terminateTimeout = 20 * time.Second // for phasegate to exit after SIGTERM (shutdown_timeout is 10s)
+	startTimeout     = 15 * time.Second // for phasegate's "phasegate serving" line
 	requestTimeout   = 30 * time.Second // per request: a scenario that outlives it is unexpected
 )
 
@@ -229,14 +232,18 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	// Each client holds a connection to phasegate, which holds one to the
 	// mock, which holds the other end: a few descriptors per client, and
 	// more for pools and stragglers.
-	if note := raiseNoFile(uint64(16*opts.Concurrency + 1024)); note != "" {
+	if note := harness.RaiseNoFile(uint64(16*opts.Concurrency + 1024)); note != "" {
 		progress("%s", note)
 	}
 
 	bin := opts.Binary
 	if bin == "" {
-		progress("building %s", PhasegatePackage)
-		if bin, err = BuildBinary(ctx, workDir); err != nil {
+		progress("building ./cmd/phasegate")
+		root, err := harness.ModuleRoot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if bin, err = harness.Build(ctx, root, workDir, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -252,10 +259,10 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	}
 	params := configParams{Mock: mockAddr, Dead: deadAddr, Version: 1}
 	cfgPath := filepath.Join(workDir, "phasegate.yaml")
-	if err := writeConfig(cfgPath, params); err != nil {
+	if err := soakConfig(params).WriteFile(cfgPath); err != nil {
 		return nil, err
 	}
-	if err := validateConfig(ctx, bin, cfgPath); err != nil {
+	if err := harness.Validate(ctx, bin, cfgPath); err != nil {
 		return nil, err
 	}
 	// The reload's config must be valid too, and the invalid one invalid,
@@ -266,40 +273,35 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	bad.Invalid = true
 	for _, p := range []configParams{v2, bad} {
 		probe := filepath.Join(workDir, fmt.Sprintf("probe-v%d-%t.yaml", p.Version, p.Invalid))
-		if err := os.WriteFile(probe, []byte(renderConfig(p)), 0o644); err != nil {
+		if err := soakConfig(p).WriteFile(probe); err != nil {
 			return nil, err
 		}
-		err := validateConfig(ctx, bin, probe)
+		err := harness.Validate(ctx, bin, probe)
 		if p.Invalid != (err != nil) {
 			return nil, fmt.Errorf("config probe (version %d, invalid %t): validate says %v", p.Version, p.Invalid, err)
 		}
 	}
 
-	logPath := filepath.Join(workDir, "phasegate.log")
-	gw, err := startGateway(ctx, bin, cfgPath, logPath, filepath.Join(workDir, "phasegate.stderr"))
+	gw, err := harness.Start(ctx, harness.Spec{
+		Name: "phasegate", Dir: workDir, Path: bin, Args: []string{"run", "-c", cfgPath},
+		Ready: harness.PhasegateReady, ReadyTimeout: startTimeout,
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer gw.kill()
-	progress("phasegate serving on %s (admin %s, mock LLM %s)", gw.listen, gw.admin, mockAddr)
+	defer gw.Kill()
+	progress("phasegate serving on %s (admin %s, mock LLM %s)", gw.Listen, gw.Admin, mockAddr)
 
-	clientTransport := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConns:        4*opts.Concurrency + 16,
-		MaxIdleConnsPerHost: 4*opts.Concurrency + 16,
-		IdleConnTimeout:     time.Minute,
-		DisableCompression:  true,
-	}
+	clientTransport := harness.NewTransport(4*opts.Concurrency+16, time.Minute)
 	defer clientTransport.CloseIdleConnections()
-	adminTransport := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2, DisableCompression: true}
+	adminTransport := harness.NewTransport(2, 0)
 	defer adminTransport.CloseIdleConnections()
 	admin := &http.Client{Transport: adminTransport, Timeout: 10 * time.Second}
-	metricsURL := "http://" + gw.admin + "/metrics"
+	metricsURL := "http://" + gw.Admin + "/metrics"
 
 	st := &runState{
 		opts:     opts,
-		cl:       &client{base: "http://" + gw.listen, hc: &http.Client{Transport: clientTransport}},
+		cl:       &client{base: "http://" + gw.Listen, hc: &http.Client{Transport: clientTransport}},
 		picker:   newPicker(scenarios),
 		tally:    Tally{},
 		counts:   make([]int, len(scenarios)),
@@ -322,7 +324,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
 	rep.BaselineGoroutines, rep.BaselinePooled = base.goroutines, base.pooled
-	rep.BaselineRSS, _ = base.m.Value(metricRSS)
+	rep.BaselineRSS, _ = base.m.Value(harness.MetricRSS)
 	progress("baseline: %d goroutines (%d pooled upstream connections), RSS %s", int(rep.BaselineGoroutines), rep.BaselinePooled, mib(rep.BaselineRSS))
 
 	// The load.
@@ -370,18 +372,18 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		return nil, fmt.Errorf("scraping after the load: %w", err)
 	}
 	rep.EndGoroutines, rep.EndPooled = end.goroutines, end.pooled
-	rep.EndRSS, _ = end.m.Value(metricRSS)
+	rep.EndRSS, _ = end.m.Value(harness.MetricRSS)
 	adminTransport.CloseIdleConnections()
 
 	// SIGTERM: phasegate drains (nothing is in flight) and exits 0.
-	exitCode, termErr := gw.terminate(terminateTimeout)
+	exitCode, termErr := gw.Stop(terminateTimeout)
 	progress("phasegate exited with code %d", exitCode)
 
-	al, err := readAccessLog(logPath)
+	al, err := readAccessLog(gw.LogPath())
 	if err != nil {
 		return nil, fmt.Errorf("reading phasegate's log: %w", err)
 	}
-	rep.Stderr = gw.stderrText()
+	rep.Stderr = gw.Stderr()
 	st.fill(rep, final, quiet, rl, al, exitCode, termErr)
 	return rep, nil
 }
@@ -433,7 +435,7 @@ type reloadResult struct {
 // reload waits until after (unless the load ends first), then installs v2 (SIGHUP, "config reloaded"),
 // sends an invalid file (SIGHUP, "reload rejected") and restores v2
 // (SIGHUP, "config reloaded").
-func (st *runState) reload(ctx, loadCtx context.Context, gw *gateway, path string, v2, bad configParams, after time.Duration, progress func(string, ...any)) (r reloadResult) {
+func (st *runState) reload(ctx, loadCtx context.Context, gw *harness.Proc, path string, v2, bad configParams, after time.Duration, progress func(string, ...any)) (r reloadResult) {
 	begin := time.Now()
 	select {
 	case <-time.After(after):
@@ -451,15 +453,15 @@ func (st *runState) reload(ctx, loadCtx context.Context, gw *gateway, path strin
 		{v2, "config reloaded", &r.Reloaded},
 	}
 	for i, s := range steps {
-		if err := writeConfig(path, s.p); err != nil {
+		if err := soakConfig(s.p).WriteFile(path); err != nil {
 			r.Err = err
 			return r
 		}
-		if err := gw.signal(syscall.SIGHUP); err != nil {
+		if err := gw.Signal(syscall.SIGHUP); err != nil {
 			r.Err = err
 			return r
 		}
-		if _, err := gw.waitLog(ctx, s.want, reloadTimeout); err != nil {
+		if _, err := gw.WaitLog(ctx, s.want, reloadTimeout); err != nil {
 			r.Err = fmt.Errorf("reload step %d: %w", i+1, err)
 			return r
 		}
@@ -485,13 +487,13 @@ func (st *runState) sample(ctx context.Context, admin *http.Client, url string) 
 			return
 		case <-t.C:
 		}
-		m, err := scrape(ctx, admin, url)
+		m, err := harness.Scrape(ctx, admin, url)
 		if err != nil {
 			continue
 		}
 		st.mu.Lock()
-		st.maxActive = max(st.maxActive, m.Sum(metricHTTPActive))
-		st.maxLLM = max(st.maxLLM, m.Sum(metricLLMActive))
+		st.maxActive = max(st.maxActive, m.Sum(harness.MetricHTTPActive))
+		st.maxLLM = max(st.maxLLM, m.Sum(harness.MetricLLMActive))
 		st.mu.Unlock()
 	}
 }
@@ -499,7 +501,7 @@ func (st *runState) sample(ctx context.Context, admin *http.Client, url string) 
 // reading is a scrape with phasegate's goroutine count and its pooled
 // connections to the mock at that moment.
 type reading struct {
-	m          Metrics
+	m          harness.Metrics
 	goroutines float64
 	pooled     int // -1: unknown
 }
@@ -517,13 +519,13 @@ func (r reading) own() float64 {
 }
 
 func read(ctx context.Context, admin *http.Client, url string, mockPort int) (reading, error) {
-	m, err := scrape(ctx, admin, url)
+	m, err := harness.Scrape(ctx, admin, url)
 	if err != nil {
 		return reading{}, err
 	}
-	g, ok := m.Value(metricGoroutines)
+	g, ok := m.Value(harness.MetricGoroutines)
 	if !ok {
-		return reading{}, fmt.Errorf("no %s in /metrics", metricGoroutines)
+		return reading{}, fmt.Errorf("no %s in /metrics", harness.MetricGoroutines)
 	}
 	return reading{m: m, goroutines: g, pooled: pooledConns(mockPort)}, nil
 }
@@ -549,15 +551,15 @@ func settle(ctx context.Context, admin *http.Client, url string, mockPort int) (
 // quiesce scrapes until both active gauges read 0 everywhere and
 // phasegate_http_requests_total adds up to sent, or quiesceTimeout passes.
 // It returns the last scrape and whether it was quiescent.
-func quiesce(ctx context.Context, admin *http.Client, url string, sent int) (Metrics, bool, error) {
+func quiesce(ctx context.Context, admin *http.Client, url string, sent int) (harness.Metrics, bool, error) {
 	deadline := time.Now().Add(quiesceTimeout)
 	for {
-		m, err := scrape(ctx, admin, url)
+		m, err := harness.Scrape(ctx, admin, url)
 		if err != nil {
 			return nil, false, err
 		}
-		quiet := len(m.NonZero(metricHTTPActive)) == 0 && len(m.NonZero(metricLLMActive)) == 0 &&
-			m.Sum(metricRequests) == float64(sent)
+		quiet := len(m.NonZero(harness.MetricHTTPActive)) == 0 && len(m.NonZero(harness.MetricLLMActive)) == 0 &&
+			m.Sum(harness.MetricRequests) == float64(sent)
 		if quiet || time.Now().After(deadline) {
 			return m, quiet, nil
 		}
@@ -595,7 +597,7 @@ func port(addr string) int {
 }
 
 // fill computes the report's checks.
-func (st *runState) fill(rep *Report, final Metrics, quiet bool, rl reloadResult, al *accessLog, exitCode int, termErr error) {
+func (st *runState) fill(rep *Report, final harness.Metrics, quiet bool, rl reloadResult, al *accessLog, exitCode int, termErr error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	rep.Requests = len(st.records)
@@ -610,23 +612,23 @@ func (st *runState) fill(rep *Report, final Metrics, quiet bool, rl reloadResult
 
 	// 1. Active gauges.
 	var nonZero []string
-	nHTTP, nLLM := len(final.Samples(metricHTTPActive)), len(final.Samples(metricLLMActive))
-	for _, name := range []string{metricHTTPActive, metricLLMActive} {
+	nHTTP, nLLM := len(final.Samples(harness.MetricHTTPActive)), len(final.Samples(harness.MetricLLMActive))
+	for _, name := range []string{harness.MetricHTTPActive, harness.MetricLLMActive} {
 		for _, s := range final.NonZero(name) {
 			nonZero = append(nonZero, name+s.String())
 		}
 	}
-	detail := fmt.Sprintf("%s: %d samples, %s: %d samples, all 0", metricHTTPActive, nHTTP, metricLLMActive, nLLM)
+	detail := fmt.Sprintf("%s: %d samples, %s: %d samples, all 0", harness.MetricHTTPActive, nHTTP, harness.MetricLLMActive, nLLM)
 	if len(nonZero) > 0 {
 		detail = fmt.Sprintf("%d samples not 0 after %s: %s", len(nonZero), quiesceTimeout, firstFew(nonZero, 6))
 	} else if nHTTP == 0 || nLLM == 0 {
 		nonZero = append(nonZero, "missing")
-		detail = fmt.Sprintf("a gauge is missing: %s %d samples, %s %d samples", metricHTTPActive, nHTTP, metricLLMActive, nLLM)
+		detail = fmt.Sprintf("a gauge is missing: %s %d samples, %s %d samples", harness.MetricHTTPActive, nHTTP, harness.MetricLLMActive, nLLM)
 	}
 	rep.check("every active gauge sample is 0", len(nonZero) == 0, detail)
 
 	// 2. Requests by route and code.
-	mm := CompareTally(st.tally, final.Requests())
+	mm := CompareTally(st.tally, requestsByRouteCode(final))
 	detail = fmt.Sprintf("%d (route, code) series, %d requests, equal", len(st.tally), st.tally.Total())
 	if len(mm) > 0 {
 		var lines []string
@@ -635,7 +637,7 @@ func (st *runState) fill(rep *Report, final Metrics, quiet bool, rl reloadResult
 		}
 		detail = fmt.Sprintf("%d series differ (quiescent: %t): %s", len(mm), quiet, firstFew(lines, 8))
 	}
-	rep.check(metricRequests+" by route and code = clients' tally", len(mm) == 0, detail)
+	rep.check(harness.MetricRequests+" by route and code = clients' tally", len(mm) == 0, detail)
 	rep.Tally = st.tally
 
 	// 3. Access log: one line per request.

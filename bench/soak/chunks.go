@@ -1,72 +1,14 @@
 package soak
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
+
+	"github.com/phasegate/phasegate/bench/harness"
 )
-
-// doneData is the data of the event that ends an OpenAI stream.
-const doneData = "[DONE]"
-
-// sseReader reads the data of server-sent events.
-type sseReader struct{ r *bufio.Reader }
-
-func newSSEReader(r io.Reader) *sseReader { return &sseReader{bufio.NewReader(r)} }
-
-// next returns the data of the next event (its data lines joined by "\n").
-// It returns io.EOF at a clean end of the stream and io.ErrUnexpectedEOF
-// when the stream ends inside an event.
-func (s *sseReader) next() (string, error) {
-	var data []string
-	seen := false
-	for {
-		line, err := s.r.ReadString('\n')
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				if seen || line != "" {
-					return "", io.ErrUnexpectedEOF
-				}
-				return "", io.EOF
-			}
-			return "", err
-		}
-		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
-		switch {
-		case line == "":
-			if seen {
-				return strings.Join(data, "\n"), nil
-			}
-		case strings.HasPrefix(line, ":"): // a comment
-		case strings.HasPrefix(line, "data:"):
-			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
-			seen = true
-		default: // event:, id:, retry: carry nothing the soak checks
-			seen = true
-		}
-	}
-}
-
-// readEvents reads events until the end of the stream. It returns those it
-// read and the error that ended the stream, nil for a clean end.
-func readEvents(r io.Reader) ([]string, error) {
-	s := newSSEReader(r)
-	var evs []string
-	for {
-		ev, err := s.next()
-		if errors.Is(err, io.EOF) {
-			return evs, nil
-		}
-		if err != nil {
-			return evs, err
-		}
-		evs = append(evs, ev)
-	}
-}
 
 // chunk is the part of a chat.completion(.chunk) or error body the
 // scenarios check.
@@ -99,12 +41,12 @@ func parseChunk(data string) (chunk, error) {
 // streamText checks that evs is a complete OpenAI stream (chunks, then
 // exactly one [DONE] at the end) and returns the concatenated content.
 func streamText(evs []string) (string, error) {
-	if len(evs) == 0 || evs[len(evs)-1] != doneData {
+	if len(evs) == 0 || evs[len(evs)-1] != harness.Done {
 		return "", fmt.Errorf("stream does not end with data: [DONE] (%d events, last %.80q)", len(evs), last(evs))
 	}
 	var b strings.Builder
 	for _, ev := range evs[:len(evs)-1] {
-		if ev == doneData {
+		if ev == harness.Done {
 			return "", errors.New("data: [DONE] before the end of the stream")
 		}
 		c, err := parseChunk(ev)
@@ -127,10 +69,10 @@ func streamText(evs []string) (string, error) {
 // finalFrame checks that evs ends with a final frame and [DONE] and returns
 // the final frame's parsed chunk.
 func finalFrame(evs []string) (chunk, error) {
-	if len(evs) < 2 || evs[len(evs)-1] != doneData {
+	if len(evs) < 2 || evs[len(evs)-1] != harness.Done {
 		return chunk{}, fmt.Errorf("stream does not end with a final frame and data: [DONE] (%d events, last %.80q)", len(evs), last(evs))
 	}
-	if slices.Contains(evs[:len(evs)-1], doneData) {
+	if slices.Contains(evs[:len(evs)-1], harness.Done) {
 		return chunk{}, errors.New("data: [DONE] before the end of the stream")
 	}
 	return parseChunk(evs[len(evs)-2])
