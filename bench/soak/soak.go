@@ -40,7 +40,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -133,8 +132,11 @@ func (o *Options) setDefaults() {
 
 // Timeouts of the run's stages.
 const (
-	quiesceTimeout   = 15 * time.Second // for the gauges to fall and the counters to catch up
-	settleTimeout    = 10 * time.Second // for goroutines to fall back after the clients' connections close
+	quiesceTimeout = 15 * time.Second // for the gauges to fall and the counters to catch up
+	settleTimeout  = 10 * time.Second // for goroutines to fall back after the clients' connections close
+	// settleQuiet is how long the goroutine count must hold still to be
+	// read as settled.
+	settleQuiet      = time.Second
 	reloadTimeout    = 10 * time.Second // for a reload's log line
 	terminateTimeout = 20 * time.Second // for phasegate to exit after SIGTERM (shutdown_timeout is 10s)
 	startTimeout     = 15 * time.Second // for phasegate's "phasegate serving" line
@@ -319,7 +321,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	rep.WarmUpRequests = len(st.records)
 	clientTransport.CloseIdleConnections()
 	mockPort := port(mockAddr)
-	base, err := settle(ctx, admin, metricsURL, mockPort)
+	base, err := settle(ctx, admin, metricsURL, mockPort, nil)
 	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
@@ -367,7 +369,8 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		return nil, fmt.Errorf("scraping after the load: %w", err)
 	}
 	clientTransport.CloseIdleConnections()
-	end, err := settleGoroutines(ctx, admin, metricsURL, mockPort, base.own())
+	// Connections the clients closed take a moment to end on the server.
+	end, err := settle(ctx, admin, metricsURL, mockPort, func(own float64) bool { return own <= base.own() })
 	if err != nil {
 		return nil, fmt.Errorf("scraping after the load: %w", err)
 	}
@@ -530,18 +533,22 @@ func read(ctx context.Context, admin *http.Client, url string, mockPort int) (re
 	return reading{m: m, goroutines: g, pooled: pooledConns(mockPort)}, nil
 }
 
-// settle waits until phasegate's own goroutine count reads the same on
-// three scrapes in a row (at most settleTimeout) and returns the last.
-func settle(ctx context.Context, admin *http.Client, url string, mockPort int) (reading, error) {
+// settle scrapes every 100 ms until phasegate's own goroutine count has
+// not changed for settleQuiet, or done (when not nil) accepts it, at most
+// settleTimeout, and returns the last reading.
+func settle(ctx context.Context, admin *http.Client, url string, mockPort int, done func(own float64) bool) (reading, error) {
 	deadline := time.Now().Add(settleTimeout)
-	var prev []float64
+	var last float64
+	var since time.Time
 	for {
 		r, err := read(ctx, admin, url, mockPort)
 		if err != nil {
 			return r, err
 		}
-		prev = append(prev, r.own())
-		if n := len(prev); n >= 3 && prev[n-1] == prev[n-2] && prev[n-2] == prev[n-3] || time.Now().After(deadline) {
+		if own := r.own(); since.IsZero() || own != last {
+			last, since = own, time.Now()
+		}
+		if done != nil && done(last) || time.Since(since) >= settleQuiet || time.Now().After(deadline) {
 			return r, nil
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -564,28 +571,6 @@ func quiesce(ctx context.Context, admin *http.Client, url string, sent int) (har
 			return m, quiet, nil
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// settleGoroutines scrapes until phasegate's own goroutine count is back
-// at baseline or has stopped changing (five equal readings in a row), at
-// most settleTimeout: connections the clients closed take a moment to end
-// on the server. It returns the last reading.
-func settleGoroutines(ctx context.Context, admin *http.Client, url string, mockPort int, baseline float64) (reading, error) {
-	deadline := time.Now().Add(settleTimeout)
-	var prev []float64
-	for {
-		r, err := read(ctx, admin, url, mockPort)
-		if err != nil {
-			return r, err
-		}
-		prev = append(prev, r.own())
-		n := len(prev)
-		stable := n >= 5 && slices.Min(prev[n-5:]) == slices.Max(prev[n-5:])
-		if r.own() <= baseline || stable || time.Now().After(deadline) {
-			return r, nil
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
