@@ -2,6 +2,7 @@ package soak
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ type accessLog struct {
 	lines    int                  // "access" lines
 	byID     map[string][]logLine // access lines by request id
 	causes   map[string]int       // access lines by cause
+	aborts   map[routeCause]int   // access lines of aborted requests
 	levels   map[string]int       // all lines by level
 	reloaded int                  // "config reloaded"
 	rejected int                  // "reload rejected; ..."
@@ -42,7 +44,7 @@ func readAccessLog(path string) (*accessLog, error) {
 
 // parseLog reads phasegate's JSON log lines.
 func parseLog(r io.Reader) (*accessLog, error) {
-	al := &accessLog{byID: map[string][]logLine{}, causes: map[string]int{}, levels: map[string]int{}}
+	al := &accessLog{byID: map[string][]logLine{}, causes: map[string]int{}, aborts: map[routeCause]int{}, levels: map[string]int{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	n := 0
@@ -58,6 +60,9 @@ func parseLog(r io.Reader) (*accessLog, error) {
 			al.lines++
 			al.byID[l.RequestID] = append(al.byID[l.RequestID], l)
 			al.causes[l.Cause]++
+			if slices.Contains(abortCauses, l.Cause) {
+				al.aborts[routeCause{l.Route, l.Cause}]++
+			}
 		case "config reloaded":
 			al.reloaded++
 		case "reload rejected; the previous config keeps serving":
@@ -69,6 +74,26 @@ func parseLog(r io.Reader) (*accessLog, error) {
 		}
 	}
 	return al, sc.Err()
+}
+
+// routeCause is an aborted request's route and cause.
+type routeCause struct{ Route, Cause string }
+
+func (rc routeCause) String() string { return fmt.Sprintf("{route=%q,cause=%q}", rc.Route, rc.Cause) }
+
+// sortedRouteCauses returns the keys of a and b, sorted.
+func sortedRouteCauses(a map[routeCause]float64, b map[routeCause]int) []routeCause {
+	var keys []routeCause
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(x, y routeCause) int { return cmp.Or(cmp.Compare(x.Route, y.Route), cmp.Compare(x.Cause, y.Cause)) })
+	return keys
 }
 
 // logProblems are the differences between the access log and the

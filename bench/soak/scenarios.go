@@ -25,21 +25,30 @@ const (
 	causeUpstreamError = "upstream_error"
 	causeTimeout       = "timeout"
 	causeClientClosed  = "client_closed"
+	causeClientTimeout = "client_timeout"
 )
+
+// abortCauses are the causes phasegate counts in
+// phasegate_lifecycle_aborts_total (docs/metrics.md).
+var abortCauses = []string{causeClientClosed, causeClientTimeout}
 
 // statusClientClosed is what phasegate records when the client left before
 // anything was sent.
 const statusClientClosed = 499
 
-// scenario is one kind of request the workers send.
+// scenario is one kind of client the workers play.
 type scenario struct {
 	name  string
-	route string // the route label phasegate records it under
+	route string // the route label phasegate records its requests under
 	// code is the status phasegate records when all goes as expected: the
 	// status the client sees, or 499 when the client leaves before the
 	// headers. A stream the client leaves (or that breaks) after its
 	// headers keeps the 200 that was sent.
 	code int
+	// requests is how many requests one run makes that phasegate reads,
+	// counts and logs, each under its own id (call.ids); 0 means one.
+	// noRequest: the connection ends before a request head is complete.
+	requests int
 	// causes are the access-log causes accepted for it.
 	causes []string
 	// weight is its share of the traffic.
@@ -47,23 +56,41 @@ type scenario struct {
 	// afterReload scenarios use the route the mid-run reload adds; they
 	// run only once the reload has been confirmed.
 	afterReload bool
-	// run sends one request. It returns the status phasegate recorded as
-	// far as the client can tell (0 when the client saw no status; the
-	// soak then counts code), and what was not as expected.
+	// run plays the client once. It returns the status phasegate
+	// recorded as far as the client can tell (0 when the client saw no
+	// status; the soak then counts code), and what was not as expected.
 	run func(*call) (int, error)
 }
 
-// call is one request of a scenario.
+// noRequest is scenario.requests for a client that never completes a
+// request head.
+const noRequest = -1
+
+// logged is how many access-log lines (and counted requests) one run of
+// sc makes.
+func (sc *scenario) logged() int {
+	switch sc.requests {
+	case 0:
+		return 1
+	case noRequest:
+		return 0
+	}
+	return sc.requests
+}
+
+// call is one run of a scenario.
 type call struct {
 	ctx context.Context
 	cl  *client
-	id  string     // X-Request-Id, unique in the run
+	id  string     // X-Request-Id of the first request, ids[0]
+	ids []string   // X-Request-Id of each request, unique in the run
 	rng *rand.Rand // the worker's
 }
 
 // client sends the soak's requests to the gateway's data plane.
 type client struct {
 	base string // http://host:port
+	addr string // host:port
 	hc   *http.Client
 }
 
@@ -286,8 +313,13 @@ func (c *call) disconnectBeforeHeaders(path, host string) (int, error) {
 	return 0, nil
 }
 
-// scenarios are the soak's traffic mix.
-var scenarios = []*scenario{
+// scenarios are the soak's traffic mix: the requests below, which meet
+// policies, faulty upstreams and clients that leave, and the hostile
+// clients of hostile.go.
+var scenarios = slices.Concat(baseScenarios, hostileScenarios)
+
+// baseScenarios are requests a client sends at its ordinary pace.
+var baseScenarios = []*scenario{
 	{
 		name: "plain_ok", route: routePlain, code: 200, causes: []string{causeCompleted}, weight: 10,
 		run: func(c *call) (int, error) {
@@ -559,20 +591,22 @@ func (c *call) upstreamError(code int) (int, error) {
 	return status, err
 }
 
-// picker chooses scenarios by weight.
+// picker chooses scenarios by weight among scenarios[from:to].
 type picker struct {
 	all, before []int // cumulative weights: every scenario, and those allowed before the reload
 }
 
-func newPicker(scs []*scenario) *picker {
+func newPicker(scs []*scenario, from, to int) *picker {
 	p := &picker{}
 	var all, before int
-	for _, s := range scs {
-		all += s.weight
-		p.all = append(p.all, all)
-		if !s.afterReload {
-			before += s.weight
+	for i, s := range scs {
+		if i >= from && i < to {
+			all += s.weight
+			if !s.afterReload {
+				before += s.weight
+			}
 		}
+		p.all = append(p.all, all)
 		p.before = append(p.before, before)
 	}
 	return p

@@ -10,21 +10,31 @@
 // mock; upstream 429 and 5xx passthrough, resets before the body and
 // mid-stream, hangs past the timeout, stalls mid-stream and slow first
 // bytes; clients that disconnect before the headers, mid-stream and right
-// after the last event; unknown paths. Each scenario knows the route and
-// status phasegate must record for it, so the clients keep an exact tally.
-// Halfway through, the config file is rewritten (a new route, a new deny
-// message) and phasegate is sent SIGHUP; then an invalid file is sent and
-// must be rejected, and the valid one restored.
+// after the last event; unknown paths. An eighth of the clients are
+// hostile, each bounded by the config's client: block (short bounds, so
+// that the run stays short): bodies that declare 8 MiB, send a byte and
+// stall (408); readers that stop reading a long stream (the connection is
+// closed); request heads that arrive slowly, in time or not at all; and
+// keep-alive connections left idle, within idle_timeout or past it. Each
+// scenario knows the route, status and cause phasegate must record for
+// each of its requests (or that it records none), so the clients keep an
+// exact tally. Halfway through, the config file is rewritten (a new route,
+// a new deny message) and phasegate is sent SIGHUP; then an invalid file
+// is sent and must be rejected, and the valid one restored.
 //
-// At the end, once phasegate is quiescent, the soak checks that every
-// sample of phasegate_http_active_requests and
-// phasegate_llm_active_connections is 0; that phasegate_http_requests_total
-// by (route, code) equals the clients' tally; that the access log has one
-// line per request (each request id exactly once, with the expected status
-// and cause); that go_goroutines is back to its post-warm-up baseline;
-// that RSS grew less than a bound; that no response was unexpected; that
-// the reloads were applied and rejected as intended; and that SIGTERM
-// ends phasegate with exit code 0.
+// Before the load, as many bodies as there are clients stall at once, and
+// phasegate's heap is read while they do: a stalled body must cost a small
+// buffer, not its declared length. At the end, once phasegate is
+// quiescent, the soak checks that every sample of
+// phasegate_http_active_requests and phasegate_llm_active_connections is
+// 0; that phasegate_http_requests_total by (route, code) equals the
+// clients' tally; that the access log has one line per request (each
+// request id exactly once, with the expected status and cause); that
+// phasegate_lifecycle_aborts_total by (route, cause) equals the access
+// log's aborted requests; that go_goroutines is back to its post-warm-up
+// baseline; that RSS grew less than a bound; that no response was
+// unexpected; that the reloads were applied and rejected as intended; and
+// that SIGTERM ends phasegate with exit code 0.
 //
 // Run it with `go run ./bench/soak/cmd/soak -duration 30s -concurrency 64`
 // from the module; TestSoak runs a 5-second version.
@@ -54,7 +64,8 @@ import (
 type Options struct {
 	// Duration of the main load, after the warm-up. Default 30s.
 	Duration time.Duration
-	// Concurrency is the number of concurrent clients. Default 64.
+	// Concurrency is the number of concurrent clients, an eighth of them
+	// hostile. Default 64.
 	Concurrency int
 	// Binary is a phasegate binary to run. Default: build
 	// ./cmd/phasegate into WorkDir (the current directory must be inside
@@ -130,12 +141,24 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// hostileClients is how many of n concurrent clients are hostile: an
+// eighth, and at least one of two or more. Hostile clients pick only
+// hostile scenarios, so that the seconds each of them holds do not thin
+// out the ordinary traffic.
+func hostileClients(n int) int {
+	if n < 2 {
+		return 0
+	}
+	return max(1, n/8)
+}
+
 // Timeouts of the run's stages.
 const (
 	quiesceTimeout = 15 * time.Second // for the gauges to fall and the counters to catch up
 	settleTimeout  = 10 * time.Second // for goroutines to fall back after the clients' connections close
 	// settleQuiet is how long the goroutine count must hold still to be
-	// read as settled.
+	// read as settled: longer than net/http lingers (500 ms) on a
+	// connection it answered with Connection: close, as a 408 is.
 	settleQuiet      = time.Second
 	reloadTimeout    = 10 * time.Second // for a reload's log line
 	terminateTimeout = 20 * time.Second // for phasegate to exit after SIGTERM (shutdown_timeout is 10s)
@@ -154,13 +177,14 @@ type record struct {
 type runState struct {
 	opts      Options
 	cl        *client
-	picker    *picker
+	base      *picker // for the ordinary clients
+	hostile   *picker // for the hostile ones
 	seq       atomic.Uint64
 	reloaded  atomic.Bool
 	mu        sync.Mutex
 	tally     Tally
 	records   []record
-	counts    []int // per scenario
+	runs      []int // per scenario
 	unexpect  []int // per scenario
 	samples   []string
 	maxActive float64 // peak of phasegate_http_active_requests seen by the sampler
@@ -170,9 +194,14 @@ type runState struct {
 // do runs scenario i once and accounts for it.
 func (st *runState) do(ctx context.Context, i int, rng *rand.Rand) {
 	sc := scenarios[i]
-	id := fmt.Sprintf("soak-%07d", st.seq.Add(1))
+	// A client that sends no complete request still gets an id, for the
+	// part of a head it sends.
+	ids := make([]string, max(sc.logged(), 1))
+	for k := range ids {
+		ids[k] = fmt.Sprintf("soak-%07d", st.seq.Add(1))
+	}
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	status, err := sc.run(&call{ctx: rctx, cl: st.cl, id: id, rng: rng})
+	status, err := sc.run(&call{ctx: rctx, cl: st.cl, id: ids[0], ids: ids, rng: rng})
 	cancel()
 	code := status
 	if code == 0 {
@@ -183,16 +212,17 @@ func (st *runState) do(ctx context.Context, i int, rng *rand.Rand) {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.tally.Add(sc.route, code)
-	rec := record{id: id, scenario: i, code: code}
-	st.counts[i]++
+	st.runs[i]++
+	for _, id := range ids[:sc.logged()] {
+		st.tally.Add(sc.route, code)
+		st.records = append(st.records, record{id: id, scenario: i, code: code})
+	}
 	if err != nil {
 		st.unexpect[i]++
 		if len(st.samples) < 12 {
-			st.samples = append(st.samples, fmt.Sprintf("%s %s: %v", sc.name, id, err))
+			st.samples = append(st.samples, fmt.Sprintf("%s %s: %v", sc.name, ids[0], err))
 		}
 	}
-	st.records = append(st.records, rec)
 }
 
 // Run runs the soak. It returns an error when the soak could not run
@@ -294,30 +324,38 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	defer gw.Kill()
 	progress("phasegate serving on %s (admin %s, mock LLM %s)", gw.Listen, gw.Admin, mockAddr)
 
-	clientTransport := harness.NewTransport(4*opts.Concurrency+16, time.Minute)
+	// The clients close idle connections before phasegate's idle_timeout
+	// does, so that no request is written to a connection being closed.
+	clientTransport := harness.NewTransport(4*opts.Concurrency+16, idleTimeout/2)
 	defer clientTransport.CloseIdleConnections()
-	adminTransport := harness.NewTransport(2, 0)
+	adminTransport := harness.NewTransport(2, idleTimeout/2)
 	defer adminTransport.CloseIdleConnections()
 	admin := &http.Client{Transport: adminTransport, Timeout: 10 * time.Second}
 	metricsURL := "http://" + gw.Admin + "/metrics"
 
 	st := &runState{
 		opts:     opts,
-		cl:       &client{base: "http://" + gw.Listen, hc: &http.Client{Transport: clientTransport}},
-		picker:   newPicker(scenarios),
+		cl:       &client{base: "http://" + gw.Listen, addr: gw.Listen, hc: &http.Client{Transport: clientTransport}},
+		base:     newPicker(scenarios, 0, len(baseScenarios)),
+		hostile:  newPicker(scenarios, len(baseScenarios), len(scenarios)),
 		tally:    Tally{},
-		counts:   make([]int, len(scenarios)),
+		runs:     make([]int, len(scenarios)),
 		unexpect: make([]int, len(scenarios)),
 	}
 
 	// Warm-up: every scenario once, all at once; then twice the
 	// concurrency of slow requests at once, so that the upstream pools and
 	// their buffers are as large as the run will need before the RSS
-	// baseline is taken.
+	// baseline is taken; then as many stalled bodies at once, to read what
+	// they cost.
 	progress("warm-up")
 	if err := st.warmUp(ctx); err != nil {
 		return nil, err
 	}
+	if rep.Stall, err = st.stallBodies(ctx, admin, metricsURL, opts.Concurrency); err != nil {
+		return nil, fmt.Errorf("stalled bodies: %w", err)
+	}
+	progress("%d bodies stalled at once: %s", rep.Stall.Bodies, rep.Stall)
 	rep.WarmUpRequests = len(st.records)
 	clientTransport.CloseIdleConnections()
 	mockPort := port(mockAddr)
@@ -330,22 +368,25 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	progress("baseline: %d goroutines (%d pooled upstream connections), RSS %s", int(rep.BaselineGoroutines), rep.BaselinePooled, mib(rep.BaselineRSS))
 
 	// The load.
-	progress("load: %s at %d concurrent clients (seed %d)", opts.Duration, opts.Concurrency, opts.Seed)
+	rep.Hostile = hostileClients(opts.Concurrency)
+	progress("load: %s at %d concurrent clients, %d of them hostile (seed %d)", opts.Duration, opts.Concurrency, rep.Hostile, opts.Seed)
 	loadStart := time.Now()
 	loadCtx, stopLoad := context.WithTimeout(ctx, opts.Duration)
 	defer stopLoad()
 	var wg sync.WaitGroup
 	for w := range opts.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		p := st.base
+		if w < rep.Hostile {
+			p = st.hostile
+		}
+		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(opts.Seed, uint64(w)))
 			for loadCtx.Err() == nil {
 				// A request is not cut by the end of the load: it runs to
 				// its own end, so that its expectation holds.
-				st.do(ctx, st.picker.pick(rng, st.reloaded.Load()), rng)
+				st.do(ctx, p.pick(rng, st.reloaded.Load()), rng)
 			}
-		}()
+		})
 	}
 	reloadDone := make(chan reloadResult, 1)
 	go func() { reloadDone <- st.reload(ctx, loadCtx, gw, cfgPath, v2, bad, opts.Duration/2, progress) }()
@@ -389,6 +430,71 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	rep.Stderr = gw.Stderr()
 	st.fill(rep, final, quiet, rl, al, exitCode, termErr)
 	return rep, nil
+}
+
+// stallResult is what phasegate held with many request bodies stalled at
+// once.
+type stallResult struct {
+	Bodies     int     // stalled bodies sent at once, each declaring maxBodyBytes
+	Active     float64 // phasegate_http_active_requests when the heap was read
+	HeapGrowth float64 // go_memstats_heap_alloc_bytes then, minus before the bodies
+	RSSGrowth  float64 // process_resident_memory_bytes likewise
+}
+
+// perBody is the heap growth per stalled body in flight.
+func (s stallResult) perBody() float64 { return s.HeapGrowth / max(s.Active, 1) }
+
+func (s stallResult) String() string {
+	return fmt.Sprintf("%g in flight, heap %+.1f MiB (%.0f KiB per body, bound %d KiB), RSS %+.1f MiB",
+		s.Active, s.HeapGrowth/(1<<20), s.perBody()/(1<<10), stallHeapBound>>10, s.RSSGrowth/(1<<20))
+}
+
+// stallHeapBound is the heap a stalled body may cost phasegate: its
+// connection, goroutine, request and a body buffer grown with the bytes
+// received, tens of KiB in all. A buffer grown to the declared length
+// would be 8 MiB each.
+const stallHeapBound = 512 << 10
+
+// stallBodies runs n slow bodies at once, alternately through an AI route
+// (which buffers the body) and a plain one (which streams it upstream),
+// and reads phasegate's heap while all of them are stalled.
+func (st *runState) stallBodies(ctx context.Context, admin *http.Client, url string, n int) (stallResult, error) {
+	res := stallResult{Bodies: n}
+	before, err := harness.Scrape(ctx, admin, url)
+	if err != nil {
+		return res, err
+	}
+	ai, plain := scenarioIndex("slow_body"), scenarioIndex("plain_slow_body")
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for k := range n {
+		i := ai
+		if k%2 == 1 {
+			i = plain
+		}
+		wg.Go(func() { st.do(ctx, i, rand.New(rand.NewPCG(st.opts.Seed, uint64(3000+k)))) })
+	}
+	// The bodies are all stalled once phasegate has all of them in
+	// flight; none is answered before body_timeout.
+	var during harness.Metrics
+	deadline := time.Now().Add(bodyTimeout / 2)
+	for {
+		m, err := harness.Scrape(ctx, admin, url)
+		if err != nil {
+			return res, err
+		}
+		if during == nil || m.Sum(harness.MetricHTTPActive) > during.Sum(harness.MetricHTTPActive) {
+			during = m
+		}
+		if during.Sum(harness.MetricHTTPActive) >= float64(n) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	res.Active = during.Sum(harness.MetricHTTPActive)
+	res.HeapGrowth = during.Sum(harness.MetricHeapAlloc) - before.Sum(harness.MetricHeapAlloc)
+	res.RSSGrowth = during.Sum(harness.MetricRSS) - before.Sum(harness.MetricRSS)
+	return res, nil
 }
 
 // warmUp runs every scenario available before the reload once,
@@ -589,7 +695,8 @@ func (st *runState) fill(rep *Report, final harness.Metrics, quiet bool, rl relo
 	rep.PeakActive, rep.PeakLLM = st.maxActive, st.maxLLM
 	for i, sc := range scenarios {
 		rep.Scenarios = append(rep.Scenarios, ScenarioCount{
-			Name: sc.name, Route: sc.route, Code: sc.code, Requests: st.counts[i], Unexpected: st.unexpect[i],
+			Name: sc.name, Route: sc.route, Code: sc.code, Runs: st.runs[i], Requests: st.runs[i] * sc.logged(),
+			Unexpected: st.unexpect[i],
 		})
 	}
 	rep.Causes = al.causes
@@ -656,28 +763,34 @@ func (st *runState) fill(rep *Report, final harness.Metrics, quiet bool, rl relo
 		rep.BaselineRSS > 0 && growth < float64(st.opts.RSSBound),
 		fmt.Sprintf("baseline %s, end %s, growth %s (bound %s)", mib(rep.BaselineRSS), mib(rep.EndRSS), mib(growth), mib(float64(st.opts.RSSBound))))
 
-	// 6. Unexpected responses.
+	// 6. Stalled bodies.
+	s := rep.Stall
+	rep.check("heap per stalled body under the bound",
+		s.Active >= float64(s.Bodies)/2 && s.perBody() < stallHeapBound,
+		fmt.Sprintf("%d bodies of %s declared, stalled at once: %s", s.Bodies, mib(maxBodyBytes), s))
+
+	// 7. Unexpected responses.
 	nUnexpected := 0
 	for _, n := range st.unexpect {
 		nUnexpected += n
 	}
 	rep.check("zero unexpected statuses or bodies", nUnexpected == 0, fmt.Sprintf("%d unexpected of %d", nUnexpected, len(st.records)))
 
-	// 7. Reloads.
+	// 8. Reloads.
 	detail = fmt.Sprintf("reloaded at %.1fs of the load; invalid file rejected; valid file restored", rl.At.Seconds())
 	ok := rl.Err == nil && rl.Reloaded == 2 && rl.Rejected == 1 && al.reloaded == 2 && al.rejected == 1
 	if !ok {
 		detail = fmt.Sprintf("%v (log: %d reloaded, %d rejected)", rl.Err, al.reloaded, al.rejected)
 	}
-	if n := st.counts[scenarioIndex("plain_reloaded_route")]; ok && n == 0 {
+	if n := st.runs[scenarioIndex("plain_reloaded_route")]; ok && n == 0 {
 		ok, detail = false, "the reloaded route was never used"
 	}
 	rep.check("config reload mid-run (SIGHUP)", ok, detail)
 
-	// 8. No recovered panic.
+	// 9. No recovered panic.
 	rep.check("no recovered panic in the log", al.panics == 0, fmt.Sprintf("%d recovered panics", al.panics))
 
-	// 9. SIGTERM.
+	// 10. SIGTERM.
 	detail = "exit code 0, \"phasegate stopped\" logged"
 	ok = termErr == nil && exitCode == 0 && al.stopped
 	if !ok {
@@ -685,6 +798,45 @@ func (st *runState) fill(rep *Report, final harness.Metrics, quiet bool, rl relo
 	}
 	rep.check("SIGTERM: drained and exited 0", ok, detail)
 	rep.LogLevels = al.levels
+
+	end := endState{final: final, log: al}
+	for _, c := range endChecks {
+		rep.Checks = append(rep.Checks, c(end))
+	}
+}
+
+// endState is what the end checks read.
+type endState struct {
+	final harness.Metrics // the scrape once phasegate was quiescent
+	log   *accessLog
+}
+
+// endChecks are the end-of-run checks beyond the fixed ones of fill, one
+// for each effect of the traffic that phasegate counts in its metrics.
+var endChecks = []func(endState) Check{checkAborts}
+
+// checkAborts compares phasegate_lifecycle_aborts_total with the access
+// log: every request that ended because its client left or broke a bound
+// is counted once, under its route and cause.
+func checkAborts(e endState) Check {
+	got := map[routeCause]float64{}
+	for _, s := range e.final.Samples(harness.MetricAborts) {
+		got[routeCause{s.Labels["route"], s.Labels["cause"]}] += s.Value
+	}
+	var diff []string
+	byCause := map[string]int{}
+	for _, k := range sortedRouteCauses(got, e.log.aborts) {
+		if got[k] != float64(e.log.aborts[k]) {
+			diff = append(diff, fmt.Sprintf("%s: metric %g, access log %d", k, got[k], e.log.aborts[k]))
+		}
+		byCause[k.Cause] += e.log.aborts[k]
+	}
+	c := Check{Name: harness.MetricAborts + " by route and cause = access-log aborts", OK: len(diff) == 0}
+	c.Detail = fmt.Sprintf("%s over %d (route, cause) series, equal", countLine(byCause), len(got))
+	if !c.OK {
+		c.Detail = fmt.Sprintf("%d series differ: %s", len(diff), firstFew(diff, 6))
+	}
+	return c
 }
 
 func firstFew(s []string, n int) string {

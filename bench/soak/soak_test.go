@@ -42,7 +42,7 @@ func TestSoak(t *testing.T) {
 	}
 	// The short run must still have exercised every scenario.
 	for _, s := range rep.Scenarios {
-		if s.Requests == 0 {
+		if s.Runs == 0 {
 			t.Errorf("scenario %s never ran", s.Name)
 		}
 	}
@@ -199,11 +199,13 @@ func TestCountConns(t *testing.T) {
 }
 
 func TestPicker(t *testing.T) {
-	p := newPicker(scenarios)
+	nBase := len(baseScenarios)
+	base, hostile := newPicker(scenarios, 0, nBase), newPicker(scenarios, nBase, len(scenarios))
 	rng := rand.New(rand.NewPCG(1, 2))
 	seen := make([]int, len(scenarios))
 	for range 20000 {
-		seen[p.pick(rng, false)]++
+		seen[base.pick(rng, false)]++
+		seen[hostile.pick(rng, false)]++
 	}
 	for i, sc := range scenarios {
 		if sc.afterReload && seen[i] > 0 {
@@ -213,15 +215,28 @@ func TestPicker(t *testing.T) {
 			t.Errorf("%s never picked", sc.name)
 		}
 	}
+	for range 20000 {
+		if i := base.pick(rng, true); i >= nBase {
+			t.Fatalf("the ordinary clients' picker chose %s", scenarios[i].name)
+		}
+		if i := hostile.pick(rng, true); i < nBase {
+			t.Fatalf("the hostile clients' picker chose %s", scenarios[i].name)
+		}
+	}
 	reloaded := scenarioIndex("plain_reloaded_route")
 	n := 0
 	for range 20000 {
-		if p.pick(rng, true) == reloaded {
+		if base.pick(rng, true) == reloaded {
 			n++
 		}
 	}
 	if n == 0 {
 		t.Error("the reloaded route is never picked after the reload")
+	}
+	for n, want := range map[int]int{1: 0, 2: 1, 16: 2, 64: 8} {
+		if got := hostileClients(n); got != want {
+			t.Errorf("hostileClients(%d) = %d, want %d", n, got, want)
+		}
 	}
 }
 
