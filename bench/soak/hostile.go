@@ -140,20 +140,26 @@ func (r *rawConn) response(method string, d time.Duration) (*http.Response, []by
 	return resp, body, nil
 }
 
-// waitClose waits up to d for the server to close the connection and
-// returns how long that took and how many bytes came before.
-func (r *rawConn) waitClose(d time.Duration) (time.Duration, int64, error) {
-	start := time.Now()
-	if err := r.SetReadDeadline(start.Add(d)); err != nil {
-		return 0, 0, err
+// wantClosed waits for the server to close the connection without
+// sending anything, bound after since: not before half of bound (an
+// earlier close is something else), nor after bound plus boundSlack.
+// what names the bound.
+func (r *rawConn) wantClosed(since time.Time, bound time.Duration, what string) error {
+	if err := r.SetReadDeadline(since.Add(bound + boundSlack)); err != nil {
+		return err
 	}
 	n, err := io.Copy(io.Discard, r.br)
-	waited := time.Since(start)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return waited, n, fmt.Errorf("the connection is still open after %s", d)
+	waited := time.Since(since)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("the connection is still open %s after it began to wait out %s (%s)", waited.Round(time.Millisecond), what, bound)
+	case n > 0:
+		return fmt.Errorf("%d bytes came; want the connection closed without a response", n)
+	case waited < bound/2:
+		return fmt.Errorf("closed after %s, well before %s (%s)", waited.Round(time.Millisecond), what, bound)
 	}
 	// EOF (nil from io.Copy) or a reset: closed either way.
-	return waited, n, nil
+	return nil
 }
 
 // pause sleeps for d unless the call's context ends first.
@@ -292,17 +298,7 @@ func (c *call) headerPastTimeout() (int, error) {
 	if _, err := io.WriteString(rc, strings.TrimSuffix(head, "\r\n")); err != nil {
 		return 0, err
 	}
-	_, n, err := rc.waitClose(headerTimeout + boundSlack)
-	waited := time.Since(start)
-	switch {
-	case err != nil:
-		return 0, err
-	case n > 0:
-		return 0, fmt.Errorf("%d bytes came back; want the connection closed without a response", n)
-	case waited < headerTimeout/2:
-		return 0, fmt.Errorf("closed after %s, well before header_timeout (%s)", waited, headerTimeout)
-	}
-	return 0, nil
+	return 0, rc.wantClosed(start, headerTimeout, "header_timeout")
 }
 
 // idleReuse sends a request, leaves the connection idle for a quarter to
@@ -337,16 +333,7 @@ func (c *call) idlePastTimeout() (int, error) {
 	if status, err := rc.healthz(c, c.id); err != nil {
 		return status, err
 	}
-	waited, n, err := rc.waitClose(idleTimeout + boundSlack)
-	switch {
-	case err != nil:
-		return http.StatusOK, err
-	case n > 0:
-		return http.StatusOK, fmt.Errorf("%d bytes came on an idle connection", n)
-	case waited < idleTimeout/2:
-		return http.StatusOK, fmt.Errorf("an idle connection closed after %s, well before idle_timeout (%s)", waited, idleTimeout)
-	}
-	return http.StatusOK, nil
+	return http.StatusOK, rc.wantClosed(time.Now(), idleTimeout, "idle_timeout")
 }
 
 // healthz sends GET /healthz with X-Request-Id: id on the connection and

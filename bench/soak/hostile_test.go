@@ -95,9 +95,8 @@ func TestRawConn(t *testing.T) {
 		}
 	}
 	// The server closes the idle connection after its 200 ms.
-	waited, n, err := rc.waitClose(5 * time.Second)
-	if err != nil || n != 0 || waited < 100*time.Millisecond {
-		t.Errorf("waitClose = %s, %d bytes, %v", waited, n, err)
+	if err := rc.wantClosed(time.Now(), 200*time.Millisecond, "the idle timeout"); err != nil {
+		t.Error(err)
 	}
 
 	// A connection the server keeps open is reported as such.
@@ -106,8 +105,12 @@ func TestRawConn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rc2.Close()
-	if _, _, err := rc2.waitClose(50 * time.Millisecond); err == nil || !strings.Contains(err.Error(), "still open") {
-		t.Errorf("waitClose on an open connection: %v", err)
+	if err := rc2.wantClosed(time.Now().Add(-boundSlack), 50*time.Millisecond, "a bound"); err == nil || !strings.Contains(err.Error(), "still open") {
+		t.Errorf("wantClosed on an open connection: %v", err)
+	}
+	// A close well before the bound is no close by it.
+	if err := rc.wantClosed(time.Now(), time.Minute, "a long bound"); err == nil || !strings.Contains(err.Error(), "well before") {
+		t.Errorf("wantClosed on a closed connection, with a long bound: %v", err)
 	}
 	// A non-200 or a wrong body fails healthz.
 	if _, err := io.WriteString(rc2, c.head(http.MethodGet, "/elsewhere", "", "t-3")); err != nil {
