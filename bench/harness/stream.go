@@ -56,20 +56,28 @@ func complete(raw []byte) bool {
 	return bytes.HasSuffix(raw, []byte("\n")) || bytes.HasSuffix(raw, []byte("\r"))
 }
 
+// EachEvent calls f with the data of each event of r (see Stream.Next)
+// until the stream ends, and returns the error that ended it, nil for a
+// clean end.
+func EachEvent(r io.Reader, f func(data []byte)) error {
+	s := NewStream(r)
+	for {
+		data, err := s.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		f(data)
+	}
+}
+
 // ReadEvents reads events until the end of the stream. It returns the data
 // of those it read and the error that ended the stream, nil for a clean
 // end.
 func ReadEvents(r io.Reader) ([]string, error) {
-	s := NewStream(r)
 	var evs []string
-	for {
-		data, err := s.Next()
-		if errors.Is(err, io.EOF) {
-			return evs, nil
-		}
-		if err != nil {
-			return evs, err
-		}
-		evs = append(evs, string(data))
-	}
+	err := EachEvent(r, func(data []byte) { evs = append(evs, string(data)) })
+	return evs, err
 }

@@ -113,16 +113,8 @@ func hasContent(data []byte) bool {
 // whether the stream sent "data: [DONE]" and the error that ended it (nil
 // at a clean end).
 func readEvents(r io.Reader, content func()) (done bool, err error) {
-	s := harness.NewStream(r)
 	seen := false
-	for {
-		data, err := s.Next()
-		if errors.Is(err, io.EOF) {
-			return done, nil
-		}
-		if err != nil {
-			return done, err
-		}
+	err = harness.EachEvent(r, func(data []byte) {
 		switch {
 		case string(data) == harness.Done:
 			done = true
@@ -130,7 +122,8 @@ func readEvents(r io.Reader, content func()) (done bool, err error) {
 			seen = true
 			content()
 		}
-	}
+	})
+	return done, err
 }
 
 // readStream reads a stream to its end and returns the time from start to

@@ -39,41 +39,41 @@ var hostileScenarios = []*scenario{
 		// 408 before any upstream is called: ai-proxy reads the whole body
 		// first.
 		name: "slow_body", route: routeChat, code: http.StatusRequestTimeout, causes: []string{causeClientTimeout}, weight: 1,
-		run: func(c *call) (int, error) { return c.slowBody(pathChat, "") },
+		run: func(c *call) (int, error) { return c.onConn(false, c.slowBody(pathChat, "")) },
 	},
 	{
 		// 408 while the body streams to the upstream, which has sent no
 		// response yet.
 		name: "plain_slow_body", route: routePlainChat, code: http.StatusRequestTimeout, causes: []string{causeClientTimeout}, weight: 1,
-		run: func(c *call) (int, error) { return c.slowBody(pathChat, hostPlain) },
+		run: func(c *call) (int, error) { return c.onConn(false, c.slowBody(pathChat, hostPlain)) },
 	},
 	{
 		// The headers (200) went out before the client stopped reading:
 		// phasegate records the 200 and closes the connection.
 		name: "slow_reader", route: routeGuard, code: http.StatusOK, causes: []string{causeClientTimeout}, weight: 1,
-		run: func(c *call) (int, error) { return c.slowReader(pathGuard, "") },
+		run: func(c *call) (int, error) { return c.onConn(true, c.slowReader(pathGuard, "")) },
 	},
 	{
 		name: "plain_slow_reader", route: routePlainChat, code: http.StatusOK, causes: []string{causeClientTimeout}, weight: 1,
-		run: func(c *call) (int, error) { return c.slowReader(pathChat, hostPlain) },
+		run: func(c *call) (int, error) { return c.onConn(true, c.slowReader(pathChat, hostPlain)) },
 	},
 	{
 		name: "slow_header", route: routePlain, code: http.StatusOK, causes: []string{causeCompleted}, weight: 1,
-		run: func(c *call) (int, error) { return c.slowHeader() },
+		run: func(c *call) (int, error) { return c.onConn(false, c.slowHeader) },
 	},
 	{
 		// No request is read, counted or logged; were phasegate to log one
 		// anyway, the id in the part sent would show it.
 		name: "header_timeout", requests: noRequest, weight: 1,
-		run: func(c *call) (int, error) { return c.headerPastTimeout() },
+		run: func(c *call) (int, error) { return c.onConn(false, c.headerPastTimeout) },
 	},
 	{
 		name: "idle_reuse", route: routePlain, code: http.StatusOK, causes: []string{causeCompleted}, requests: 2, weight: 1,
-		run: func(c *call) (int, error) { return c.idleReuse() },
+		run: func(c *call) (int, error) { return c.onConn(false, c.idleReuse) },
 	},
 	{
 		name: "idle_timeout", route: routePlain, code: http.StatusOK, causes: []string{causeCompleted}, weight: 1,
-		run: func(c *call) (int, error) { return c.idlePastTimeout() },
+		run: func(c *call) (int, error) { return c.onConn(false, c.idlePastTimeout) },
 	},
 }
 
@@ -102,6 +102,17 @@ func (c *call) dial(small bool) (*rawConn, error) {
 func (r *rawConn) Close() error {
 	r.stopHook()
 	return r.Conn.Close()
+}
+
+// onConn dials the data plane (see dial), plays client on the connection
+// and closes it.
+func (c *call) onConn(small bool, client func(*rawConn) (int, error)) (int, error) {
+	rc, err := c.dial(small)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	return client(rc)
 }
 
 // head is a request head: the request line, Host (the data plane's
@@ -174,90 +185,80 @@ func (c *call) pause(d time.Duration) error {
 	}
 }
 
-// slowBody declares a body of the route's limit, sends its first byte and
-// stalls. phasegate must answer 408, with Connection: close, once
-// body_timeout has passed, having grown the body's buffer only by the
-// byte received.
-func (c *call) slowBody(path, host string) (int, error) {
-	rc, err := c.dial(false)
-	if err != nil {
-		return 0, err
+// slowBody is a client that declares a body of the route's limit to path
+// (for host), sends its first byte and stalls. phasegate must answer 408,
+// with Connection: close, once body_timeout has passed, having grown the
+// body's buffer only by the byte received.
+func (c *call) slowBody(path, host string) func(*rawConn) (int, error) {
+	return func(rc *rawConn) (int, error) {
+		head := c.head(http.MethodPost, path, host, c.id, "Content-Type", "application/json", "Content-Length", strconv.Itoa(maxBodyBytes))
+		if _, err := io.WriteString(rc, head+"{"); err != nil {
+			return 0, err
+		}
+		stalled := time.Now()
+		resp, body, err := rc.response(http.MethodPost, bodyTimeout+boundSlack)
+		if err != nil {
+			return 0, fmt.Errorf("no answer to a stalled body: %w", err)
+		}
+		waited := time.Since(stalled)
+		if err := wantStatus(resp.StatusCode, http.StatusRequestTimeout, body); err != nil {
+			return resp.StatusCode, err
+		}
+		if err := checkError(body, causeClientTimeout, ""); err != nil {
+			return resp.StatusCode, err
+		}
+		switch {
+		case !resp.Close:
+			return resp.StatusCode, errors.New("408 without Connection: close")
+		case waited < bodyTimeout/2:
+			return resp.StatusCode, fmt.Errorf("408 after %s, well before body_timeout (%s)", waited, bodyTimeout)
+		}
+		return resp.StatusCode, nil
 	}
-	defer rc.Close()
-	head := c.head(http.MethodPost, path, host, c.id, "Content-Type", "application/json", "Content-Length", strconv.Itoa(maxBodyBytes))
-	if _, err := io.WriteString(rc, head+"{"); err != nil {
-		return 0, err
-	}
-	stalled := time.Now()
-	resp, body, err := rc.response(http.MethodPost, bodyTimeout+boundSlack)
-	if err != nil {
-		return 0, fmt.Errorf("no answer to a stalled body: %w", err)
-	}
-	waited := time.Since(stalled)
-	if err := wantStatus(resp.StatusCode, http.StatusRequestTimeout, body); err != nil {
-		return resp.StatusCode, err
-	}
-	if err := checkError(body, causeClientTimeout, ""); err != nil {
-		return resp.StatusCode, err
-	}
-	switch {
-	case !resp.Close:
-		return resp.StatusCode, errors.New("408 without Connection: close")
-	case waited < bodyTimeout/2:
-		return resp.StatusCode, fmt.Errorf("408 after %s, well before body_timeout (%s)", waited, bodyTimeout)
-	}
-	return resp.StatusCode, nil
 }
 
-// slowReader asks for a long stream on a connection with a small receive
-// window, reads the headers and stops reading for twice send_timeout.
-// phasegate must give up on the blocked write and close the connection:
-// when the client reads on, the stream ends before its end.
-func (c *call) slowReader(path, host string) (int, error) {
-	rc, err := c.dial(true)
-	if err != nil {
-		return 0, err
+// slowReader is a client that asks path (for host) for a long stream on a
+// connection with a small receive window, reads the headers and stops
+// reading for twice send_timeout. phasegate must give up on the blocked
+// write and close the connection: when the client reads on, the stream
+// ends before its end.
+func (c *call) slowReader(path, host string) func(*rawConn) (int, error) {
+	return func(rc *rawConn) (int, error) {
+		body := chatBody(true, "Hello from a client that stops reading")
+		head := c.head(http.MethodPost, path, host, c.id, "Content-Type", "application/json", "Content-Length", strconv.Itoa(len(body)),
+			"X-Mock-Chunks", strconv.Itoa(slowReaderChunks), "X-Mock-Content", "soak slow reader "+c.id)
+		if _, err := io.WriteString(rc, head+string(body)); err != nil {
+			return 0, err
+		}
+		resp, err := rc.header(http.MethodPost, requestTimeout)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			return resp.StatusCode, wantStatus(resp.StatusCode, http.StatusOK, b)
+		}
+		if err := c.pause(2 * sendTimeout); err != nil {
+			return http.StatusOK, err
+		}
+		if err := rc.SetReadDeadline(time.Now().Add(boundSlack)); err != nil {
+			return http.StatusOK, err
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		switch {
+		case err == nil:
+			return http.StatusOK, fmt.Errorf("the whole stream (%d bytes) came though the client stopped reading for %s", n, 2*sendTimeout)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return http.StatusOK, fmt.Errorf("after %d bytes the stream neither ended nor was closed", n)
+		}
+		return http.StatusOK, nil
 	}
-	defer rc.Close()
-	body := chatBody(true, "Hello from a client that stops reading")
-	head := c.head(http.MethodPost, path, host, c.id, "Content-Type", "application/json", "Content-Length", strconv.Itoa(len(body)),
-		"X-Mock-Chunks", strconv.Itoa(slowReaderChunks), "X-Mock-Content", "soak slow reader "+c.id)
-	if _, err := io.WriteString(rc, head+string(body)); err != nil {
-		return 0, err
-	}
-	resp, err := rc.header(http.MethodPost, requestTimeout)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return resp.StatusCode, wantStatus(resp.StatusCode, http.StatusOK, b)
-	}
-	if err := c.pause(2 * sendTimeout); err != nil {
-		return http.StatusOK, err
-	}
-	if err := rc.SetReadDeadline(time.Now().Add(boundSlack)); err != nil {
-		return http.StatusOK, err
-	}
-	n, err := io.Copy(io.Discard, resp.Body)
-	switch {
-	case err == nil:
-		return http.StatusOK, fmt.Errorf("the whole stream (%d bytes) came though the client stopped reading for %s", n, 2*sendTimeout)
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return http.StatusOK, fmt.Errorf("after %d bytes the stream neither ended nor was closed", n)
-	}
-	return http.StatusOK, nil
 }
 
 // slowHeader sends a request head in three pieces spread over a fifth to
 // two fifths of header_timeout: slow, but in time.
-func (c *call) slowHeader() (int, error) {
-	rc, err := c.dial(false)
-	if err != nil {
-		return 0, err
-	}
-	defer rc.Close()
+func (c *call) slowHeader(rc *rawConn) (int, error) {
 	head := c.head(http.MethodGet, pathHealth, "", c.id)
 	gap := headerTimeout / time.Duration(5+c.rng.IntN(6)) // a tenth to a fifth
 	cuts := []int{0, len(head) / 3, 2 * len(head) / 3, len(head)}
@@ -287,12 +288,7 @@ func (c *call) slowHeader() (int, error) {
 // headerPastTimeout sends all of a request head but its last line break
 // and stalls: phasegate must close the connection without a response once
 // header_timeout has passed.
-func (c *call) headerPastTimeout() (int, error) {
-	rc, err := c.dial(false)
-	if err != nil {
-		return 0, err
-	}
-	defer rc.Close()
+func (c *call) headerPastTimeout(rc *rawConn) (int, error) {
 	start := time.Now()
 	head := c.head(http.MethodGet, pathHealth, "", c.id)
 	if _, err := io.WriteString(rc, strings.TrimSuffix(head, "\r\n")); err != nil {
@@ -303,12 +299,7 @@ func (c *call) headerPastTimeout() (int, error) {
 
 // idleReuse sends a request, leaves the connection idle for a quarter to
 // a half of idle_timeout and sends another on it: both are answered.
-func (c *call) idleReuse() (int, error) {
-	rc, err := c.dial(false)
-	if err != nil {
-		return 0, err
-	}
-	defer rc.Close()
+func (c *call) idleReuse(rc *rawConn) (int, error) {
 	for i, id := range c.ids {
 		if i > 0 {
 			if err := c.pause(idleTimeout/4 + time.Duration(c.rng.Int64N(int64(idleTimeout/4)))); err != nil {
@@ -324,12 +315,7 @@ func (c *call) idleReuse() (int, error) {
 
 // idlePastTimeout sends a request and leaves the connection idle:
 // phasegate must close it once idle_timeout has passed.
-func (c *call) idlePastTimeout() (int, error) {
-	rc, err := c.dial(false)
-	if err != nil {
-		return 0, err
-	}
-	defer rc.Close()
+func (c *call) idlePastTimeout(rc *rawConn) (int, error) {
 	if status, err := rc.healthz(c, c.id); err != nil {
 		return status, err
 	}
