@@ -99,6 +99,7 @@ func (c *call) dial(small bool) (*rawConn, error) {
 	return &rawConn{Conn: conn, br: bufio.NewReader(conn), stopHook: context.AfterFunc(c.ctx, func() { conn.Close() })}, nil
 }
 
+// Close closes the connection, now rather than when the call ends.
 func (r *rawConn) Close() error {
 	r.stopHook()
 	return r.Conn.Close()

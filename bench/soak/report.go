@@ -23,7 +23,7 @@ type Report struct {
 	WarmUpRequests int
 	LoadRequests   int
 	Scenarios      []ScenarioCount
-	Stall          stallResult // many bodies stalled at once, before the baseline
+	Stall          StallResult // many bodies stalled at once, before the baseline
 	Tally          Tally
 	Causes         map[string]int // access-log lines by cause
 	LogLevels      map[string]int // log lines by level

@@ -435,9 +435,9 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	return rep, nil
 }
 
-// stallResult is what phasegate held with many request bodies stalled at
+// StallResult is what phasegate held with many request bodies stalled at
 // once.
-type stallResult struct {
+type StallResult struct {
 	Bodies     int     // stalled bodies sent at once, each declaring maxBodyBytes
 	Active     float64 // phasegate_http_active_requests when the heap was read
 	HeapGrowth float64 // go_memstats_heap_alloc_bytes then, minus before the bodies
@@ -445,9 +445,9 @@ type stallResult struct {
 }
 
 // perBody is the heap growth per stalled body in flight.
-func (s stallResult) perBody() float64 { return s.HeapGrowth / max(s.Active, 1) }
+func (s StallResult) perBody() float64 { return s.HeapGrowth / max(s.Active, 1) }
 
-func (s stallResult) String() string {
+func (s StallResult) String() string {
 	return fmt.Sprintf("%g in flight, heap %+.1f MiB (%.0f KiB per body, bound %d KiB), RSS %+.1f MiB",
 		s.Active, s.HeapGrowth/(1<<20), s.perBody()/(1<<10), stallHeapBound>>10, s.RSSGrowth/(1<<20))
 }
@@ -461,8 +461,8 @@ const stallHeapBound = 512 << 10
 // stallBodies runs n slow bodies at once, alternately through an AI route
 // (which buffers the body) and a plain one (which streams it upstream),
 // and reads phasegate's heap while all of them are stalled.
-func (st *runState) stallBodies(ctx context.Context, admin *http.Client, url string, n int) (stallResult, error) {
-	res := stallResult{Bodies: n}
+func (st *runState) stallBodies(ctx context.Context, admin *http.Client, url string, n int) (StallResult, error) {
+	res := StallResult{Bodies: n}
 	before, err := harness.Scrape(ctx, admin, url)
 	if err != nil {
 		return res, err
