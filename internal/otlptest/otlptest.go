@@ -92,15 +92,17 @@ type Receiver struct {
 	grpcAddr string
 	httpAddr string
 
-	mu      sync.Mutex
-	spans   []Span
-	exports []Export
-	grpcSrv *grpc.Server
-	httpSrv *http.Server
-	conns   sync.WaitGroup // the servers' Serve loops
-	stall   chan struct{}  // non-nil while stalled; closed to release
-	stalled int            // exports held by a stall so far
-	arrived chan struct{}  // closed and replaced whenever spans arrive
+	mu       sync.Mutex
+	spans    []Span
+	exports  []Export
+	grpcSrv  *grpc.Server
+	httpSrv  *http.Server
+	conns    sync.WaitGroup // the servers' Serve loops
+	stall    chan struct{}  // non-nil while stalled; closed to release
+	stalled  int            // exports held by a stall so far
+	discard  bool           // count spans, keep none
+	received int            // spans received, kept or not
+	arrived  chan struct{}  // closed and replaced whenever spans arrive
 }
 
 // Start runs a receiver on two free loopback ports until the test ends.
@@ -234,6 +236,21 @@ func (r *Receiver) hold(ctx context.Context) error {
 	return errStalled
 }
 
+// Discard makes the receiver count the spans it is sent and keep none,
+// so that a benchmark or a long test does not grow the heap.
+func (r *Receiver) Discard() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.discard = true
+}
+
+// Received is how many spans arrived, kept or discarded.
+func (r *Receiver) Received() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.received
+}
+
 // Spans returns a copy of every span received so far, in arrival order.
 func (r *Receiver) Spans() []Span {
 	r.mu.Lock()
@@ -308,6 +325,10 @@ func (r *Receiver) record(protocol string, headers map[string][]string, req *col
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.received += len(got)
+	if r.discard {
+		return
+	}
 	r.spans = append(r.spans, got...)
 	r.exports = append(r.exports, Export{Protocol: protocol, Headers: headers, Spans: len(got)})
 	close(r.arrived)

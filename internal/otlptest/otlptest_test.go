@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -180,4 +180,18 @@ func TestStall(t *testing.T) {
 		t.Fatalf("after Release: %v", err)
 	}
 	r.WaitSpans(2, 5*time.Second)
+}
+
+func TestDiscard(t *testing.T) {
+	r := otlptest.Start(t)
+	r.Discard()
+	c := dialGRPC(t, r)
+	for range 3 {
+		if _, err := c.Export(context.Background(), request()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.Received() != 6 || len(r.Spans()) != 0 || len(r.Exports()) != 0 {
+		t.Errorf("received %d, kept %d spans and %d exports: want 6 counted, none kept", r.Received(), len(r.Spans()), len(r.Exports()))
+	}
 }
