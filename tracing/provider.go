@@ -417,8 +417,8 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	}
 	c := t.cached.Load()
 	if c == nil || c.g != g {
-		opts := append([]trace.TracerOption{trace.WithInstrumentationVersion(t.p.opts.Version), trace.WithSchemaURL(semconv.SchemaURL)}, t.opts...)
-		c = &tracerOf{g: g, tr: g.sdk.Tracer(t.name, opts...)}
+		topts := append([]trace.TracerOption{trace.WithInstrumentationVersion(t.p.opts.Version), trace.WithSchemaURL(semconv.SchemaURL)}, t.opts...)
+		c = &tracerOf{g: g, tr: g.sdk.Tracer(t.name, topts...)}
 		t.cached.Store(c)
 	}
 	return c.tr.Start(ctx, name, opts...)

@@ -39,11 +39,7 @@ func start(t *testing.T, cfg *tracing.Config, o tracing.Options) (*tracing.Provi
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = p.Shutdown(ctx)
-	})
+	t.Cleanup(func() { _, _ = shutdownWithin(p, 10*time.Second) })
 	return p, reg
 }
 
@@ -70,6 +66,23 @@ func dropped(t *testing.T, reg *prometheus.Registry, reason string) int {
 
 func totalDropped(t *testing.T, reg *prometheus.Registry) int {
 	return dropped(t, reg, tracing.DropQueueFull) + dropped(t, reg, tracing.DropExportFailed) + dropped(t, reg, tracing.DropShutdown)
+}
+
+// endN starts and ends n spans named name.
+func endN(tr trace.Tracer, name string, n int) {
+	for range n {
+		_, s := tr.Start(context.Background(), name)
+		s.End()
+	}
+}
+
+// shutdownWithin shuts p down with a context of d and says how long it took.
+func shutdownWithin(p *tracing.Provider, d time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	start := time.Now()
+	err := p.Shutdown(ctx)
+	return time.Since(start), err
 }
 
 // request traces what a chat request through the gateway looks like: a
@@ -289,9 +302,7 @@ func TestCollectorDown(t *testing.T) {
 				t.Errorf("the heap grew by %d bytes while the collector was down", grew)
 			}
 
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = p.Shutdown(ctx)
+			_, _ = shutdownWithin(p, 2*time.Second)
 			if got := totalDropped(t, reg); got != spans {
 				t.Errorf("dropped %d spans (queue_full %d, export_failed %d, shutdown %d), want exactly %d", got,
 					dropped(t, reg, tracing.DropQueueFull), dropped(t, reg, tracing.DropExportFailed), dropped(t, reg, tracing.DropShutdown), spans)
@@ -316,11 +327,7 @@ func TestCollectorStalled(t *testing.T) {
 			cfg := config(r, protocol)
 			cfg.OTLP.Timeout = 300 * time.Millisecond
 			p, reg := start(t, cfg, tracing.Options{BatchDelay: time.Hour})
-			tr := p.Tracer(tracing.ScopeName)
-			for range 20 {
-				_, s := tr.Start(context.Background(), "stalled")
-				s.End()
-			}
+			endN(p.Tracer(tracing.ScopeName), "stalled", 20)
 			t0 := time.Now()
 			_ = p.ForceFlush(context.Background())
 			took := time.Since(t0)
@@ -345,18 +352,12 @@ func TestCollectorRecovers(t *testing.T) {
 	cfg.OTLP.Timeout = 500 * time.Millisecond
 	p, reg := start(t, cfg, tracing.Options{BatchDelay: time.Hour})
 	tr := p.Tracer(tracing.ScopeName)
-	end := func(name string) {
-		_, s := tr.Start(context.Background(), name)
-		s.End()
-	}
-	end("before")
+	endN(tr, "before", 1)
 	_ = p.ForceFlush(context.Background())
 	r.WaitSpans(1, waitFor)
 
 	r.Stop()
-	for range 5 {
-		end("outage")
-	}
+	endN(tr, "outage", 5)
 	_ = p.ForceFlush(context.Background())
 	if got := dropped(t, reg, tracing.DropExportFailed); got != 5 {
 		t.Fatalf("export_failed %d during the outage, want 5", got)
@@ -366,7 +367,7 @@ func TestCollectorRecovers(t *testing.T) {
 	ended := 0
 	deadline := time.Now().Add(waitFor)
 	for len(r.Find("after")) == 0 && time.Now().Before(deadline) {
-		end("after")
+		endN(tr, "after", 1)
 		ended++
 		_ = p.ForceFlush(context.Background())
 	}
@@ -422,9 +423,7 @@ func TestReloadSwap(t *testing.T) {
 		t.Error("Reload took an invalid config")
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.Shutdown(ctx); err != nil {
+	if _, err := shutdownWithin(p, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if n := totalDropped(t, reg); n != 0 {
@@ -437,13 +436,8 @@ func TestShutdownFlushes(t *testing.T) {
 	r := otlptest.Start(t)
 	p, reg := start(t, config(r, tracing.ProtocolGRPC), tracing.Options{BatchDelay: time.Hour})
 	tr := p.Tracer(tracing.ScopeName)
-	for range 7 {
-		_, s := tr.Start(context.Background(), "queued")
-		s.End()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.Shutdown(ctx); err != nil {
+	endN(tr, "queued", 7)
+	if _, err := shutdownWithin(p, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if got := len(r.Spans()); got != 7 {
@@ -462,16 +456,9 @@ func TestShutdownWithinContext(t *testing.T) {
 	cfg := config(r, tracing.ProtocolGRPC)
 	cfg.OTLP.Timeout = time.Minute
 	p, reg := start(t, cfg, tracing.Options{BatchDelay: time.Hour})
-	tr := p.Tracer(tracing.ScopeName)
-	for range 7 {
-		_, s := tr.Start(context.Background(), "queued")
-		s.End()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	t0 := time.Now()
-	err := p.Shutdown(ctx)
-	if took := time.Since(t0); took > 3*time.Second {
+	endN(p.Tracer(tracing.ScopeName), "queued", 7)
+	took, err := shutdownWithin(p, 300*time.Millisecond)
+	if took > 3*time.Second {
 		t.Errorf("Shutdown took %s with a 300ms context and a 1m export timeout", took)
 	}
 	if err == nil {

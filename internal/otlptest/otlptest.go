@@ -426,30 +426,15 @@ func decodeSpan(s *tracepb.Span, res map[string]any, scope, protocol string) Spa
 	return out
 }
 
+// kindName is "server", "client", "internal", "producer", "consumer" or
+// "unspecified".
 func kindName(k tracepb.Span_SpanKind) string {
-	switch k {
-	case tracepb.Span_SPAN_KIND_SERVER:
-		return "server"
-	case tracepb.Span_SPAN_KIND_CLIENT:
-		return "client"
-	case tracepb.Span_SPAN_KIND_PRODUCER:
-		return "producer"
-	case tracepb.Span_SPAN_KIND_CONSUMER:
-		return "consumer"
-	case tracepb.Span_SPAN_KIND_INTERNAL:
-		return "internal"
-	}
-	return "unspecified"
+	return strings.ToLower(strings.TrimPrefix(k.String(), "SPAN_KIND_"))
 }
 
+// statusName is "unset", "ok" or "error".
 func statusName(c tracepb.Status_StatusCode) string {
-	switch c {
-	case tracepb.Status_STATUS_CODE_OK:
-		return "ok"
-	case tracepb.Status_STATUS_CODE_ERROR:
-		return "error"
-	}
-	return "unset"
+	return strings.ToLower(strings.TrimPrefix(c.String(), "STATUS_CODE_"))
 }
 
 func attrs(kvs []*commonpb.KeyValue) map[string]any {
