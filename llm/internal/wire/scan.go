@@ -542,3 +542,20 @@ func digits(b []byte, i int) int {
 	}
 	return i
 }
+
+// StrAppend is Str for decoders that hand out several strings at once: a
+// string with escapes is decoded onto the end of *arena, so strings
+// decoded earlier stay intact. Reset the arena (to (*arena)[:0]) once the
+// strings are no longer used.
+func StrAppend(raw []byte, arena *[]byte) (s []byte, ok bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return nil, false
+	}
+	if plain(raw) {
+		return raw[1 : len(raw)-1 : len(raw)-1], true
+	}
+	start := len(*arena)
+	b, ok := AppendUnquote(*arena, raw)
+	*arena = b
+	return b[start:len(b):len(b)], ok
+}
