@@ -1,0 +1,771 @@
+package openai
+
+import (
+	"strings"
+	"time"
+
+	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/internal/wire"
+)
+
+// Chat is the Chat Completions codec. Its zero value is ready to use.
+type Chat struct {
+	// MaxCompletionTokens makes encoded requests carry their token limit
+	// as max_completion_tokens, which OpenAI's reasoning models require,
+	// instead of max_tokens, which every OpenAI-compatible server knows.
+	MaxCompletionTokens bool
+	// Now is the clock for "created" when the source gives no time; nil
+	// means time.Now.
+	Now func() time.Time
+}
+
+var _ llm.Codec = Chat{}
+
+// Protocol returns llm.OpenAIChat.
+func (Chat) Protocol() llm.Protocol { return llm.OpenAIChat }
+
+// EncodeError writes e as Chat's error envelope.
+func (Chat) EncodeError(e *llm.Error) []byte {
+	return appendError(make([]byte, 0, 96+len(e.Message)), e)
+}
+
+// DecodeError reads a Chat error body.
+func (Chat) DecodeError(status int, body []byte) *llm.Error { return decodeError(status, body) }
+
+var chatFields = []string{
+	"model", "messages", "max_tokens", "max_completion_tokens", "stop", "temperature", "top_p", "n",
+	"stream", "stream_options", "tools", "tool_choice", "parallel_tool_calls", "user", "metadata",
+	"reasoning_effort",
+}
+
+const (
+	cModel = iota
+	cMessages
+	cMaxTokens
+	cMaxCompletionTokens
+	cStop
+	cTemperature
+	cTopP
+	cN
+	cStream
+	cStreamOptions
+	cTools
+	cToolChoice
+	cParallelToolCalls
+	cUser
+	cMetadata
+	cReasoningEffort
+	nChatFields
+)
+
+// DecodeRequest reads a Chat Completions request body. Fields the neutral
+// model does not carry (seed, response_format, logprobs, penalties, ...)
+// are ignored.
+func (Chat) DecodeRequest(body []byte) (*llm.Request, error) {
+	var f [nChatFields][]byte
+	if err := wire.Top(body, chatFields, f[:]); err != nil {
+		return nil, wire.BodyError(err)
+	}
+	r := &llm.Request{}
+	root := wire.Root
+	if err := wire.DecodeString(f[cModel], root.Key("model"), &r.Model); err != nil {
+		return nil, err
+	}
+	if err := wire.DecodeInt(f[cMaxTokens], root.Key("max_tokens"), &r.MaxTokens); err != nil {
+		return nil, err
+	}
+	if err := wire.DecodeInt(f[cMaxCompletionTokens], root.Key("max_completion_tokens"), &r.MaxTokens); err != nil {
+		return nil, err
+	}
+	if err := wire.DecodeStrings(f[cStop], root.Key("stop"), true, &r.StopSequences); err != nil {
+		return nil, err
+	}
+	if err := wire.DecodeFloat(f[cTemperature], root.Key("temperature"), &r.Temperature); err != nil {
+		return nil, err
+	}
+	if err := wire.DecodeFloat(f[cTopP], root.Key("top_p"), &r.TopP); err != nil {
+		return nil, err
+	}
+	if err := wire.DecodeInt(f[cN], root.Key("n"), &r.N); err != nil {
+		return nil, err
+	}
+	if err := wire.DecodeBool(f[cStream], root.Key("stream"), &r.Stream); err != nil {
+		return nil, err
+	}
+	if !wire.Absent(f[cStreamOptions]) {
+		p := root.Key("stream_options")
+		o, err := wire.MustObject(f[cStreamOptions], p)
+		if err != nil {
+			return nil, err
+		}
+		var g [1][]byte
+		wire.Collect(&o, []string{"include_usage"}, g[:])
+		if err := wire.DecodeBool(g[0], p.Key("include_usage"), &r.IncludeUsage); err != nil {
+			return nil, err
+		}
+	}
+	if err := wire.DecodeBoolPtr(f[cParallelToolCalls], root.Key("parallel_tool_calls"), &r.ParallelToolCalls); err != nil {
+		return nil, err
+	}
+	if err := wire.DecodeString(f[cUser], root.Key("user"), &r.User); err != nil {
+		return nil, err
+	}
+	if err := wire.DecodeMetadata(f[cMetadata], root.Key("metadata"), &r.Metadata); err != nil {
+		return nil, err
+	}
+	if err := wire.DecodeString(f[cReasoningEffort], root.Key("reasoning_effort"), &r.ReasoningEffort); err != nil {
+		return nil, err
+	}
+	if err := decodeChatMessages(f[cMessages], root.Key("messages"), r); err != nil {
+		return nil, err
+	}
+	if err := decodeChatTools(f[cTools], root.Key("tools"), r); err != nil {
+		return nil, err
+	}
+	if err := decodeChatToolChoice(f[cToolChoice], root.Key("tool_choice"), r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+var chatMessageFields = []string{"role", "content", "name", "tool_calls", "tool_call_id", "refusal", "function_call"}
+
+// decodeChatMessages reads the messages. A tool message becomes a user
+// message holding one tool result.
+func decodeChatMessages(raw []byte, p wire.Path, r *llm.Request) error {
+	if wire.Absent(raw) {
+		return nil
+	}
+	a, err := wire.MustArray(raw, p)
+	if err != nil {
+		return err
+	}
+	r.Messages = []llm.Message{}
+	for i := 0; ; i++ {
+		v, ok := a.Next()
+		if !ok {
+			return nil
+		}
+		mp := p.Index(i)
+		o, err := wire.MustObject(v, mp)
+		if err != nil {
+			return err
+		}
+		var g [7][]byte
+		wire.Collect(&o, chatMessageFields, g[:])
+		var role string
+		if err := wire.DecodeString(g[0], mp.Key("role"), &role); err != nil {
+			return err
+		}
+		m := llm.Message{Role: llm.Role(role)}
+		if err := wire.DecodeString(g[2], mp.Key("name"), &m.Name); err != nil {
+			return err
+		}
+		cp := mp.Key("content")
+		switch m.Role {
+		case llm.RoleSystem, llm.RoleDeveloper, llm.RoleUser:
+			if m.Parts, err = decodeChatContent(g[1], cp); err != nil {
+				return err
+			}
+		case llm.RoleAssistant:
+			if m.Parts, err = decodeChatContent(g[1], cp); err != nil {
+				return err
+			}
+			var refusal string
+			if err := wire.DecodeString(g[5], mp.Key("refusal"), &refusal); err != nil {
+				return err
+			}
+			if refusal != "" {
+				m.Parts = append(m.Parts, llm.Part{Kind: llm.PartRefusal, Text: refusal})
+			}
+			if m.Parts, err = decodeToolCalls(g[3], mp.Key("tool_calls"), m.Parts); err != nil {
+				return err
+			}
+			if !wire.Absent(g[6]) {
+				m.Parts = append(m.Parts, llm.Part{Kind: llm.PartOther, Type: "function_call"})
+			}
+		case "tool":
+			tr := llm.ToolResult{}
+			if err := wire.DecodeString(g[4], mp.Key("tool_call_id"), &tr.ToolCallID); err != nil {
+				return err
+			}
+			if tr.Content, err = decodeChatContent(g[1], cp); err != nil {
+				return err
+			}
+			m = llm.Message{Role: llm.RoleUser, Parts: []llm.Part{{Kind: llm.PartToolResult, ToolResult: tr}}}
+		case "function":
+			m = llm.Message{Role: llm.RoleUser, Parts: []llm.Part{{Kind: llm.PartOther, Type: "function message"}}}
+		default:
+			rp := mp.Key("role")
+			return wire.TypeError(&rp, `"system", "developer", "user", "assistant" or "tool"`)
+		}
+		r.Messages = append(r.Messages, m)
+	}
+}
+
+// decodeChatContent reads a content string or array of content parts.
+func decodeChatContent(raw []byte, p wire.Path) ([]llm.Part, error) {
+	if wire.Absent(raw) {
+		return nil, nil
+	}
+	if wire.KindOf(raw) == wire.String {
+		s, _ := wire.StringOf(raw)
+		return []llm.Part{{Kind: llm.PartText, Text: s}}, nil
+	}
+	a, ok := wire.ArrayOf(raw)
+	if !ok {
+		return nil, wire.TypeError(&p, "a string or an array of content parts")
+	}
+	parts := []llm.Part{}
+	for j := 0; ; j++ {
+		v, ok := a.Next()
+		if !ok {
+			return parts, nil
+		}
+		pp := p.Index(j)
+		o, err := wire.MustObject(v, pp)
+		if err != nil {
+			return nil, err
+		}
+		var g [4][]byte
+		wire.Collect(&o, []string{"type", "text", "image_url", "refusal"}, g[:])
+		var typ string
+		if err := wire.DecodeString(g[0], pp.Key("type"), &typ); err != nil {
+			return nil, err
+		}
+		part := llm.Part{}
+		switch typ {
+		case "text":
+			part.Kind = llm.PartText
+			if wire.KindOf(g[1]) != wire.String {
+				tp := pp.Key("text")
+				return nil, wire.TypeError(&tp, "a string")
+			}
+			part.Text, _ = wire.StringOf(g[1])
+		case "refusal":
+			part.Kind = llm.PartRefusal
+			if err := wire.DecodeString(g[3], pp.Key("refusal"), &part.Text); err != nil {
+				return nil, err
+			}
+		case "image_url":
+			ip := pp.Key("image_url")
+			io, err := wire.MustObject(g[2], ip)
+			if err != nil {
+				return nil, err
+			}
+			var h [2][]byte
+			wire.Collect(&io, []string{"url", "detail"}, h[:])
+			var url string
+			if err := wire.DecodeString(h[0], ip.Key("url"), &url); err != nil {
+				return nil, err
+			}
+			part = llm.Part{Kind: llm.PartImage, Image: imageFromURL(url)}
+			if err := wire.DecodeString(h[1], ip.Key("detail"), &part.Image.Detail); err != nil {
+				return nil, err
+			}
+		default:
+			part = llm.Part{Kind: llm.PartOther, Type: typ}
+		}
+		parts = append(parts, part)
+	}
+}
+
+// imageFromURL reads an image URL; a base64 data URL becomes inline data.
+func imageFromURL(url string) llm.Image {
+	if rest, ok := strings.CutPrefix(url, "data:"); ok {
+		if media, data, ok := strings.Cut(rest, ";base64,"); ok {
+			return llm.Image{MediaType: media, Data: data}
+		}
+	}
+	return llm.Image{URL: url}
+}
+
+// imageURL writes an image as the URL Chat and Responses take.
+func imageURL(img *llm.Image) string {
+	if img.URL != "" {
+		return img.URL
+	}
+	return "data:" + img.MediaType + ";base64," + img.Data
+}
+
+func decodeToolCalls(raw []byte, p wire.Path, parts []llm.Part) ([]llm.Part, error) {
+	if wire.Absent(raw) {
+		return parts, nil
+	}
+	a, err := wire.MustArray(raw, p)
+	if err != nil {
+		return nil, err
+	}
+	for k := 0; ; k++ {
+		v, ok := a.Next()
+		if !ok {
+			return parts, nil
+		}
+		tp := p.Index(k)
+		o, err := wire.MustObject(v, tp)
+		if err != nil {
+			return nil, err
+		}
+		var g [3][]byte
+		wire.Collect(&o, []string{"id", "type", "function"}, g[:])
+		var typ string
+		if err := wire.DecodeString(g[1], tp.Key("type"), &typ); err != nil {
+			return nil, err
+		}
+		if typ != "" && typ != "function" {
+			parts = append(parts, llm.Part{Kind: llm.PartOther, Type: typ + " tool call"})
+			continue
+		}
+		tc := llm.ToolCall{}
+		if err := wire.DecodeString(g[0], tp.Key("id"), &tc.ID); err != nil {
+			return nil, err
+		}
+		fp := tp.Key("function")
+		fo, err := wire.MustObject(g[2], fp)
+		if err != nil {
+			return nil, err
+		}
+		var h [2][]byte
+		wire.Collect(&fo, []string{"name", "arguments"}, h[:])
+		if err := wire.DecodeString(h[0], fp.Key("name"), &tc.Name); err != nil {
+			return nil, err
+		}
+		if err := wire.DecodeString(h[1], fp.Key("arguments"), &tc.Arguments); err != nil {
+			return nil, err
+		}
+		parts = append(parts, llm.Part{Kind: llm.PartToolCall, ToolCall: tc})
+	}
+}
+
+func decodeChatTools(raw []byte, p wire.Path, r *llm.Request) error {
+	if wire.Absent(raw) {
+		return nil
+	}
+	a, err := wire.MustArray(raw, p)
+	if err != nil {
+		return err
+	}
+	r.Tools = []llm.Tool{}
+	for i := 0; ; i++ {
+		v, ok := a.Next()
+		if !ok {
+			return nil
+		}
+		tp := p.Index(i)
+		o, err := wire.MustObject(v, tp)
+		if err != nil {
+			return err
+		}
+		var g [2][]byte
+		wire.Collect(&o, []string{"type", "function"}, g[:])
+		var t llm.Tool
+		if err := wire.DecodeString(g[0], tp.Key("type"), &t.Type); err != nil {
+			return err
+		}
+		if t.Type == "function" {
+			t.Type = ""
+			fp := tp.Key("function")
+			fo, err := wire.MustObject(g[1], fp)
+			if err != nil {
+				return err
+			}
+			var h [3][]byte
+			wire.Collect(&fo, []string{"name", "description", "parameters"}, h[:])
+			if err := decodeFunction(h, fp, &t); err != nil {
+				return err
+			}
+		}
+		r.Tools = append(r.Tools, t)
+	}
+}
+
+// decodeFunction reads the name, description and parameters of a function
+// tool (Chat's "function" object, or a Responses tool).
+func decodeFunction(h [3][]byte, p wire.Path, t *llm.Tool) error {
+	if err := wire.DecodeString(h[0], p.Key("name"), &t.Name); err != nil {
+		return err
+	}
+	if err := wire.DecodeString(h[1], p.Key("description"), &t.Description); err != nil {
+		return err
+	}
+	if !wire.Absent(h[2]) {
+		if _, err := wire.MustObject(h[2], p.Key("parameters")); err != nil {
+			return err
+		}
+		t.Parameters = wire.Compact(h[2])
+	}
+	return nil
+}
+
+func decodeChatToolChoice(raw []byte, p wire.Path, r *llm.Request) error {
+	if wire.Absent(raw) {
+		return nil
+	}
+	if wire.KindOf(raw) == wire.String {
+		return toolChoiceMode(raw, p, r)
+	}
+	o, err := wire.MustObject(raw, p)
+	if err != nil {
+		return err
+	}
+	var g [2][]byte
+	wire.Collect(&o, []string{"type", "function"}, g[:])
+	if s, _ := wire.Str(g[0], nil); string(s) != "function" {
+		return nil
+	}
+	fp := p.Key("function")
+	fo, err := wire.MustObject(g[1], fp)
+	if err != nil {
+		return err
+	}
+	var h [1][]byte
+	wire.Collect(&fo, []string{"name"}, h[:])
+	r.ToolChoice.Mode = llm.ToolChoiceTool
+	return wire.DecodeString(h[0], fp.Key("name"), &r.ToolChoice.Name)
+}
+
+// toolChoiceMode reads the string form of tool_choice.
+func toolChoiceMode(raw []byte, p wire.Path, r *llm.Request) error {
+	s, _ := wire.Str(raw, nil)
+	switch string(s) {
+	case "auto":
+		r.ToolChoice.Mode = llm.ToolChoiceAuto
+	case "none":
+		r.ToolChoice.Mode = llm.ToolChoiceNone
+	case "required":
+		r.ToolChoice.Mode = llm.ToolChoiceRequired
+	default:
+		return wire.TypeError(&p, `"auto", "none", "required" or an object`)
+	}
+	return nil
+}
+
+// EncodeRequest writes r as a Chat Completions request body. The
+// top-level system prompt becomes a first system message; a user
+// message's tool results become tool messages ahead of it; consecutive
+// assistant messages become one. A streamed request always asks for usage
+// (stream_options.include_usage), which the other protocols report. It
+// fails for what Chat cannot express: content it has no part for, images
+// in tool results and tools built into another provider. Reasoning parts
+// are dropped.
+func (c Chat) EncodeRequest(r *llm.Request) ([]byte, error) {
+	b := make([]byte, 0, 1024)
+	b = append(b, `{"model":`...)
+	b = wire.AppendString(b, r.Model)
+	b = append(b, `,"messages":[`...)
+	var err error
+	if b, err = appendChatMessages(b, r); err != nil {
+		return nil, err
+	}
+	b = append(b, ']')
+	if r.MaxTokens > 0 {
+		if c.MaxCompletionTokens {
+			b = append(b, `,"max_completion_tokens":`...)
+		} else {
+			b = append(b, `,"max_tokens":`...)
+		}
+		b = wire.AppendInt(b, r.MaxTokens)
+	}
+	if len(r.StopSequences) > 0 {
+		b = append(b, `,"stop":[`...)
+		for i, s := range r.StopSequences {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = wire.AppendString(b, s)
+		}
+		b = append(b, ']')
+	}
+	if r.Temperature != nil {
+		b = append(b, `,"temperature":`...)
+		b = wire.AppendFloat(b, *r.Temperature)
+	}
+	if r.TopP != nil {
+		b = append(b, `,"top_p":`...)
+		b = wire.AppendFloat(b, *r.TopP)
+	}
+	if r.N > 1 {
+		b = append(b, `,"n":`...)
+		b = wire.AppendInt(b, r.N)
+	}
+	if r.Stream {
+		b = append(b, `,"stream":true,"stream_options":{"include_usage":true}`...)
+	}
+	if len(r.Tools) > 0 {
+		b = append(b, `,"tools":[`...)
+		for i := range r.Tools {
+			t := &r.Tools[i]
+			if t.Type != "" {
+				return nil, llm.FieldError(indexPath("tools", i), "the tool type "+t.Type+" cannot be sent to openai-chat")
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"type":"function","function":`...)
+			b = appendFunction(b, t)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+		if r.ToolChoice.Mode != llm.ToolChoiceUnset {
+			b = append(b, `,"tool_choice":`...)
+			if r.ToolChoice.Mode == llm.ToolChoiceTool {
+				b = append(b, `{"type":"function","function":{"name":`...)
+				b = wire.AppendString(b, r.ToolChoice.Name)
+				b = append(b, `}}`...)
+			} else {
+				b = appendToolChoiceMode(b, r.ToolChoice.Mode)
+			}
+		}
+		if r.ParallelToolCalls != nil {
+			b = append(b, `,"parallel_tool_calls":`...)
+			b = wire.AppendBool(b, *r.ParallelToolCalls)
+		}
+	}
+	if r.User != "" {
+		b = append(b, `,"user":`...)
+		b = wire.AppendString(b, r.User)
+	}
+	if r.ReasoningEffort != "" {
+		b = append(b, `,"reasoning_effort":`...)
+		b = wire.AppendString(b, r.ReasoningEffort)
+	}
+	return append(b, '}'), nil
+}
+
+func appendToolChoiceMode(b []byte, m llm.ToolChoiceMode) []byte {
+	switch m {
+	case llm.ToolChoiceNone:
+		return append(b, `"none"`...)
+	case llm.ToolChoiceRequired:
+		return append(b, `"required"`...)
+	}
+	return append(b, `"auto"`...)
+}
+
+// appendFunction writes {"name","description","parameters"}.
+func appendFunction(b []byte, t *llm.Tool) []byte {
+	b = append(b, `{"name":`...)
+	b = wire.AppendString(b, t.Name)
+	if t.Description != "" {
+		b = append(b, `,"description":`...)
+		b = wire.AppendString(b, t.Description)
+	}
+	if len(t.Parameters) > 0 {
+		b = append(b, `,"parameters":`...)
+		b = append(b, t.Parameters...)
+	}
+	return append(b, '}')
+}
+
+func indexPath(key string, i int) string {
+	root := wire.Root
+	kp := root.Key(key)
+	ip := kp.Index(i)
+	return ip.String()
+}
+
+func partPath(i, j int) string {
+	root := wire.Root
+	mp := root.Key("messages")
+	ip := mp.Index(i)
+	cp := ip.Key("content")
+	jp := cp.Index(j)
+	return jp.String()
+}
+
+
+// chatMessage collects what one Chat message gets from neutral parts.
+type chatMessage struct {
+	texts    []*llm.Part // text and images, in order
+	refusal  string
+	calls    []*llm.ToolCall
+	results  []*llm.Part
+	hasImage bool
+}
+
+func (m *chatMessage) empty() bool {
+	return len(m.texts) == 0 && m.refusal == "" && len(m.calls) == 0 && len(m.results) == 0
+}
+
+// collect sorts the parts of message i into m.
+func (m *chatMessage) collect(msg *llm.Message, i int, assistant bool) error {
+	for j := range msg.Parts {
+		p := &msg.Parts[j]
+		switch p.Kind {
+		case llm.PartText:
+			m.texts = append(m.texts, p)
+		case llm.PartImage:
+			if assistant {
+				return llm.FieldError(partPath(i, j), "an assistant message cannot hold an image for openai-chat")
+			}
+			m.texts = append(m.texts, p)
+			m.hasImage = true
+		case llm.PartRefusal:
+			m.refusal += p.Text
+		case llm.PartToolCall:
+			m.calls = append(m.calls, &p.ToolCall)
+		case llm.PartToolResult:
+			for k := range p.ToolResult.Content {
+				c := &p.ToolResult.Content[k]
+				if c.Kind != llm.PartText && c.Kind != llm.PartRefusal && !c.IsReasoning() {
+					return llm.FieldError(partPath(i, j), "a tool result can only hold text for openai-chat")
+				}
+			}
+			m.results = append(m.results, p)
+		case llm.PartOther:
+			if !p.IsReasoning() {
+				return llm.FieldError(partPath(i, j), "content of type "+p.Type+" cannot be sent to openai-chat")
+			}
+		}
+	}
+	return nil
+}
+
+func appendChatMessages(b []byte, r *llm.Request) ([]byte, error) {
+	n := 0 // messages written
+	sep := func() {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+	}
+	if len(r.System) > 0 {
+		sys := chatMessage{}
+		for i := range r.System {
+			if r.System[i].Kind == llm.PartText {
+				sys.texts = append(sys.texts, &r.System[i])
+			}
+		}
+		if len(sys.texts) > 0 {
+			sep()
+			b = append(b, `{"role":"system","content":`...)
+			b = appendChatContent(b, sys.texts, false)
+			b = append(b, '}')
+		}
+	}
+	for i := 0; i < len(r.Messages); i++ {
+		msg := &r.Messages[i]
+		var m chatMessage
+		if msg.Role == llm.RoleAssistant {
+			// Consecutive assistant messages make one Chat message, so
+			// that tool calls stay with the text before them.
+			for ; i < len(r.Messages) && r.Messages[i].Role == llm.RoleAssistant; i++ {
+				if err := m.collect(&r.Messages[i], i, true); err != nil {
+					return nil, err
+				}
+			}
+			i--
+			if m.empty() {
+				continue
+			}
+			sep()
+			b = appendAssistant(b, &m, msg.Name)
+			continue
+		}
+		if err := m.collect(msg, i, false); err != nil {
+			return nil, err
+		}
+		for _, p := range m.results {
+			sep()
+			b = append(b, `{"role":"tool","tool_call_id":`...)
+			b = wire.AppendString(b, p.ToolResult.ToolCallID)
+			b = append(b, `,"content":`...)
+			var texts []*llm.Part
+			for k := range p.ToolResult.Content {
+				if c := &p.ToolResult.Content[k]; c.Kind == llm.PartText || c.Kind == llm.PartRefusal {
+					texts = append(texts, c)
+				}
+			}
+			b = appendChatContent(b, texts, false)
+			b = append(b, '}')
+		}
+		if len(m.texts) == 0 && (len(m.results) > 0 || msg.Role == llm.RoleSystem || msg.Role == llm.RoleDeveloper) {
+			continue
+		}
+		sep()
+		b = append(b, `{"role":`...)
+		b = wire.AppendString(b, string(msg.Role))
+		if msg.Name != "" {
+			b = append(b, `,"name":`...)
+			b = wire.AppendString(b, msg.Name)
+		}
+		b = append(b, `,"content":`...)
+		b = appendChatContent(b, m.texts, m.hasImage)
+		b = append(b, '}')
+	}
+	return b, nil
+}
+
+// appendChatContent writes text and image parts as a content string when
+// they are one text, else as an array of content parts.
+func appendChatContent(b []byte, parts []*llm.Part, images bool) []byte {
+	if !images && len(parts) == 1 {
+		return wire.AppendString(b, parts[0].Text)
+	}
+	if !images && len(parts) == 0 {
+		return append(b, `""`...)
+	}
+	b = append(b, '[')
+	for k, p := range parts {
+		if k > 0 {
+			b = append(b, ',')
+		}
+		if p.Kind == llm.PartImage {
+			b = append(b, `{"type":"image_url","image_url":{"url":`...)
+			b = wire.AppendString(b, imageURL(&p.Image))
+			if p.Image.Detail != "" {
+				b = append(b, `,"detail":`...)
+				b = wire.AppendString(b, p.Image.Detail)
+			}
+			b = append(b, `}}`...)
+			continue
+		}
+		b = append(b, `{"type":"text","text":`...)
+		b = wire.AppendString(b, p.Text)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+func appendAssistant(b []byte, m *chatMessage, name string) []byte {
+	b = append(b, `{"role":"assistant"`...)
+	if name != "" {
+		b = append(b, `,"name":`...)
+		b = wire.AppendString(b, name)
+	}
+	b = append(b, `,"content":`...)
+	if len(m.texts) == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = appendChatContent(b, m.texts, false)
+	}
+	if m.refusal != "" {
+		b = append(b, `,"refusal":`...)
+		b = wire.AppendString(b, m.refusal)
+	}
+	if len(m.calls) > 0 {
+		b = append(b, `,"tool_calls":[`...)
+		for k, tc := range m.calls {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = appendToolCall(b, tc)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+func appendToolCall(b []byte, tc *llm.ToolCall) []byte {
+	b = append(b, `{"id":`...)
+	b = wire.AppendString(b, tc.ID)
+	b = append(b, `,"type":"function","function":{"name":`...)
+	b = wire.AppendString(b, tc.Name)
+	b = append(b, `,"arguments":`...)
+	args := tc.Arguments
+	if args == "" {
+		args = "{}"
+	}
+	b = wire.AppendString(b, args)
+	return append(b, `}}`...)
+}

@@ -1,0 +1,610 @@
+package openai
+
+import (
+	"time"
+
+	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/internal/wire"
+)
+
+// Responses is the Responses codec, for the stateless use of the protocol.
+// Its zero value is ready to use.
+type Responses struct {
+	// Now is the clock for "created_at" when the source gives no time;
+	// nil means time.Now.
+	Now func() time.Time
+}
+
+var _ llm.Codec = Responses{}
+
+// Protocol returns llm.OpenAIResponses.
+func (Responses) Protocol() llm.Protocol { return llm.OpenAIResponses }
+
+// EncodeError writes e as the error envelope Responses shares with Chat.
+func (Responses) EncodeError(e *llm.Error) []byte {
+	return appendError(make([]byte, 0, 96+len(e.Message)), e)
+}
+
+// DecodeError reads a Responses error body.
+func (Responses) DecodeError(status int, body []byte) *llm.Error { return decodeError(status, body) }
+
+// stateless is the end of the message refusing what needs server state.
+const stateless = "this gateway keeps no server-side state: send the whole conversation in input, with store false"
+
+var responsesFields = []string{
+	"model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream",
+	"tools", "tool_choice", "parallel_tool_calls", "user", "metadata", "reasoning",
+	"store", "previous_response_id", "conversation", "background", "prompt",
+}
+
+const (
+	rModel = iota
+	rInput
+	rInstructions
+	rMaxOutputTokens
+	rTemperature
+	rTopP
+	rStream
+	rTools
+	rToolChoice
+	rParallelToolCalls
+	rUser
+	rMetadata
+	rReasoning
+	rStore
+	rPreviousResponseID
+	rConversation
+	rBackground
+	rPrompt
+	nResponsesFields
+)
+
+// DecodeRequest reads a Responses request body. What needs state kept by
+// the server is refused: previous_response_id, conversation, prompt,
+// background and store true, and item references in input. Fields the
+// neutral model does not carry (text, include, truncation, ...) are
+// ignored.
+func (Responses) DecodeRequest(body []byte) (*llm.Request, error) {
+	var f [nResponsesFields][]byte
+	if err := wire.Top(body, responsesFields, f[:]); err != nil {
+		return nil, wire.BodyError(err)
+	}
+	for _, k := range []int{rPreviousResponseID, rConversation, rPrompt} {
+		if !wire.Absent(f[k]) {
+			return nil, llm.FieldError(responsesFields[k], "not supported: "+stateless)
+		}
+	}
+	for _, k := range []int{rStore, rBackground} {
+		if string(f[k]) == "true" {
+			return nil, llm.FieldError(responsesFields[k], "true is not supported: "+stateless)
+		}
+	}
+	r := &llm.Request{}
+	root := wire.Root
+	if err := wire.DecodeString(f[rModel], root.Key("model"), &r.Model); err != nil {
+		return nil, err
+	}
+	var instructions string
+	if err := wire.DecodeString(f[rInstructions], root.Key("instructions"), &instructions); err != nil {
+		return nil, err
+	}
+	if instructions != "" {
+		r.System = []llm.Part{{Kind: llm.PartText, Text: instructions}}
+	}
+	if err := wire.DecodeInt(f[rMaxOutputTokens], root.Key("max_output_tokens"), &r.MaxTokens); err != nil {
+		return nil, err
+	}
+	if err := wire.DecodeFloat(f[rTemperature], root.Key("temperature"), &r.Temperature); err != nil {
+		return nil, err
+	}
+	if err := wire.DecodeFloat(f[rTopP], root.Key("top_p"), &r.TopP); err != nil {
+		return nil, err
+	}
+	if err := wire.DecodeBool(f[rStream], root.Key("stream"), &r.Stream); err != nil {
+		return nil, err
+	}
+	r.IncludeUsage = r.Stream
+	if err := wire.DecodeBoolPtr(f[rParallelToolCalls], root.Key("parallel_tool_calls"), &r.ParallelToolCalls); err != nil {
+		return nil, err
+	}
+	if err := wire.DecodeString(f[rUser], root.Key("user"), &r.User); err != nil {
+		return nil, err
+	}
+	if err := wire.DecodeMetadata(f[rMetadata], root.Key("metadata"), &r.Metadata); err != nil {
+		return nil, err
+	}
+	if !wire.Absent(f[rReasoning]) {
+		p := root.Key("reasoning")
+		o, err := wire.MustObject(f[rReasoning], p)
+		if err != nil {
+			return nil, err
+		}
+		var g [1][]byte
+		wire.Collect(&o, []string{"effort"}, g[:])
+		if err := wire.DecodeString(g[0], p.Key("effort"), &r.ReasoningEffort); err != nil {
+			return nil, err
+		}
+	}
+	if err := decodeInput(f[rInput], root.Key("input"), r); err != nil {
+		return nil, err
+	}
+	if err := decodeResponsesTools(f[rTools], root.Key("tools"), r); err != nil {
+		return nil, err
+	}
+	if err := decodeResponsesToolChoice(f[rToolChoice], root.Key("tool_choice"), r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+var itemFields = []string{"type", "role", "content", "call_id", "name", "arguments", "output"}
+
+// decodeInput reads input: a string (one user message) or items. Function
+// calls join the assistant message before them, function call outputs the
+// user message of tool results before them, so that a turn stays one
+// message.
+func decodeInput(raw []byte, p wire.Path, r *llm.Request) error {
+	if wire.Absent(raw) {
+		return nil
+	}
+	if wire.KindOf(raw) == wire.String {
+		s, _ := wire.StringOf(raw)
+		r.Messages = []llm.Message{{Role: llm.RoleUser, Parts: []llm.Part{{Kind: llm.PartText, Text: s}}}}
+		return nil
+	}
+	a, ok := wire.ArrayOf(raw)
+	if !ok {
+		return wire.TypeError(&p, "a string or an array of input items")
+	}
+	r.Messages = []llm.Message{}
+	for i := 0; ; i++ {
+		v, ok := a.Next()
+		if !ok {
+			return nil
+		}
+		ip := p.Index(i)
+		o, err := wire.MustObject(v, ip)
+		if err != nil {
+			return err
+		}
+		var g [7][]byte
+		wire.Collect(&o, itemFields, g[:])
+		var typ string
+		if err := wire.DecodeString(g[0], ip.Key("type"), &typ); err != nil {
+			return err
+		}
+		var role llm.Role
+		var part llm.Part
+		switch typ {
+		case "", "message":
+			var m llm.Message
+			if m, err = decodeInputMessage(g[1], g[2], ip); err != nil {
+				return err
+			}
+			if m.Role == llm.RoleAssistant {
+				appendParts(r, llm.RoleAssistant, m.Parts...)
+			} else {
+				r.Messages = append(r.Messages, m)
+			}
+			continue
+		case "function_call":
+			role, part.Kind = llm.RoleAssistant, llm.PartToolCall
+			tc := &part.ToolCall
+			if err := wire.DecodeString(g[3], ip.Key("call_id"), &tc.ID); err != nil {
+				return err
+			}
+			if err := wire.DecodeString(g[4], ip.Key("name"), &tc.Name); err != nil {
+				return err
+			}
+			if err := wire.DecodeString(g[5], ip.Key("arguments"), &tc.Arguments); err != nil {
+				return err
+			}
+		case "function_call_output":
+			role, part.Kind = llm.RoleUser, llm.PartToolResult
+			tr := &part.ToolResult
+			if err := wire.DecodeString(g[3], ip.Key("call_id"), &tr.ToolCallID); err != nil {
+				return err
+			}
+			if tr.Content, err = decodeResponsesContent(g[6], ip.Key("output")); err != nil {
+				return err
+			}
+		case "item_reference":
+			return llm.FieldError(ip.String(), "item references are not supported: "+stateless)
+		default:
+			// Reasoning and the calls of built-in tools.
+			role, part = llm.RoleAssistant, llm.Part{Kind: llm.PartOther, Type: typ}
+		}
+		appendParts(r, role, part)
+	}
+}
+
+// appendParts adds parts to the last message if it has role (and, for a
+// user message, holds only tool results, as do the parts added), or else
+// as a new message.
+func appendParts(r *llm.Request, role llm.Role, parts ...llm.Part) {
+	if n := len(r.Messages); n > 0 && r.Messages[n-1].Role == role {
+		last := &r.Messages[n-1]
+		if role == llm.RoleAssistant || onlyResults(last.Parts) && onlyResults(parts) {
+			last.Parts = append(last.Parts, parts...)
+			return
+		}
+	}
+	r.Messages = append(r.Messages, llm.Message{Role: role, Parts: parts})
+}
+
+func onlyResults(parts []llm.Part) bool {
+	for i := range parts {
+		if parts[i].Kind != llm.PartToolResult {
+			return false
+		}
+	}
+	return true
+}
+
+func decodeInputMessage(role, content []byte, p wire.Path) (llm.Message, error) {
+	var m llm.Message
+	var s string
+	if err := wire.DecodeString(role, p.Key("role"), &s); err != nil {
+		return m, err
+	}
+	switch r := llm.Role(s); r {
+	case llm.RoleUser, llm.RoleAssistant, llm.RoleSystem, llm.RoleDeveloper:
+		m.Role = r
+	default:
+		rp := p.Key("role")
+		return m, wire.TypeError(&rp, `"user", "assistant", "system" or "developer"`)
+	}
+	var err error
+	m.Parts, err = decodeResponsesContent(content, p.Key("content"))
+	return m, err
+}
+
+var contentFields = []string{"type", "text", "refusal", "image_url", "detail"}
+
+// decodeResponsesContent reads a content string or array of content parts
+// (input_text, input_image, output_text, refusal, ...).
+func decodeResponsesContent(raw []byte, p wire.Path) ([]llm.Part, error) {
+	if wire.Absent(raw) {
+		return nil, nil
+	}
+	if wire.KindOf(raw) == wire.String {
+		s, _ := wire.StringOf(raw)
+		return []llm.Part{{Kind: llm.PartText, Text: s}}, nil
+	}
+	a, ok := wire.ArrayOf(raw)
+	if !ok {
+		return nil, wire.TypeError(&p, "a string or an array of content parts")
+	}
+	parts := []llm.Part{}
+	for j := 0; ; j++ {
+		v, ok := a.Next()
+		if !ok {
+			return parts, nil
+		}
+		pp := p.Index(j)
+		o, err := wire.MustObject(v, pp)
+		if err != nil {
+			return nil, err
+		}
+		var g [5][]byte
+		wire.Collect(&o, contentFields, g[:])
+		var typ string
+		if err := wire.DecodeString(g[0], pp.Key("type"), &typ); err != nil {
+			return nil, err
+		}
+		var part llm.Part
+		switch typ {
+		case "input_text", "output_text", "text":
+			part.Kind = llm.PartText
+			if wire.KindOf(g[1]) != wire.String {
+				tp := pp.Key("text")
+				return nil, wire.TypeError(&tp, "a string")
+			}
+			part.Text, _ = wire.StringOf(g[1])
+		case "refusal":
+			part.Kind = llm.PartRefusal
+			if err := wire.DecodeString(g[2], pp.Key("refusal"), &part.Text); err != nil {
+				return nil, err
+			}
+		case "input_image":
+			if wire.Absent(g[3]) {
+				// An image given by file_id lives in OpenAI's file store.
+				part = llm.Part{Kind: llm.PartOther, Type: "input_image file"}
+				break
+			}
+			var url string
+			if err := wire.DecodeString(g[3], pp.Key("image_url"), &url); err != nil {
+				return nil, err
+			}
+			part = llm.Part{Kind: llm.PartImage, Image: imageFromURL(url)}
+			if err := wire.DecodeString(g[4], pp.Key("detail"), &part.Image.Detail); err != nil {
+				return nil, err
+			}
+		default:
+			part = llm.Part{Kind: llm.PartOther, Type: typ}
+		}
+		parts = append(parts, part)
+	}
+}
+
+func decodeResponsesTools(raw []byte, p wire.Path, r *llm.Request) error {
+	if wire.Absent(raw) {
+		return nil
+	}
+	a, err := wire.MustArray(raw, p)
+	if err != nil {
+		return err
+	}
+	r.Tools = []llm.Tool{}
+	for i := 0; ; i++ {
+		v, ok := a.Next()
+		if !ok {
+			return nil
+		}
+		tp := p.Index(i)
+		o, err := wire.MustObject(v, tp)
+		if err != nil {
+			return err
+		}
+		var g [4][]byte
+		wire.Collect(&o, []string{"type", "name", "description", "parameters"}, g[:])
+		var t llm.Tool
+		if err := wire.DecodeString(g[0], tp.Key("type"), &t.Type); err != nil {
+			return err
+		}
+		if t.Type == "function" {
+			t.Type = ""
+			if err := decodeFunction([3][]byte{g[1], g[2], g[3]}, tp, &t); err != nil {
+				return err
+			}
+		}
+		r.Tools = append(r.Tools, t)
+	}
+}
+
+func decodeResponsesToolChoice(raw []byte, p wire.Path, r *llm.Request) error {
+	if wire.Absent(raw) {
+		return nil
+	}
+	if wire.KindOf(raw) == wire.String {
+		return toolChoiceMode(raw, p, r)
+	}
+	o, err := wire.MustObject(raw, p)
+	if err != nil {
+		return err
+	}
+	var g [2][]byte
+	wire.Collect(&o, []string{"type", "name"}, g[:])
+	if s, _ := wire.Str(g[0], nil); string(s) != "function" {
+		return nil
+	}
+	r.ToolChoice.Mode = llm.ToolChoiceTool
+	return wire.DecodeString(g[1], p.Key("name"), &r.ToolChoice.Name)
+}
+
+// EncodeRequest writes r as a stateless Responses request body (store
+// false). The top-level system prompt becomes instructions. It fails for
+// what Responses cannot express: stop sequences, more than one choice,
+// content it has no part for and tools built into another provider.
+func (Responses) EncodeRequest(r *llm.Request) ([]byte, error) {
+	if len(r.StopSequences) > 0 {
+		return nil, llm.FieldError("stop", "openai-responses has no stop sequences")
+	}
+	if r.N > 1 {
+		return nil, llm.FieldError("n", "openai-responses returns one choice; n must be 1")
+	}
+	b := make([]byte, 0, 1024)
+	b = append(b, `{"model":`...)
+	b = wire.AppendString(b, r.Model)
+	if text := systemText(r.System); text != "" {
+		b = append(b, `,"instructions":`...)
+		b = wire.AppendString(b, text)
+	}
+	b = append(b, `,"input":[`...)
+	var err error
+	if b, err = appendInput(b, r.Messages); err != nil {
+		return nil, err
+	}
+	b = append(b, `],"store":false`...)
+	if r.MaxTokens > 0 {
+		b = append(b, `,"max_output_tokens":`...)
+		b = wire.AppendInt(b, r.MaxTokens)
+	}
+	if r.Temperature != nil {
+		b = append(b, `,"temperature":`...)
+		b = wire.AppendFloat(b, *r.Temperature)
+	}
+	if r.TopP != nil {
+		b = append(b, `,"top_p":`...)
+		b = wire.AppendFloat(b, *r.TopP)
+	}
+	if r.Stream {
+		b = append(b, `,"stream":true`...)
+	}
+	if len(r.Tools) > 0 {
+		if b, err = appendResponsesTools(b, r.Tools); err != nil {
+			return nil, err
+		}
+		if r.ToolChoice.Mode != llm.ToolChoiceUnset {
+			b = append(b, `,"tool_choice":`...)
+			b = appendResponsesToolChoice(b, r.ToolChoice)
+		}
+		if r.ParallelToolCalls != nil {
+			b = append(b, `,"parallel_tool_calls":`...)
+			b = wire.AppendBool(b, *r.ParallelToolCalls)
+		}
+	}
+	if r.User != "" {
+		b = append(b, `,"user":`...)
+		b = wire.AppendString(b, r.User)
+	}
+	if r.ReasoningEffort != "" {
+		b = append(b, `,"reasoning":{"effort":`...)
+		b = wire.AppendString(b, r.ReasoningEffort)
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
+}
+
+// systemText joins text parts with blank lines.
+func systemText(parts []llm.Part) string {
+	var b []byte
+	for i := range parts {
+		if parts[i].Kind != llm.PartText || parts[i].Text == "" {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, "\n\n"...)
+		}
+		b = append(b, parts[i].Text...)
+	}
+	return string(b)
+}
+
+func appendResponsesTools(b []byte, tools []llm.Tool) ([]byte, error) {
+	for i := range tools {
+		if t := &tools[i]; t.Type != "" {
+			return nil, llm.FieldError(indexPath("tools", i), "the tool type "+t.Type+" cannot be sent to openai-responses")
+		}
+	}
+	b = append(b, `,"tools":[`...)
+	b = appendToolItems(b, tools)
+	return append(b, ']'), nil
+}
+
+// appendToolItems writes the function tools among tools, comma-separated.
+func appendToolItems(b []byte, tools []llm.Tool) []byte {
+	n := 0
+	for i := range tools {
+		t := &tools[i]
+		if t.Type != "" {
+			continue
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = append(b, `{"type":"function","name":`...)
+		b = wire.AppendString(b, t.Name)
+		if t.Description != "" {
+			b = append(b, `,"description":`...)
+			b = wire.AppendString(b, t.Description)
+		}
+		b = append(b, `,"parameters":`...)
+		if len(t.Parameters) > 0 {
+			b = append(b, t.Parameters...)
+		} else {
+			b = append(b, "null"...)
+		}
+		b = append(b, `,"strict":false}`...)
+	}
+	return b
+}
+
+func appendResponsesToolChoice(b []byte, tc llm.ToolChoice) []byte {
+	if tc.Mode == llm.ToolChoiceTool {
+		b = append(b, `{"type":"function","name":`...)
+		b = wire.AppendString(b, tc.Name)
+		return append(b, '}')
+	}
+	return appendToolChoiceMode(b, tc.Mode)
+}
+
+// appendInput writes messages as input items.
+func appendInput(b []byte, msgs []llm.Message) ([]byte, error) {
+	n := 0
+	sep := func() {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		// Text, images and refusals make message items; calls and results
+		// items of their own, in order.
+		var run []*llm.Part
+		flush := func() {
+			if len(run) == 0 {
+				return
+			}
+			sep()
+			b = append(b, `{"type":"message","role":`...)
+			b = wire.AppendString(b, string(m.Role))
+			b = append(b, `,"content":[`...)
+			for k, p := range run {
+				if k > 0 {
+					b = append(b, ',')
+				}
+				b = appendInputContent(b, p, m.Role == llm.RoleAssistant)
+			}
+			b = append(b, `]}`...)
+			run = run[:0]
+		}
+		for j := range m.Parts {
+			p := &m.Parts[j]
+			switch p.Kind {
+			case llm.PartText, llm.PartImage, llm.PartRefusal:
+				run = append(run, p)
+			case llm.PartToolCall:
+				flush()
+				sep()
+				b = append(b, `{"type":"function_call","call_id":`...)
+				b = wire.AppendString(b, p.ToolCall.ID)
+				b = append(b, `,"name":`...)
+				b = wire.AppendString(b, p.ToolCall.Name)
+				b = append(b, `,"arguments":`...)
+				b = wire.AppendString(b, p.ToolCall.Arguments)
+				b = append(b, '}')
+			case llm.PartToolResult:
+				flush()
+				sep()
+				b = append(b, `{"type":"function_call_output","call_id":`...)
+				b = wire.AppendString(b, p.ToolResult.ToolCallID)
+				b = append(b, `,"output":[`...)
+				k := 0
+				for c := range p.ToolResult.Content {
+					cp := &p.ToolResult.Content[c]
+					if cp.Kind != llm.PartText && cp.Kind != llm.PartImage && cp.Kind != llm.PartRefusal {
+						continue
+					}
+					if k > 0 {
+						b = append(b, ',')
+					}
+					b = appendInputContent(b, cp, false)
+					k++
+				}
+				b = append(b, `]}`...)
+			case llm.PartOther:
+				if !p.IsReasoning() {
+					return nil, llm.FieldError(partPath(i, j), "content of type "+p.Type+" cannot be sent to openai-responses")
+				}
+			}
+		}
+		flush()
+	}
+	return b, nil
+}
+
+func appendInputContent(b []byte, p *llm.Part, output bool) []byte {
+	switch {
+	case p.Kind == llm.PartImage:
+		b = append(b, `{"type":"input_image","image_url":`...)
+		b = wire.AppendString(b, imageURL(&p.Image))
+		if p.Image.Detail != "" {
+			b = append(b, `,"detail":`...)
+			b = wire.AppendString(b, p.Image.Detail)
+		}
+		return append(b, '}')
+	case p.Kind == llm.PartRefusal && output:
+		b = append(b, `{"type":"refusal","refusal":`...)
+		b = wire.AppendString(b, p.Text)
+		return append(b, '}')
+	case output:
+		b = append(b, `{"type":"output_text","text":`...)
+	default:
+		b = append(b, `{"type":"input_text","text":`...)
+	}
+	b = wire.AppendString(b, p.Text)
+	return append(b, '}')
+}
