@@ -536,7 +536,6 @@ func skipPart(p *llm.Part) bool {
 	return false
 }
 
-
 func appendBlock(b []byte, p *llm.Part, i, j int) ([]byte, error) {
 	switch p.Kind {
 	case llm.PartText, llm.PartRefusal:

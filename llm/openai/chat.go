@@ -573,7 +573,6 @@ func partPath(i, j int) string {
 	return jp.String()
 }
 
-
 // chatMessage collects what one Chat message gets from neutral parts.
 type chatMessage struct {
 	texts    []*llm.Part // text and images, in order

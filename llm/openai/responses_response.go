@@ -147,7 +147,6 @@ func appendFloatOr(b []byte, f *float64, def float64) []byte {
 	return wire.AppendFloat(b, def)
 }
 
-
 func appendResponsesUsage(b []byte, u *llm.Usage) []byte {
 	b = append(b, `{"input_tokens":`...)
 	b = wire.AppendInt(b, u.InputTokens)
