@@ -13,10 +13,11 @@ import (
 func (Chat) NewStreamDecoder() llm.StreamDecoder { return &chatDecoder{} }
 
 // chatDecoder turns chunks into neutral events. Chat has no block
-// boundaries: a choice's text block opens with its first content and
-// closes when a tool call or refusal starts or the choice finishes; a
-// tool call's block opens on its first delta and closes when the next
-// block opens or the choice finishes.
+// boundaries: a choice's text (or refusal) block opens with its first
+// content and closes when something else opens or the choice finishes; a
+// tool call's block opens on its first delta and stays open until the
+// choice finishes, so the argument deltas of parallel calls may arrive in
+// any order.
 type chatDecoder struct {
 	started bool
 	choices []chatChoiceState
@@ -25,14 +26,14 @@ type chatDecoder struct {
 }
 
 type chatChoiceState struct {
-	open     int           // neutral index of the open block, -1 if none
-	kind     llm.BlockKind // kind of the open block
-	tool     int           // Chat index of the open tool call
-	tools    []int         // Chat indexes of the tool calls seen
+	text     int           // neutral index of the open text or refusal block, -1 if none
+	kind     llm.BlockKind // its kind
+	tools    []chatTool    // the tool calls seen, open until the choice finishes
 	finished bool
 }
 
-var errInterleaved = errors.New("chat stream: the arguments of parallel tool calls arrive interleaved, which the other protocols cannot express")
+// chatTool maps a Chat tool call index to its neutral block.
+type chatTool struct{ index, block int }
 
 var chunkFields = []string{"id", "model", "created", "choices", "usage", "error"}
 
@@ -97,6 +98,9 @@ func fieldOf(raw []byte, name string) []byte {
 
 var choiceFields = []string{"index", "delta", "finish_reason"}
 
+// maxChoices bounds the choices a stream may address.
+const maxChoices = 128
+
 func (d *chatDecoder) choice(dst []llm.Event, raw []byte) ([]llm.Event, error) {
 	o, ok := wire.ObjectOf(raw)
 	if !ok {
@@ -105,15 +109,14 @@ func (d *chatDecoder) choice(dst []llm.Event, raw []byte) ([]llm.Event, error) {
 	var g [3][]byte
 	wire.Collect(&o, choiceFields, g[:])
 	ci, ok := wire.Int(g[0])
-	if !ok || ci < 0 || ci > 128 {
+	if !ok || ci < 0 || ci >= maxChoices {
 		ci = 0
 	}
 	c := int(ci)
 	for len(d.choices) <= c {
-		d.choices = append(d.choices, chatChoiceState{open: -1})
+		d.choices = append(d.choices, chatChoiceState{text: -1})
 	}
-	st := &d.choices[c]
-	if st.finished {
+	if d.choices[c].finished {
 		return dst, nil
 	}
 	if delta, ok := wire.ObjectOf(g[1]); ok {
@@ -139,42 +142,49 @@ func (d *chatDecoder) choice(dst []llm.Event, raw []byte) ([]llm.Event, error) {
 		}
 	}
 	if s, ok := wire.Str(g[2], nil); ok {
-		dst = d.closeBlock(dst, c)
-		st.finished = true
+		st := &d.choices[c]
+		dst = d.closeText(dst, c)
+		for _, t := range st.tools {
+			dst = append(dst, llm.Event{Kind: llm.EventBlockStop, Choice: c, Index: t.block})
+		}
+		st.tools, st.finished = st.tools[:0], true
 		dst = append(dst, llm.Event{Kind: llm.EventStop, Choice: c, Stop: stopOf(s)})
 	}
 	return dst, nil
 }
 
-// closeBlock closes choice c's open block, if any.
-func (d *chatDecoder) closeBlock(dst []llm.Event, c int) []llm.Event {
+// closeText closes choice c's open text or refusal block, if any.
+func (d *chatDecoder) closeText(dst []llm.Event, c int) []llm.Event {
 	st := &d.choices[c]
-	if st.open < 0 {
+	if st.text < 0 {
 		return dst
 	}
-	dst = append(dst, llm.Event{Kind: llm.EventBlockStop, Choice: c, Index: st.open})
-	st.open = -1
+	dst = append(dst, llm.Event{Kind: llm.EventBlockStop, Choice: c, Index: st.text})
+	st.text = -1
 	return dst
 }
 
-// openBlock opens a block of choice c, closing the one open before.
-func (d *chatDecoder) openBlock(dst []llm.Event, c int, ev llm.Event) []llm.Event {
-	dst = d.closeBlock(dst, c)
+// open opens a block of choice c with a new index.
+func (d *chatDecoder) open(dst []llm.Event, c int, ev llm.Event) ([]llm.Event, int) {
 	ev.Kind, ev.Choice, ev.Index = llm.EventBlockStart, c, d.next
 	d.next++
-	d.choices[c].open, d.choices[c].kind = ev.Index, ev.Block
-	return append(dst, ev)
+	return append(dst, ev), ev.Index
 }
 
 func (d *chatDecoder) text(dst []llm.Event, c int, kind llm.BlockKind, s []byte) []llm.Event {
 	st := &d.choices[c]
-	if st.open < 0 || st.kind != kind {
-		dst = d.openBlock(dst, c, llm.Event{Block: kind})
+	if st.text < 0 || st.kind != kind {
+		dst = d.closeText(dst, c)
+		dst, st.text = d.open(dst, c, llm.Event{Block: kind})
+		st.kind = kind
 	}
-	return append(dst, llm.Event{Kind: llm.EventBlockDelta, Choice: c, Index: st.open, Delta: s})
+	return append(dst, llm.Event{Kind: llm.EventBlockDelta, Choice: c, Index: st.text, Delta: s})
 }
 
 var toolCallFields = []string{"index", "id", "function"}
+
+// maxToolCalls bounds the tool calls of one choice.
+const maxToolCalls = 1024
 
 func (d *chatDecoder) toolCall(dst []llm.Event, c int, raw []byte) ([]llm.Event, error) {
 	o, ok := wire.ObjectOf(raw)
@@ -188,30 +198,34 @@ func (d *chatDecoder) toolCall(dst []llm.Event, c int, raw []byte) ([]llm.Event,
 		wire.Collect(&fo, []string{"name", "arguments"}, h[:])
 	}
 	st := &d.choices[c]
-	k64, ok := wire.Int(g[0])
+	k, ok := wire.Int(g[0])
 	if !ok {
-		// Some servers leave out the index of a single tool call.
-		k64 = int64(len(st.tools))
-		if st.open >= 0 && st.kind == llm.BlockToolCall && wire.Absent(g[1]) {
-			k64 = int64(st.tool)
+		// Some servers leave out the index: a delta with an id starts a
+		// new call, one without continues the last.
+		k = int64(len(st.tools))
+		if wire.Absent(g[1]) && len(st.tools) > 0 {
+			k = int64(st.tools[len(st.tools)-1].index)
 		}
 	}
-	k := int(k64)
-	if st.open < 0 || st.kind != llm.BlockToolCall || st.tool != k {
-		for _, seen := range st.tools {
-			if seen == k {
-				return dst, errInterleaved
-			}
+	block := -1
+	for _, t := range st.tools {
+		if int64(t.index) == k {
+			block = t.block
 		}
+	}
+	if block < 0 {
+		if len(st.tools) >= maxToolCalls || k < 0 || k >= maxToolCalls {
+			return dst, errors.New("chat stream: too many tool calls")
+		}
+		dst = d.closeText(dst, c)
 		ev := llm.Event{Block: llm.BlockToolCall}
 		ev.ID, _ = wire.StringOf(g[1])
 		ev.Name, _ = wire.StringOf(h[0])
-		dst = d.openBlock(dst, c, ev)
-		st.tool = k
-		st.tools = append(st.tools, k)
+		dst, block = d.open(dst, c, ev)
+		st.tools = append(st.tools, chatTool{index: int(k), block: block})
 	}
 	if s, ok := wire.StrAppend(h[1], &d.arena); ok && len(s) > 0 {
-		dst = append(dst, llm.Event{Kind: llm.EventBlockDelta, Choice: c, Index: st.open, Delta: s})
+		dst = append(dst, llm.Event{Kind: llm.EventBlockDelta, Choice: c, Index: block, Delta: s})
 	}
 	return dst, nil
 }
@@ -254,7 +268,7 @@ type chatEncoderChoice struct {
 func (e *chatEncoder) Done() bool { return e.done }
 
 func (e *chatEncoder) Encode(b []byte, ev *llm.Event) []byte {
-	if e.done || ev.Choice < 0 || ev.Choice > 128 {
+	if e.done || ev.Choice < 0 || ev.Choice >= maxChoices {
 		return b
 	}
 	switch ev.Kind {
