@@ -370,7 +370,8 @@ func decodeToolChoice(raw []byte, p wire.Path, r *llm.Request) error {
 // EncodeRequest writes r as a Messages request body. System and developer
 // messages join the top-level system prompt; consecutive messages of one
 // role become one message; tool call ids are made to fit the pattern
-// Messages requires. It fails for what Messages cannot express: more than
+// Messages requires; a temperature above 1, the highest Messages takes,
+// becomes 1. It fails for what Messages cannot express: more than
 // one choice, audio, files and other content it has no block for, tools
 // built into another provider, and tool call arguments that are not a JSON
 // object. Reasoning parts are dropped.
@@ -410,8 +411,9 @@ func (c Codec) EncodeRequest(r *llm.Request) ([]byte, error) {
 		b = append(b, ']')
 	}
 	if r.Temperature != nil {
+		// Messages takes 0 to 1, Chat and Responses 0 to 2.
 		b = append(b, `,"temperature":`...)
-		b = wire.AppendFloat(b, *r.Temperature)
+		b = wire.AppendFloat(b, min(*r.Temperature, 1))
 	}
 	if r.TopP != nil {
 		b = append(b, `,"top_p":`...)

@@ -441,7 +441,8 @@ func toolChoiceMode(raw []byte, p wire.Path, r *llm.Request) error {
 }
 
 // EncodeRequest writes r as a Chat Completions request body. The
-// top-level system prompt becomes a first system message; a user
+// top-level system prompt becomes a first system message, its parts
+// joined by blank lines; a user
 // message's tool results become tool messages ahead of it; consecutive
 // assistant messages become one. A streamed request always asks for usage
 // (stream_options.include_usage), which the other protocols report. It
@@ -628,19 +629,13 @@ func appendChatMessages(b []byte, r *llm.Request) ([]byte, error) {
 		}
 		n++
 	}
-	if len(r.System) > 0 {
-		sys := chatMessage{}
-		for i := range r.System {
-			if r.System[i].Kind == llm.PartText {
-				sys.texts = append(sys.texts, &r.System[i])
-			}
-		}
-		if len(sys.texts) > 0 {
-			sep()
-			b = append(b, `{"role":"system","content":`...)
-			b = appendChatContent(b, sys.texts, false)
-			b = append(b, '}')
-		}
+	if text := systemText(r.System); text != "" {
+		// One string: some OpenAI-compatible servers take no content
+		// parts in a system message.
+		sep()
+		b = append(b, `{"role":"system","content":`...)
+		b = wire.AppendString(b, text)
+		b = append(b, '}')
 	}
 	for i := 0; i < len(r.Messages); i++ {
 		msg := &r.Messages[i]

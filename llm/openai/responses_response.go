@@ -12,9 +12,12 @@ import (
 )
 
 // itemID makes the id of output item n of response id: prefix "msg" or
-// "fc", then the response id without its "resp_".
+// "fc", then the response id without a prefix of its own ("resp_",
+// "msg_", "chatcmpl-").
 func itemID(prefix, id string, n int) string {
-	id = strings.TrimPrefix(id, "resp_")
+	if i := strings.IndexAny(id, "_-"); i >= 0 && i < len(id)-1 {
+		id = id[i+1:]
+	}
 	return prefix + "_" + id + "_" + strconv.Itoa(n)
 }
 

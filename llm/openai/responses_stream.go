@@ -297,7 +297,7 @@ func (e *responsesEncoder) Encode(b []byte, ev *llm.Event) []byte {
 	case llm.EventBlockStop:
 		for i, it := range e.open {
 			if it.index == ev.Index {
-				b = e.itemDone(b, i)
+				b = e.itemDone(b, i, "completed")
 				break
 			}
 		}
@@ -461,9 +461,9 @@ func (e *responsesEncoder) blockDelta(b []byte, ev *llm.Event) []byte {
 	return b
 }
 
-// itemDone writes the done events of open item i and keeps the item for
-// the final response.
-func (e *responsesEncoder) itemDone(b []byte, i int) []byte {
+// itemDone writes the done events of open item i, with status, and keeps
+// the item for the final response.
+func (e *responsesEncoder) itemDone(b []byte, i int, status string) []byte {
 	it := e.open[i]
 	e.open = append(e.open[:i], e.open[i+1:]...)
 	if len(e.output) > 0 {
@@ -477,7 +477,7 @@ func (e *responsesEncoder) itemDone(b []byte, i int) []byte {
 		b = append(b, `,"arguments":`...)
 		b = wire.AppendBytes(b, it.text)
 		b = e.endEvent(b)
-		e.output = appendFunctionCallItem(e.output, it.id, "completed", it.callID, it.name, it.text)
+		e.output = appendFunctionCallItem(e.output, it.id, status, it.callID, it.name, it.text)
 	default:
 		refusal := it.kind == llm.BlockRefusal
 		if refusal {
@@ -496,7 +496,7 @@ func (e *responsesEncoder) itemDone(b []byte, i int) []byte {
 		b = append(b, `,"content_index":0,"part":`...)
 		b = appendContentPart(b, refusal, it.text)
 		b = e.endEvent(b)
-		e.output = appendMessageItem(e.output, it.id, "completed", func(o []byte) []byte {
+		e.output = appendMessageItem(e.output, it.id, status, func(o []byte) []byte {
 			return appendContentPart(o, refusal, it.text)
 		})
 	}
@@ -510,9 +510,11 @@ func (e *responsesEncoder) itemDone(b []byte, i int) []byte {
 	return b
 }
 
+// closeAll ends the items still open when the response ends: they are
+// incomplete.
 func (e *responsesEncoder) closeAll(b []byte) []byte {
 	for len(e.open) > 0 {
-		b = e.itemDone(b, 0)
+		b = e.itemDone(b, 0, "incomplete")
 	}
 	return b
 }
