@@ -9,16 +9,16 @@ import (
 // or a failure. Every codec can write it as its protocol's error body.
 type Error struct {
 	// Status is the HTTP status.
-	Status int
+	Status int `json:",omitzero"`
 	// Type is the error's type as its source names it
 	// ("invalid_request_error", "rate_limit_error", ...); empty to let the
 	// encoder derive it from Status.
-	Type string
+	Type string `json:",omitzero"`
 	// Message is meant for the user.
-	Message string
+	Message string `json:",omitzero"`
 	// Code and Param are OpenAI's optional code and offending parameter.
-	Code  string
-	Param string
+	Code  string `json:",omitzero"`
+	Param string `json:",omitzero"`
 }
 
 // Error returns the message.

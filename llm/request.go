@@ -1,46 +1,49 @@
 package llm
 
-import "iter"
+import (
+	"encoding/json"
+	"iter"
+)
 
 // Request is a request for a model's reply.
 type Request struct {
 	// Model is the model asked for.
-	Model string
+	Model string `json:",omitzero"`
 	// System is the top-level instructions: Anthropic's "system" or
 	// Responses' "instructions", as text parts. System and developer
 	// messages of Chat and Responses stay in Messages, in place.
-	System []Part
+	System []Part `json:",omitzero"`
 	// Messages is the conversation, oldest first.
-	Messages []Message
+	Messages []Message `json:",omitzero"`
 	// Tools is the tools the model may call.
-	Tools []Tool
+	Tools []Tool `json:",omitzero"`
 	// ToolChoice says whether and which tool the model must call.
-	ToolChoice ToolChoice
+	ToolChoice ToolChoice `json:",omitzero"`
 	// ParallelToolCalls, when set, allows or forbids several tool calls in
 	// one reply.
-	ParallelToolCalls *bool
+	ParallelToolCalls *bool `json:",omitzero"`
 	// MaxTokens caps the reply's tokens; 0 leaves it to the protocol.
-	MaxTokens int64
+	MaxTokens int64 `json:",omitzero"`
 	// StopSequences end generation when produced.
-	StopSequences []string
+	StopSequences []string `json:",omitzero"`
 	// Temperature and TopP are the sampling parameters, when set.
-	Temperature *float64
-	TopP        *float64
+	Temperature *float64 `json:",omitzero"`
+	TopP        *float64 `json:",omitzero"`
 	// N is the number of choices asked for (Chat's "n"); 0 means one.
-	N int64
+	N int64 `json:",omitzero"`
 	// Stream asks for a streamed response.
-	Stream bool
+	Stream bool `json:",omitzero"`
 	// IncludeUsage asks for token usage at the end of a stream (Chat's
 	// stream_options.include_usage; the other protocols always send it).
-	IncludeUsage bool
+	IncludeUsage bool `json:",omitzero"`
 	// User identifies the end user to the provider (Chat and Responses
 	// "user", Anthropic metadata.user_id).
-	User string
+	User string `json:",omitzero"`
 	// Metadata is the request's key-value metadata (Chat and Responses).
-	Metadata map[string]string
+	Metadata map[string]string `json:",omitzero"`
 	// ReasoningEffort is Chat's reasoning_effort or Responses'
 	// reasoning.effort ("low", "medium", "high", ...).
-	ReasoningEffort string
+	ReasoningEffort string `json:",omitzero"`
 }
 
 // Role is the author of a message.
@@ -56,10 +59,10 @@ const (
 
 // Message is one turn of the conversation.
 type Message struct {
-	Role  Role
-	Parts []Part
+	Role  Role   `json:",omitzero"`
+	Parts []Part `json:",omitzero"`
 	// Name is the optional participant name of Chat messages.
-	Name string
+	Name string `json:",omitzero"`
 }
 
 // PartKind is the kind of a [Part].
@@ -87,46 +90,46 @@ const (
 // Part is one piece of a message's content. Which fields are set depends
 // on Kind.
 type Part struct {
-	Kind       PartKind
-	Text       string
-	Image      Image
-	ToolCall   ToolCall
-	ToolResult ToolResult
+	Kind       PartKind   `json:",omitzero"`
+	Text       string     `json:",omitzero"`
+	Image      Image      `json:",omitzero"`
+	ToolCall   ToolCall   `json:",omitzero"`
+	ToolResult ToolResult `json:",omitzero"`
 	// Type is the wire type of a PartOther.
-	Type string
+	Type string `json:",omitzero"`
 }
 
 // Image is an image given by URL or inline as base64 data.
 type Image struct {
 	// URL is the image's http(s) URL; empty for inline data.
-	URL string
+	URL string `json:",omitzero"`
 	// MediaType ("image/png", ...) and Data (base64, no "data:" prefix)
 	// hold an inline image.
-	MediaType string
-	Data      string
+	MediaType string `json:",omitzero"`
+	Data      string `json:",omitzero"`
 	// Detail is OpenAI's detail hint ("low", "high", "auto"), if any.
-	Detail string
+	Detail string `json:",omitzero"`
 }
 
 // ToolCall is a call of a tool by the model.
 type ToolCall struct {
 	// ID links the call to its result.
-	ID string
+	ID string `json:",omitzero"`
 	// Name is the tool called.
-	Name string
+	Name string `json:",omitzero"`
 	// Arguments is the call's arguments as JSON text (an object, when the
 	// model produced valid JSON).
-	Arguments string
+	Arguments string `json:",omitzero"`
 }
 
 // ToolResult is the result of a tool call, sent back to the model.
 type ToolResult struct {
 	// ToolCallID is the ToolCall.ID it answers.
-	ToolCallID string
+	ToolCallID string `json:",omitzero"`
 	// Content is the result: text and image parts.
-	Content []Part
+	Content []Part `json:",omitzero"`
 	// IsError marks a failed call (Anthropic's is_error).
-	IsError bool
+	IsError bool `json:",omitzero"`
 }
 
 // Tool is a function the model may call.
@@ -134,11 +137,11 @@ type Tool struct {
 	// Type is empty for a function tool; otherwise it is the wire type of
 	// a tool built into one provider (web search, code execution, ...),
 	// which cannot be translated.
-	Type        string
-	Name        string
-	Description string
+	Type        string `json:",omitzero"`
+	Name        string `json:",omitzero"`
+	Description string `json:",omitzero"`
 	// Parameters is the JSON Schema of the arguments; nil if not given.
-	Parameters []byte
+	Parameters json.RawMessage `json:",omitzero"`
 }
 
 // ToolChoiceMode says how the model must use tools.
@@ -158,8 +161,8 @@ const (
 
 // ToolChoice says whether and which tool the model must call.
 type ToolChoice struct {
-	Mode ToolChoiceMode
-	Name string
+	Mode ToolChoiceMode `json:",omitzero"`
+	Name string         `json:",omitzero"`
 }
 
 // TextSource says where a text handed out by Texts comes from.
@@ -249,3 +252,27 @@ func (p *Part) IsReasoning() bool {
 	}
 	return false
 }
+
+var partNames = [...]string{"?", "text", "image", "tool_call", "tool_result", "refusal", "other"}
+
+func (k PartKind) String() string {
+	if int(k) < len(partNames) {
+		return partNames[k]
+	}
+	return "?"
+}
+
+// MarshalText writes the kind's name, for readable JSON dumps.
+func (k PartKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+var toolChoiceNames = [...]string{"unset", "auto", "none", "required", "tool"}
+
+func (m ToolChoiceMode) String() string {
+	if int(m) < len(toolChoiceNames) {
+		return toolChoiceNames[m]
+	}
+	return "?"
+}
+
+// MarshalText writes the mode's name, for readable JSON dumps.
+func (m ToolChoiceMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }

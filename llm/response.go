@@ -4,26 +4,26 @@ import "iter"
 
 // Response is a model's whole (non-streamed) reply.
 type Response struct {
-	ID    string
-	Model string
+	ID    string `json:",omitzero"`
+	Model string `json:",omitzero"`
 	// Created is the Unix time the reply was created; 0 if not known.
-	Created int64
+	Created int64 `json:",omitzero"`
 	// Choices holds one reply, or Chat's n of them.
-	Choices []Choice
+	Choices []Choice `json:",omitzero"`
 	// Usage is the tokens used; nil if the provider did not say.
-	Usage *Usage
+	Usage *Usage `json:",omitzero"`
 }
 
 // Choice is one of the replies of a response.
 type Choice struct {
-	Index int
+	Index int `json:",omitzero"`
 	// Parts is the reply: text, refusal and tool call parts.
-	Parts []Part
+	Parts []Part `json:",omitzero"`
 	// Stop is why generation stopped.
-	Stop StopReason
+	Stop StopReason `json:",omitzero"`
 	// StopSequence is the stop sequence met, when Stop is StopSequence
 	// and the provider says which.
-	StopSequence string
+	StopSequence string `json:",omitzero"`
 }
 
 // Texts visits every text of the reply a response moderation checks:
@@ -71,17 +71,20 @@ type Usage struct {
 	// InputTokens is every input token, cache reads and writes included
 	// (Chat's prompt_tokens; Anthropic's input_tokens plus its cache
 	// counts).
-	InputTokens int64
+	InputTokens int64 `json:",omitzero"`
 	// OutputTokens is every output token, reasoning included.
-	OutputTokens int64
+	OutputTokens int64 `json:",omitzero"`
 	// CacheReadTokens and CacheWriteTokens are the input tokens read from
 	// and written to the provider's prompt cache.
-	CacheReadTokens  int64
-	CacheWriteTokens int64
+	CacheReadTokens  int64 `json:",omitzero"`
+	CacheWriteTokens int64 `json:",omitzero"`
 	// ReasoningTokens is the output tokens spent on reasoning, when the
 	// provider says.
-	ReasoningTokens int64
+	ReasoningTokens int64 `json:",omitzero"`
 }
 
 // TotalTokens is input plus output tokens.
 func (u Usage) TotalTokens() int64 { return u.InputTokens + u.OutputTokens }
+
+// MarshalText writes the reason's name, for readable JSON dumps.
+func (s StopReason) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
