@@ -156,7 +156,8 @@ func (e *Event) String() string {
 }
 
 // StreamDecoder reads one streamed reply of a protocol, one server-sent
-// event at a time.
+// event at a time. It hands out at most one terminal event (End or
+// Error) and nothing after it.
 type StreamDecoder interface {
 	// Decode reads one event, given its event name ("" if none) and data
 	// (nil for a comment-only keep-alive), and appends the events it

@@ -18,6 +18,7 @@ func (Codec) NewStreamDecoder() llm.StreamDecoder { return &decoder{} }
 // skipped with their deltas.
 type decoder struct {
 	started bool
+	ended   bool // a terminal event went out: nothing follows it
 	usage   llm.Usage
 	blocks  []llm.BlockKind // by Messages index; 0: skipped or not open
 	scratch []byte
@@ -39,6 +40,9 @@ const (
 )
 
 func (d *decoder) Decode(dst []llm.Event, name string, data []byte) ([]llm.Event, error) {
+	if d.ended {
+		return dst, nil
+	}
 	if len(data) == 0 {
 		return append(dst, llm.Event{Kind: llm.EventPing}), nil
 	}
@@ -71,10 +75,12 @@ func (d *decoder) Decode(dst []llm.Event, name string, data []byte) ([]llm.Event
 	case "message_delta":
 		return d.messageDelta(dst, f[eDelta], f[eUsage])
 	case "message_stop":
+		d.ended = true
 		return append(dst, llm.Event{Kind: llm.EventEnd}), nil
 	case "ping":
 		return append(dst, llm.Event{Kind: llm.EventPing}), nil
 	case "error":
+		d.ended = true
 		return append(dst, llm.Event{Kind: llm.EventError, Err: streamError(f[eError])}), nil
 	}
 	return dst, nil

@@ -20,6 +20,7 @@ func (Chat) NewStreamDecoder() llm.StreamDecoder { return &chatDecoder{} }
 // any order.
 type chatDecoder struct {
 	started bool
+	ended   bool // a terminal event went out: nothing follows it
 	choices []chatChoiceState
 	next    int // next neutral block index
 	arena   []byte
@@ -38,10 +39,14 @@ type chatTool struct{ index, block int }
 var chunkFields = []string{"id", "model", "created", "choices", "usage", "error"}
 
 func (d *chatDecoder) Decode(dst []llm.Event, _ string, data []byte) ([]llm.Event, error) {
+	if d.ended {
+		return dst, nil
+	}
 	if len(data) == 0 {
 		return append(dst, llm.Event{Kind: llm.EventPing}), nil
 	}
 	if string(data) == "[DONE]" {
+		d.ended = true
 		return append(dst, llm.Event{Kind: llm.EventEnd}), nil
 	}
 	d.arena = d.arena[:0]
@@ -59,6 +64,7 @@ func (d *chatDecoder) Decode(dst []llm.Event, _ string, data []byte) ([]llm.Even
 		if e.Message == "" {
 			e.Message = "the upstream stream reported an error"
 		}
+		d.ended = true
 		return append(dst, llm.Event{Kind: llm.EventError, Err: e}), nil
 	}
 	if !d.started {

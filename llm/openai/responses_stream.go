@@ -17,6 +17,7 @@ func (Responses) NewStreamDecoder() llm.StreamDecoder { return &responsesDecoder
 // blocks; reasoning and other items are skipped.
 type responsesDecoder struct {
 	started bool
+	ended   bool // a terminal event went out: nothing follows it
 	blocks  []responsesBlock // open blocks
 	next    int
 	calls   bool // a function call was seen
@@ -48,6 +49,9 @@ const (
 )
 
 func (d *responsesDecoder) Decode(dst []llm.Event, name string, data []byte) ([]llm.Event, error) {
+	if d.ended {
+		return dst, nil
+	}
 	if len(data) == 0 {
 		return append(dst, llm.Event{Kind: llm.EventPing}), nil
 	}
@@ -153,6 +157,7 @@ func (d *responsesDecoder) Decode(dst []llm.Event, name string, data []byte) ([]
 		if u, ok := readResponsesUsage(g[2]); ok {
 			dst = append(dst, llm.Event{Kind: llm.EventUsage, Usage: u})
 		}
+		d.ended = true
 		return append(dst, llm.Event{Kind: llm.EventEnd}), nil
 	case "response.failed":
 		e := &llm.Error{Status: 500, Type: "server_error"}
@@ -161,6 +166,7 @@ func (d *responsesDecoder) Decode(dst []llm.Event, name string, data []byte) ([]
 			wire.Collect(&ro, []string{"error"}, g[:])
 		}
 		readFailure(g[0], e)
+		d.ended = true
 		return append(dst, llm.Event{Kind: llm.EventError, Err: e}), nil
 	case "error":
 		e := &llm.Error{Status: 500, Type: "server_error"}
@@ -174,6 +180,7 @@ func (d *responsesDecoder) Decode(dst []llm.Event, name string, data []byte) ([]
 		if e.Message == "" {
 			e.Message = "the upstream stream reported an error"
 		}
+		d.ended = true
 		return append(dst, llm.Event{Kind: llm.EventError, Err: e}), nil
 	}
 	return dst, nil
