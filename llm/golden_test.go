@@ -240,8 +240,14 @@ func translateStream(t testing.TB, from, to llm.Protocol, in []byte) []byte {
 	return tr.Finish(out)
 }
 
+// fataler is what forEachEvent needs of a test: testing.TB and *rapid.T.
+type fataler interface {
+	Helper()
+	Fatal(args ...any)
+}
+
 // forEachEvent calls f with each event of the SSE stream in.
-func forEachEvent(t testing.TB, in []byte, f func(name string, data []byte)) {
+func forEachEvent(t fataler, in []byte, f func(name string, data []byte)) {
 	t.Helper()
 	r := sse.NewReader(bytes.NewReader(in), 0)
 	for {
