@@ -17,7 +17,7 @@ func (Responses) NewStreamDecoder() llm.StreamDecoder { return &responsesDecoder
 // blocks; reasoning and other items are skipped.
 type responsesDecoder struct {
 	started bool
-	ended   bool // a terminal event went out: nothing follows it
+	ended   bool             // a terminal event went out: nothing follows it
 	blocks  []responsesBlock // open blocks
 	next    int
 	calls   bool // a function call was seen
