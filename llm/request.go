@@ -276,3 +276,12 @@ func (m ToolChoiceMode) String() string {
 
 // MarshalText writes the mode's name, for readable JSON dumps.
 func (m ToolChoiceMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+var sourceNames = [...]string{"?", "system", "user", "assistant", "tool_result", "tool_definition", "tool_arguments", "refusal"}
+
+func (s TextSource) String() string {
+	if int(s) < len(sourceNames) {
+		return sourceNames[s]
+	}
+	return "?"
+}

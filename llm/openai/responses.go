@@ -29,7 +29,14 @@ func (Responses) EncodeError(e *llm.Error) []byte {
 func (Responses) DecodeError(status int, body []byte) *llm.Error { return decodeError(status, body) }
 
 // stateless is the end of the message refusing what needs server state.
-const stateless = "this gateway keeps no server-side state: send the whole conversation in input, with store false"
+const stateless = "the gateway keeps no server-side state; send the whole conversation in input, with store false"
+
+// statelessError refuses field, which needs server state, saying what.
+func statelessError(field, what string) *llm.Error {
+	e := llm.FieldError(field, "")
+	e.Message = what + " is not supported: " + stateless
+	return e
+}
 
 var responsesFields = []string{
 	"model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream",
@@ -71,12 +78,12 @@ func (Responses) DecodeRequest(body []byte) (*llm.Request, error) {
 	}
 	for _, k := range []int{rPreviousResponseID, rConversation, rPrompt} {
 		if !wire.Absent(f[k]) {
-			return nil, llm.FieldError(responsesFields[k], "not supported: "+stateless)
+			return nil, statelessError(responsesFields[k], responsesFields[k])
 		}
 	}
 	for _, k := range []int{rStore, rBackground} {
 		if string(f[k]) == "true" {
-			return nil, llm.FieldError(responsesFields[k], "true is not supported: "+stateless)
+			return nil, statelessError(responsesFields[k], responsesFields[k]+" true")
 		}
 	}
 	r := &llm.Request{}
@@ -209,7 +216,7 @@ func decodeInput(raw []byte, p wire.Path, r *llm.Request) error {
 				return err
 			}
 		case "item_reference":
-			return llm.FieldError(ip.String(), "item references are not supported: "+stateless)
+			return statelessError(ip.String(), ip.String()+": an item reference")
 		default:
 			// Reasoning and the calls of built-in tools.
 			role, part = llm.RoleAssistant, llm.Part{Kind: llm.PartOther, Type: typ}
