@@ -264,3 +264,25 @@ func forEachEvent(t fataler, in []byte, f func(name string, data []byte)) {
 		f(ev.Event, ev.Data)
 	}
 }
+
+// TestDecodersLeaveTheirInputAlone: a decoder reads the caller's buffers
+// (in the gateway, the SSE reader's) and must never write to them.
+func TestDecodersLeaveTheirInputAlone(t *testing.T) {
+	for _, c := range cases(t, "streams", ".sse") {
+		t.Run(c.name, func(t *testing.T) {
+			var fed, orig [][]byte
+			dec := codecs[c.from].NewStreamDecoder()
+			var evs []llm.Event
+			forEachEvent(t, c.in, func(name string, data []byte) {
+				buf := append([]byte(nil), data...)
+				fed, orig = append(fed, buf), append(orig, append([]byte(nil), data...))
+				evs, _ = dec.Decode(evs[:0], name, buf)
+			})
+			for i := range fed {
+				if !bytes.Equal(fed[i], orig[i]) {
+					t.Fatalf("event %d was changed to %q", i, fed[i])
+				}
+			}
+		})
+	}
+}

@@ -21,7 +21,7 @@ type decoder struct {
 	ended   bool // a terminal event went out: nothing follows it
 	usage   llm.Usage
 	blocks  []llm.BlockKind // by Messages index; 0: skipped or not open
-	scratch []byte
+	arena   []byte          // decoded text of this call's events
 }
 
 var errNoIndex = errors.New("anthropic stream: content block event without a valid index")
@@ -46,6 +46,7 @@ func (d *decoder) Decode(dst []llm.Event, name string, data []byte) ([]llm.Event
 	if len(data) == 0 {
 		return append(dst, llm.Event{Kind: llm.EventPing}), nil
 	}
+	d.arena = d.arena[:0]
 	var f [nEventFields][]byte
 	o, ok := wire.ParseObject(data)
 	if !ok || !wire.Collect(&o, eventFields, f[:]) {
@@ -152,7 +153,7 @@ func (d *decoder) blockStart(dst []llm.Event, rawIndex, raw []byte) ([]llm.Event
 	dst = append(dst, ev)
 	if ev.Block == llm.BlockText {
 		// A start block may carry text of its own.
-		if s, ok := wire.Str(g[3], d.scratch); ok && len(s) > 0 {
+		if s, ok := wire.StrAppend(g[3], &d.arena); ok && len(s) > 0 {
 			dst = append(dst, llm.Event{Kind: llm.EventBlockDelta, Index: i, Delta: s})
 		}
 	}
@@ -183,12 +184,9 @@ func (d *decoder) blockDelta(dst []llm.Event, rawIndex, raw []byte) ([]llm.Event
 	default:
 		return dst, nil
 	}
-	s, ok := wire.Str(text, d.scratch[:0])
+	s, ok := wire.StrAppend(text, &d.arena)
 	if !ok {
 		return dst, errors.New("anthropic stream: delta without its text")
-	}
-	if cap(s) > cap(d.scratch) {
-		d.scratch = s[:0]
 	}
 	if len(s) == 0 {
 		return dst, nil
