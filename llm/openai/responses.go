@@ -445,6 +445,10 @@ func (Responses) EncodeRequest(r *llm.Request) ([]byte, error) {
 		b = append(b, `,"user":`...)
 		b = wire.AppendString(b, r.User)
 	}
+	if len(r.Metadata) > 0 {
+		b = append(b, `,"metadata":`...)
+		b = appendMetadata(b, r.Metadata)
+	}
 	if r.ReasoningEffort != "" {
 		b = append(b, `,"reasoning":{"effort":`...)
 		b = wire.AppendString(b, r.ReasoningEffort)

@@ -131,16 +131,23 @@ func appendResponseObject(b []byte, o *responseObject) []byte {
 	} else {
 		b = append(b, "null"...)
 	}
-	b = append(b, `,"metadata":{`...)
-	for i, k := range slices.Sorted(maps.Keys(req.Metadata)) {
+	b = append(b, `,"metadata":`...)
+	b = appendMetadata(b, req.Metadata)
+	return append(b, '}')
+}
+
+// appendMetadata writes m as an object, keys in order.
+func appendMetadata(b []byte, m map[string]string) []byte {
+	b = append(b, '{')
+	for i, k := range slices.Sorted(maps.Keys(m)) {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = wire.AppendString(b, k)
 		b = append(b, ':')
-		b = wire.AppendString(b, req.Metadata[k])
+		b = wire.AppendString(b, m[k])
 	}
-	return append(b, `}}`...)
+	return append(b, '}')
 }
 
 func appendFloatOr(b []byte, f *float64, def float64) []byte {
