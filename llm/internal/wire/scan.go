@@ -10,6 +10,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
 	"unicode/utf16"
@@ -32,6 +33,9 @@ type Object struct {
 	depth int
 	state int8 // 0: before first member, 1: after a member, 2: done, -1: error
 	top   bool
+	// valid is set when b is known to be valid JSON (a value a walker
+	// handed out): values are then skipped without checking them again.
+	valid bool
 }
 
 // ParseObject returns a walker over the object that makes up all of b,
@@ -45,13 +49,13 @@ func ParseObject(b []byte) (o Object, ok bool) {
 	return Object{b: b, pos: i + 1, depth: 1, top: true}, true
 }
 
-// ObjectOf returns a walker over raw, a value handed out by a walker. ok is
-// false if raw is not an object.
+// ObjectOf returns a walker over raw, a value handed out by a walker, which
+// is known to be valid. ok is false if raw is not an object.
 func ObjectOf(raw []byte) (o Object, ok bool) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return Object{state: 2}, false
 	}
-	return Object{b: raw, pos: 1, depth: 1}, true
+	return Object{b: raw, pos: 1, depth: 1, valid: true}, true
 }
 
 // Next returns the next member's raw key (quotes included: see [KeyIs] and
@@ -86,7 +90,7 @@ func (o *Object) Next() (key, value []byte, ok bool) {
 	if i >= len(b) || b[i] != '"' {
 		return o.fail()
 	}
-	kend := skipString(b, i)
+	kend := skipString(b, i, o.valid)
 	if kend < 0 {
 		return o.fail()
 	}
@@ -96,7 +100,7 @@ func (o *Object) Next() (key, value []byte, ok bool) {
 		return o.fail()
 	}
 	i = skipWS(b, i+1)
-	vend := skipValue(b, i, o.depth)
+	vend := skipValue(b, i, o.depth, o.valid)
 	if vend < 0 {
 		return o.fail()
 	}
@@ -124,14 +128,16 @@ type Array struct {
 	pos   int
 	depth int
 	state int8
+	valid bool // as for Object
 }
 
-// ArrayOf returns a walker over raw. ok is false if raw is not an array.
+// ArrayOf returns a walker over raw, a value handed out by a walker. ok is
+// false if raw is not an array.
 func ArrayOf(raw []byte) (a Array, ok bool) {
 	if len(raw) == 0 || raw[0] != '[' {
 		return Array{state: 2}, false
 	}
-	return Array{b: raw, pos: 1, depth: 1}, true
+	return Array{b: raw, pos: 1, depth: 1, valid: true}, true
 }
 
 // Next returns the next element's raw value, or ok false at the end or at a
@@ -158,7 +164,7 @@ func (a *Array) Next() (value []byte, ok bool) {
 		}
 		i = skipWS(b, i+1)
 	}
-	end := skipValue(b, i, a.depth)
+	end := skipValue(b, i, a.depth, a.valid)
 	if end < 0 {
 		a.state = -1
 		return nil, false
@@ -178,7 +184,7 @@ func (a *Array) Err() error {
 // Valid reports whether b is one JSON value, as encoding/json's Valid does.
 func Valid(b []byte) bool {
 	i := skipWS(b, 0)
-	end := skipValue(b, i, 0)
+	end := skipValue(b, i, 0, false)
 	return end >= 0 && skipWS(b, end) == len(b)
 }
 
@@ -413,15 +419,19 @@ func skipWS(b []byte, i int) int {
 }
 
 // skipValue returns the end of the value starting at b[i], or -1. depth is
-// the nesting of the container holding it.
-func skipValue(b []byte, i, depth int) int {
+// the nesting of the container holding it. valid says b is known to be
+// valid JSON, so that only the value's end needs finding.
+func skipValue(b []byte, i, depth int, valid bool) int {
 	if i >= len(b) {
 		return -1
 	}
 	switch b[i] {
 	case '"':
-		return skipString(b, i)
+		return skipString(b, i, valid)
 	case '{', '[':
+		if valid {
+			return skipValidContainer(b, i)
+		}
 		return skipContainer(b, i, depth+1)
 	case 't':
 		return skipWord(b, i, "true")
@@ -463,6 +473,49 @@ func skipContainer(b []byte, i, depth int) int {
 	return a.pos
 }
 
+// skipValidString returns the end of the string opened at b[i], which is
+// known to be valid: the first quote not escaped.
+func skipValidString(b []byte, i int) int {
+	for i++; ; {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return -1
+		}
+		i += q
+		n := 0 // backslashes before the quote
+		for n < i && b[i-1-n] == '\\' {
+			n++
+		}
+		i++
+		if n%2 == 0 {
+			return i
+		}
+	}
+}
+
+// skipValidContainer returns the end of the object or array opened at
+// b[i], which is known to be valid, by counting brackets outside strings.
+func skipValidContainer(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			if i = skipValidString(b, i); i < 0 {
+				return -1
+			}
+			i--
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return -1
+}
+
 func skipWord(b []byte, i int, w string) int {
 	if len(b)-i >= len(w) && string(b[i:i+len(w)]) == w {
 		return i + len(w)
@@ -470,9 +523,27 @@ func skipWord(b []byte, i int, w string) int {
 	return -1
 }
 
+// plainByte marks the bytes that stand for themselves in a JSON string:
+// every byte but controls, '"' and '\\'.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // skipString returns the end of the string opened at b[i], or -1.
-func skipString(b []byte, i int) int {
+func skipString(b []byte, i int, valid bool) int {
+	if valid {
+		return skipValidString(b, i)
+	}
 	for i++; i < len(b); {
+		for i < len(b) && plainByte[b[i]] {
+			i++
+		}
+		if i == len(b) {
+			return -1
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i + 1

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -111,11 +112,56 @@ func TestAppendStringAllocatesNothing(t *testing.T) {
 	}
 }
 
+// toAny reads a raw value as encoding/json would into an any, walking
+// nested values as the codecs do.
+func toAny(t *testing.T, raw []byte) any {
+	switch KindOf(raw) {
+	case Obj:
+		m := map[string]any{}
+		o, _ := ObjectOf(raw)
+		for {
+			k, v, ok := o.Next()
+			if !ok {
+				break
+			}
+			m[string(Key(k, nil))] = toAny(t, v)
+		}
+		if o.Err() != nil {
+			t.Fatalf("nested object %q: %v", raw, o.Err())
+		}
+		return m
+	case Arr:
+		l := []any{}
+		a, _ := ArrayOf(raw)
+		for {
+			v, ok := a.Next()
+			if !ok {
+				break
+			}
+			l = append(l, toAny(t, v))
+		}
+		if a.Err() != nil {
+			t.Fatalf("nested array %q: %v", raw, a.Err())
+		}
+		return l
+	case String:
+		s, _ := StringOf(raw)
+		return s
+	case Number:
+		return json.Number(raw)
+	case Bool:
+		v, _ := BoolOf(raw)
+		return v
+	}
+	return nil
+}
+
 func FuzzScanner(f *testing.F) {
 	for _, in := range validityCases {
 		f.Add([]byte(in))
 	}
 	f.Add([]byte(`"\ud83d\u0041 \udc00 caf\u00e9"`))
+	f.Add([]byte(`{"a":{"b":["x\\\"y",{"c":"]}\\"}],"d":[[],{}]},"a":[1,"\\"]}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		valid := Valid(in)
 		if want := json.Valid(in); valid != want {
@@ -162,6 +208,16 @@ func FuzzScanner(f *testing.F) {
 					t.Fatalf("member %q = %q, encoding/json reads %q", k, got[k], v)
 				}
 			}
+		}
+		// Walking every nested value reads what encoding/json reads.
+		var want any
+		dec := json.NewDecoder(bytes.NewReader(in))
+		dec.UseNumber()
+		if err := dec.Decode(&want); err != nil {
+			t.Fatal(err)
+		}
+		if got := toAny(t, raw); !reflect.DeepEqual(got, want) {
+			t.Fatalf("walking %q gives %#v, encoding/json %#v", in, got, want)
 		}
 		var compact bytes.Buffer
 		if err := json.Compact(&compact, in); err != nil {
