@@ -7,132 +7,61 @@ import (
 	"github.com/phasegate/phasegate/llm/internal/wire"
 )
 
-var requestFields = []string{
-	"model", "messages", "system", "max_tokens", "stop_sequences", "temperature", "top_p",
-	"stream", "tools", "tool_choice", "metadata",
+// requestFields decodes a Messages request body. Fields the neutral model
+// does not carry (top_k, thinking, cache_control, ...) are ignored.
+var requestFields = []wire.RequestField{
+	wire.FieldModel,
+	{Name: "max_tokens", Decode: func(v []byte, p wire.Path, r *llm.Request) error { return wire.DecodeInt(v, p, &r.MaxTokens) }},
+	{Name: "stop_sequences", Decode: func(v []byte, p wire.Path, r *llm.Request) error {
+		return wire.DecodeStrings(v, p, false, &r.StopSequences)
+	}},
+	wire.FieldTemperature,
+	wire.FieldTopP,
+	{Name: "stream", Decode: func(v []byte, p wire.Path, r *llm.Request) error {
+		err := wire.DecodeBool(v, p, &r.Stream)
+		r.IncludeUsage = r.Stream // Messages always reports usage
+		return err
+	}},
+	{Name: "system", Decode: decodeSystem},
+	{Name: "messages", Decode: decodeMessages},
+	{Name: "tools", Decode: decodeTools},
+	{Name: "tool_choice", Decode: decodeToolChoice},
+	{Name: "metadata", Decode: func(v []byte, p wire.Path, r *llm.Request) error {
+		v, p, err := wire.Member(v, p, "user_id")
+		if err != nil {
+			return err
+		}
+		return wire.DecodeString(v, p, &r.User)
+	}},
 }
-
-const (
-	fModel = iota
-	fMessages
-	fSystem
-	fMaxTokens
-	fStopSequences
-	fTemperature
-	fTopP
-	fStream
-	fTools
-	fToolChoice
-	fMetadata
-	nRequestFields
-)
 
 // DecodeRequest reads a Messages request body. Fields the neutral model
 // does not carry (top_k, thinking, cache_control, ...) are ignored.
 func (Codec) DecodeRequest(body []byte) (*llm.Request, error) {
-	var f [nRequestFields][]byte
-	if err := wire.Top(body, requestFields, f[:]); err != nil {
-		return nil, wire.BodyError(err)
-	}
-	r := &llm.Request{}
-	root := wire.Root
-	if err := wire.DecodeString(f[fModel], root.Key("model"), &r.Model); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeInt(f[fMaxTokens], root.Key("max_tokens"), &r.MaxTokens); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeStrings(f[fStopSequences], root.Key("stop_sequences"), false, &r.StopSequences); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeFloat(f[fTemperature], root.Key("temperature"), &r.Temperature); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeFloat(f[fTopP], root.Key("top_p"), &r.TopP); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeBool(f[fStream], root.Key("stream"), &r.Stream); err != nil {
-		return nil, err
-	}
-	r.IncludeUsage = r.Stream
-	if err := decodeSystem(f[fSystem], root.Key("system"), r); err != nil {
-		return nil, err
-	}
-	if err := decodeMessages(f[fMessages], root.Key("messages"), r); err != nil {
-		return nil, err
-	}
-	if err := decodeTools(f[fTools], root.Key("tools"), r); err != nil {
-		return nil, err
-	}
-	if err := decodeToolChoice(f[fToolChoice], root.Key("tool_choice"), r); err != nil {
-		return nil, err
-	}
-	if !wire.Absent(f[fMetadata]) {
-		p := root.Key("metadata")
-		o, err := wire.MustObject(f[fMetadata], p)
-		if err != nil {
-			return nil, err
-		}
-		var g [1][]byte
-		wire.Collect(&o, []string{"user_id"}, g[:])
-		if err := wire.DecodeString(g[0], p.Key("user_id"), &r.User); err != nil {
-			return nil, err
-		}
-	}
-	return r, nil
+	return wire.DecodeRequest(body, requestFields)
 }
 
 func decodeSystem(raw []byte, p wire.Path, r *llm.Request) error {
-	if wire.Absent(raw) {
-		return nil
+	parts, err := decodeContent(raw, p)
+	if err != nil {
+		return err
 	}
-	if wire.KindOf(raw) == wire.String {
-		s, _ := wire.StringOf(raw)
-		r.System = []llm.Part{{Kind: llm.PartText, Text: s}}
-		return nil
-	}
-	a, ok := wire.ArrayOf(raw)
-	if !ok {
-		return wire.TypeError(&p, "a string or an array of text blocks")
-	}
-	for i := 0; ; i++ {
-		v, ok := a.Next()
-		if !ok {
-			return nil
-		}
-		part, err := decodeBlock(v, p.Index(i))
-		if err != nil {
-			return err
-		}
-		if part.Kind != llm.PartText {
+	for i := range parts {
+		if parts[i].Kind != llm.PartText {
 			ip := p.Index(i)
 			return wire.TypeError(&ip, "a text block")
 		}
-		r.System = append(r.System, part)
 	}
+	r.System = parts
+	return nil
 }
 
 func decodeMessages(raw []byte, p wire.Path, r *llm.Request) error {
 	if wire.Absent(raw) {
 		return nil
 	}
-	a, err := wire.MustArray(raw, p)
-	if err != nil {
-		return err
-	}
 	r.Messages = []llm.Message{}
-	for i := 0; ; i++ {
-		v, ok := a.Next()
-		if !ok {
-			return nil
-		}
-		mp := p.Index(i)
-		o, err := wire.MustObject(v, mp)
-		if err != nil {
-			return err
-		}
-		var g [2][]byte
-		wire.Collect(&o, []string{"role", "content"}, g[:])
+	return wire.EachObject(raw, p, []string{"role", "content"}, func(_ int, g [][]byte, mp wire.Path) error {
 		var m llm.Message
 		var role string
 		if err := wire.DecodeString(g[0], mp.Key("role"), &role); err != nil {
@@ -145,38 +74,18 @@ func decodeMessages(raw []byte, p wire.Path, r *llm.Request) error {
 			rp := mp.Key("role")
 			return wire.TypeError(&rp, `"user" or "assistant"`)
 		}
+		var err error
 		if m.Parts, err = decodeContent(g[1], mp.Key("content")); err != nil {
 			return err
 		}
 		r.Messages = append(r.Messages, m)
-	}
+		return nil
+	})
 }
 
 // decodeContent reads a content string or array of blocks.
 func decodeContent(raw []byte, p wire.Path) ([]llm.Part, error) {
-	if wire.Absent(raw) {
-		return nil, nil
-	}
-	if wire.KindOf(raw) == wire.String {
-		s, _ := wire.StringOf(raw)
-		return []llm.Part{{Kind: llm.PartText, Text: s}}, nil
-	}
-	a, ok := wire.ArrayOf(raw)
-	if !ok {
-		return nil, wire.TypeError(&p, "a string or an array of content blocks")
-	}
-	parts := []llm.Part{}
-	for i := 0; ; i++ {
-		v, ok := a.Next()
-		if !ok {
-			return parts, nil
-		}
-		part, err := decodeBlock(v, p.Index(i))
-		if err != nil {
-			return nil, err
-		}
-		parts = append(parts, part)
-	}
+	return wire.Content(raw, p, blockFields, decodeBlock)
 }
 
 var blockFields = []string{"type", "text", "source", "id", "name", "input", "tool_use_id", "content", "is_error"}
@@ -191,30 +100,21 @@ const (
 	bToolUseID
 	bContent
 	bIsError
-	nBlockFields
 )
 
-// decodeBlock reads one content block of a request or response.
-func decodeBlock(raw []byte, p wire.Path) (llm.Part, error) {
+// decodeBlock reads one content block of a request or response from its
+// members (blockFields).
+func decodeBlock(g [][]byte, p wire.Path) (llm.Part, error) {
 	var part llm.Part
-	o, err := wire.MustObject(raw, p)
-	if err != nil {
-		return part, err
-	}
-	var g [nBlockFields][]byte
-	wire.Collect(&o, blockFields, g[:])
 	var typ string
 	if err := wire.DecodeString(g[bType], p.Key("type"), &typ); err != nil {
 		return part, err
 	}
+	var err error
 	switch typ {
 	case "text":
 		part.Kind = llm.PartText
-		tp := p.Key("text")
-		if wire.KindOf(g[bText]) != wire.String {
-			return part, wire.TypeError(&tp, "a string")
-		}
-		part.Text, _ = wire.StringOf(g[bText])
+		part.Text, err = wire.DecodeText(g[bText], p.Key("text"))
 	case "image":
 		return decodeImage(g[bSource], p.Key("source"))
 	case "tool_use":
@@ -222,9 +122,7 @@ func decodeBlock(raw []byte, p wire.Path) (llm.Part, error) {
 		if err := wire.DecodeString(g[bID], p.Key("id"), &part.ToolCall.ID); err != nil {
 			return part, err
 		}
-		if err := wire.DecodeString(g[bName], p.Key("name"), &part.ToolCall.Name); err != nil {
-			return part, err
-		}
+		err = wire.DecodeString(g[bName], p.Key("name"), &part.ToolCall.Name)
 		if !wire.Absent(g[bInput]) {
 			part.ToolCall.Arguments = string(wire.Compact(g[bInput]))
 		}
@@ -237,18 +135,14 @@ func decodeBlock(raw []byte, p wire.Path) (llm.Part, error) {
 		if err := wire.DecodeBool(g[bIsError], p.Key("is_error"), &tr.IsError); err != nil {
 			return part, err
 		}
-		content, err := decodeContent(g[bContent], p.Key("content"))
-		if err != nil {
-			return part, err
-		}
-		tr.Content = content
+		tr.Content, err = decodeContent(g[bContent], p.Key("content"))
 	case "":
 		tp := p.Key("type")
 		return part, wire.TypeError(&tp, "a content block type")
 	default:
 		part.Kind, part.Type = llm.PartOther, typ
 	}
-	return part, nil
+	return part, err
 }
 
 func decodeImage(raw []byte, p wire.Path) (llm.Part, error) {
@@ -283,47 +177,7 @@ func decodeImage(raw []byte, p wire.Path) (llm.Part, error) {
 }
 
 func decodeTools(raw []byte, p wire.Path, r *llm.Request) error {
-	if wire.Absent(raw) {
-		return nil
-	}
-	a, err := wire.MustArray(raw, p)
-	if err != nil {
-		return err
-	}
-	r.Tools = []llm.Tool{}
-	for i := 0; ; i++ {
-		v, ok := a.Next()
-		if !ok {
-			return nil
-		}
-		tp := p.Index(i)
-		o, err := wire.MustObject(v, tp)
-		if err != nil {
-			return err
-		}
-		var g [4][]byte
-		wire.Collect(&o, []string{"type", "name", "description", "input_schema"}, g[:])
-		var t llm.Tool
-		if err := wire.DecodeString(g[0], tp.Key("type"), &t.Type); err != nil {
-			return err
-		}
-		if t.Type == "custom" {
-			t.Type = ""
-		}
-		if err := wire.DecodeString(g[1], tp.Key("name"), &t.Name); err != nil {
-			return err
-		}
-		if err := wire.DecodeString(g[2], tp.Key("description"), &t.Description); err != nil {
-			return err
-		}
-		if !wire.Absent(g[3]) {
-			if _, err := wire.MustObject(g[3], tp.Key("input_schema")); err != nil {
-				return err
-			}
-			t.Parameters = wire.Compact(g[3])
-		}
-		r.Tools = append(r.Tools, t)
-	}
+	return wire.DecodeTools(raw, p, r, "custom", "", "input_schema")
 }
 
 func decodeToolChoice(raw []byte, p wire.Path, r *llm.Request) error {
@@ -400,25 +254,13 @@ func (c Codec) EncodeRequest(r *llm.Request) ([]byte, error) {
 		return nil, err
 	}
 	b = append(b, ']')
-	if len(r.StopSequences) > 0 {
-		b = append(b, `,"stop_sequences":[`...)
-		for i, s := range r.StopSequences {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = wire.AppendString(b, s)
-		}
-		b = append(b, ']')
-	}
+	b = wire.AppendStrings(b, "stop_sequences", r.StopSequences)
 	if r.Temperature != nil {
 		// Messages takes 0 to 1, Chat and Responses 0 to 2.
-		b = append(b, `,"temperature":`...)
-		b = wire.AppendFloat(b, min(*r.Temperature, 1))
+		t := min(*r.Temperature, 1)
+		b = wire.AppendFloatMember(b, "temperature", &t)
 	}
-	if r.TopP != nil {
-		b = append(b, `,"top_p":`...)
-		b = wire.AppendFloat(b, *r.TopP)
-	}
+	b = wire.AppendFloatMember(b, "top_p", r.TopP)
 	if r.Stream {
 		b = append(b, `,"stream":true`...)
 	}
@@ -453,7 +295,7 @@ func appendSystem(b []byte, r *llm.Request) ([]byte, error) {
 					texts = append(texts, p.Text)
 				}
 			default:
-				return nil, llm.FieldError(messagePath(i, j), "a system message can only hold text for anthropic-messages")
+				return nil, llm.FieldError(wire.PartPath(i, j), "a system message can only hold text for anthropic-messages")
 			}
 		}
 	}
@@ -474,15 +316,6 @@ func appendSystem(b []byte, r *llm.Request) ([]byte, error) {
 		b = append(b, '}')
 	}
 	return append(b, ']'), nil
-}
-
-func messagePath(i, j int) string {
-	root := wire.Root
-	mp := root.Key("messages")
-	ip := mp.Index(i)
-	cp := ip.Key("content")
-	jp := cp.Index(j)
-	return jp.String()
 }
 
 // appendMessages writes the user and assistant messages, merging
@@ -555,7 +388,7 @@ func appendBlock(b []byte, p *llm.Part, i, j int) ([]byte, error) {
 		b = append(b, `,"input":`...)
 		input, ok := toolInput(tc.Arguments)
 		if !ok {
-			return nil, llm.FieldError(messagePath(i, j), "tool call arguments must be a JSON object for anthropic-messages")
+			return nil, llm.FieldError(wire.PartPath(i, j), "tool call arguments must be a JSON object for anthropic-messages")
 		}
 		b = append(b, input...)
 		return append(b, '}'), nil
@@ -576,7 +409,7 @@ func appendBlock(b []byte, p *llm.Part, i, j int) ([]byte, error) {
 			switch c.Kind {
 			case llm.PartText, llm.PartRefusal, llm.PartImage:
 			default:
-				return nil, llm.FieldError(messagePath(i, j), "a tool result can only hold text and images")
+				return nil, llm.FieldError(wire.PartPath(i, j), "a tool result can only hold text and images")
 			}
 			if n > 0 {
 				b = append(b, ',')
@@ -586,7 +419,7 @@ func appendBlock(b []byte, p *llm.Part, i, j int) ([]byte, error) {
 		}
 		return append(b, `]}`...), nil
 	}
-	return nil, llm.FieldError(messagePath(i, j), "content of type "+p.Type+" cannot be sent to anthropic-messages")
+	return nil, llm.FieldError(wire.PartPath(i, j), "content of type "+p.Type+" cannot be sent to anthropic-messages")
 }
 
 func appendImage(b []byte, img *llm.Image) []byte {
@@ -652,12 +485,12 @@ func appendTools(b []byte, r *llm.Request) ([]byte, error) {
 	if len(r.Tools) == 0 {
 		return b, nil
 	}
+	if err := wire.FunctionTools(r.Tools, llm.AnthropicMessages); err != nil {
+		return nil, err
+	}
 	b = append(b, `,"tools":[`...)
 	for i := range r.Tools {
 		t := &r.Tools[i]
-		if t.Type != "" {
-			return nil, llm.FieldError(toolPath(i), "the tool type "+t.Type+" cannot be sent to anthropic-messages")
-		}
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -697,11 +530,4 @@ func appendTools(b []byte, r *llm.Request) ([]byte, error) {
 		b = append(b, `,"disable_parallel_tool_use":true`...)
 	}
 	return append(b, '}'), nil
-}
-
-func toolPath(i int) string {
-	root := wire.Root
-	tp := root.Key("tools")
-	ip := tp.Index(i)
-	return ip.String()
 }

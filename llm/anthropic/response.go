@@ -94,13 +94,10 @@ func (Codec) DecodeResponse(body []byte) (*llm.Response, error) {
 		return nil, wire.BodyError(err)
 	}
 	r := &llm.Response{}
+	if err := wire.DecodeReplyHead(f[0], f[1], nil, r); err != nil {
+		return nil, err
+	}
 	root := wire.Root
-	if err := wire.DecodeString(f[0], root.Key("id"), &r.ID); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeString(f[1], root.Key("model"), &r.Model); err != nil {
-		return nil, err
-	}
 	ch := llm.Choice{}
 	parts, err := decodeContent(f[2], root.Key("content"))
 	if err != nil {
@@ -130,7 +127,7 @@ func (Codec) EncodeResponse(r *llm.Response, req *llm.Request) []byte {
 	b = append(b, `{"id":`...)
 	b = wire.AppendString(b, r.ID)
 	b = append(b, `,"type":"message","role":"assistant","model":`...)
-	b = wire.AppendString(b, responseModel(r.Model, req))
+	b = wire.AppendString(b, wire.ReplyModel(r.Model, req))
 	b = append(b, `,"content":[`...)
 	var ch llm.Choice
 	if len(r.Choices) > 0 {
@@ -174,14 +171,6 @@ func (Codec) EncodeResponse(r *llm.Response, req *llm.Request) []byte {
 	}
 	b = appendUsage(b, &u)
 	return append(b, '}')
-}
-
-// responseModel is the model a reply names: its own, else the one asked.
-func responseModel(model string, req *llm.Request) string {
-	if model == "" && req != nil {
-		return req.Model
-	}
-	return model
 }
 
 // DecodeCountTokensRequest reads a POST /v1/messages/count_tokens body,

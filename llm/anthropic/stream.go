@@ -48,8 +48,7 @@ func (d *decoder) Decode(dst []llm.Event, name string, data []byte) ([]llm.Event
 	}
 	d.arena = d.arena[:0]
 	var f [nEventFields][]byte
-	o, ok := wire.ParseObject(data)
-	if !ok || !wire.Collect(&o, eventFields, f[:]) {
+	if wire.Top(data, eventFields, f[:]) != nil {
 		return dst, errors.New("anthropic stream: event data is not a JSON object")
 	}
 	typ, _ := wire.Str(f[eType], nil)

@@ -24,108 +24,52 @@ var _ llm.Codec = Chat{}
 // Protocol returns llm.OpenAIChat.
 func (Chat) Protocol() llm.Protocol { return llm.OpenAIChat }
 
-// EncodeError writes e as Chat's error envelope.
-func (Chat) EncodeError(e *llm.Error) []byte {
-	return appendError(make([]byte, 0, 96+len(e.Message)), e)
-}
+// EncodeError writes e as the error envelope of both OpenAI protocols.
+func (Chat) EncodeError(e *llm.Error) []byte { return encodeError(e) }
 
-// DecodeError reads a Chat error body.
+// DecodeError reads an error body of either OpenAI protocol.
 func (Chat) DecodeError(status int, body []byte) *llm.Error { return decodeError(status, body) }
 
-var chatFields = []string{
-	"model", "messages", "max_tokens", "max_completion_tokens", "stop", "temperature", "top_p", "n",
-	"stream", "stream_options", "tools", "tool_choice", "parallel_tool_calls", "user", "metadata",
-	"reasoning_effort",
+// chatFields decodes a Chat Completions request body.
+var chatFields = []wire.RequestField{
+	wire.FieldModel,
+	{Name: "max_tokens", Decode: decodeMaxTokens},
+	// max_completion_tokens, which replaces max_tokens, wins.
+	{Name: "max_completion_tokens", Decode: decodeMaxTokens},
+	{Name: "stop", Decode: func(v []byte, p wire.Path, r *llm.Request) error {
+		return wire.DecodeStrings(v, p, true, &r.StopSequences)
+	}},
+	wire.FieldTemperature,
+	wire.FieldTopP,
+	{Name: "n", Decode: func(v []byte, p wire.Path, r *llm.Request) error { return wire.DecodeInt(v, p, &r.N) }},
+	wire.FieldStream,
+	{Name: "stream_options", Decode: func(v []byte, p wire.Path, r *llm.Request) error {
+		v, p, err := wire.Member(v, p, "include_usage")
+		if err != nil {
+			return err
+		}
+		return wire.DecodeBool(v, p, &r.IncludeUsage)
+	}},
+	wire.FieldParallelToolCalls,
+	wire.FieldUser,
+	wire.FieldMetadata,
+	{Name: "reasoning_effort", Decode: func(v []byte, p wire.Path, r *llm.Request) error {
+		return wire.DecodeString(v, p, &r.ReasoningEffort)
+	}},
+	{Name: "messages", Decode: decodeChatMessages},
+	{Name: "tools", Decode: decodeChatTools},
+	{Name: "tool_choice", Decode: decodeChatToolChoice},
 }
 
-const (
-	cModel = iota
-	cMessages
-	cMaxTokens
-	cMaxCompletionTokens
-	cStop
-	cTemperature
-	cTopP
-	cN
-	cStream
-	cStreamOptions
-	cTools
-	cToolChoice
-	cParallelToolCalls
-	cUser
-	cMetadata
-	cReasoningEffort
-	nChatFields
-)
+func decodeMaxTokens(v []byte, p wire.Path, r *llm.Request) error {
+	return wire.DecodeInt(v, p, &r.MaxTokens)
+}
 
 // DecodeRequest reads a Chat Completions request body. Fields the neutral
 // model does not carry (seed, response_format, logprobs, penalties, ...)
 // are ignored.
 func (Chat) DecodeRequest(body []byte) (*llm.Request, error) {
-	var f [nChatFields][]byte
-	if err := wire.Top(body, chatFields, f[:]); err != nil {
-		return nil, wire.BodyError(err)
-	}
-	r := &llm.Request{}
-	root := wire.Root
-	if err := wire.DecodeString(f[cModel], root.Key("model"), &r.Model); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeInt(f[cMaxTokens], root.Key("max_tokens"), &r.MaxTokens); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeInt(f[cMaxCompletionTokens], root.Key("max_completion_tokens"), &r.MaxTokens); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeStrings(f[cStop], root.Key("stop"), true, &r.StopSequences); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeFloat(f[cTemperature], root.Key("temperature"), &r.Temperature); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeFloat(f[cTopP], root.Key("top_p"), &r.TopP); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeInt(f[cN], root.Key("n"), &r.N); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeBool(f[cStream], root.Key("stream"), &r.Stream); err != nil {
-		return nil, err
-	}
-	if !wire.Absent(f[cStreamOptions]) {
-		p := root.Key("stream_options")
-		o, err := wire.MustObject(f[cStreamOptions], p)
-		if err != nil {
-			return nil, err
-		}
-		var g [1][]byte
-		wire.Collect(&o, []string{"include_usage"}, g[:])
-		if err := wire.DecodeBool(g[0], p.Key("include_usage"), &r.IncludeUsage); err != nil {
-			return nil, err
-		}
-	}
-	if err := wire.DecodeBoolPtr(f[cParallelToolCalls], root.Key("parallel_tool_calls"), &r.ParallelToolCalls); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeString(f[cUser], root.Key("user"), &r.User); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeMetadata(f[cMetadata], root.Key("metadata"), &r.Metadata); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeString(f[cReasoningEffort], root.Key("reasoning_effort"), &r.ReasoningEffort); err != nil {
-		return nil, err
-	}
-	if err := decodeChatMessages(f[cMessages], root.Key("messages"), r); err != nil {
-		return nil, err
-	}
-	if err := decodeChatTools(f[cTools], root.Key("tools"), r); err != nil {
-		return nil, err
-	}
-	if err := decodeChatToolChoice(f[cToolChoice], root.Key("tool_choice"), r); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return wire.DecodeRequest(body, chatFields)
 }
 
 var chatMessageFields = []string{"role", "content", "name", "tool_calls", "tool_call_id", "refusal", "function_call"}
@@ -136,23 +80,8 @@ func decodeChatMessages(raw []byte, p wire.Path, r *llm.Request) error {
 	if wire.Absent(raw) {
 		return nil
 	}
-	a, err := wire.MustArray(raw, p)
-	if err != nil {
-		return err
-	}
 	r.Messages = []llm.Message{}
-	for i := 0; ; i++ {
-		v, ok := a.Next()
-		if !ok {
-			return nil
-		}
-		mp := p.Index(i)
-		o, err := wire.MustObject(v, mp)
-		if err != nil {
-			return err
-		}
-		var g [7][]byte
-		wire.Collect(&o, chatMessageFields, g[:])
+	return wire.EachObject(raw, p, chatMessageFields, func(_ int, g [][]byte, mp wire.Path) error {
 		var role string
 		if err := wire.DecodeString(g[0], mp.Key("role"), &role); err != nil {
 			return err
@@ -162,11 +91,10 @@ func decodeChatMessages(raw []byte, p wire.Path, r *llm.Request) error {
 			return err
 		}
 		cp := mp.Key("content")
+		var err error
 		switch m.Role {
 		case llm.RoleSystem, llm.RoleDeveloper, llm.RoleUser:
-			if m.Parts, err = decodeChatContent(g[1], cp); err != nil {
-				return err
-			}
+			m.Parts, err = decodeChatContent(g[1], cp)
 		case llm.RoleAssistant:
 			if m.Parts, err = decodeChatContent(g[1], cp); err != nil {
 				return err
@@ -178,9 +106,7 @@ func decodeChatMessages(raw []byte, p wire.Path, r *llm.Request) error {
 			if refusal != "" {
 				m.Parts = append(m.Parts, llm.Part{Kind: llm.PartRefusal, Text: refusal})
 			}
-			if m.Parts, err = decodeToolCalls(g[3], mp.Key("tool_calls"), m.Parts); err != nil {
-				return err
-			}
+			m.Parts, err = decodeToolCalls(g[3], mp.Key("tool_calls"), m.Parts)
 			if !wire.Absent(g[6]) {
 				m.Parts = append(m.Parts, llm.Part{Kind: llm.PartOther, Type: "function_call"})
 			}
@@ -189,9 +115,7 @@ func decodeChatMessages(raw []byte, p wire.Path, r *llm.Request) error {
 			if err := wire.DecodeString(g[4], mp.Key("tool_call_id"), &tr.ToolCallID); err != nil {
 				return err
 			}
-			if tr.Content, err = decodeChatContent(g[1], cp); err != nil {
-				return err
-			}
+			tr.Content, err = decodeChatContent(g[1], cp)
 			m = llm.Message{Role: llm.RoleUser, Parts: []llm.Part{{Kind: llm.PartToolResult, ToolResult: tr}}}
 		case "function":
 			m = llm.Message{Role: llm.RoleUser, Parts: []llm.Part{{Kind: llm.PartOther, Type: "function message"}}}
@@ -199,75 +123,49 @@ func decodeChatMessages(raw []byte, p wire.Path, r *llm.Request) error {
 			rp := mp.Key("role")
 			return wire.TypeError(&rp, `"system", "developer", "user", "assistant" or "tool"`)
 		}
+		if err != nil {
+			return err
+		}
 		r.Messages = append(r.Messages, m)
-	}
+		return nil
+	})
 }
 
 // decodeChatContent reads a content string or array of content parts.
 func decodeChatContent(raw []byte, p wire.Path) ([]llm.Part, error) {
-	if wire.Absent(raw) {
-		return nil, nil
-	}
-	if wire.KindOf(raw) == wire.String {
-		s, _ := wire.StringOf(raw)
-		return []llm.Part{{Kind: llm.PartText, Text: s}}, nil
-	}
-	a, ok := wire.ArrayOf(raw)
-	if !ok {
-		return nil, wire.TypeError(&p, "a string or an array of content parts")
-	}
-	parts := []llm.Part{}
-	for j := 0; ; j++ {
-		v, ok := a.Next()
-		if !ok {
-			return parts, nil
-		}
-		pp := p.Index(j)
-		o, err := wire.MustObject(v, pp)
-		if err != nil {
-			return nil, err
-		}
-		var g [4][]byte
-		wire.Collect(&o, []string{"type", "text", "image_url", "refusal"}, g[:])
+	return wire.Content(raw, p, []string{"type", "text", "image_url", "refusal"}, func(g [][]byte, pp wire.Path) (llm.Part, error) {
+		var part llm.Part
 		var typ string
 		if err := wire.DecodeString(g[0], pp.Key("type"), &typ); err != nil {
-			return nil, err
+			return part, err
 		}
-		part := llm.Part{}
+		var err error
 		switch typ {
 		case "text":
 			part.Kind = llm.PartText
-			if wire.KindOf(g[1]) != wire.String {
-				tp := pp.Key("text")
-				return nil, wire.TypeError(&tp, "a string")
-			}
-			part.Text, _ = wire.StringOf(g[1])
+			part.Text, err = wire.DecodeText(g[1], pp.Key("text"))
 		case "refusal":
 			part.Kind = llm.PartRefusal
-			if err := wire.DecodeString(g[3], pp.Key("refusal"), &part.Text); err != nil {
-				return nil, err
-			}
+			err = wire.DecodeString(g[3], pp.Key("refusal"), &part.Text)
 		case "image_url":
 			ip := pp.Key("image_url")
 			io, err := wire.MustObject(g[2], ip)
 			if err != nil {
-				return nil, err
+				return part, err
 			}
 			var h [2][]byte
 			wire.Collect(&io, []string{"url", "detail"}, h[:])
 			var url string
 			if err := wire.DecodeString(h[0], ip.Key("url"), &url); err != nil {
-				return nil, err
+				return part, err
 			}
 			part = llm.Part{Kind: llm.PartImage, Image: imageFromURL(url)}
-			if err := wire.DecodeString(h[1], ip.Key("detail"), &part.Image.Detail); err != nil {
-				return nil, err
-			}
+			return part, wire.DecodeString(h[1], ip.Key("detail"), &part.Image.Detail)
 		default:
 			part = llm.Part{Kind: llm.PartOther, Type: typ}
 		}
-		parts = append(parts, part)
-	}
+		return part, err
+	})
 }
 
 // imageFromURL reads an image URL; a base64 data URL becomes inline data.
@@ -289,115 +187,49 @@ func imageURL(img *llm.Image) string {
 }
 
 func decodeToolCalls(raw []byte, p wire.Path, parts []llm.Part) ([]llm.Part, error) {
-	if wire.Absent(raw) {
-		return parts, nil
-	}
-	a, err := wire.MustArray(raw, p)
-	if err != nil {
-		return nil, err
-	}
-	for k := 0; ; k++ {
-		v, ok := a.Next()
-		if !ok {
-			return parts, nil
-		}
-		tp := p.Index(k)
-		o, err := wire.MustObject(v, tp)
-		if err != nil {
-			return nil, err
-		}
-		var g [3][]byte
-		wire.Collect(&o, []string{"id", "type", "function"}, g[:])
+	err := wire.EachObject(raw, p, []string{"id", "type", "function"}, func(_ int, g [][]byte, tp wire.Path) error {
 		var typ string
 		if err := wire.DecodeString(g[1], tp.Key("type"), &typ); err != nil {
-			return nil, err
+			return err
 		}
 		if typ != "" && typ != "function" {
 			parts = append(parts, llm.Part{Kind: llm.PartOther, Type: typ + " tool call"})
-			continue
+			return nil
 		}
 		tc := llm.ToolCall{}
 		if err := wire.DecodeString(g[0], tp.Key("id"), &tc.ID); err != nil {
-			return nil, err
+			return err
 		}
 		fp := tp.Key("function")
 		fo, err := wire.MustObject(g[2], fp)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		var h [2][]byte
 		wire.Collect(&fo, []string{"name", "arguments"}, h[:])
 		if err := wire.DecodeString(h[0], fp.Key("name"), &tc.Name); err != nil {
-			return nil, err
+			return err
 		}
 		if err := wire.DecodeString(h[1], fp.Key("arguments"), &tc.Arguments); err != nil {
-			return nil, err
+			return err
 		}
 		parts = append(parts, llm.Part{Kind: llm.PartToolCall, ToolCall: tc})
-	}
+		return nil
+	})
+	return parts, err
 }
 
 func decodeChatTools(raw []byte, p wire.Path, r *llm.Request) error {
-	if wire.Absent(raw) {
-		return nil
-	}
-	a, err := wire.MustArray(raw, p)
-	if err != nil {
-		return err
-	}
-	r.Tools = []llm.Tool{}
-	for i := 0; ; i++ {
-		v, ok := a.Next()
-		if !ok {
-			return nil
-		}
-		tp := p.Index(i)
-		o, err := wire.MustObject(v, tp)
-		if err != nil {
-			return err
-		}
-		var g [2][]byte
-		wire.Collect(&o, []string{"type", "function"}, g[:])
-		var t llm.Tool
-		if err := wire.DecodeString(g[0], tp.Key("type"), &t.Type); err != nil {
-			return err
-		}
-		if t.Type == "function" {
-			t.Type = ""
-			fp := tp.Key("function")
-			fo, err := wire.MustObject(g[1], fp)
-			if err != nil {
-				return err
-			}
-			var h [3][]byte
-			wire.Collect(&fo, []string{"name", "description", "parameters"}, h[:])
-			if err := decodeFunction(h, fp, &t); err != nil {
-				return err
-			}
-		}
-		r.Tools = append(r.Tools, t)
-	}
-}
-
-// decodeFunction reads the name, description and parameters of a function
-// tool (Chat's "function" object, or a Responses tool).
-func decodeFunction(h [3][]byte, p wire.Path, t *llm.Tool) error {
-	if err := wire.DecodeString(h[0], p.Key("name"), &t.Name); err != nil {
-		return err
-	}
-	if err := wire.DecodeString(h[1], p.Key("description"), &t.Description); err != nil {
-		return err
-	}
-	if !wire.Absent(h[2]) {
-		if _, err := wire.MustObject(h[2], p.Key("parameters")); err != nil {
-			return err
-		}
-		t.Parameters = wire.Compact(h[2])
-	}
-	return nil
+	return wire.DecodeTools(raw, p, r, "function", "function", "parameters")
 }
 
 func decodeChatToolChoice(raw []byte, p wire.Path, r *llm.Request) error {
+	return decodeToolChoice(raw, p, r, "function")
+}
+
+// decodeToolChoice reads tool_choice: a mode, or an object naming a
+// function, in its member nested (Chat's "function") or in itself.
+func decodeToolChoice(raw []byte, p wire.Path, r *llm.Request, nested string) error {
 	if wire.Absent(raw) {
 		return nil
 	}
@@ -408,20 +240,29 @@ func decodeChatToolChoice(raw []byte, p wire.Path, r *llm.Request) error {
 	if err != nil {
 		return err
 	}
+	names := []string{"type", "name"}
+	if nested != "" {
+		names[1] = nested
+	}
 	var g [2][]byte
-	wire.Collect(&o, []string{"type", "function"}, g[:])
+	wire.Collect(&o, names, g[:])
 	if s, _ := wire.Str(g[0], nil); string(s) != "function" {
+		// allowed_tools and the built-in tools are left to the provider.
 		return nil
 	}
-	fp := p.Key("function")
-	fo, err := wire.MustObject(g[1], fp)
-	if err != nil {
-		return err
+	name, np := g[1], p
+	if nested != "" {
+		np = p.Key(nested)
+		fo, err := wire.MustObject(g[1], np)
+		if err != nil {
+			return err
+		}
+		var h [1][]byte
+		wire.Collect(&fo, []string{"name"}, h[:])
+		name = h[0]
 	}
-	var h [1][]byte
-	wire.Collect(&fo, []string{"name"}, h[:])
 	r.ToolChoice.Mode = llm.ToolChoiceTool
-	return wire.DecodeString(h[0], fp.Key("name"), &r.ToolChoice.Name)
+	return wire.DecodeString(name, np.Key("name"), &r.ToolChoice.Name)
 }
 
 // toolChoiceMode reads the string form of tool_choice.
@@ -467,24 +308,9 @@ func (c Chat) EncodeRequest(r *llm.Request) ([]byte, error) {
 		}
 		b = wire.AppendInt(b, r.MaxTokens)
 	}
-	if len(r.StopSequences) > 0 {
-		b = append(b, `,"stop":[`...)
-		for i, s := range r.StopSequences {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = wire.AppendString(b, s)
-		}
-		b = append(b, ']')
-	}
-	if r.Temperature != nil {
-		b = append(b, `,"temperature":`...)
-		b = wire.AppendFloat(b, *r.Temperature)
-	}
-	if r.TopP != nil {
-		b = append(b, `,"top_p":`...)
-		b = wire.AppendFloat(b, *r.TopP)
-	}
+	b = wire.AppendStrings(b, "stop", r.StopSequences)
+	b = wire.AppendFloatMember(b, "temperature", r.Temperature)
+	b = wire.AppendFloatMember(b, "top_p", r.TopP)
 	if r.N > 1 {
 		b = append(b, `,"n":`...)
 		b = wire.AppendInt(b, r.N)
@@ -493,12 +319,12 @@ func (c Chat) EncodeRequest(r *llm.Request) ([]byte, error) {
 		b = append(b, `,"stream":true,"stream_options":{"include_usage":true}`...)
 	}
 	if len(r.Tools) > 0 {
+		if err := wire.FunctionTools(r.Tools, llm.OpenAIChat); err != nil {
+			return nil, err
+		}
 		b = append(b, `,"tools":[`...)
 		for i := range r.Tools {
 			t := &r.Tools[i]
-			if t.Type != "" {
-				return nil, llm.FieldError(indexPath("tools", i), "the tool type "+t.Type+" cannot be sent to openai-chat")
-			}
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -558,22 +384,6 @@ func appendFunction(b []byte, t *llm.Tool) []byte {
 	return append(b, '}')
 }
 
-func indexPath(key string, i int) string {
-	root := wire.Root
-	kp := root.Key(key)
-	ip := kp.Index(i)
-	return ip.String()
-}
-
-func partPath(i, j int) string {
-	root := wire.Root
-	mp := root.Key("messages")
-	ip := mp.Index(i)
-	cp := ip.Key("content")
-	jp := cp.Index(j)
-	return jp.String()
-}
-
 // chatMessage collects what one Chat message gets from neutral parts.
 type chatMessage struct {
 	texts    []*llm.Part // text and images, in order
@@ -596,7 +406,7 @@ func (m *chatMessage) collect(msg *llm.Message, i int, assistant bool) error {
 			m.texts = append(m.texts, p)
 		case llm.PartImage:
 			if assistant {
-				return llm.FieldError(partPath(i, j), "an assistant message cannot hold an image for openai-chat")
+				return llm.FieldError(wire.PartPath(i, j), "an assistant message cannot hold an image for openai-chat")
 			}
 			m.texts = append(m.texts, p)
 			m.hasImage = true
@@ -608,13 +418,13 @@ func (m *chatMessage) collect(msg *llm.Message, i int, assistant bool) error {
 			for k := range p.ToolResult.Content {
 				c := &p.ToolResult.Content[k]
 				if c.Kind != llm.PartText && c.Kind != llm.PartRefusal && !c.IsReasoning() {
-					return llm.FieldError(partPath(i, j), "a tool result can only hold text for openai-chat")
+					return llm.FieldError(wire.PartPath(i, j), "a tool result can only hold text for openai-chat")
 				}
 			}
 			m.results = append(m.results, p)
 		case llm.PartOther:
 			if !p.IsReasoning() {
-				return llm.FieldError(partPath(i, j), "content of type "+p.Type+" cannot be sent to openai-chat")
+				return llm.FieldError(wire.PartPath(i, j), "content of type "+p.Type+" cannot be sent to openai-chat")
 			}
 		}
 	}
@@ -737,17 +547,24 @@ func appendAssistant(b []byte, m *chatMessage, name string) []byte {
 		b = append(b, `,"refusal":`...)
 		b = wire.AppendString(b, m.refusal)
 	}
-	if len(m.calls) > 0 {
-		b = append(b, `,"tool_calls":[`...)
-		for k, tc := range m.calls {
-			if k > 0 {
-				b = append(b, ',')
-			}
-			b = appendToolCall(b, tc)
-		}
-		b = append(b, ']')
-	}
+	b = appendToolCalls(b, m.calls)
 	return append(b, '}')
+}
+
+// appendToolCalls writes the member "tool_calls", or nothing without
+// calls.
+func appendToolCalls(b []byte, calls []*llm.ToolCall) []byte {
+	if len(calls) == 0 {
+		return b
+	}
+	b = append(b, `,"tool_calls":[`...)
+	for k, tc := range calls {
+		if k > 0 {
+			b = append(b, ',')
+		}
+		b = appendToolCall(b, tc)
+	}
+	return append(b, ']')
 }
 
 func appendToolCall(b []byte, tc *llm.ToolCall) []byte {

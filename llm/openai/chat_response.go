@@ -33,14 +33,23 @@ func stopOf(s []byte) llm.StopReason {
 	return llm.StopUnknown
 }
 
-// readChatUsage reads a Chat usage object; ok is false if raw is not one.
-func readChatUsage(raw []byte) (u llm.Usage, ok bool) {
+// usageNames names the members of a usage object, which Chat and
+// Responses name differently; their details have the same members.
+type usageNames struct{ input, output, inputDetails, outputDetails string }
+
+var (
+	chatUsage      = usageNames{"prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"}
+	responsesUsage = usageNames{"input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details"}
+)
+
+// read reads a usage object; ok is false if raw is not one.
+func (n *usageNames) read(raw []byte) (u llm.Usage, ok bool) {
 	o, ok := wire.ObjectOf(raw)
 	if !ok {
 		return u, false
 	}
 	var g [4][]byte
-	wire.Collect(&o, []string{"prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"}, g[:])
+	wire.Collect(&o, []string{n.input, n.output, n.inputDetails, n.outputDetails}, g[:])
 	u.InputTokens, _ = wire.Int(g[0])
 	u.OutputTokens, _ = wire.Int(g[1])
 	if d, ok := wire.ObjectOf(g[2]); ok {
@@ -57,20 +66,33 @@ func readChatUsage(raw []byte) (u llm.Usage, ok bool) {
 	return u, true
 }
 
-func appendChatUsage(b []byte, u *llm.Usage) []byte {
-	b = append(b, `{"prompt_tokens":`...)
+// append writes u as a usage object; cache writes only when there are
+// some, as the providers do.
+func (n *usageNames) append(b []byte, u *llm.Usage) []byte {
+	member := func(name string) {
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+	}
+	b = append(b, '{')
+	member(n.input)
 	b = wire.AppendInt(b, u.InputTokens)
-	b = append(b, `,"completion_tokens":`...)
+	b = append(b, ',')
+	member(n.output)
 	b = wire.AppendInt(b, u.OutputTokens)
 	b = append(b, `,"total_tokens":`...)
 	b = wire.AppendInt(b, u.TotalTokens())
-	b = append(b, `,"prompt_tokens_details":{"cached_tokens":`...)
+	b = append(b, ',')
+	member(n.inputDetails)
+	b = append(b, `{"cached_tokens":`...)
 	b = wire.AppendInt(b, u.CacheReadTokens)
 	if u.CacheWriteTokens > 0 {
 		b = append(b, `,"cache_write_tokens":`...)
 		b = wire.AppendInt(b, u.CacheWriteTokens)
 	}
-	b = append(b, `},"completion_tokens_details":{"reasoning_tokens":`...)
+	b = append(b, `},`...)
+	member(n.outputDetails)
+	b = append(b, `{"reasoning_tokens":`...)
 	b = wire.AppendInt(b, u.ReasoningTokens)
 	return append(b, `}}`...)
 }
@@ -82,14 +104,10 @@ func (Chat) DecodeResponse(body []byte) (*llm.Response, error) {
 		return nil, wire.BodyError(err)
 	}
 	r := &llm.Response{}
+	if err := wire.DecodeReplyHead(f[0], f[1], f[2], r); err != nil {
+		return nil, err
+	}
 	root := wire.Root
-	if err := wire.DecodeString(f[0], root.Key("id"), &r.ID); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeString(f[1], root.Key("model"), &r.Model); err != nil {
-		return nil, err
-	}
-	r.Created, _ = wire.Int(f[2])
 	cp := root.Key("choices")
 	a, err := wire.MustArray(f[3], cp)
 	if err != nil {
@@ -136,7 +154,7 @@ func (Chat) DecodeResponse(body []byte) (*llm.Response, error) {
 		}
 		r.Choices = append(r.Choices, ch)
 	}
-	if u, ok := readChatUsage(f[4]); ok {
+	if u, ok := chatUsage.read(f[4]); ok {
 		r.Usage = &u
 	}
 	return r, nil
@@ -154,7 +172,7 @@ func (c Chat) EncodeResponse(r *llm.Response, req *llm.Request) []byte {
 	}
 	b = wire.AppendInt(b, created)
 	b = append(b, `,"model":`...)
-	b = wire.AppendString(b, modelOf(r.Model, req))
+	b = wire.AppendString(b, wire.ReplyModel(r.Model, req))
 	b = append(b, `,"choices":[`...)
 	for i := range r.Choices {
 		ch := &r.Choices[i]
@@ -186,16 +204,7 @@ func (c Chat) EncodeResponse(r *llm.Response, req *llm.Request) []byte {
 		} else {
 			b = append(b, "null"...)
 		}
-		if len(m.calls) > 0 {
-			b = append(b, `,"tool_calls":[`...)
-			for k, tc := range m.calls {
-				if k > 0 {
-					b = append(b, ',')
-				}
-				b = appendToolCall(b, tc)
-			}
-			b = append(b, ']')
-		}
+		b = appendToolCalls(b, m.calls)
 		b = append(b, `},"logprobs":null,"finish_reason":"`...)
 		b = append(b, finishReason(ch.Stop)...)
 		b = append(b, `"}`...)
@@ -203,7 +212,7 @@ func (c Chat) EncodeResponse(r *llm.Response, req *llm.Request) []byte {
 	b = append(b, ']')
 	if r.Usage != nil {
 		b = append(b, `,"usage":`...)
-		b = appendChatUsage(b, r.Usage)
+		b = chatUsage.append(b, r.Usage)
 	}
 	return append(b, '}')
 }
@@ -223,12 +232,4 @@ func joinTexts(parts []*llm.Part) string {
 		b = append(b, p.Text...)
 	}
 	return string(b)
-}
-
-// modelOf is the model a reply names: its own, else the one asked.
-func modelOf(model string, req *llm.Request) string {
-	if model == "" && req != nil {
-		return req.Model
-	}
-	return model
 }

@@ -51,8 +51,7 @@ func (d *chatDecoder) Decode(dst []llm.Event, _ string, data []byte) ([]llm.Even
 	}
 	d.arena = d.arena[:0]
 	var f [6][]byte
-	o, ok := wire.ParseObject(data)
-	if !ok || !wire.Collect(&o, chunkFields, f[:]) {
+	if wire.Top(data, chunkFields, f[:]) != nil {
 		return dst, errors.New("chat stream: chunk is not a JSON object")
 	}
 	if !wire.Absent(f[5]) {
@@ -87,7 +86,7 @@ func (d *chatDecoder) Decode(dst []llm.Event, _ string, data []byte) ([]llm.Even
 			}
 		}
 	}
-	if u, ok := readChatUsage(f[4]); ok {
+	if u, ok := chatUsage.read(f[4]); ok {
 		dst = append(dst, llm.Event{Kind: llm.EventUsage, Usage: u})
 	}
 	return dst, nil
@@ -309,7 +308,7 @@ func (e *chatEncoder) Encode(b []byte, ev *llm.Event) []byte {
 		if e.includeUsage && e.hasUsage {
 			b = e.chunk(b)
 			b = append(b, `],"usage":`...)
-			b = appendChatUsage(b, &e.usage)
+			b = chatUsage.append(b, &e.usage)
 			b = append(b, '}')
 			b = wire.EndEvent(b)
 		}

@@ -33,6 +33,10 @@ func errorType(status int) string {
 	return "server_error"
 }
 
+func encodeError(e *llm.Error) []byte {
+	return appendError(make([]byte, 0, 96+len(e.Message)), e)
+}
+
 // appendError writes the error envelope both OpenAI protocols use:
 // {"error":{"message":…,"type":…,"param":…,"code":…}}. Without a code of
 // its own, the code is the HTTP status, as the gateway's own errors have it.

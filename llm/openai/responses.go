@@ -20,12 +20,10 @@ var _ llm.Codec = Responses{}
 // Protocol returns llm.OpenAIResponses.
 func (Responses) Protocol() llm.Protocol { return llm.OpenAIResponses }
 
-// EncodeError writes e as the error envelope Responses shares with Chat.
-func (Responses) EncodeError(e *llm.Error) []byte {
-	return appendError(make([]byte, 0, 96+len(e.Message)), e)
-}
+// EncodeError writes e as the error envelope of both OpenAI protocols.
+func (Responses) EncodeError(e *llm.Error) []byte { return encodeError(e) }
 
-// DecodeError reads a Responses error body.
+// DecodeError reads an error body of either OpenAI protocol.
 func (Responses) DecodeError(status int, body []byte) *llm.Error { return decodeError(status, body) }
 
 // stateless is the end of the message refusing what needs server state.
@@ -38,33 +36,59 @@ func statelessError(field, what string) *llm.Error {
 	return e
 }
 
-var responsesFields = []string{
-	"model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream",
-	"tools", "tool_choice", "parallel_tool_calls", "user", "metadata", "reasoning",
-	"store", "previous_response_id", "conversation", "background", "prompt",
+// stateful refuses a member that needs server state when present (or,
+// with onlyTrue, when true).
+func stateful(name string, onlyTrue bool) wire.RequestField {
+	return wire.RequestField{Name: name, Decode: func(v []byte, p wire.Path, _ *llm.Request) error {
+		switch {
+		case wire.Absent(v), onlyTrue && string(v) != "true":
+			return nil
+		case onlyTrue:
+			return statelessError(name, name+" true")
+		}
+		return statelessError(name, name)
+	}}
 }
 
-const (
-	rModel = iota
-	rInput
-	rInstructions
-	rMaxOutputTokens
-	rTemperature
-	rTopP
-	rStream
-	rTools
-	rToolChoice
-	rParallelToolCalls
-	rUser
-	rMetadata
-	rReasoning
-	rStore
-	rPreviousResponseID
-	rConversation
-	rBackground
-	rPrompt
-	nResponsesFields
-)
+// responsesFields decodes a Responses request body. What needs state kept
+// by the server comes first and is refused.
+var responsesFields = []wire.RequestField{
+	stateful("previous_response_id", false),
+	stateful("conversation", false),
+	stateful("prompt", false),
+	stateful("store", true),
+	stateful("background", true),
+	wire.FieldModel,
+	{Name: "instructions", Decode: func(v []byte, p wire.Path, r *llm.Request) error {
+		var s string
+		if err := wire.DecodeString(v, p, &s); err != nil || s == "" {
+			return err
+		}
+		r.System = []llm.Part{{Kind: llm.PartText, Text: s}}
+		return nil
+	}},
+	{Name: "max_output_tokens", Decode: decodeMaxTokens},
+	wire.FieldTemperature,
+	wire.FieldTopP,
+	{Name: "stream", Decode: func(v []byte, p wire.Path, r *llm.Request) error {
+		err := wire.DecodeBool(v, p, &r.Stream)
+		r.IncludeUsage = r.Stream // Responses always reports usage
+		return err
+	}},
+	wire.FieldParallelToolCalls,
+	wire.FieldUser,
+	wire.FieldMetadata,
+	{Name: "reasoning", Decode: func(v []byte, p wire.Path, r *llm.Request) error {
+		v, p, err := wire.Member(v, p, "effort")
+		if err != nil {
+			return err
+		}
+		return wire.DecodeString(v, p, &r.ReasoningEffort)
+	}},
+	{Name: "input", Decode: decodeInput},
+	{Name: "tools", Decode: decodeResponsesTools},
+	{Name: "tool_choice", Decode: decodeResponsesToolChoice},
+}
 
 // DecodeRequest reads a Responses request body. What needs state kept by
 // the server is refused: previous_response_id, conversation, prompt,
@@ -72,76 +96,7 @@ const (
 // neutral model does not carry (text, include, truncation, ...) are
 // ignored.
 func (Responses) DecodeRequest(body []byte) (*llm.Request, error) {
-	var f [nResponsesFields][]byte
-	if err := wire.Top(body, responsesFields, f[:]); err != nil {
-		return nil, wire.BodyError(err)
-	}
-	for _, k := range []int{rPreviousResponseID, rConversation, rPrompt} {
-		if !wire.Absent(f[k]) {
-			return nil, statelessError(responsesFields[k], responsesFields[k])
-		}
-	}
-	for _, k := range []int{rStore, rBackground} {
-		if string(f[k]) == "true" {
-			return nil, statelessError(responsesFields[k], responsesFields[k]+" true")
-		}
-	}
-	r := &llm.Request{}
-	root := wire.Root
-	if err := wire.DecodeString(f[rModel], root.Key("model"), &r.Model); err != nil {
-		return nil, err
-	}
-	var instructions string
-	if err := wire.DecodeString(f[rInstructions], root.Key("instructions"), &instructions); err != nil {
-		return nil, err
-	}
-	if instructions != "" {
-		r.System = []llm.Part{{Kind: llm.PartText, Text: instructions}}
-	}
-	if err := wire.DecodeInt(f[rMaxOutputTokens], root.Key("max_output_tokens"), &r.MaxTokens); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeFloat(f[rTemperature], root.Key("temperature"), &r.Temperature); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeFloat(f[rTopP], root.Key("top_p"), &r.TopP); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeBool(f[rStream], root.Key("stream"), &r.Stream); err != nil {
-		return nil, err
-	}
-	r.IncludeUsage = r.Stream
-	if err := wire.DecodeBoolPtr(f[rParallelToolCalls], root.Key("parallel_tool_calls"), &r.ParallelToolCalls); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeString(f[rUser], root.Key("user"), &r.User); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeMetadata(f[rMetadata], root.Key("metadata"), &r.Metadata); err != nil {
-		return nil, err
-	}
-	if !wire.Absent(f[rReasoning]) {
-		p := root.Key("reasoning")
-		o, err := wire.MustObject(f[rReasoning], p)
-		if err != nil {
-			return nil, err
-		}
-		var g [1][]byte
-		wire.Collect(&o, []string{"effort"}, g[:])
-		if err := wire.DecodeString(g[0], p.Key("effort"), &r.ReasoningEffort); err != nil {
-			return nil, err
-		}
-	}
-	if err := decodeInput(f[rInput], root.Key("input"), r); err != nil {
-		return nil, err
-	}
-	if err := decodeResponsesTools(f[rTools], root.Key("tools"), r); err != nil {
-		return nil, err
-	}
-	if err := decodeResponsesToolChoice(f[rToolChoice], root.Key("tool_choice"), r); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return wire.DecodeRequest(body, responsesFields)
 }
 
 var itemFields = []string{"type", "role", "content", "call_id", "name", "arguments", "output"}
@@ -159,33 +114,22 @@ func decodeInput(raw []byte, p wire.Path, r *llm.Request) error {
 		r.Messages = []llm.Message{{Role: llm.RoleUser, Parts: []llm.Part{{Kind: llm.PartText, Text: s}}}}
 		return nil
 	}
-	a, ok := wire.ArrayOf(raw)
-	if !ok {
+	if wire.KindOf(raw) != wire.Arr {
 		return wire.TypeError(&p, "a string or an array of input items")
 	}
 	r.Messages = []llm.Message{}
-	for i := 0; ; i++ {
-		v, ok := a.Next()
-		if !ok {
-			return nil
-		}
-		ip := p.Index(i)
-		o, err := wire.MustObject(v, ip)
-		if err != nil {
-			return err
-		}
-		var g [7][]byte
-		wire.Collect(&o, itemFields, g[:])
+	return wire.EachObject(raw, p, itemFields, func(_ int, g [][]byte, ip wire.Path) error {
 		var typ string
 		if err := wire.DecodeString(g[0], ip.Key("type"), &typ); err != nil {
 			return err
 		}
 		var role llm.Role
 		var part llm.Part
+		var err error
 		switch typ {
 		case "", "message":
-			var m llm.Message
-			if m, err = decodeInputMessage(g[1], g[2], ip); err != nil {
+			m, err := decodeInputMessage(g[1], g[2], ip)
+			if err != nil {
 				return err
 			}
 			if m.Role == llm.RoleAssistant {
@@ -193,36 +137,41 @@ func decodeInput(raw []byte, p wire.Path, r *llm.Request) error {
 			} else {
 				r.Messages = append(r.Messages, m)
 			}
-			continue
+			return nil
 		case "function_call":
 			role, part.Kind = llm.RoleAssistant, llm.PartToolCall
-			tc := &part.ToolCall
-			if err := wire.DecodeString(g[3], ip.Key("call_id"), &tc.ID); err != nil {
-				return err
-			}
-			if err := wire.DecodeString(g[4], ip.Key("name"), &tc.Name); err != nil {
-				return err
-			}
-			if err := wire.DecodeString(g[5], ip.Key("arguments"), &tc.Arguments); err != nil {
-				return err
-			}
+			part.ToolCall, err = decodeFunctionCall(g, ip)
 		case "function_call_output":
 			role, part.Kind = llm.RoleUser, llm.PartToolResult
 			tr := &part.ToolResult
 			if err := wire.DecodeString(g[3], ip.Key("call_id"), &tr.ToolCallID); err != nil {
 				return err
 			}
-			if tr.Content, err = decodeResponsesContent(g[6], ip.Key("output")); err != nil {
-				return err
-			}
+			tr.Content, err = decodeResponsesContent(g[6], ip.Key("output"))
 		case "item_reference":
 			return statelessError(ip.String(), ip.String()+": an item reference")
 		default:
 			// Reasoning and the calls of built-in tools.
 			role, part = llm.RoleAssistant, llm.Part{Kind: llm.PartOther, Type: typ}
 		}
+		if err != nil {
+			return err
+		}
 		appendParts(r, role, part)
+		return nil
+	})
+}
+
+// decodeFunctionCall reads a function_call item from its members
+// (itemFields).
+func decodeFunctionCall(g [][]byte, p wire.Path) (tc llm.ToolCall, err error) {
+	if err = wire.DecodeString(g[3], p.Key("call_id"), &tc.ID); err != nil {
+		return tc, err
 	}
+	if err = wire.DecodeString(g[4], p.Key("name"), &tc.Name); err != nil {
+		return tc, err
+	}
+	return tc, wire.DecodeString(g[5], p.Key("arguments"), &tc.Arguments)
 }
 
 // appendParts adds parts to the last message if it has role (and, for a
@@ -271,122 +220,44 @@ var contentFields = []string{"type", "text", "refusal", "image_url", "detail"}
 // decodeResponsesContent reads a content string or array of content parts
 // (input_text, input_image, output_text, refusal, ...).
 func decodeResponsesContent(raw []byte, p wire.Path) ([]llm.Part, error) {
-	if wire.Absent(raw) {
-		return nil, nil
-	}
-	if wire.KindOf(raw) == wire.String {
-		s, _ := wire.StringOf(raw)
-		return []llm.Part{{Kind: llm.PartText, Text: s}}, nil
-	}
-	a, ok := wire.ArrayOf(raw)
-	if !ok {
-		return nil, wire.TypeError(&p, "a string or an array of content parts")
-	}
-	parts := []llm.Part{}
-	for j := 0; ; j++ {
-		v, ok := a.Next()
-		if !ok {
-			return parts, nil
-		}
-		pp := p.Index(j)
-		o, err := wire.MustObject(v, pp)
-		if err != nil {
-			return nil, err
-		}
-		var g [5][]byte
-		wire.Collect(&o, contentFields, g[:])
+	return wire.Content(raw, p, contentFields, func(g [][]byte, pp wire.Path) (llm.Part, error) {
+		var part llm.Part
 		var typ string
 		if err := wire.DecodeString(g[0], pp.Key("type"), &typ); err != nil {
-			return nil, err
+			return part, err
 		}
-		var part llm.Part
+		var err error
 		switch typ {
 		case "input_text", "output_text", "text":
 			part.Kind = llm.PartText
-			if wire.KindOf(g[1]) != wire.String {
-				tp := pp.Key("text")
-				return nil, wire.TypeError(&tp, "a string")
-			}
-			part.Text, _ = wire.StringOf(g[1])
+			part.Text, err = wire.DecodeText(g[1], pp.Key("text"))
 		case "refusal":
 			part.Kind = llm.PartRefusal
-			if err := wire.DecodeString(g[2], pp.Key("refusal"), &part.Text); err != nil {
-				return nil, err
-			}
+			err = wire.DecodeString(g[2], pp.Key("refusal"), &part.Text)
 		case "input_image":
 			if wire.Absent(g[3]) {
 				// An image given by file_id lives in OpenAI's file store.
-				part = llm.Part{Kind: llm.PartOther, Type: "input_image file"}
-				break
+				return llm.Part{Kind: llm.PartOther, Type: "input_image file"}, nil
 			}
 			var url string
 			if err := wire.DecodeString(g[3], pp.Key("image_url"), &url); err != nil {
-				return nil, err
+				return part, err
 			}
 			part = llm.Part{Kind: llm.PartImage, Image: imageFromURL(url)}
-			if err := wire.DecodeString(g[4], pp.Key("detail"), &part.Image.Detail); err != nil {
-				return nil, err
-			}
+			err = wire.DecodeString(g[4], pp.Key("detail"), &part.Image.Detail)
 		default:
 			part = llm.Part{Kind: llm.PartOther, Type: typ}
 		}
-		parts = append(parts, part)
-	}
+		return part, err
+	})
 }
 
 func decodeResponsesTools(raw []byte, p wire.Path, r *llm.Request) error {
-	if wire.Absent(raw) {
-		return nil
-	}
-	a, err := wire.MustArray(raw, p)
-	if err != nil {
-		return err
-	}
-	r.Tools = []llm.Tool{}
-	for i := 0; ; i++ {
-		v, ok := a.Next()
-		if !ok {
-			return nil
-		}
-		tp := p.Index(i)
-		o, err := wire.MustObject(v, tp)
-		if err != nil {
-			return err
-		}
-		var g [4][]byte
-		wire.Collect(&o, []string{"type", "name", "description", "parameters"}, g[:])
-		var t llm.Tool
-		if err := wire.DecodeString(g[0], tp.Key("type"), &t.Type); err != nil {
-			return err
-		}
-		if t.Type == "function" {
-			t.Type = ""
-			if err := decodeFunction([3][]byte{g[1], g[2], g[3]}, tp, &t); err != nil {
-				return err
-			}
-		}
-		r.Tools = append(r.Tools, t)
-	}
+	return wire.DecodeTools(raw, p, r, "function", "", "parameters")
 }
 
 func decodeResponsesToolChoice(raw []byte, p wire.Path, r *llm.Request) error {
-	if wire.Absent(raw) {
-		return nil
-	}
-	if wire.KindOf(raw) == wire.String {
-		return toolChoiceMode(raw, p, r)
-	}
-	o, err := wire.MustObject(raw, p)
-	if err != nil {
-		return err
-	}
-	var g [2][]byte
-	wire.Collect(&o, []string{"type", "name"}, g[:])
-	if s, _ := wire.Str(g[0], nil); string(s) != "function" {
-		return nil
-	}
-	r.ToolChoice.Mode = llm.ToolChoiceTool
-	return wire.DecodeString(g[1], p.Key("name"), &r.ToolChoice.Name)
+	return decodeToolChoice(raw, p, r, "")
 }
 
 // EncodeRequest writes r as a stateless Responses request body (store
@@ -473,10 +344,8 @@ func systemText(parts []llm.Part) string {
 }
 
 func appendResponsesTools(b []byte, tools []llm.Tool) ([]byte, error) {
-	for i := range tools {
-		if t := &tools[i]; t.Type != "" {
-			return nil, llm.FieldError(indexPath("tools", i), "the tool type "+t.Type+" cannot be sent to openai-responses")
-		}
+	if err := wire.FunctionTools(tools, llm.OpenAIResponses); err != nil {
+		return nil, err
 	}
 	b = append(b, `,"tools":[`...)
 	b = appendToolItems(b, tools)
@@ -588,7 +457,7 @@ func appendInput(b []byte, msgs []llm.Message) ([]byte, error) {
 				b = append(b, `]}`...)
 			case llm.PartOther:
 				if !p.IsReasoning() {
-					return nil, llm.FieldError(partPath(i, j), "content of type "+p.Type+" cannot be sent to openai-responses")
+					return nil, llm.FieldError(wire.PartPath(i, j), "content of type "+p.Type+" cannot be sent to openai-responses")
 				}
 			}
 		}

@@ -100,7 +100,7 @@ func appendResponseObject(b []byte, o *responseObject) []byte {
 		b = append(b, "null"...)
 	}
 	b = append(b, `,"model":`...)
-	b = wire.AppendString(b, modelOf(o.model, req))
+	b = wire.AppendString(b, wire.ReplyModel(o.model, req))
 	b = append(b, `,"output":[`...)
 	b = append(b, o.output...)
 	b = append(b, `],"parallel_tool_calls":`...)
@@ -121,7 +121,7 @@ func appendResponseObject(b []byte, o *responseObject) []byte {
 	b = appendFloatOr(b, req.TopP, 1)
 	b = append(b, `,"truncation":"disabled","usage":`...)
 	if o.usage != nil {
-		b = appendResponsesUsage(b, o.usage)
+		b = responsesUsage.append(b, o.usage)
 	} else {
 		b = append(b, "null"...)
 	}
@@ -155,48 +155,6 @@ func appendFloatOr(b []byte, f *float64, def float64) []byte {
 		return wire.AppendFloat(b, *f)
 	}
 	return wire.AppendFloat(b, def)
-}
-
-func appendResponsesUsage(b []byte, u *llm.Usage) []byte {
-	b = append(b, `{"input_tokens":`...)
-	b = wire.AppendInt(b, u.InputTokens)
-	b = append(b, `,"input_tokens_details":{"cached_tokens":`...)
-	b = wire.AppendInt(b, u.CacheReadTokens)
-	if u.CacheWriteTokens > 0 {
-		b = append(b, `,"cache_write_tokens":`...)
-		b = wire.AppendInt(b, u.CacheWriteTokens)
-	}
-	b = append(b, `},"output_tokens":`...)
-	b = wire.AppendInt(b, u.OutputTokens)
-	b = append(b, `,"output_tokens_details":{"reasoning_tokens":`...)
-	b = wire.AppendInt(b, u.ReasoningTokens)
-	b = append(b, `},"total_tokens":`...)
-	b = wire.AppendInt(b, u.TotalTokens())
-	return append(b, '}')
-}
-
-// readResponsesUsage reads a Responses usage object.
-func readResponsesUsage(raw []byte) (u llm.Usage, ok bool) {
-	o, ok := wire.ObjectOf(raw)
-	if !ok {
-		return u, false
-	}
-	var g [4][]byte
-	wire.Collect(&o, []string{"input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details"}, g[:])
-	u.InputTokens, _ = wire.Int(g[0])
-	u.OutputTokens, _ = wire.Int(g[1])
-	if d, ok := wire.ObjectOf(g[2]); ok {
-		var h [2][]byte
-		wire.Collect(&d, []string{"cached_tokens", "cache_write_tokens"}, h[:])
-		u.CacheReadTokens, _ = wire.Int(h[0])
-		u.CacheWriteTokens, _ = wire.Int(h[1])
-	}
-	if d, ok := wire.ObjectOf(g[3]); ok {
-		var h [1][]byte
-		wire.Collect(&d, []string{"reasoning_tokens"}, h[:])
-		u.ReasoningTokens, _ = wire.Int(h[0])
-	}
-	return u, true
 }
 
 // appendMessageItem writes a completed message item holding parts (text
@@ -305,14 +263,10 @@ func (Responses) DecodeResponse(body []byte) (*llm.Response, error) {
 		return nil, wire.BodyError(err)
 	}
 	r := &llm.Response{}
+	if err := wire.DecodeReplyHead(f[0], f[1], f[2], r); err != nil {
+		return nil, err
+	}
 	root := wire.Root
-	if err := wire.DecodeString(f[0], root.Key("id"), &r.ID); err != nil {
-		return nil, err
-	}
-	if err := wire.DecodeString(f[1], root.Key("model"), &r.Model); err != nil {
-		return nil, err
-	}
-	r.Created, _ = wire.Int(f[2])
 	ch := llm.Choice{}
 	parts, err := decodeOutput(f[5], root.Key("output"))
 	if err != nil {
@@ -321,7 +275,7 @@ func (Responses) DecodeResponse(body []byte) (*llm.Response, error) {
 	ch.Parts = parts
 	ch.Stop = finalStop(f[3], f[4], parts)
 	r.Choices = []llm.Choice{ch}
-	if u, ok := readResponsesUsage(f[6]); ok {
+	if u, ok := responsesUsage.read(f[6]); ok {
 		r.Usage = &u
 	}
 	return r, nil
@@ -352,49 +306,21 @@ func finalStop(status, details []byte, parts []llm.Part) llm.StopReason {
 // decodeOutput reads output items: messages' text and refusals, function
 // calls, and other items as PartOther.
 func decodeOutput(raw []byte, p wire.Path) ([]llm.Part, error) {
-	if wire.Absent(raw) {
-		return nil, nil
-	}
-	a, err := wire.MustArray(raw, p)
-	if err != nil {
-		return nil, err
-	}
 	var parts []llm.Part
-	for i := 0; ; i++ {
-		v, ok := a.Next()
-		if !ok {
-			return parts, nil
-		}
-		ip := p.Index(i)
-		o, err := wire.MustObject(v, ip)
-		if err != nil {
-			return nil, err
-		}
-		var g [7][]byte
-		wire.Collect(&o, itemFields, g[:])
+	err := wire.EachObject(raw, p, itemFields, func(_ int, g [][]byte, ip wire.Path) error {
 		typ, _ := wire.Str(g[0], nil)
 		switch string(typ) {
 		case "message":
 			content, err := decodeResponsesContent(g[2], ip.Key("content"))
-			if err != nil {
-				return nil, err
-			}
 			parts = append(parts, content...)
+			return err
 		case "function_call":
-			part := llm.Part{Kind: llm.PartToolCall}
-			tc := &part.ToolCall
-			if err := wire.DecodeString(g[3], ip.Key("call_id"), &tc.ID); err != nil {
-				return nil, err
-			}
-			if err := wire.DecodeString(g[4], ip.Key("name"), &tc.Name); err != nil {
-				return nil, err
-			}
-			if err := wire.DecodeString(g[5], ip.Key("arguments"), &tc.Arguments); err != nil {
-				return nil, err
-			}
-			parts = append(parts, part)
-		default:
-			parts = append(parts, llm.Part{Kind: llm.PartOther, Type: string(typ)})
+			tc, err := decodeFunctionCall(g, ip)
+			parts = append(parts, llm.Part{Kind: llm.PartToolCall, ToolCall: tc})
+			return err
 		}
-	}
+		parts = append(parts, llm.Part{Kind: llm.PartOther, Type: string(typ)})
+		return nil
+	})
+	return parts, err
 }

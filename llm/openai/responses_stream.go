@@ -57,8 +57,7 @@ func (d *responsesDecoder) Decode(dst []llm.Event, name string, data []byte) ([]
 	}
 	d.arena = d.arena[:0]
 	var f [nResponsesEventFields][]byte
-	o, ok := wire.ParseObject(data)
-	if !ok || !wire.Collect(&o, responsesEventFields, f[:]) {
+	if wire.Top(data, responsesEventFields, f[:]) != nil {
 		return dst, errors.New("responses stream: event data is not a JSON object")
 	}
 	typ, _ := wire.Str(f[xType], nil)
@@ -154,7 +153,7 @@ func (d *responsesDecoder) Decode(dst []llm.Event, name string, data []byte) ([]
 			stop = llm.StopToolCalls
 		}
 		dst = append(dst, llm.Event{Kind: llm.EventStop, Stop: stop})
-		if u, ok := readResponsesUsage(g[2]); ok {
+		if u, ok := responsesUsage.read(g[2]); ok {
 			dst = append(dst, llm.Event{Kind: llm.EventUsage, Usage: u})
 		}
 		d.ended = true

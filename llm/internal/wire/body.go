@@ -91,6 +91,25 @@ func (p *Path) appendTo(b []byte) []byte {
 	return b
 }
 
+// PartPath renders the path of content part j of message i of a request,
+// for errors about the neutral request an encoder was given.
+func PartPath(i, j int) string {
+	root := Root
+	mp := root.Key("messages")
+	ip := mp.Index(i)
+	cp := ip.Key("content")
+	jp := cp.Index(j)
+	return jp.String()
+}
+
+// IndexPath renders the path of element i of the top-level member key.
+func IndexPath(key string, i int) string {
+	root := Root
+	kp := root.Key(key)
+	ip := kp.Index(i)
+	return ip.String()
+}
+
 // maxQuoted is how much of an unreadable error body a message quotes.
 const maxQuoted = 200
 

@@ -171,3 +171,230 @@ func Compact(raw []byte) []byte {
 	}
 	return AppendCompact(make([]byte, 0, len(raw)), raw)
 }
+
+// A Field decodes one top-level member of a body into a T, given the
+// member's raw value (nil when absent) and path.
+type Field[T any] struct {
+	Name   string
+	Decode func(raw []byte, p Path, v *T) error
+}
+
+// A RequestField decodes one member of a request body.
+type RequestField = Field[llm.Request]
+
+// DecodeObject decodes body into v with fields: each member named by a
+// field (the last of duplicates winning), in the order of fields. Members
+// no field names are ignored.
+func DecodeObject[T any](body []byte, fields []Field[T], v *T) error {
+	var buf [24]string
+	names := buf[:0]
+	for i := range fields {
+		names = append(names, fields[i].Name)
+	}
+	raws := make([][]byte, len(fields))
+	if err := Top(body, names, raws); err != nil {
+		return BodyError(err)
+	}
+	root := Root
+	for i := range fields {
+		if err := fields[i].Decode(raws[i], root.Key(fields[i].Name), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DecodeRequest decodes a request body with fields.
+func DecodeRequest(body []byte, fields []RequestField) (*llm.Request, error) {
+	r := &llm.Request{}
+	if err := DecodeObject(body, fields, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// The members the protocols share under one name.
+var (
+	FieldModel       = RequestField{"model", func(v []byte, p Path, r *llm.Request) error { return DecodeString(v, p, &r.Model) }}
+	FieldTemperature = RequestField{"temperature", func(v []byte, p Path, r *llm.Request) error {
+		return DecodeFloat(v, p, &r.Temperature)
+	}}
+	FieldTopP     = RequestField{"top_p", func(v []byte, p Path, r *llm.Request) error { return DecodeFloat(v, p, &r.TopP) }}
+	FieldStream   = RequestField{"stream", func(v []byte, p Path, r *llm.Request) error { return DecodeBool(v, p, &r.Stream) }}
+	FieldUser     = RequestField{"user", func(v []byte, p Path, r *llm.Request) error { return DecodeString(v, p, &r.User) }}
+	FieldMetadata = RequestField{"metadata", func(v []byte, p Path, r *llm.Request) error {
+		return DecodeMetadata(v, p, &r.Metadata)
+	}}
+	FieldParallelToolCalls = RequestField{"parallel_tool_calls", func(v []byte, p Path, r *llm.Request) error {
+		return DecodeBoolPtr(v, p, &r.ParallelToolCalls)
+	}}
+)
+
+// maxMembers is the most members EachObject and Content collect of one
+// object.
+const maxMembers = 12
+
+// EachObject calls f for each element of the array raw (nothing when it is
+// absent), which must be objects, with the members named by names, the
+// element's index and its path. It stops at f's first error.
+func EachObject(raw []byte, p Path, names []string, f func(i int, members [][]byte, p Path) error) error {
+	if Absent(raw) {
+		return nil
+	}
+	a, err := MustArray(raw, p)
+	if err != nil {
+		return err
+	}
+	var buf [maxMembers][]byte
+	for i := 0; ; i++ {
+		v, ok := a.Next()
+		if !ok {
+			return nil
+		}
+		ip := p.Index(i)
+		o, err := MustObject(v, ip)
+		if err != nil {
+			return err
+		}
+		members := buf[:len(names)]
+		clear(members)
+		Collect(&o, names, members)
+		if err := f(i, members, ip); err != nil {
+			return err
+		}
+	}
+}
+
+// Content decodes a message's content: a string is one text part; each
+// object of an array becomes the part that part makes of the members
+// named by names.
+func Content(raw []byte, p Path, names []string, part func(members [][]byte, p Path) (llm.Part, error)) ([]llm.Part, error) {
+	if Absent(raw) {
+		return nil, nil
+	}
+	if KindOf(raw) == String {
+		s, _ := StringOf(raw)
+		return []llm.Part{{Kind: llm.PartText, Text: s}}, nil
+	}
+	if KindOf(raw) != Arr {
+		return nil, TypeError(&p, "a string or an array of content parts")
+	}
+	parts := []llm.Part{}
+	err := EachObject(raw, p, names, func(_ int, members [][]byte, pp Path) error {
+		pt, err := part(members, pp)
+		parts = append(parts, pt)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return parts, nil
+}
+
+// DecodeTools decodes an array of tool definitions into r.Tools. A tool of
+// type functionType, or of no type, is a function tool: "name",
+// "description" and the JSON Schema of its arguments under schemaKey, in
+// the tool's object or, when nested is not empty, in its member nested
+// (Chat's "function"). A tool of another type is one built into a
+// provider, kept by its type and name.
+func DecodeTools(raw []byte, p Path, r *llm.Request, functionType, nested, schemaKey string) error {
+	if Absent(raw) {
+		return nil
+	}
+	r.Tools = []llm.Tool{}
+	names := []string{"type", "name", "description", schemaKey}
+	if nested != "" {
+		names = []string{"type", nested}
+	}
+	return EachObject(raw, p, names, func(_ int, g [][]byte, tp Path) error {
+		var t llm.Tool
+		if err := DecodeString(g[0], tp.Key("type"), &t.Type); err != nil {
+			return err
+		}
+		if t.Type == functionType {
+			t.Type = ""
+		}
+		// A built-in tool keeps its name, when it has one where a
+		// function tool has it.
+		if t.Type == "" || nested == "" {
+			fp, members := tp, g[1:]
+			if nested != "" {
+				fp = tp.Key(nested)
+				o, err := MustObject(g[1], fp)
+				if err != nil {
+					return err
+				}
+				members = make([][]byte, 3)
+				Collect(&o, []string{"name", "description", schemaKey}, members)
+			}
+			if err := DecodeString(members[0], fp.Key("name"), &t.Name); err != nil {
+				return err
+			}
+			if err := DecodeString(members[1], fp.Key("description"), &t.Description); err != nil {
+				return err
+			}
+			if t.Type == "" && !Absent(members[2]) {
+				if _, err := MustObject(members[2], fp.Key(schemaKey)); err != nil {
+					return err
+				}
+				t.Parameters = Compact(members[2])
+			}
+		}
+		r.Tools = append(r.Tools, t)
+		return nil
+	})
+}
+
+// DecodeText decodes the text of a text part, which must be a string.
+func DecodeText(raw []byte, p Path) (string, error) {
+	s, ok := StringOf(raw)
+	if !ok {
+		return "", TypeError(&p, "a string")
+	}
+	return s, nil
+}
+
+// DecodeReplyHead decodes the members that head a reply, its "id",
+// "model" and creation time (nil for protocols without one), into r.
+func DecodeReplyHead(id, model, created []byte, r *llm.Response) error {
+	root := Root
+	if err := DecodeString(id, root.Key("id"), &r.ID); err != nil {
+		return err
+	}
+	r.Created, _ = Int(created)
+	return DecodeString(model, root.Key("model"), &r.Model)
+}
+
+// ReplyModel is the model a reply names: its own, else the one asked for.
+func ReplyModel(model string, req *llm.Request) string {
+	if model == "" && req != nil {
+		return req.Model
+	}
+	return model
+}
+
+// Member returns the raw member name of the object at raw, and its path;
+// nil when raw is absent. raw must be an object.
+func Member(raw []byte, p Path, name string) ([]byte, Path, error) {
+	if Absent(raw) {
+		return nil, p, nil
+	}
+	o, err := MustObject(raw, p)
+	if err != nil {
+		return nil, p, err
+	}
+	var g [1][]byte
+	Collect(&o, []string{name}, g[:])
+	return g[0], p.Key(name), nil
+}
+
+// FunctionTools refuses tools built into a provider, which cannot be sent
+// to protocol target: it returns the 400 for the first, or nil.
+func FunctionTools(tools []llm.Tool, target llm.Protocol) error {
+	for i := range tools {
+		if t := tools[i].Type; t != "" {
+			return llm.FieldError(IndexPath("tools", i), "the tool type "+t+" cannot be sent to "+string(target))
+		}
+	}
+	return nil
+}

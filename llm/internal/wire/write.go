@@ -155,3 +155,33 @@ func Comment(dst []byte, text string) []byte {
 	dst = append(dst, text...)
 	return append(dst, '\n', '\n')
 }
+
+// AppendStrings appends the member `,"name":[…]` holding list, or nothing
+// when list is empty.
+func AppendStrings(b []byte, name string, list []string) []byte {
+	if len(list) == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, `":[`...)
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendString(b, s)
+	}
+	return append(b, ']')
+}
+
+// AppendFloatMember appends the member `,"name":f`, or nothing when f is
+// nil.
+func AppendFloatMember(b []byte, name string, f *float64) []byte {
+	if f == nil {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return AppendFloat(b, *f)
+}
