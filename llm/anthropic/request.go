@@ -49,7 +49,7 @@ func decodeSystem(raw []byte, p wire.Path, r *llm.Request) error {
 	for i := range parts {
 		if parts[i].Kind != llm.PartText {
 			ip := p.Index(i)
-			return wire.TypeError(&ip, "a text block")
+			return wire.TypeError(ip, "a text block")
 		}
 	}
 	r.System = parts
@@ -63,18 +63,19 @@ func decodeMessages(raw []byte, p wire.Path, r *llm.Request) error {
 	r.Messages = []llm.Message{}
 	return wire.EachObject(raw, p, []string{"role", "content"}, func(_ int, g [][]byte, mp wire.Path) error {
 		var m llm.Message
-		var role string
-		if err := wire.DecodeString(g[0], mp.Key("role"), &role); err != nil {
+		role, err := wire.DecodeEnum(g[0], mp.Key("role"))
+		if err != nil {
 			return err
 		}
-		switch llm.Role(role) {
-		case llm.RoleUser, llm.RoleAssistant:
-			m.Role = llm.Role(role)
+		switch string(role) {
+		case "user":
+			m.Role = llm.RoleUser
+		case "assistant":
+			m.Role = llm.RoleAssistant
 		default:
 			rp := mp.Key("role")
-			return wire.TypeError(&rp, `"user" or "assistant"`)
+			return wire.TypeError(rp, `"user" or "assistant"`)
 		}
-		var err error
 		if m.Parts, err = decodeContent(g[1], mp.Key("content")); err != nil {
 			return err
 		}
@@ -106,12 +107,11 @@ const (
 // members (blockFields).
 func decodeBlock(g [][]byte, p wire.Path) (llm.Part, error) {
 	var part llm.Part
-	var typ string
-	if err := wire.DecodeString(g[bType], p.Key("type"), &typ); err != nil {
+	typ, err := wire.DecodeEnum(g[bType], p.Key("type"))
+	if err != nil {
 		return part, err
 	}
-	var err error
-	switch typ {
+	switch string(typ) {
 	case "text":
 		part.Kind = llm.PartText
 		part.Text, err = wire.DecodeText(g[bText], p.Key("text"))
@@ -138,9 +138,9 @@ func decodeBlock(g [][]byte, p wire.Path) (llm.Part, error) {
 		tr.Content, err = decodeContent(g[bContent], p.Key("content"))
 	case "":
 		tp := p.Key("type")
-		return part, wire.TypeError(&tp, "a content block type")
+		return part, wire.TypeError(tp, "a content block type")
 	default:
-		part.Kind, part.Type = llm.PartOther, typ
+		part.Kind, part.Type = llm.PartOther, string(typ)
 	}
 	return part, err
 }
@@ -153,12 +153,12 @@ func decodeImage(raw []byte, p wire.Path) (llm.Part, error) {
 	}
 	var g [4][]byte
 	wire.Collect(&o, []string{"type", "media_type", "data", "url"}, g[:])
-	var typ string
-	if err := wire.DecodeString(g[0], p.Key("type"), &typ); err != nil {
+	typ, err := wire.DecodeEnum(g[0], p.Key("type"))
+	if err != nil {
 		return part, err
 	}
 	img := &part.Image
-	switch typ {
+	switch string(typ) {
 	case "base64":
 		if err := wire.DecodeString(g[1], p.Key("media_type"), &img.MediaType); err != nil {
 			return part, err
@@ -171,7 +171,7 @@ func decodeImage(raw []byte, p wire.Path) (llm.Part, error) {
 			return part, err
 		}
 	default:
-		return llm.Part{Kind: llm.PartOther, Type: "image source " + typ}, nil
+		return llm.Part{Kind: llm.PartOther, Type: "image source " + string(typ)}, nil
 	}
 	return part, nil
 }
@@ -190,11 +190,11 @@ func decodeToolChoice(raw []byte, p wire.Path, r *llm.Request) error {
 	}
 	var g [3][]byte
 	wire.Collect(&o, []string{"type", "name", "disable_parallel_tool_use"}, g[:])
-	var typ string
-	if err := wire.DecodeString(g[0], p.Key("type"), &typ); err != nil {
+	typ, err := wire.DecodeEnum(g[0], p.Key("type"))
+	if err != nil {
 		return err
 	}
-	switch typ {
+	switch string(typ) {
 	case "auto":
 		r.ToolChoice.Mode = llm.ToolChoiceAuto
 	case "any":
@@ -208,7 +208,7 @@ func decodeToolChoice(raw []byte, p wire.Path, r *llm.Request) error {
 		}
 	default:
 		tp := p.Key("type")
-		return wire.TypeError(&tp, `"auto", "any", "tool" or "none"`)
+		return wire.TypeError(tp, `"auto", "any", "tool" or "none"`)
 	}
 	var disable bool
 	if err := wire.DecodeBool(g[2], p.Key("disable_parallel_tool_use"), &disable); err != nil {

@@ -72,6 +72,8 @@ func (Chat) DecodeRequest(body []byte) (*llm.Request, error) {
 	return wire.DecodeRequest(body, chatFields)
 }
 
+var chatRoles = map[string]llm.Role{"system": llm.RoleSystem, "developer": llm.RoleDeveloper, "user": llm.RoleUser}
+
 var chatMessageFields = []string{"role", "content", "name", "tool_calls", "tool_call_id", "refusal", "function_call"}
 
 // decodeChatMessages reads the messages. A tool message becomes a user
@@ -82,20 +84,21 @@ func decodeChatMessages(raw []byte, p wire.Path, r *llm.Request) error {
 	}
 	r.Messages = []llm.Message{}
 	return wire.EachObject(raw, p, chatMessageFields, func(_ int, g [][]byte, mp wire.Path) error {
-		var role string
-		if err := wire.DecodeString(g[0], mp.Key("role"), &role); err != nil {
+		role, err := wire.DecodeEnum(g[0], mp.Key("role"))
+		if err != nil {
 			return err
 		}
-		m := llm.Message{Role: llm.Role(role)}
+		var m llm.Message
 		if err := wire.DecodeString(g[2], mp.Key("name"), &m.Name); err != nil {
 			return err
 		}
 		cp := mp.Key("content")
-		var err error
-		switch m.Role {
-		case llm.RoleSystem, llm.RoleDeveloper, llm.RoleUser:
+		switch string(role) {
+		case "system", "developer", "user":
+			m.Role = chatRoles[string(role)]
 			m.Parts, err = decodeChatContent(g[1], cp)
-		case llm.RoleAssistant:
+		case "assistant":
+			m.Role = llm.RoleAssistant
 			if m.Parts, err = decodeChatContent(g[1], cp); err != nil {
 				return err
 			}
@@ -121,7 +124,7 @@ func decodeChatMessages(raw []byte, p wire.Path, r *llm.Request) error {
 			m = llm.Message{Role: llm.RoleUser, Parts: []llm.Part{{Kind: llm.PartOther, Type: "function message"}}}
 		default:
 			rp := mp.Key("role")
-			return wire.TypeError(&rp, `"system", "developer", "user", "assistant" or "tool"`)
+			return wire.TypeError(rp, `"system", "developer", "user", "assistant" or "tool"`)
 		}
 		if err != nil {
 			return err
@@ -135,12 +138,11 @@ func decodeChatMessages(raw []byte, p wire.Path, r *llm.Request) error {
 func decodeChatContent(raw []byte, p wire.Path) ([]llm.Part, error) {
 	return wire.Content(raw, p, []string{"type", "text", "image_url", "refusal"}, func(g [][]byte, pp wire.Path) (llm.Part, error) {
 		var part llm.Part
-		var typ string
-		if err := wire.DecodeString(g[0], pp.Key("type"), &typ); err != nil {
+		typ, err := wire.DecodeEnum(g[0], pp.Key("type"))
+		if err != nil {
 			return part, err
 		}
-		var err error
-		switch typ {
+		switch string(typ) {
 		case "text":
 			part.Kind = llm.PartText
 			part.Text, err = wire.DecodeText(g[1], pp.Key("text"))
@@ -162,7 +164,7 @@ func decodeChatContent(raw []byte, p wire.Path) ([]llm.Part, error) {
 			part = llm.Part{Kind: llm.PartImage, Image: imageFromURL(url)}
 			return part, wire.DecodeString(h[1], ip.Key("detail"), &part.Image.Detail)
 		default:
-			part = llm.Part{Kind: llm.PartOther, Type: typ}
+			part = llm.Part{Kind: llm.PartOther, Type: string(typ)}
 		}
 		return part, err
 	})
@@ -188,12 +190,12 @@ func imageURL(img *llm.Image) string {
 
 func decodeToolCalls(raw []byte, p wire.Path, parts []llm.Part) ([]llm.Part, error) {
 	err := wire.EachObject(raw, p, []string{"id", "type", "function"}, func(_ int, g [][]byte, tp wire.Path) error {
-		var typ string
-		if err := wire.DecodeString(g[1], tp.Key("type"), &typ); err != nil {
+		typ, err := wire.DecodeEnum(g[1], tp.Key("type"))
+		if err != nil {
 			return err
 		}
-		if typ != "" && typ != "function" {
-			parts = append(parts, llm.Part{Kind: llm.PartOther, Type: typ + " tool call"})
+		if t := string(typ); t != "" && t != "function" {
+			parts = append(parts, llm.Part{Kind: llm.PartOther, Type: string(typ) + " tool call"})
 			return nil
 		}
 		tc := llm.ToolCall{}
@@ -276,7 +278,7 @@ func toolChoiceMode(raw []byte, p wire.Path, r *llm.Request) error {
 	case "required":
 		r.ToolChoice.Mode = llm.ToolChoiceRequired
 	default:
-		return wire.TypeError(&p, `"auto", "none", "required" or an object`)
+		return wire.TypeError(p, `"auto", "none", "required" or an object`)
 	}
 	return nil
 }

@@ -115,18 +115,17 @@ func decodeInput(raw []byte, p wire.Path, r *llm.Request) error {
 		return nil
 	}
 	if wire.KindOf(raw) != wire.Arr {
-		return wire.TypeError(&p, "a string or an array of input items")
+		return wire.TypeError(p, "a string or an array of input items")
 	}
 	r.Messages = []llm.Message{}
 	return wire.EachObject(raw, p, itemFields, func(_ int, g [][]byte, ip wire.Path) error {
-		var typ string
-		if err := wire.DecodeString(g[0], ip.Key("type"), &typ); err != nil {
+		typ, err := wire.DecodeEnum(g[0], ip.Key("type"))
+		if err != nil {
 			return err
 		}
 		var role llm.Role
 		var part llm.Part
-		var err error
-		switch typ {
+		switch string(typ) {
 		case "", "message":
 			m, err := decodeInputMessage(g[1], g[2], ip)
 			if err != nil {
@@ -152,7 +151,7 @@ func decodeInput(raw []byte, p wire.Path, r *llm.Request) error {
 			return statelessError(ip.String(), ip.String()+": an item reference")
 		default:
 			// Reasoning and the calls of built-in tools.
-			role, part = llm.RoleAssistant, llm.Part{Kind: llm.PartOther, Type: typ}
+			role, part = llm.RoleAssistant, llm.Part{Kind: llm.PartOther, Type: string(typ)}
 		}
 		if err != nil {
 			return err
@@ -199,18 +198,15 @@ func onlyResults(parts []llm.Part) bool {
 
 func decodeInputMessage(role, content []byte, p wire.Path) (llm.Message, error) {
 	var m llm.Message
-	var s string
-	if err := wire.DecodeString(role, p.Key("role"), &s); err != nil {
+	s, err := wire.DecodeEnum(role, p.Key("role"))
+	if err != nil {
 		return m, err
 	}
-	switch r := llm.Role(s); r {
-	case llm.RoleUser, llm.RoleAssistant, llm.RoleSystem, llm.RoleDeveloper:
-		m.Role = r
-	default:
-		rp := p.Key("role")
-		return m, wire.TypeError(&rp, `"user", "assistant", "system" or "developer"`)
+	if string(s) == "assistant" {
+		m.Role = llm.RoleAssistant
+	} else if m.Role = chatRoles[string(s)]; m.Role == "" {
+		return m, wire.TypeError(p.Key("role"), `"user", "assistant", "system" or "developer"`)
 	}
-	var err error
 	m.Parts, err = decodeResponsesContent(content, p.Key("content"))
 	return m, err
 }
@@ -222,12 +218,11 @@ var contentFields = []string{"type", "text", "refusal", "image_url", "detail"}
 func decodeResponsesContent(raw []byte, p wire.Path) ([]llm.Part, error) {
 	return wire.Content(raw, p, contentFields, func(g [][]byte, pp wire.Path) (llm.Part, error) {
 		var part llm.Part
-		var typ string
-		if err := wire.DecodeString(g[0], pp.Key("type"), &typ); err != nil {
+		typ, err := wire.DecodeEnum(g[0], pp.Key("type"))
+		if err != nil {
 			return part, err
 		}
-		var err error
-		switch typ {
+		switch string(typ) {
 		case "input_text", "output_text", "text":
 			part.Kind = llm.PartText
 			part.Text, err = wire.DecodeText(g[1], pp.Key("text"))
@@ -246,7 +241,7 @@ func decodeResponsesContent(raw []byte, p wire.Path) ([]llm.Part, error) {
 			part = llm.Part{Kind: llm.PartImage, Image: imageFromURL(url)}
 			err = wire.DecodeString(g[4], pp.Key("detail"), &part.Image.Detail)
 		default:
-			part = llm.Part{Kind: llm.PartOther, Type: typ}
+			part = llm.Part{Kind: llm.PartOther, Type: string(typ)}
 		}
 		return part, err
 	})

@@ -52,62 +52,70 @@ func Collect(o *Object, names []string, fields [][]byte) bool {
 }
 
 // Path is the JSON path of a value in a body, built as a walk descends and
-// rendered only when an error names it.
+// rendered only when an error names it. It is a plain value, so building
+// one allocates nothing; past maxPath levels the deepest are left out.
 type Path struct {
-	up    *Path
+	n    int
+	segs [maxPath]pathSeg
+}
+
+// pathSeg is a member key, or an element index when key is empty.
+type pathSeg struct {
 	key   string
 	index int
 }
 
+// maxPath is the depth of the paths the codecs name.
+const maxPath = 8
+
 // Root is the path of a whole body.
-var Root = Path{index: -1}
+var Root = Path{}
 
 // Key returns the path of member key of p.
-func (p *Path) Key(key string) Path { return Path{up: p, key: key, index: -1} }
-
-// Index returns the path of element i of p.
-func (p *Path) Index(i int) Path { return Path{up: p, index: i} }
-
-// String renders the path as "messages[2].content".
-func (p *Path) String() string {
-	return string(p.appendTo(nil))
+func (p Path) Key(key string) Path {
+	if p.n < maxPath {
+		p.segs[p.n] = pathSeg{key: key}
+		p.n++
+	}
+	return p
 }
 
-func (p *Path) appendTo(b []byte) []byte {
-	if p.up != nil {
-		b = p.up.appendTo(b)
+// Index returns the path of element i of p.
+func (p Path) Index(i int) Path {
+	if p.n < maxPath {
+		p.segs[p.n] = pathSeg{index: i}
+		p.n++
 	}
-	switch {
-	case p.index >= 0:
-		b = append(b, '[')
-		b = strconv.AppendInt(b, int64(p.index), 10)
-		b = append(b, ']')
-	case p.key != "":
+	return p
+}
+
+// String renders the path as "messages[2].content".
+func (p Path) String() string {
+	var b []byte
+	for _, s := range p.segs[:p.n] {
+		if s.key == "" {
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(s.index), 10)
+			b = append(b, ']')
+			continue
+		}
 		if len(b) > 0 {
 			b = append(b, '.')
 		}
-		b = append(b, p.key...)
+		b = append(b, s.key...)
 	}
-	return b
+	return string(b)
 }
 
 // PartPath renders the path of content part j of message i of a request,
 // for errors about the neutral request an encoder was given.
 func PartPath(i, j int) string {
-	root := Root
-	mp := root.Key("messages")
-	ip := mp.Index(i)
-	cp := ip.Key("content")
-	jp := cp.Index(j)
-	return jp.String()
+	return Root.Key("messages").Index(i).Key("content").Index(j).String()
 }
 
 // IndexPath renders the path of element i of the top-level member key.
 func IndexPath(key string, i int) string {
-	root := Root
-	kp := root.Key(key)
-	ip := kp.Index(i)
-	return ip.String()
+	return Root.Key(key).Index(i).String()
 }
 
 // maxQuoted is how much of an unreadable error body a message quotes.

@@ -14,8 +14,21 @@ func BodyError(err error) error {
 }
 
 // TypeError is the 400 error for a value at p that is not what it must be.
-func TypeError(p *Path, what string) error {
+func TypeError(p Path, what string) error {
 	return llm.FieldError(p.String(), "must be "+what)
+}
+
+// DecodeEnum decodes a string member that names one of a few values (a
+// type, a role) without copying it: callers switch on it.
+func DecodeEnum(raw []byte, p Path) ([]byte, error) {
+	if Absent(raw) {
+		return nil, nil
+	}
+	s, ok := Str(raw, nil)
+	if !ok {
+		return nil, TypeError(p, "a string")
+	}
+	return s, nil
 }
 
 // DecodeString decodes a string member.
@@ -25,7 +38,7 @@ func DecodeString(raw []byte, p Path, dst *string) error {
 	}
 	s, ok := StringOf(raw)
 	if !ok {
-		return TypeError(&p, "a string")
+		return TypeError(p, "a string")
 	}
 	*dst = s
 	return nil
@@ -38,7 +51,7 @@ func DecodeBool(raw []byte, p Path, dst *bool) error {
 	}
 	v, ok := BoolOf(raw)
 	if !ok {
-		return TypeError(&p, "a boolean")
+		return TypeError(p, "a boolean")
 	}
 	*dst = v
 	return nil
@@ -64,7 +77,7 @@ func DecodeInt(raw []byte, p Path, dst *int64) error {
 	}
 	n, ok := Int(raw)
 	if !ok || n < 0 {
-		return TypeError(&p, "a non-negative integer")
+		return TypeError(p, "a non-negative integer")
 	}
 	*dst = n
 	return nil
@@ -77,7 +90,7 @@ func DecodeFloat(raw []byte, p Path, dst **float64) error {
 	}
 	f, ok := Float(raw)
 	if !ok {
-		return TypeError(&p, "a number")
+		return TypeError(p, "a number")
 	}
 	*dst = &f
 	return nil
@@ -97,9 +110,9 @@ func DecodeStrings(raw []byte, p Path, single bool, dst *[]string) error {
 	a, ok := ArrayOf(raw)
 	if !ok {
 		if single {
-			return TypeError(&p, "a string or an array of strings")
+			return TypeError(p, "a string or an array of strings")
 		}
-		return TypeError(&p, "an array of strings")
+		return TypeError(p, "an array of strings")
 	}
 	out := []string{}
 	for i := 0; ; i++ {
@@ -110,7 +123,7 @@ func DecodeStrings(raw []byte, p Path, single bool, dst *[]string) error {
 		s, ok := StringOf(v)
 		if !ok {
 			ip := p.Index(i)
-			return TypeError(&ip, "a string")
+			return TypeError(ip, "a string")
 		}
 		out = append(out, s)
 	}
@@ -125,7 +138,7 @@ func DecodeMetadata(raw []byte, p Path, dst *map[string]string) error {
 	}
 	o, ok := ObjectOf(raw)
 	if !ok {
-		return TypeError(&p, "an object")
+		return TypeError(p, "an object")
 	}
 	m := map[string]string{}
 	var scratch []byte
@@ -138,7 +151,7 @@ func DecodeMetadata(raw []byte, p Path, dst *map[string]string) error {
 		s, ok := StringOf(v)
 		if !ok {
 			kp := p.Key(name)
-			return TypeError(&kp, "a string")
+			return TypeError(kp, "a string")
 		}
 		m[name] = s
 	}
@@ -150,7 +163,7 @@ func DecodeMetadata(raw []byte, p Path, dst *map[string]string) error {
 func MustObject(raw []byte, p Path) (Object, error) {
 	o, ok := ObjectOf(raw)
 	if !ok {
-		return o, TypeError(&p, "an object")
+		return o, TypeError(p, "an object")
 	}
 	return o, nil
 }
@@ -159,7 +172,7 @@ func MustObject(raw []byte, p Path) (Object, error) {
 func MustArray(raw []byte, p Path) (Array, error) {
 	a, ok := ArrayOf(raw)
 	if !ok {
-		return a, TypeError(&p, "an array")
+		return a, TypeError(p, "an array")
 	}
 	return a, nil
 }
@@ -277,7 +290,7 @@ func Content(raw []byte, p Path, names []string, part func(members [][]byte, p P
 		return []llm.Part{{Kind: llm.PartText, Text: s}}, nil
 	}
 	if KindOf(raw) != Arr {
-		return nil, TypeError(&p, "a string or an array of content parts")
+		return nil, TypeError(p, "a string or an array of content parts")
 	}
 	parts := []llm.Part{}
 	err := EachObject(raw, p, names, func(_ int, members [][]byte, pp Path) error {
@@ -349,7 +362,7 @@ func DecodeTools(raw []byte, p Path, r *llm.Request, functionType, nested, schem
 func DecodeText(raw []byte, p Path) (string, error) {
 	s, ok := StringOf(raw)
 	if !ok {
-		return "", TypeError(&p, "a string")
+		return "", TypeError(p, "a string")
 	}
 	return s, nil
 }
