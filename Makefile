@@ -46,7 +46,7 @@ proptest: ## the property tests, $(PROPTEST_CHECKS) generated paths per property
 	RAPID_CHECKS=$(PROPTEST_CHECKS) RAPID_NOFAILFILE=false $(GO) test -count=1 -timeout 60m -run 'Property' -v ./... | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|\[rapid\]'
 
 bench: ## micro-benchmarks (-benchmem), then the load harness against a bare ReverseProxy (LOAD_FLAGS='-streams 2000 -write-docs')
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./fsm ./phases ./internal/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./fsm ./phases ./llm/... ./internal/...
 	$(GO) run ./bench/load $(LOAD_FLAGS)
 
 soak: build ## the real binary + mock LLM under mixed faulty traffic, then leak and accounting checks
