@@ -258,7 +258,7 @@ func Str(raw, scratch []byte) (s []byte, ok bool) {
 	return AppendUnquote(scratch[:0], raw)
 }
 
-// String returns a raw JSON string decoded as a Go string.
+// StringOf returns a raw JSON string decoded as a Go string.
 func StringOf(raw []byte) (string, bool) {
 	var buf [128]byte
 	s, ok := Str(raw, buf[:0])
