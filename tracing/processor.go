@@ -149,12 +149,9 @@ func (p *processor) OnStart(context.Context, sdktrace.ReadWriteSpan) { p.active.
 // OnEnd queues a sampled span for export, or drops and counts it when the
 // queue is full or the processor is shut down. It never blocks on I/O.
 func (p *processor) OnEnd(s sdktrace.ReadOnlySpan) {
-	if p.active.Add(-1) == 0 && p.retiring.Load() {
-		select {
-		case p.idle <- struct{}{}:
-		default:
-		}
-	}
+	// The span stops counting as in flight only once it is queued: a
+	// retiring provider must not shut down between the two.
+	defer p.ended()
 	if !s.SpanContext().IsSampled() {
 		return
 	}
@@ -176,6 +173,16 @@ func (p *processor) OnEnd(s sdktrace.ReadOnlySpan) {
 	if full {
 		select {
 		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ended counts a span out of flight and wakes a drain waiting for the last.
+func (p *processor) ended() {
+	if p.active.Add(-1) == 0 && p.retiring.Load() {
+		select {
+		case p.idle <- struct{}{}:
 		default:
 		}
 	}
