@@ -282,6 +282,19 @@ func TestParseMetrics(t *testing.T) {
 	if len(m.Samples("phasegate_http_request_duration_seconds")) != 0 {
 		t.Error("a histogram has no plain samples")
 	}
+	// Series lists the labels of any type's series, a histogram's too.
+	if s := m.Series("phasegate_http_request_duration_seconds"); len(s) != 1 || s[0]["route"] != "chat" || len(s[0]) != 1 {
+		t.Errorf("histogram series %v", s)
+	}
+	if s := m.Series(MetricLLMActive); len(s) != 1 || s[0]["model"] != "m" || s[0]["instance"] != "ai-proxy" {
+		t.Errorf("gauge series %v", s)
+	}
+	if s := m.Series("no_such_metric"); s != nil {
+		t.Errorf("series of a missing metric %v", s)
+	}
+	if got, want := m.Names("phasegate_http_"), []string{"phasegate_http_active_requests", "phasegate_http_request_duration_seconds", MetricRequests}; !slices.Equal(got, want) {
+		t.Errorf("Names = %v, want %v", got, want)
+	}
 	for _, bad := range []string{"not a metric line {\n", `x{a="b" 1` + "\n"} {
 		if _, err := ParseMetrics(strings.NewReader(bad)); err == nil {
 			t.Errorf("%q parsed without an error", bad)

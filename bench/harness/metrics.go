@@ -72,10 +72,7 @@ func (m Metrics) Samples(name string) []Sample {
 	}
 	out := make([]Sample, 0, len(f.GetMetric()))
 	for _, mt := range f.GetMetric() {
-		s := Sample{Labels: map[string]string{}}
-		for _, lp := range mt.GetLabel() {
-			s.Labels[lp.GetName()] = lp.GetValue()
-		}
+		s := Sample{Labels: labels(mt)}
 		switch {
 		case mt.Gauge != nil:
 			s.Value = mt.GetGauge().GetValue()
@@ -88,6 +85,41 @@ func (m Metrics) Samples(name string) []Sample {
 		}
 		out = append(out, s)
 	}
+	return out
+}
+
+// Series returns the labels of every series of the metric name, whatever
+// its type (none when it is absent).
+func (m Metrics) Series(name string) []map[string]string {
+	f := m[name]
+	if f == nil {
+		return nil
+	}
+	out := make([]map[string]string, len(f.GetMetric()))
+	for i, mt := range f.GetMetric() {
+		out[i] = labels(mt)
+	}
+	return out
+}
+
+func labels(mt *dto.Metric) map[string]string {
+	l := make(map[string]string, len(mt.GetLabel()))
+	for _, lp := range mt.GetLabel() {
+		l[lp.GetName()] = lp.GetValue()
+	}
+	return l
+}
+
+// Names returns the names of the metrics whose name begins with prefix,
+// sorted.
+func (m Metrics) Names(prefix string) []string {
+	var out []string
+	for name := range m {
+		if strings.HasPrefix(name, prefix) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 
