@@ -16,7 +16,17 @@ const (
 	routeChat      = "chat"      // ai-proxy + ai-content-moderation
 	routeGuard     = "guard"     // ai-proxy + ai-prompt-guard
 	routeMulti     = "multi"     // ai-proxy-multi: three failing instances, then the mock
-	routeNone      = ""          // no route matched: 404
+	routeAdmin     = "admin"     // /admin/*, behind key-auth, to the site (site.go)
+	routePublic    = "public"    // /public/*, open, to the site
+	routeNone      = ""          // no route matched: 404; a path with no canonical form: 400
+)
+
+// The one consumer of key-auth on routeAdmin, and where its key goes
+// (key-auth's default header and query parameter).
+const (
+	consumerName = "soak"
+	consumerKey  = "soak-consumer-key-51c3e0"
+	keyHeader    = "apikey"
 )
 
 // Hosts and paths the scenarios address.
@@ -47,6 +57,7 @@ var denyMessages = []string{
 type configParams struct {
 	Mock    string // host:port of the in-process mock LLM
 	Dead    string // host:port where nothing listens: ai-proxy-multi's "network" failure
+	Site    string // host:port of the path games' upstream (site.go)
 	Version int    // 1 before the mid-run reload, 2 after (adds a route, changes deny_message)
 	Invalid bool   // add an invalid deny pattern: the reload must be rejected
 }
@@ -61,10 +72,17 @@ func soakConfig(p configParams) *harness.Config {
 		HeaderTimeout: headerTimeout, BodyTimeout: bodyTimeout, SendTimeout: sendTimeout,
 		IdleTimeout: idleTimeout, MaxBodyBytes: maxBodyBytes,
 	}
+	c.Extra = map[string]any{
+		"consumers": []map[string]string{{"username": consumerName, "key": consumerKey}},
+	}
 	chatURL := "http://" + p.Mock + pathChat
+	admin := harness.UpstreamRoute(routeAdmin, "/admin/*", p.Site, 10*time.Second)
+	admin.Plugins = map[string]any{"key-auth": map[string]any{}}
 	c.Routes = []harness.Route{
 		harness.UpstreamRoute(routePlain, pathHealth, p.Mock, 10*time.Second),
 		harness.UpstreamRoute(routePlainChat, pathChat, p.Mock, 10*time.Second, hostPlain),
+		admin,
+		harness.UpstreamRoute(routePublic, "/public/*", p.Site, 10*time.Second),
 	}
 	if p.Version >= 2 {
 		c.Routes = append(c.Routes, harness.UpstreamRoute(routeReloaded, pathHealth, p.Mock, 10*time.Second, hostReloaded))

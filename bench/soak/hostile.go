@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,12 +30,16 @@ const (
 // ended on a loaded machine before the soak calls it unexpected.
 const boundSlack = 5 * time.Second
 
-// hostileScenarios are clients that break the pace HTTP expects, each
-// bounded by the client: block. A new hostile kind is one more entry
-// here; one that needs a route or a top-level block adds it in
-// soakConfig, and one whose effect shows in the metrics adds its check to
-// endChecks.
-var hostileScenarios = []*scenario{
+// hostileScenarios are the hostile clients: those that break the pace
+// HTTP expects, and those that play with what they send (games.go). A new
+// hostile kind is one more entry in one of these lists; one that needs a
+// route or a top-level block adds it in soakConfig, and one whose effect
+// shows in the metrics or at an upstream adds its check to endChecks.
+var hostileScenarios = slices.Concat(paceScenarios, pathScenarios)
+
+// paceScenarios are clients that break the pace HTTP expects, each
+// bounded by the client: block.
+var paceScenarios = []*scenario{
 	{
 		// 408 before any upstream is called: ai-proxy reads the whole body
 		// first.

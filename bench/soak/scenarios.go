@@ -51,6 +51,9 @@ type scenario struct {
 	requests int
 	// causes are the access-log causes accepted for it.
 	causes []string
+	// want is what else the access-log line of each of its requests must
+	// show; a run may add to it per request (call.want).
+	want logWant
 	// weight is its share of the traffic.
 	weight int
 	// afterReload scenarios use the route the mid-run reload adds; they
@@ -80,11 +83,13 @@ func (sc *scenario) logged() int {
 
 // call is one run of a scenario.
 type call struct {
-	ctx context.Context
-	cl  *client
-	id  string     // X-Request-Id of the first request, ids[0]
-	ids []string   // X-Request-Id of each request, unique in the run
-	rng *rand.Rand // the worker's
+	ctx  context.Context
+	cl   *client
+	id   string     // X-Request-Id of the first request, ids[0]
+	ids  []string   // X-Request-Id of each request, unique in the run
+	want []logWant  // per request: its scenario's want, which the run may add to
+	rng  *rand.Rand // the worker's
+	site *site      // the upstream of the path-games routes
 }
 
 // client sends the soak's requests to the gateway's data plane.

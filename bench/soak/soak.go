@@ -173,7 +173,8 @@ const (
 type record struct {
 	id       string
 	scenario int
-	code     int // the status phasegate should have recorded
+	code     int     // the status phasegate should have recorded
+	want     logWant // what else its access-log line must show
 }
 
 // runState is shared by the workers, the reloader and the sampler.
@@ -182,6 +183,7 @@ type runState struct {
 	cl        *client
 	base      *picker // for the ordinary clients
 	hostile   *picker // for the hostile ones
+	site      *site   // the path games' upstream
 	seq       atomic.Uint64
 	reloaded  atomic.Bool
 	mu        sync.Mutex
@@ -200,11 +202,13 @@ func (st *runState) do(ctx context.Context, i int, rng *rand.Rand) {
 	// A client that sends no complete request still gets an id, for the
 	// part of a head it sends.
 	ids := make([]string, max(sc.logged(), 1))
+	wants := make([]logWant, len(ids))
 	for k := range ids {
 		ids[k] = fmt.Sprintf("soak-%07d", st.seq.Add(1))
+		wants[k] = sc.want
 	}
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	status, err := sc.run(&call{ctx: rctx, cl: st.cl, id: ids[0], ids: ids, rng: rng})
+	status, err := sc.run(&call{ctx: rctx, cl: st.cl, id: ids[0], ids: ids, want: wants, rng: rng, site: st.site})
 	cancel()
 	code := status
 	if code == 0 {
@@ -216,9 +220,9 @@ func (st *runState) do(ctx context.Context, i int, rng *rand.Rand) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.runs[i]++
-	for _, id := range ids[:sc.logged()] {
+	for k, id := range ids[:sc.logged()] {
 		st.tally.Add(sc.route, code)
-		st.records = append(st.records, record{id: id, scenario: i, code: code})
+		st.records = append(st.records, record{id: id, scenario: i, code: code, want: wants[k]})
 	}
 	if err != nil {
 		st.unexpect[i]++
@@ -292,7 +296,19 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	params := configParams{Mock: mockAddr, Dead: deadAddr, Version: 1}
+	st := &runState{
+		opts:     opts,
+		base:     newPicker(scenarios, 0, len(baseScenarios)),
+		hostile:  newPicker(scenarios, len(baseScenarios), len(scenarios)),
+		tally:    Tally{},
+		runs:     make([]int, len(scenarios)),
+		unexpect: make([]int, len(scenarios)),
+	}
+	if st.site, err = startSite(); err != nil {
+		return nil, err
+	}
+	defer st.site.close()
+	params := configParams{Mock: mockAddr, Dead: deadAddr, Site: st.site.addr(), Version: 1}
 	cfgPath := filepath.Join(workDir, "phasegate.yaml")
 	if err := soakConfig(params).WriteFile(cfgPath); err != nil {
 		return nil, err
@@ -336,15 +352,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	admin := &http.Client{Transport: adminTransport, Timeout: 10 * time.Second}
 	metricsURL := "http://" + gw.Admin + "/metrics"
 
-	st := &runState{
-		opts:     opts,
-		cl:       &client{base: "http://" + gw.Listen, addr: gw.Listen, hc: &http.Client{Transport: clientTransport}},
-		base:     newPicker(scenarios, 0, len(baseScenarios)),
-		hostile:  newPicker(scenarios, len(baseScenarios), len(scenarios)),
-		tally:    Tally{},
-		runs:     make([]int, len(scenarios)),
-		unexpect: make([]int, len(scenarios)),
-	}
+	st.cl = &client{base: "http://" + gw.Listen, addr: gw.Listen, hc: &http.Client{Transport: clientTransport}}
 
 	// Warm-up: every scenario once, all at once; then twice the
 	// concurrency of slow requests at once, so that the upstream pools and
@@ -742,11 +750,11 @@ func (st *runState) fill(rep *Report, final harness.Metrics, quiet bool, rl relo
 		detail = fmt.Sprintf("%d access lines for %d requests; %s", al.lines, len(st.records), firstFew(probs.ids, 6))
 	}
 	rep.check("one access-log line per request", len(probs.ids) == 0 && al.lines == len(st.records), detail)
-	detail = "route, status and cause as each scenario expects"
+	detail = "route, status and cause; path, exit_plugin, consumer and upstream_ms where a scenario says"
 	if len(probs.fields) > 0 {
 		detail = fmt.Sprintf("%d lines differ: %s", probs.nFields, firstFew(probs.fields, 6))
 	}
-	rep.check("access-log route, status and cause per request", probs.nFields == 0, detail)
+	rep.check("access-log fields per request as each scenario expects", probs.nFields == 0, detail)
 
 	// 4. Goroutines.
 	tol := float64(st.opts.GoroutineTolerance)
@@ -802,7 +810,7 @@ func (st *runState) fill(rep *Report, final harness.Metrics, quiet bool, rl relo
 	rep.check("SIGTERM: drained and exited 0", ok, detail)
 	rep.LogLevels = al.levels
 
-	end := endState{final: final, log: al}
+	end := endState{final: final, log: al, site: st.site.log()}
 	for _, c := range endChecks {
 		rep.Checks = append(rep.Checks, c(end))
 	}
@@ -812,11 +820,13 @@ func (st *runState) fill(rep *Report, final harness.Metrics, quiet bool, rl relo
 type endState struct {
 	final harness.Metrics // the scrape once phasegate was quiescent
 	log   *accessLog
+	site  siteLog
 }
 
 // endChecks are the end-of-run checks beyond the fixed ones of fill, one
-// for each effect of the traffic that phasegate counts in its metrics.
-var endChecks = []func(endState) Check{checkAborts}
+// for each effect of the traffic that phasegate counts in its metrics or
+// that an upstream sees.
+var endChecks = []func(endState) Check{checkAborts, checkAdminUpstream, checkSiteRequests}
 
 // checkAborts compares phasegate_lifecycle_aborts_total with the access
 // log: every request that ended because its client left or broke a bound

@@ -241,7 +241,7 @@ func TestPicker(t *testing.T) {
 }
 
 func TestConfigs(t *testing.T) {
-	p := configParams{Mock: "127.0.0.1:1234", Dead: "127.0.0.1:5678", Version: 1}
+	p := configParams{Mock: "127.0.0.1:1234", Dead: "127.0.0.1:5678", Site: "127.0.0.1:4321", Version: 1}
 	render := func(p configParams) string {
 		b, err := soakConfig(p).Render()
 		if err != nil {
@@ -258,8 +258,12 @@ func TestConfigs(t *testing.T) {
 		cfg       string
 		want, not []string
 	}{
-		"v1":      {v1, []string{denyMessages[0], "http://127.0.0.1:5678/v1/chat/completions", "timeout: " + aiTimeout.String(), "version 1"}, []string{"id: " + routeReloaded, "(unclosed"}},
-		"v2":      {v2, []string{denyMessages[1], "id: " + routeReloaded}, []string{"(unclosed"}},
+		"v1": {v1, []string{
+			denyMessages[0], "http://127.0.0.1:5678/v1/chat/completions", "timeout: " + aiTimeout.String(), "version 1",
+			"id: " + routeAdmin, "uri: /admin/*", "key-auth: {}", "id: " + routePublic, "uri: /public/*", `127.0.0.1:4321: 1`,
+			"username: " + consumerName, "key: " + consumerKey,
+		}, []string{"id: " + routeReloaded, "(unclosed"}},
+		"v2":      {v2, []string{denyMessages[1], "id: " + routeReloaded, "id: " + routeAdmin, "key: " + consumerKey}, []string{"(unclosed"}},
 		"invalid": {bad, []string{"(unclosed"}, nil},
 	} {
 		for _, s := range c.want {

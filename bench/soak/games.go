@@ -1,0 +1,177 @@
+package soak
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// The hostile clients of this file play with what they send rather than
+// with its pace: paths that try to walk around key-auth
+// (docs/configuration.md, "Paths").
+
+// Paths the path games resolve to.
+const (
+	pathSecret = "/admin/secret.txt"  // routeAdmin, behind key-auth
+	pathIndex  = "/public/index.html" // routePublic, open
+)
+
+// secretTargets are request targets, written as they are, that resolve
+// to pathSecret: dot-segments (also percent-encoded), repeated slashes,
+// an encoded letter.
+var secretTargets = []string{
+	"/admin/secret.txt",
+	"/public/../admin/secret.txt",
+	"/public/%2e%2e/admin/secret.txt",
+	"/public/%2E./admin/secret.txt",
+	"/public/.%2e/admin/secret.txt",
+	"//admin/secret.txt",
+	"/public//../admin/secret.txt",
+	"/public/./../admin//./secret.txt",
+	"/%61dmin/secret.txt",
+	"/admin/x/%2e%2e/secret.txt",
+}
+
+// indexTargets resolve to pathIndex, some through the admin prefix: the
+// route is chosen by where a path lands, not by how it starts.
+var indexTargets = []string{
+	"/public/index.html",
+	"/public/./index.html",
+	"/public//index.html",
+	"/public/docs/../index.html",
+	"/admin/../public/index.html",
+	"/admin/%2e%2e/public/index.html",
+}
+
+// encodedSlashTargets hold an encoded slash or backslash (or a literal
+// backslash) under routePublic, which does not allow them: an upstream
+// that decodes them before resolving dot-segments would land in /admin.
+var encodedSlashTargets = []string{
+	"/public/..%2fadmin/secret.txt",
+	"/public/..%2Fadmin/secret.txt",
+	"/public/%2e%2e%2fadmin/secret.txt",
+	"/public/..%5cadmin/secret.txt",
+	`/public/..\admin/secret.txt`,
+}
+
+// aboveRootTargets climb above "/".
+var aboveRootTargets = []string{
+	"/../admin/secret.txt",
+	"/%2e%2e/admin/secret.txt",
+	"/public/../../admin/secret.txt",
+	"/public/%2e%2e/%2E%2E/admin/secret.txt",
+	"/admin/../../admin/secret.txt",
+}
+
+// Messages of the errors the path games get.
+const (
+	msgMissingKey   = "Missing API key in request"
+	msgInvalidKey   = "Invalid API key in request"
+	msgEncodedSlash = "encoded slash"
+	msgAboveRoot    = "the path climbs above /"
+)
+
+// pathScenarios are the path games, one scenario for each answer
+// phasegate must give.
+var pathScenarios = []*scenario{
+	{
+		name: "path_admin_no_key", route: routeAdmin, code: http.StatusUnauthorized, causes: []string{causeExit}, weight: 1,
+		want: logWant{path: pathSecret, exitPlugin: "key-auth", noUpstream: true},
+		run: func(c *call) (int, error) {
+			target, msg, hdr := oneOf(c, secretTargets), msgMissingKey, []string(nil)
+			if c.rng.IntN(2) == 0 {
+				msg, hdr = msgInvalidKey, []string{keyHeader, "not-" + consumerKey}
+			}
+			return c.rawError(target, http.StatusUnauthorized, msg, hdr...)
+		},
+	},
+	{
+		name: "path_admin_key", route: routeAdmin, code: http.StatusOK, causes: []string{causeCompleted}, weight: 1,
+		want: logWant{path: pathSecret, consumer: consumerName},
+		run: func(c *call) (int, error) {
+			target, upstream := oneOf(c, secretTargets), pathSecret
+			var hdr []string
+			switch c.rng.IntN(3) {
+			case 0:
+				hdr = []string{keyHeader, consumerKey}
+			case 1:
+				target += "?" + keyHeader + "=" + consumerKey
+			default:
+				// The key leaves the query; the rest of it stays.
+				target += "?page=2&" + keyHeader + "=" + consumerKey
+				upstream += "?page=2"
+			}
+			c.site.want(c.id, upstream, true)
+			return c.rawSite(target, areaAdmin+" "+pathSecret, hdr...)
+		},
+	},
+	{
+		name: "path_public", route: routePublic, code: http.StatusOK, causes: []string{causeCompleted}, weight: 1,
+		want: logWant{path: pathIndex},
+		run: func(c *call) (int, error) {
+			c.site.want(c.id, pathIndex, false)
+			return c.rawSite(oneOf(c, indexTargets), areaPublic+" "+pathIndex)
+		},
+	},
+	{
+		name: "path_encoded_slash", route: routePublic, code: http.StatusBadRequest, causes: []string{causeExit}, weight: 1,
+		want: logWant{exitPlugin: "router", noUpstream: true},
+		run: func(c *call) (int, error) {
+			return c.rawError(oneOf(c, encodedSlashTargets), http.StatusBadRequest, msgEncodedSlash)
+		},
+	},
+	{
+		name: "path_above_root", route: routeNone, code: http.StatusBadRequest, causes: []string{causeExit}, weight: 1,
+		want: logWant{exitPlugin: "router", noUpstream: true},
+		run: func(c *call) (int, error) {
+			return c.rawError(oneOf(c, aboveRootTargets), http.StatusBadRequest, msgAboveRoot)
+		},
+	},
+}
+
+func oneOf(c *call, s []string) string { return s[c.rng.IntN(len(s))] }
+
+// rawGet writes GET target exactly as given (no client library cleans
+// it) on a connection of its own, with hdr's name, value pairs, and reads
+// the whole response.
+func (c *call) rawGet(target string, hdr ...string) (resp *http.Response, body []byte, err error) {
+	_, err = c.onConn(false, func(rc *rawConn) (int, error) {
+		if _, err := io.WriteString(rc, c.head(http.MethodGet, target, "", c.id, hdr...)); err != nil {
+			return 0, err
+		}
+		resp, body, err = rc.response(http.MethodGet, requestTimeout)
+		return 0, err
+	})
+	return resp, body, err
+}
+
+// rawError sends target with rawGet and checks that it ends with status
+// code and an error whose message contains msg.
+func (c *call) rawError(target string, code int, msg string, hdr ...string) (int, error) {
+	resp, body, err := c.rawGet(target, hdr...)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", target, err)
+	}
+	if err := wantStatus(resp.StatusCode, code, body); err != nil {
+		return resp.StatusCode, fmt.Errorf("%s: %w", target, err)
+	}
+	if err := checkError(body, "invalid_request_error", msg); err != nil {
+		return resp.StatusCode, fmt.Errorf("%s: %w", target, err)
+	}
+	return resp.StatusCode, nil
+}
+
+// rawSite sends target with rawGet and checks that the site answered
+// with want ("AREA PATH").
+func (c *call) rawSite(target, want string, hdr ...string) (int, error) {
+	resp, body, err := c.rawGet(target, hdr...)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%s: %w", target, err)
+	case resp.StatusCode != http.StatusOK:
+		return resp.StatusCode, fmt.Errorf("%s: %w", target, wantStatus(resp.StatusCode, http.StatusOK, body))
+	case string(body) != want:
+		return resp.StatusCode, fmt.Errorf("%s: the site answered %.120q, want %q", target, body, want)
+	}
+	return resp.StatusCode, nil
+}
