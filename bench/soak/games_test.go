@@ -1,6 +1,7 @@
 package soak
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -121,6 +122,29 @@ func TestResolve(t *testing.T) {
 	} {
 		if a, c := resolve(p); a != want[0] || c != want[1] {
 			t.Errorf("resolve(%q) = %s %s, want %s %s", p, a, c, want[0], want[1])
+		}
+	}
+}
+
+// TestTwoReadings checks that every body read two ways is valid JSON, so
+// that its 400 is about its keys and not its syntax, and that its error
+// names a key the body holds.
+func TestTwoReadings(t *testing.T) {
+	for _, tr := range twoReadings {
+		if !json.Valid([]byte(tr.body)) {
+			t.Errorf("not JSON: %s", tr.body)
+		}
+		key, _, ok := strings.Cut(tr.msg, ": ")
+		if !ok {
+			t.Errorf("message %q names no key", tr.msg)
+			continue
+		}
+		// The last key of the path: messages[0].Content, ["meſſages"].
+		if i := strings.LastIndexAny(key, `.[`); i >= 0 {
+			key = strings.Trim(key[i+1:], `"]`)
+		}
+		if !strings.Contains(tr.body, `"`+key+`"`) {
+			t.Errorf("the body lacks the key %q its message names: %s", key, tr.body)
 		}
 	}
 }

@@ -35,7 +35,7 @@ const boundSlack = 5 * time.Second
 // hostile kind is one more entry in one of these lists; one that needs a
 // route or a top-level block adds it in soakConfig, and one whose effect
 // shows in the metrics or at an upstream adds its check to endChecks.
-var hostileScenarios = slices.Concat(paceScenarios, pathScenarios)
+var hostileScenarios = slices.Concat(paceScenarios, pathScenarios, bodyScenarios)
 
 // paceScenarios are clients that break the pace HTTP expects, each
 // bounded by the client: block.
