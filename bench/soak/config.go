@@ -29,6 +29,10 @@ const (
 	keyHeader    = "apikey"
 )
 
+// maxModelsPerRoute is the config's metrics.max_models_per_route: small,
+// so that the run passes it many times over.
+const maxModelsPerRoute = 8
+
 // Hosts and paths the scenarios address.
 const (
 	hostPlain    = "plain.soak"
@@ -73,6 +77,7 @@ func soakConfig(p configParams) *harness.Config {
 		IdleTimeout: idleTimeout, MaxBodyBytes: maxBodyBytes,
 	}
 	c.Extra = map[string]any{
+		"metrics":   map[string]any{"max_models_per_route": maxModelsPerRoute},
 		"consumers": []map[string]string{{"username": consumerName, "key": consumerKey}},
 	}
 	chatURL := "http://" + p.Mock + pathChat

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 )
 
 // The hostile clients of this file play with what they send rather than
 // with its pace: paths that try to walk around key-auth
 // (docs/configuration.md, "Paths"), bodies that decoders read two ways
-// ("One reading of a request body").
+// ("One reading of a request body"), and a new model name on every request
+// (docs/metrics.md, "Labels").
 
 // Paths the path games resolve to.
 const (
@@ -216,11 +218,15 @@ var twoReadings = []struct{ body, msg string }{
 }
 
 // bodyScenarios are the clients of bodies read two ways, on each AI
-// route.
+// route, and of many models.
 var bodyScenarios = []*scenario{
 	twoReadingsOn(routeChat, pathChat, "ai-proxy"),
 	twoReadingsOn(routeGuard, pathGuard, "ai-proxy"),
 	twoReadingsOn(routeMulti, pathMulti, "ai-proxy-multi"),
+	{
+		name: "many_models", route: modelsRoute, code: http.StatusOK, causes: []string{causeCompleted}, requests: modelBurst, weight: 1,
+		run: func(c *call) (int, error) { return c.manyModels() },
+	},
 }
 
 // twoReadingsOn is the scenario of bodies read two ways sent to an AI
@@ -236,4 +242,45 @@ func twoReadingsOn(route, path, plugin string) *scenario {
 				"X-Mock-Content", "soak: a body read two ways reached the mock")
 		},
 	}
+}
+
+// many_models sends its fresh models to the guard route, which has no
+// fixed model.
+const (
+	modelsRoute = routeGuard
+	modelsPath  = pathGuard
+)
+
+// modelBurst is how many requests a run of many_models sends, each naming
+// a model never named before: more than maxModelsPerRoute+1, so that even
+// the warm-up's one run passes the limit.
+const modelBurst = 12
+
+// logModelBytes is where the access log cuts a model (docs/metrics.md).
+const logModelBytes = 256
+
+// freshModel is a model name no request named before, for request id;
+// with long, one longer than the access log keeps, with a two-byte
+// character across the cut, which the log must leave out whole. logged is
+// what the access log must show.
+func freshModel(id string, long bool) (sent, logged string) {
+	name := "soak-model-" + id
+	if !long {
+		return name, name
+	}
+	head := name + "-" + strings.Repeat("x", logModelBytes-len(name)-2) // 255 bytes
+	return head + "é-and-more", head
+}
+
+// manyModels sends modelBurst chat completions to modelsPath, each naming
+// a fresh model; every fourth is long.
+func (c *call) manyModels() (int, error) {
+	for k := range c.ids {
+		model, logged := freshModel(c.ids[k], k%4 == 3)
+		c.want[k].model = logged
+		if status, err := c.as(k).chatOKModel(modelsPath, "", model, c.rng.IntN(2) == 0); err != nil {
+			return status, fmt.Errorf("request %d of %d (model %.40q…): %w", k+1, len(c.ids), model, err)
+		}
+	}
+	return http.StatusOK, nil
 }

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/phasegate/phasegate/bench/harness"
 )
 
 // TestSiteResolvesLikeAFileServer sends every path game straight to the
@@ -149,6 +152,63 @@ func TestTwoReadings(t *testing.T) {
 	}
 }
 
+func TestFreshModel(t *testing.T) {
+	sent, logged := freshModel("soak-0000042", false)
+	if sent != "soak-model-soak-0000042" || logged != sent {
+		t.Errorf("short: %q, %q", sent, logged)
+	}
+	sent, logged = freshModel("soak-0000042", true)
+	switch {
+	case len(logged) != logModelBytes-1 || !strings.HasPrefix(sent, logged) || !strings.HasPrefix(logged, "soak-model-soak-0000042-"):
+		t.Errorf("long: logged %d bytes %q of %q", len(logged), logged, sent)
+	case !utf8.ValidString(sent) || utf8.RuneStart(sent[logModelBytes]) || !utf8.RuneStart(sent[logModelBytes-1]):
+		// The byte at the cut continues the character begun before it.
+		t.Errorf("long: no two-byte character across the cut: %q", sent[logModelBytes-4:logModelBytes+4])
+	}
+}
+
+func TestCheckModelLabels(t *testing.T) {
+	metrics := func(models int, route string, other bool) harness.Metrics {
+		var b strings.Builder
+		b.WriteString("# TYPE phasegate_llm_active_connections gauge\n")
+		b.WriteString(`phasegate_llm_active_connections{instance="ai-proxy",model="gpt-4o-mini",request_type="ai_chat",route="chat"} 0` + "\n")
+		b.WriteString("# TYPE phasegate_llm_request_duration_seconds histogram\n")
+		write := func(model string) {
+			for _, le := range []string{"0.1", "+Inf"} {
+				b.WriteString(`phasegate_llm_request_duration_seconds_bucket{instance="ai-proxy",model="` + model + `",request_type="ai_chat",route="` + route + `",le="` + le + `"} 1` + "\n")
+			}
+			b.WriteString(`phasegate_llm_request_duration_seconds_sum{instance="ai-proxy",model="` + model + `",request_type="ai_chat",route="` + route + `"} 0.1` + "\n")
+			b.WriteString(`phasegate_llm_request_duration_seconds_count{instance="ai-proxy",model="` + model + `",request_type="ai_chat",route="` + route + `"} 1` + "\n")
+		}
+		for i := range models {
+			write(strings.Repeat("m", i+1))
+		}
+		if other {
+			write(modelOther)
+		}
+		m, err := harness.ParseMetrics(strings.NewReader(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if c := checkModelLabels(endState{final: metrics(maxModelsPerRoute, modelsRoute, true)}); !c.OK || !strings.Contains(c.Detail, "chat 1, guard 9") {
+		t.Errorf("within the limit: %+v", c)
+	}
+	if c := checkModelLabels(endState{final: metrics(maxModelsPerRoute+1, modelsRoute, true)}); c.OK || !strings.Contains(c.Detail, `phasegate_llm_request_duration_seconds{route="guard"}: 10`) {
+		t.Errorf("over the limit: %+v", c)
+	}
+	if c := checkModelLabels(endState{final: metrics(3, modelsRoute, false)}); c.OK || !strings.Contains(c.Detail, "never recorded") {
+		t.Errorf("without other: %+v", c)
+	}
+	if c := checkModelLabels(endState{final: metrics(3, routeMulti, true)}); c.OK {
+		t.Errorf("other on another route: %+v", c)
+	}
+	if c := checkModelLabels(endState{final: harness.Metrics{}}); c.OK {
+		t.Errorf("no LLM metric: %+v", c)
+	}
+}
+
 func TestLogWant(t *testing.T) {
 	l := logLine{Path: "/admin/secret.txt", Model: "m", ExitPlugin: "key-auth", Consumer: "soak", UpstreamMs: 0.4}
 	if p := (logWant{}).problems(l); len(p) != 0 {
@@ -166,27 +226,27 @@ func TestLogWant(t *testing.T) {
 		t.Errorf("problems =\n%q\nwant\n%q", p, want)
 	}
 	// Long values show where they part.
-	long := strings.Repeat("x", 100)
-	p = (logWant{model: long}).problems(logLine{Model: long + "é-and-more"})
-	if want := `model of 111 bytes, want 100, parting at byte 100: "é-and-more", want ""`; len(p) != 1 || p[0] != want {
+	sent, logged := freshModel("soak-7", true)
+	p = (logWant{model: logged}).problems(logLine{Model: sent})
+	if want := `model of 266 bytes, want 255, parting at byte 255: "é-and-more", want ""`; len(p) != 1 || p[0] != want {
 		t.Errorf("problems = %q, want %q", p, want)
 	}
 
 	al, err := parseLog(strings.NewReader(`{"level":"info","request_id":"soak-1","route":"admin","status":401,"cause":"exit","path":"/admin/secret.txt","exit_plugin":"key-auth","upstream_ms":0,"message":"access"}
-{"level":"info","request_id":"soak-2","route":"admin","status":200,"cause":"completed","path":"/admin/secret.txt","consumer":"soak","upstream_ms":1.5,"message":"access"}`))
+{"level":"info","request_id":"soak-2","route":"guard","status":200,"cause":"completed","model":"soak-model-x","upstream_ms":1.5,"message":"access"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	noKey, key := scenarioIndex("path_admin_no_key"), scenarioIndex("path_admin_key")
+	noKey, models := scenarioIndex("path_admin_no_key"), scenarioIndex("many_models")
 	recs := []record{
 		{id: "soak-1", scenario: noKey, code: http.StatusUnauthorized, want: scenarios[noKey].want},
-		{id: "soak-2", scenario: key, code: http.StatusOK, want: scenarios[key].want},
+		{id: "soak-2", scenario: models, code: http.StatusOK, want: logWant{model: "soak-model-x"}},
 	}
 	if p := al.match(recs); p.nFields != 0 || len(p.ids) != 0 {
 		t.Errorf("match: %+v", p)
 	}
-	recs[1].want.noUpstream = true
-	if p := al.match(recs); p.nFields != 1 || !strings.Contains(p.fields[0], `soak-2 (path_admin_key): upstream_ms 1.5, want 0`) {
-		t.Errorf("match with an upstream call: %+v", p)
+	recs[1].want.model = "soak-model-y"
+	if p := al.match(recs); p.nFields != 1 || !strings.Contains(p.fields[0], `soak-2 (many_models): model "soak-model-x", want "soak-model-y"`) {
+		t.Errorf("match with a wrong model: %+v", p)
 	}
 }

@@ -3,6 +3,7 @@ package soak
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/phasegate/phasegate/bench/harness"
 )
@@ -85,4 +86,61 @@ func CompareTally(want Tally, got map[RouteCode]float64) []Mismatch {
 		return out[i].Key.Code < out[j].Key.Code
 	})
 	return out
+}
+
+// llmMetricPrefix begins the name of every metric with a model label.
+const llmMetricPrefix = "phasegate_llm_"
+
+// modelOther is the model label of the models past a route's limit.
+const modelOther = "other"
+
+// checkModelLabels checks that the model label stays bounded: in every
+// phasegate_llm_* metric, each route has at most maxModelsPerRoute model
+// values besides other, and the route many_models sends fresh models to
+// has reached the limit (other appears). The access log's real model
+// names are checked with each request's line.
+func checkModelLabels(e endState) Check {
+	names := e.final.Names(llmMetricPrefix)
+	var over []string
+	most := map[string]int{}             // route → the most model values in one metric
+	seen := map[string]map[string]bool{} // route → model values in any metric
+	for _, name := range names {
+		byRoute := map[string]map[string]bool{}
+		for _, l := range e.final.Series(name) {
+			route := l["route"]
+			if byRoute[route] == nil {
+				byRoute[route] = map[string]bool{}
+			}
+			byRoute[route][l["model"]] = true
+			if seen[route] == nil {
+				seen[route] = map[string]bool{}
+			}
+			seen[route][l["model"]] = true
+		}
+		for _, route := range sortedKeys(byRoute) {
+			n := len(byRoute[route])
+			most[route] = max(most[route], n)
+			if n > maxModelsPerRoute+1 {
+				over = append(over, fmt.Sprintf("%s{route=%q}: %d", name, route, n))
+			}
+		}
+	}
+	hot := modelsRoute
+	c := Check{Name: "model label values per route and metric ≤ max_models_per_route + other", OK: len(names) > 0 && len(over) == 0 && seen[hot][modelOther]}
+	var parts []string
+	for _, route := range sortedKeys(most) {
+		parts = append(parts, fmt.Sprintf("%s %d", route, most[route]))
+	}
+	switch {
+	case len(names) == 0:
+		c.Detail = "no " + llmMetricPrefix + "* metric in the scrape"
+	case len(over) > 0:
+		c.Detail = fmt.Sprintf("%d (metric, route) pairs have more than %d: %s", len(over), maxModelsPerRoute+1, firstFew(over, 6))
+	case !seen[hot][modelOther]:
+		c.Detail = fmt.Sprintf("route %q never recorded model=%q, though it got more than %d models", hot, modelOther, maxModelsPerRoute)
+	default:
+		c.Detail = fmt.Sprintf("most values in one of %d %s* metrics, by route: %s (limit %d + %s)",
+			len(names), llmMetricPrefix, strings.Join(parts, ", "), maxModelsPerRoute, modelOther)
+	}
+	return c
 }

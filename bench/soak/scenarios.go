@@ -92,6 +92,13 @@ type call struct {
 	site *site      // the upstream of the path-games routes
 }
 
+// as is the call for its k-th request: its id in front.
+func (c *call) as(k int) *call {
+	d := *c
+	d.id = c.ids[k]
+	return &d
+}
+
 // client sends the soak's requests to the gateway's data plane.
 type client struct {
 	base string // http://host:port
@@ -140,9 +147,12 @@ func (c *call) roundTrip(method, path, host string, body []byte, hdr ...string) 
 	return resp.StatusCode, b, nil
 }
 
+// soakModel is the model the ordinary requests name.
+const soakModel = "soak-model"
+
 // chatBody is a chat-completions request.
 func chatBody(stream bool, prompt string) []byte {
-	return harness.ChatBody("soak-model", prompt, stream)
+	return harness.ChatBody(soakModel, prompt, stream)
 }
 
 // words are what mock replies are made of: none of them is a denied word.
@@ -239,6 +249,11 @@ func (c *call) wantError(path string, body []byte, code int, typ, msg string, hd
 // chatOK sends a chat completion (streamed or not) whose reply is unique
 // and checks that exactly that reply comes back.
 func (c *call) chatOK(path, host string, stream bool, hdr ...string) (int, error) {
+	return c.chatOKModel(path, host, soakModel, stream, hdr...)
+}
+
+// chatOKModel is chatOK naming model.
+func (c *call) chatOKModel(path, host, model string, stream bool, hdr ...string) (int, error) {
 	want := c.replyText()
 	hdr = append(hdr, "X-Mock-Content", want)
 	if stream {
@@ -247,7 +262,7 @@ func (c *call) chatOK(path, host string, stream bool, hdr ...string) (int, error
 			hdr = append(hdr, "X-Mock-Split", "true")
 		}
 	}
-	status, body, err := c.roundTrip(http.MethodPost, path, host, chatBody(stream, "Hello from the soak"), hdr...)
+	status, body, err := c.roundTrip(http.MethodPost, path, host, harness.ChatBody(model, "Hello from the soak", stream), hdr...)
 	if err != nil {
 		return status, err
 	}

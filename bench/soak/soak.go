@@ -750,7 +750,7 @@ func (st *runState) fill(rep *Report, final harness.Metrics, quiet bool, rl relo
 		detail = fmt.Sprintf("%d access lines for %d requests; %s", al.lines, len(st.records), firstFew(probs.ids, 6))
 	}
 	rep.check("one access-log line per request", len(probs.ids) == 0 && al.lines == len(st.records), detail)
-	detail = "route, status and cause; path, exit_plugin, consumer and upstream_ms where a scenario says"
+	detail = "route, status and cause; path, model, exit_plugin, consumer and upstream_ms where a scenario says"
 	if len(probs.fields) > 0 {
 		detail = fmt.Sprintf("%d lines differ: %s", probs.nFields, firstFew(probs.fields, 6))
 	}
@@ -826,7 +826,7 @@ type endState struct {
 // endChecks are the end-of-run checks beyond the fixed ones of fill, one
 // for each effect of the traffic that phasegate counts in its metrics or
 // that an upstream sees.
-var endChecks = []func(endState) Check{checkAborts, checkAdminUpstream, checkSiteRequests}
+var endChecks = []func(endState) Check{checkAborts, checkModelLabels, checkAdminUpstream, checkSiteRequests}
 
 // checkAborts compares phasegate_lifecycle_aborts_total with the access
 // log: every request that ended because its client left or broke a bound

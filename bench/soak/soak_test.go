@@ -3,6 +3,7 @@ package soak
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -261,7 +262,7 @@ func TestConfigs(t *testing.T) {
 		"v1": {v1, []string{
 			denyMessages[0], "http://127.0.0.1:5678/v1/chat/completions", "timeout: " + aiTimeout.String(), "version 1",
 			"id: " + routeAdmin, "uri: /admin/*", "key-auth: {}", "id: " + routePublic, "uri: /public/*", `127.0.0.1:4321: 1`,
-			"username: " + consumerName, "key: " + consumerKey,
+			"username: " + consumerName, "key: " + consumerKey, fmt.Sprintf("max_models_per_route: %d", maxModelsPerRoute),
 		}, []string{"id: " + routeReloaded, "(unclosed"}},
 		"v2":      {v2, []string{denyMessages[1], "id: " + routeReloaded, "id: " + routeAdmin, "key: " + consumerKey}, []string{"(unclosed"}},
 		"invalid": {bad, []string{"(unclosed"}, nil},
