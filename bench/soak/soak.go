@@ -11,16 +11,26 @@
 // mid-stream, hangs past the timeout, stalls mid-stream and slow first
 // bytes; clients that disconnect before the headers, mid-stream and right
 // after the last event; unknown paths. An eighth of the clients are
-// hostile, each bounded by the config's client: block (short bounds, so
-// that the run stays short): bodies that declare 8 MiB, send a byte and
-// stall (408); readers that stop reading a long stream (the connection is
-// closed); request heads that arrive slowly, in time or not at all; and
-// keep-alive connections left idle, within idle_timeout or past it. Each
+// hostile. Some break the pace HTTP expects, each bounded by the config's
+// client: block (short bounds, so that the run stays short): bodies that
+// declare 8 MiB, send a byte and stall (408); readers that stop reading a
+// long stream (the connection is closed); request heads that arrive
+// slowly, in time or not at all; and keep-alive connections left idle,
+// within idle_timeout or past it. Others play with what they send: request
+// lines written as they are, with dot-segments (also %2e), repeated or
+// encoded slashes and paths above the root, aimed at a route behind
+// key-auth beside an open one, both to a site in the soak's process that
+// resolves paths as a file server does (401, 200 with the key, 400);
+// JSON bodies with a duplicate or loosely cased key on every AI route
+// (400 naming the key, no upstream call); and bursts of model names never
+// seen before, past the config's metrics.max_models_per_route of 8. Each
 // scenario knows the route, status and cause phasegate must record for
-// each of its requests (or that it records none), so the clients keep an
-// exact tally. Halfway through, the config file is rewritten (a new route,
-// a new deny message) and phasegate is sent SIGHUP; then an invalid file
-// is sent and must be rejected, and the valid one restored.
+// each of its requests (or that it records none), and where it matters
+// the canonical path, exit plugin, consumer, model and whether an
+// upstream was called, so the clients keep an exact tally. Halfway
+// through, the config file is rewritten (a new route, a new deny message)
+// and phasegate is sent SIGHUP; then an invalid file is sent and must be
+// rejected, and the valid one restored.
 //
 // Before the load, as many bodies as there are clients stall at once, and
 // phasegate's heap is read while they do: a stalled body must cost a small
@@ -29,12 +39,16 @@
 // phasegate_http_active_requests and phasegate_llm_active_connections is
 // 0; that phasegate_http_requests_total by (route, code) equals the
 // clients' tally; that the access log has one line per request (each
-// request id exactly once, with the expected status and cause); that
+// request id exactly once, with the fields its scenario expects); that
 // phasegate_lifecycle_aborts_total by (route, cause) equals the access
-// log's aborted requests; that go_goroutines is back to its post-warm-up
-// baseline; that RSS grew less than a bound; that no response was
-// unexpected; that the reloads were applied and rejected as intended; and
-// that SIGTERM ends phasegate with exit code 0.
+// log's aborted requests; that no phasegate_llm_* metric has more model
+// values on a route than the limit plus "other", and that "other" was
+// used; that no request reached the site's admin area without the
+// consumer's key, and the site got each request meant for it once, by
+// its canonical path, without the key; that go_goroutines is back to its
+// post-warm-up baseline; that RSS grew less than a bound; that no
+// response was unexpected; that the reloads were applied and rejected as
+// intended; and that SIGTERM ends phasegate with exit code 0.
 //
 // Run it with `go run ./bench/soak/cmd/soak -duration 30s -concurrency 64`
 // from the module; TestSoak runs a 5-second version.
