@@ -20,7 +20,7 @@ MUTATE_CHECKS ?= 300
 MUTATE_FLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test proptest mutate bench soak lint fuzz clean
+.PHONY: help build run test test-deps proptest mutate bench soak lint fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,9 +31,20 @@ build: ## build bin/phasegate
 run: build ## serve the embedded demo: mock LLM + chat route on 127.0.0.1:9080, admin on :9091
 	./$(BIN) run
 
-test: ## go vet, then every test with -race: property tests at CI size, fuzz seeds, goleak
+test: test-deps ## go vet, then every test with -race: property tests at CI size, fuzz seeds, goleak, real Redis
 	$(GO) vet ./...
-	RAPID_CHECKS=$(RAPID_CHECKS) $(GO) test -race -count=1 ./...
+	PHASEGATE_REQUIRE_REDIS=1 RAPID_CHECKS=$(RAPID_CHECKS) $(GO) test -race -count=1 ./...
+
+# The Redis store's tests run a real redis-server; install Debian's package
+# when it is missing (CI runs as root), and say nothing when it is there.
+# RUNLEVEL=1 keeps the package from starting a server of its own.
+test-deps: ## install redis-server (Debian) when it is missing; `make test` does
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server (Debian package)"; \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  apt="$$sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get -qq"; \
+	  out=$$( { $$apt update && $$apt install -y --no-install-recommends redis-server; } 2>&1 ) || { echo "$$out"; exit 1; }; \
+	}
 
 proptest: ## the property tests, $(PROPTEST_CHECKS) generated paths per property
 	RAPID_CHECKS=$(PROPTEST_CHECKS) RAPID_NOFAILFILE=false $(GO) test -count=1 -timeout 60m -run 'Property' -v ./... | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|\[rapid\]'
@@ -43,7 +54,7 @@ mutate: ## mutation testing of fsm, phases and the LLM attempt scope (docs/testi
 	@./bin/mutate -gremlins $(GREMLINS) -rapid-checks $(MUTATE_CHECKS) $(MUTATE_FLAGS)
 
 bench: ## micro-benchmarks (-benchmem), then the load harness against a bare ReverseProxy (LOAD_FLAGS='-streams 2000 -write-docs')
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./fsm ./phases ./internal/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./fsm ./phases ./llm/... ./internal/...
 	$(GO) run ./bench/load $(LOAD_FLAGS)
 
 soak: build ## the real binary + mock LLM under mixed faulty traffic, then leak and accounting checks

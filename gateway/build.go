@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"strings"
@@ -19,6 +20,8 @@ import (
 // so a request runs entirely on the state it started with.
 type state struct {
 	cfg      *Config
+	client   ClientConfig // cfg.Client with defaults
+	timeouts phases.ClientTimeouts
 	router   *router
 	notFound *phases.Chain
 }
@@ -35,6 +38,7 @@ type deps struct {
 // ordered, the router sorted. Problems are positioned in cfg's file.
 func build(cfg *Config, d deps) (*state, error) {
 	var ps yamlconf.Problems
+	client := cfg.Client.withDefaults()
 	log := d.log
 	if lvl, err := zerolog.ParseLevel(cfg.Log.Level); err == nil {
 		log = log.Level(lvl)
@@ -53,7 +57,7 @@ func build(cfg *Config, d deps) (*state, error) {
 		}
 		var plugins []phases.Plugin
 		var upstreams []string
-		hasRequestID := false
+		var rid phases.Plugin // the route's request-id, also run by its badPath chain
 		for _, pc := range rc.plugins {
 			p, err := pc.spec.New(pc.cfg, env)
 			if err != nil {
@@ -63,14 +67,17 @@ func build(cfg *Config, d deps) (*state, error) {
 			if _, ok := p.(phases.Upstream); ok {
 				upstreams = append(upstreams, pc.name)
 			}
-			hasRequestID = hasRequestID || pc.name == requestid.Spec.Name
+			if pc.name == requestid.Spec.Name {
+				rid = p
+			}
 			plugins = append(plugins, p)
 		}
-		if !hasRequestID {
+		if rid == nil {
 			p, err := requestid.New(requestid.DefaultConfig())
 			if err != nil {
 				return nil, err
 			}
+			rid = p
 			plugins = append(plugins, p)
 		}
 		if rc.Upstream != nil {
@@ -91,12 +98,18 @@ func build(cfg *Config, d deps) (*state, error) {
 			continue
 		}
 		obs := newObserver(rc.ID, d.metrics, log, cfg.Log.AccessLogEnabled())
-		chain, err := phases.NewChain(phases.Options{Route: rc.ID, Hooks: obs.hooks()}, plugins...)
+		opts := phases.Options{Route: rc.ID, Hooks: obs.hooks(), MaxRequestBodyBytes: cmp.Or(rc.MaxBodyBytes, client.MaxBodyBytes)}
+		chain, err := phases.NewChain(opts, plugins...)
 		if err != nil {
 			ps.Add(cfg.problem(path, "%v", err))
 			continue
 		}
-		rt := &route{id: rc.ID, methods: rc.Methods, order: i, chain: chain}
+		badPathChain, err := phases.NewChain(phases.Options{Route: rc.ID, Hooks: obs.hooks()}, rid, badPath{}, unreachable{})
+		if err != nil {
+			return nil, err
+		}
+		rt := &route{id: rc.ID, methods: rc.Methods, order: i, chain: chain,
+			allowEncodedSlashes: rc.AllowEncodedSlashes, badPath: badPathChain}
 		if p, ok := strings.CutSuffix(rc.URI, "*"); ok {
 			rt.prefix = p
 		} else {
@@ -111,13 +124,18 @@ func build(cfg *Config, d deps) (*state, error) {
 		ps.Sort()
 		return nil, ps
 	}
-	st := &state{cfg: cfg, router: newRouter(routes)}
+	st := &state{
+		cfg:      cfg,
+		client:   client,
+		timeouts: phases.ClientTimeouts{Body: client.BodyTimeout, Send: client.SendTimeout},
+		router:   newRouter(routes),
+	}
 	rid, err := requestid.New(requestid.DefaultConfig())
 	if err != nil {
 		return nil, err
 	}
 	obs := newObserver("", d.metrics, log, cfg.Log.AccessLogEnabled())
-	st.notFound, err = phases.NewChain(phases.Options{Hooks: obs.hooks()}, rid, notFound{st.router}, unreachable{})
+	st.notFound, err = phases.NewChain(phases.Options{Hooks: obs.hooks(), MaxRequestBodyBytes: client.MaxBodyBytes}, rid, notFound{st.router}, unreachable{})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	_ "embed"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/phasegate/phasegate/internal/proxy"
 	"github.com/phasegate/phasegate/internal/yamlconf"
+	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -23,6 +25,15 @@ const (
 	DefaultAdminListen     = "127.0.0.1:9091"
 	DefaultMockLLMListen   = "127.0.0.1:9082"
 	DefaultShutdownTimeout = 30 * time.Second
+)
+
+// Defaults of the client: block (docs/configuration.md).
+const (
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultBodyTimeout   = 60 * time.Second
+	DefaultSendTimeout   = 60 * time.Second
+	DefaultIdleTimeout   = 120 * time.Second
+	DefaultMaxBodyBytes  = phases.DefaultMaxRequestBodyBytes
 )
 
 // DemoConfig is the embedded demo: the built-in mock LLM and a chat route
@@ -39,8 +50,10 @@ type Config struct {
 	Listen          string            `yaml:"listen"`
 	Admin           AdminConfig       `yaml:"admin"`
 	Log             LogConfig         `yaml:"log"`
+	Metrics         MetricsConfig     `yaml:"metrics"`
 	MockLLM         *MockLLMConfig    `yaml:"mock_llm"`
 	ShutdownTimeout time.Duration     `yaml:"shutdown_timeout"`
+	Client          ClientConfig      `yaml:"client"`
 	Consumers       []phases.Consumer `yaml:"consumers"`
 	Routes          []RouteConfig     `yaml:"routes"`
 
@@ -52,12 +65,62 @@ type AdminConfig struct {
 	Listen string `yaml:"listen"`
 }
 
+// ClientConfig bounds what one client may cost in time and memory, on the
+// data plane (all fields) and on the admin listener (the timeouts). The
+// timeouts follow nginx: client_header_timeout, client_body_timeout,
+// send_timeout, keepalive_timeout; each body and send timeout bounds a gap
+// between two reads or writes, never a total. A zero field of a Config
+// built in Go takes its default; in a file, every field must be positive.
+type ClientConfig struct {
+	// HeaderTimeout bounds the arrival of a whole request head.
+	HeaderTimeout time.Duration `yaml:"header_timeout"`
+	// BodyTimeout bounds every wait for request body bytes.
+	BodyTimeout time.Duration `yaml:"body_timeout"`
+	// SendTimeout bounds every write to the client.
+	SendTimeout time.Duration `yaml:"send_timeout"`
+	// IdleTimeout bounds a keep-alive connection's wait for its next
+	// request.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxBodyBytes is the request body limit of routes that set none.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// DefaultClientConfig returns the client: block's defaults.
+func DefaultClientConfig() ClientConfig {
+	return ClientConfig{
+		HeaderTimeout: DefaultHeaderTimeout,
+		BodyTimeout:   DefaultBodyTimeout,
+		SendTimeout:   DefaultSendTimeout,
+		IdleTimeout:   DefaultIdleTimeout,
+		MaxBodyBytes:  DefaultMaxBodyBytes,
+	}
+}
+
+// withDefaults returns c with its zero fields set to their defaults.
+func (c ClientConfig) withDefaults() ClientConfig {
+	d := DefaultClientConfig()
+	c.HeaderTimeout = cmp.Or(c.HeaderTimeout, d.HeaderTimeout)
+	c.BodyTimeout = cmp.Or(c.BodyTimeout, d.BodyTimeout)
+	c.SendTimeout = cmp.Or(c.SendTimeout, d.SendTimeout)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, d.IdleTimeout)
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, d.MaxBodyBytes)
+	return c
+}
+
 // LogConfig configures the zerolog JSON lines on stdout.
 type LogConfig struct {
 	// Level is trace, debug, info (default), warn or error.
 	Level string `yaml:"level"`
 	// AccessLog writes one line per request (default true).
 	AccessLog *bool `yaml:"access_log"`
+}
+
+// MetricsConfig bounds the metrics' series.
+type MetricsConfig struct {
+	// MaxModelsPerRoute is how many distinct model labels each route's LLM
+	// metrics may have; later models are recorded as "other" (default
+	// metrics.DefaultMaxModelsPerRoute).
+	MaxModelsPerRoute int `yaml:"max_models_per_route"`
 }
 
 // MockLLMConfig starts the built-in mock LLM in-process.
@@ -78,11 +141,20 @@ type RouteConfig struct {
 	// Hosts, when set, are the only hosts the route serves; "*.example.com"
 	// matches any subdomain.
 	Hosts []string `yaml:"hosts"`
+	// AllowEncodedSlashes keeps %2F and %5C (and a literal backslash) in
+	// request paths as data, never as separators, for routing and for the
+	// upstream; without it such a path is answered 400 (docs/configuration.md,
+	// "Paths").
+	AllowEncodedSlashes bool `yaml:"allow_encoded_slashes"`
 	// Plugins maps plugin names to their configs.
 	Plugins map[string]*yaml.Node `yaml:"plugins"`
 	// Upstream proxies to plain HTTP nodes. A route has either this or an AI
 	// upstream plugin, not both.
 	Upstream *proxy.Config `yaml:"upstream"`
+	// MaxBodyBytes, when positive, is the route's request body limit
+	// instead of client.max_body_bytes; an upstream plugin's own setting
+	// (max_request_body_bytes) wins over both.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 
 	plugins []pluginConfig
 }
@@ -120,7 +192,7 @@ func LoadConfig(file string, data []byte, reg *Registry, env func(string) (strin
 	if doc == nil {
 		return nil, probs.Err()
 	}
-	cfg := &Config{doc: doc}
+	cfg := &Config{doc: doc, Client: DefaultClientConfig()} // so that an explicit 0 can be told apart
 	probs = append(probs, doc.Decode(cfg)...)
 	cfg.setDefaults()
 	probs = append(probs, cfg.check(reg)...)
@@ -152,6 +224,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
+	}
+	if c.Metrics.MaxModelsPerRoute == 0 {
+		c.Metrics.MaxModelsPerRoute = metrics.DefaultMaxModelsPerRoute
 	}
 	if c.MockLLM != nil && c.MockLLM.Listen == "" {
 		c.MockLLM.Listen = DefaultMockLLMListen
@@ -210,6 +285,23 @@ func (c *Config) check(reg *Registry) yamlconf.Problems {
 	if c.ShutdownTimeout < 0 {
 		add("shutdown_timeout", "must not be negative")
 	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"header_timeout", c.Client.HeaderTimeout}, {"body_timeout", c.Client.BodyTimeout},
+		{"send_timeout", c.Client.SendTimeout}, {"idle_timeout", c.Client.IdleTimeout},
+	} {
+		if f.d <= 0 {
+			add("client."+f.name, "must be positive, got %s", f.d)
+		}
+	}
+	if c.Client.MaxBodyBytes <= 0 {
+		add("client.max_body_bytes", "must be positive, got %d", c.Client.MaxBodyBytes)
+	}
+	if c.Metrics.MaxModelsPerRoute < 0 {
+		add("metrics.max_models_per_route", "must be at least 1")
+	}
 	users, keys := map[string]int{}, map[string]int{}
 	for i, cons := range c.Consumers {
 		p := fmt.Sprintf("consumers[%d]", i)
@@ -233,6 +325,9 @@ func (c *Config) check(reg *Registry) yamlconf.Problems {
 			if msg := checkURI(r.URI); msg != "" {
 				add(p+".uri", "%s", msg)
 			}
+		}
+		if r.MaxBodyBytes < 0 {
+			add(p+".max_body_bytes", "must not be negative, got %d (0 keeps client.max_body_bytes)", r.MaxBodyBytes)
 		}
 		for j, m := range r.Methods {
 			if !methodOK[m] {

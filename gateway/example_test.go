@@ -108,3 +108,17 @@ routes:
 	// gw.yaml:5:10: routes[0].uri: must start with "/"
 	// gw.yaml:6:58: routes[0].upstream.timeout: must be a duration like 30s, got 5
 }
+
+// The client: block's fields left out keep their defaults.
+func ExampleClientConfig() {
+	cfg, err := gateway.LoadConfig("gw.yaml", []byte(`
+client: { send_timeout: 5m, max_body_bytes: 1048576 }
+routes:
+  - { id: api, uri: /api/*, upstream: { nodes: { "127.0.0.1:8081": 1 } } }
+`), nil, nil)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%+v\n", cfg.Client)
+	// Output: {HeaderTimeout:10s BodyTimeout:1m0s SendTimeout:5m0s IdleTimeout:2m0s MaxBodyBytes:1048576}
+}

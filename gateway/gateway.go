@@ -9,11 +9,11 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/phasegate/phasegate/internal/canonpath"
 	"github.com/phasegate/phasegate/internal/proxy"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
@@ -95,6 +95,7 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.state.Store(st)
+	m.SetMaxModelsPerRoute(cfg.Metrics.MaxModelsPerRoute)
 	return g, nil
 }
 
@@ -119,26 +120,45 @@ func (g *Gateway) Reload(cfg *Config) error {
 		return err
 	}
 	old := g.state.Swap(st)
+	g.deps.metrics.SetMaxModelsPerRoute(cfg.Metrics.MaxModelsPerRoute)
 	if old.cfg.Listen != cfg.Listen || old.cfg.Admin.Listen != cfg.Admin.Listen {
 		g.deps.log.Warn().Msg("reload: listen addresses do not change until a restart")
+	}
+	if old.client.HeaderTimeout != st.client.HeaderTimeout || old.client.IdleTimeout != st.client.IdleTimeout {
+		g.deps.log.Warn().Msg("reload: client.header_timeout and client.idle_timeout do not change until a restart")
 	}
 	return nil
 }
 
-// ServeHTTP routes r and runs it through its route's chain.
+// ServeHTTP routes r and runs it through its route's chain, with the
+// client's body and send timeouts on its connection.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := g.state.Load()
 	chain := st.notFound
-	if rt, _ := st.router.match(r.Method, r.Host, r.URL.Path); rt != nil {
-		chain = rt.chain
+	// A path that cannot be made canonical, or that no route takes, goes to
+	// notFound, which answers 400, 404 or 405.
+	if p, err := canonpath.FromURL(r.URL); err == nil {
+		rt, _ := st.router.match(r.Method, r.Host, p.Route)
+		switch {
+		case rt != nil && p.EncodedSlash && !rt.allowEncodedSlashes:
+			chain = rt.badPath
+		default:
+			if rt != nil {
+				chain = rt.chain
+			}
+			// The router and the upstream see the same path.
+			r.URL.Path, r.URL.RawPath = p.Path, p.RawPath
+		}
 	}
 	sink := phases.NewHTTPSink(w)
+	sink.SetTimeouts(st.timeouts)
 	chain.Serve(r.Context(), r, sink)
 	if sink.Aborted() {
 		// The lifecycle has finished; break the connection so the client
 		// cannot take a cut-short response for a complete one.
 		panic(http.ErrAbortHandler)
 	}
+	sink.ExtendSend() // bounds net/http's flush of what is still buffered
 }
 
 // Metrics returns the gateway's metric set.
@@ -179,13 +199,26 @@ func (g *Gateway) Start() error {
 		return fail(fmt.Errorf("admin listen: %w", err))
 	}
 	g.dataAddr, g.adminAdr = dl.Addr(), al.Addr()
+	client := g.state.Load().client
+	// The body and send timeouts are set per request (ServeHTTP): net/http's
+	// ReadTimeout and WriteTimeout would bound whole bodies and streams.
 	g.data = &http.Server{
 		Handler:           g,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: client.HeaderTimeout,
+		IdleTimeout:       client.IdleTimeout,
 		ErrorLog:          stdLogger(g.deps.log),
 	}
-	g.admin = &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	// The admin listener serves small GETs: its whole request must arrive
+	// within the header timeout, its whole response go out within the send
+	// timeout.
+	g.admin = &http.Server{
+		Handler:           g.AdminHandler(),
+		ReadHeaderTimeout: client.HeaderTimeout,
+		ReadTimeout:       client.HeaderTimeout,
+		WriteTimeout:      client.SendTimeout,
+		IdleTimeout:       client.IdleTimeout,
+		ErrorLog:          stdLogger(g.deps.log),
+	}
 	g.serveErr = make(chan error, 2)
 	for _, s := range []struct {
 		srv *http.Server

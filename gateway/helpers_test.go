@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"io"
@@ -92,28 +93,58 @@ func newTestGateway(t *testing.T, yamlText string) *testGateway {
 
 func newTestGatewayWith(t *testing.T, yamlText string, plugins *Registry) *testGateway {
 	t.Helper()
-	cfg, err := LoadConfig("test.yaml", []byte(yamlText), plugins, nil)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	tg := &testGateway{reg: prometheus.NewRegistry(), log: &syncBuffer{}}
-	l := zerolog.New(tg.log)
-	g, err := New(cfg, Options{Registerer: tg.reg, Logger: &l, Plugins: plugins})
-	if err != nil {
-		t.Fatalf("gateway: %v", err)
-	}
-	tg.Gateway = g
-	tg.srv = httptest.NewServer(g)
+	tg := buildTestGateway(t, yamlText, plugins)
+	tg.srv = httptest.NewServer(tg.Gateway)
 	t.Cleanup(func() {
 		tg.srv.Close()
-		if tr, ok := g.opts.Transport.(*http.Transport); ok {
+		if tr, ok := tg.opts.Transport.(*http.Transport); ok {
 			tr.CloseIdleConnections()
 		}
 	})
 	return tg
 }
 
-func (tg *testGateway) url(path string) string { return tg.srv.URL + path }
+// buildTestGateway builds a Gateway for yamlText with its own registry and
+// a captured log, without serving it.
+func buildTestGateway(t *testing.T, yamlText string, plugins *Registry) *testGateway {
+	t.Helper()
+	cfg, err := LoadConfig("test.yaml", []byte(yamlText), plugins, nil)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	tg := &testGateway{reg: prometheus.NewRegistry(), log: &syncBuffer{}}
+	l := zerolog.New(tg.log)
+	tg.Gateway, err = New(cfg, Options{Registerer: tg.reg, Logger: &l, Plugins: plugins})
+	if err != nil {
+		t.Fatalf("gateway: %v", err)
+	}
+	return tg
+}
+
+// startTestGateway is a Gateway serving yamlText on its own listeners
+// (Start), so that the client: block's server-level bounds apply. The
+// config must listen on port 0.
+func startTestGateway(t *testing.T, yamlText string) *testGateway {
+	t.Helper()
+	tg := buildTestGateway(t, yamlText, nil)
+	g := tg.Gateway
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = g.Shutdown(ctx)
+	})
+	return tg
+}
+
+func (tg *testGateway) url(path string) string {
+	if tg.srv == nil {
+		return "http://" + tg.Addr().String() + path
+	}
+	return tg.srv.URL + path
+}
 
 // waitGauge polls until every sample of the named gauge is 0, and fails
 // with the exposition otherwise.

@@ -89,6 +89,9 @@ func (o *observer) finished(ctx context.Context, s *phases.Summary) {
 	}
 }
 
+// maxLogModelBytes bounds the access log's model, which a client may choose.
+const maxLogModelBytes = 256
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // writeAccessLog writes CONTRACT §6's line. Only fields named here are
@@ -108,7 +111,7 @@ func (o *observer) writeAccessLog(s *phases.Summary) {
 		Float64("duration_ms", ms(s.Duration)).
 		Float64("upstream_ms", ms(s.UpstreamDuration)).
 		Float64("ttft_ms", ms(llm.TTFT)).
-		Str("model", llm.Model).
+		Str("model", metrics.Cut(llm.Model, maxLogModelBytes)).
 		Str("instance", llm.Instance).
 		Int("prompt_tokens", llm.PromptTokens).
 		Int("completion_tokens", llm.CompletionTokens).

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/phasegate/phasegate/internal/canonpath"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -19,6 +20,13 @@ type route struct {
 	hosts   []string // lower case; "*.x" wildcards
 	order   int
 	chain   *phases.Chain
+
+	// allowEncodedSlashes keeps %2F and %5C in paths as data; without it
+	// such a path is answered 400 by badPath.
+	allowEncodedSlashes bool
+	// badPath is the chain that answers a path the route refuses, so the
+	// 400 is counted and logged under the route.
+	badPath *phases.Chain
 }
 
 // router finds the route of a request. Precedence, highest first:
@@ -124,23 +132,55 @@ func contains(ss []string, s string) bool {
 }
 
 // notFound is the access hook of the chain that serves requests no route
-// matches: it answers 404, or 405 with Allow. Running it as a chain keeps
-// unmatched requests on the lifecycle (metrics with route="", access log).
+// takes: it answers 400 for a path that has no canonical form or holds an
+// encoded slash (no route allowed it), else 404, or 405 with Allow. Running
+// it as a chain keeps these requests on the lifecycle (metrics with
+// route="", access log).
 type notFound struct{ router *router }
 
-func (notFound) Name() string  { return "router" }
+func (notFound) Name() string  { return routerPlugin }
 func (notFound) Priority() int { return -1 << 30 }
 
 func (n notFound) Access(ctx context.Context, r *phases.Request) phases.Exit {
-	_, allowed := n.router.match(r.Method(), r.Host(), r.URL().Path)
+	p, err := canonpath.FromURL(r.URL())
+	if err != nil || p.EncodedSlash {
+		return pathError(err)
+	}
+	_, allowed := n.router.match(r.Method(), r.Host(), p.Route)
 	if len(allowed) == 0 {
-		return phases.Error(http.StatusNotFound, "invalid_request_error", "no route matches "+r.URL().Path)
+		return phases.Error(http.StatusNotFound, "invalid_request_error", "no route matches "+p.Path)
 	}
 	allow := strings.Join(allowed, ", ")
 	return phases.Reply(http.StatusMethodNotAllowed,
 		http.Header{"Content-Type": {"application/json"}, "Allow": {allow}},
 		phases.ErrorBody(http.StatusMethodNotAllowed, "invalid_request_error", "method "+r.Method()+" is not allowed here; allowed: "+allow))
 }
+
+// routerPlugin names the router's exits in metrics and the access log.
+const routerPlugin = "router"
+
+// msgEncodedSlash is the 400 of a path with an encoded slash or backslash
+// on a route without allow_encoded_slashes.
+const msgEncodedSlash = `the path holds an encoded slash or backslash (%2F, %5C) or a backslash, which this route does not allow`
+
+// pathError is the 400 of a refused path: err from canonpath, or nil for an
+// encoded slash.
+func pathError(err error) phases.Exit {
+	msg := msgEncodedSlash
+	if err != nil {
+		msg = err.Error()
+	}
+	return phases.Error(http.StatusBadRequest, "invalid_request_error", msg)
+}
+
+// badPath is the access hook of a route's badPath chain: the route matched,
+// but the path holds an encoded slash the route does not allow.
+type badPath struct{}
+
+func (badPath) Name() string  { return routerPlugin }
+func (badPath) Priority() int { return -1 << 30 }
+
+func (badPath) Access(context.Context, *phases.Request) phases.Exit { return pathError(nil) }
 
 // unreachable is the upstream of the notFound chain; its access hook always
 // exits first.

@@ -19,3 +19,19 @@ func ExampleNew() {
 	fmt.Println(testutil.ToFloat64(set.HTTPRequests.WithLabelValues("chat", "200")))
 	// Output: 1
 }
+
+func ExampleSet_ModelLabel() {
+	set, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		panic(err)
+	}
+	set.SetMaxModelsPerRoute(2) // metrics.max_models_per_route
+	for _, model := range []string{"gpt-4o", "gpt-4o-mini", "made-up-1", "gpt-4o"} {
+		fmt.Println(set.ModelLabel("chat", model))
+	}
+	// Output:
+	// gpt-4o
+	// gpt-4o-mini
+	// other
+	// gpt-4o
+}

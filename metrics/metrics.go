@@ -5,6 +5,8 @@ package metrics
 
 import (
 	"errors"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -32,15 +34,59 @@ const MaxModelLabelBytes = 128
 
 // Model cuts a model name to MaxModelLabelBytes without splitting a UTF-8
 // sequence.
-func Model(m string) string {
-	if len(m) <= MaxModelLabelBytes {
-		return m
+func Model(m string) string { return Cut(m, MaxModelLabelBytes) }
+
+// Cut returns s cut to at most n bytes without splitting a UTF-8 sequence:
+// how client-supplied text is bounded in labels and log fields.
+func Cut(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	cut := MaxModelLabelBytes
-	for cut > 0 && m[cut]&0xC0 == 0x80 { // continuation byte
+	cut := n
+	for cut > 0 && s[cut]&0xC0 == 0x80 { // continuation byte
 		cut--
 	}
-	return m[:cut]
+	return s[:cut]
+}
+
+// DefaultMaxModelsPerRoute is how many distinct model label values a route
+// may have unless SetMaxModelsPerRoute says otherwise.
+const DefaultMaxModelsPerRoute = 100
+
+// ModelOther is the model label of every model beyond a route's limit.
+const ModelOther = "other"
+
+// models bounds the model label's values per route: a client that names a
+// new model on every request must not grow /metrics and the heap.
+type models struct {
+	max    atomic.Int64
+	mu     sync.RWMutex
+	routes map[string]map[string]struct{} // the labels admitted, by route
+}
+
+func (m *models) label(route, model string) string {
+	model = Model(model)
+	m.mu.RLock()
+	_, ok := m.routes[route][model]
+	m.mu.RUnlock()
+	if ok {
+		return model
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := m.routes[route]
+	if _, ok := seen[model]; ok {
+		return model
+	}
+	if int64(len(seen)) >= m.max.Load() {
+		return ModelOther
+	}
+	if seen == nil {
+		seen = map[string]struct{}{}
+		m.routes[route] = seen
+	}
+	seen[model] = struct{}{}
+	return model
 }
 
 // Set is every metric of the contract.
@@ -57,6 +103,8 @@ type Set struct {
 
 	LifecycleExits  *prometheus.CounterVec
 	LifecycleAborts *prometheus.CounterVec
+
+	models models
 }
 
 // Names of the gauges, also used as binding names in traces.
@@ -115,6 +163,8 @@ func New(reg prometheus.Registerer) (*Set, error) {
 			Help: "Requests aborted because the client went away, by the phase it left in.",
 		}, []string{LabelRoute, LabelPhase, LabelCause}),
 	}
+	s.models.routes = map[string]map[string]struct{}{}
+	s.models.max.Store(DefaultMaxModelsPerRoute)
 	var errs []error
 	for _, c := range s.collectors() {
 		if err := reg.Register(c); err != nil {
@@ -137,3 +187,14 @@ func (s *Set) collectors() []prometheus.Collector {
 func (s *Set) InitRoute(route string) {
 	s.HTTPActive.WithLabelValues(route)
 }
+
+// ModelLabel is the model label of the LLM metrics for model on route: the
+// model cut to MaxModelLabelBytes while the route has fewer distinct model
+// labels than its limit (or already has this one), else ModelOther. Labels
+// once admitted stay admitted: their series exist for the set's lifetime.
+func (s *Set) ModelLabel(route, model string) string { return s.models.label(route, model) }
+
+// SetMaxModelsPerRoute sets how many distinct model labels a route may have
+// before later models are recorded as ModelOther (n < 1 means 1). Lowering
+// it keeps the labels already admitted.
+func (s *Set) SetMaxModelsPerRoute(n int) { s.models.max.Store(int64(max(n, 1))) }

@@ -281,3 +281,43 @@ func TestWhatTheClientGets(t *testing.T) {
 		t.Errorf("an empty exit from a body filter: %d with %d writes", s.status, s.writes)
 	}
 }
+
+// oddStatus is an Upstream plugin answering a status no final response may
+// have; it records whether its body was closed.
+type oddStatus struct {
+	status int
+	closed *bool
+}
+
+func (oddStatus) Name() string { return "odd" }
+func (o oddStatus) Upstream(context.Context, *phases.Request) (*phases.Response, error) {
+	return &phases.Response{Status: o.status, Body: closeRecorder{phases.BytesBody([]byte("x")), o.closed}}, nil
+}
+
+type closeRecorder struct {
+	phases.Body
+	closed *bool
+}
+
+func (c closeRecorder) Close() error { *c.closed = true; return c.Body.Close() }
+
+// Whatever Upstream plugin answers a status outside 200–999, the client
+// gets a 502 (net/http's server would panic on it), the body is closed and
+// the cause is upstream_error.
+func TestUpstreamStatusOutOfRangeIs502(t *testing.T) {
+	for _, status := range []int{0, 99, 101, 199, 1000, -1} {
+		closed := false
+		var sum phases.Summary
+		c, err := phases.NewChain(phases.Options{Hooks: phases.Hooks{
+			Finished: func(_ context.Context, s *phases.Summary) { sum = *s },
+		}}, oddStatus{status, &closed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		c.Serve(context.Background(), httptest.NewRequest("GET", "/", nil), phases.NewHTTPSink(rec))
+		if rec.Code != http.StatusBadGateway || sum.Cause != phases.CauseUpstreamError || sum.ExitPlugin != "odd" || !closed {
+			t.Errorf("status %d: client got %d, cause %q, exit plugin %q, body closed %v", status, rec.Code, sum.Cause, sum.ExitPlugin, closed)
+		}
+	}
+}

@@ -1,10 +1,13 @@
 package phases_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"time"
 
 	"github.com/phasegate/phasegate/phases"
 )
@@ -98,4 +101,46 @@ func ExampleKey() {
 	name, ok := consumer.Get(&v)
 	fmt.Println(name, ok)
 	// Output: alice true
+}
+
+// reader is an access hook that reads the body, as validating plugins do,
+// and answers any failure to read it with 400.
+type reader struct{}
+
+func (reader) Name() string { return "reader" }
+func (reader) Access(ctx context.Context, r *phases.Request) phases.Exit {
+	if _, err := r.Body(); err != nil {
+		return phases.Error(http.StatusBadRequest, "invalid_request_error", "unreadable body")
+	}
+	return phases.Exit{}
+}
+
+// A handler bounds its client's I/O with SetTimeouts: a client that sends
+// part of its body and stalls gets a 408 once the body timeout passes,
+// whatever the hook that read the body answered.
+func ExampleHTTPSink_SetTimeouts() {
+	chain, _ := phases.NewChain(phases.Options{}, reader{}, hello{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sink := phases.NewHTTPSink(w)
+		sink.SetTimeouts(phases.ClientTimeouts{Body: 50 * time.Millisecond, Send: time.Second})
+		chain.Serve(r.Context(), r, sink)
+		if sink.Aborted() {
+			panic(http.ErrAbortHandler)
+		}
+		sink.ExtendSend() // bounds the final flush too
+	}))
+	defer srv.Close()
+
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{") // then nothing
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(resp.StatusCode, "closes the connection:", resp.Close)
+	// Output: 408 closes the connection: true
 }

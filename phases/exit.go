@@ -23,6 +23,10 @@ const (
 	CauseTimeout Cause = "timeout"
 	// CauseClientClosed: the client went away (context cancelled or a write failed).
 	CauseClientClosed Cause = "client_closed"
+	// CauseClientTimeout: the client broke a time bound (too slow sending
+	// its body or reading the response): 408 if nothing was sent, else the
+	// connection is closed.
+	CauseClientTimeout Cause = "client_timeout"
 	// CausePanic: a hook panicked; the panic was recovered (500, or a stream abort).
 	CausePanic Cause = "panic"
 )

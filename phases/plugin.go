@@ -67,6 +67,15 @@ type LogHook interface {
 	Log(ctx context.Context, s *Summary)
 }
 
+// BodyLimiter is implemented by plugins that set their route's request
+// body limit, such as ai-proxy's max_request_body_bytes. A positive limit
+// replaces Options.MaxRequestBodyBytes, raising or lowering it; when
+// several plugins set one, the smallest holds. Zero leaves the chain's.
+type BodyLimiter interface {
+	Plugin
+	MaxRequestBodyBytes() int64
+}
+
 // Priority returns p's priority: its Priority method's, or 0.
 func Priority(p Plugin) int {
 	if pr, ok := p.(Prioritized); ok {
@@ -86,13 +95,16 @@ type Chain struct {
 	log      []LogHook
 	hooks    Hooks
 	opts     Options
+	maxBody  int64 // the request body limit: a BodyLimiter's, or opts'
 }
 
 // Options tune a Chain. The zero value is usable.
 type Options struct {
 	// Route is the id of the route the chain serves, for logs and metrics.
 	Route string
-	// MaxRequestBodyBytes bounds Request.Body. Default 8 MiB.
+	// MaxRequestBodyBytes bounds the request body (Request.Body and
+	// Request.BodyReader) unless a BodyLimiter plugin sets the limit.
+	// Default 8 MiB.
 	MaxRequestBodyBytes int64
 	// Hooks are the framework's own observation points (metrics, access
 	// log, tracing). Nil fields are no-ops.
@@ -148,6 +160,14 @@ func NewChain(opts Options, plugins ...Plugin) (*Chain, error) {
 		if h, ok := p.(LogHook); ok {
 			c.log = append(c.log, h)
 		}
+		if l, ok := p.(BodyLimiter); ok {
+			if n := l.MaxRequestBodyBytes(); n > 0 && (c.maxBody == 0 || n < c.maxBody) {
+				c.maxBody = n
+			}
+		}
+	}
+	if c.maxBody == 0 {
+		c.maxBody = c.opts.MaxRequestBodyBytes
 	}
 	if c.upstream == nil && len(errs) == 0 {
 		errs = append(errs, errors.New("phases: no plugin provides the upstream"))

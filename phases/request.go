@@ -3,7 +3,6 @@ package phases
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -12,8 +11,9 @@ import (
 	"github.com/phasegate/phasegate/fsm"
 )
 
-// ErrBodyTooLarge is returned by Request.Body when the body exceeds the
-// chain's MaxRequestBodyBytes.
+// ErrBodyTooLarge is returned by Request.Body, and by reads of
+// Request.BodyReader's client body, when the body exceeds the route's limit
+// (Request.MaxBodyBytes).
 var ErrBodyTooLarge = errors.New("request body too large")
 
 // Request is the request-side view given to access hooks and the upstream:
@@ -52,36 +52,38 @@ func (r *Request) TLS() bool { return r.hr.TLS != nil }
 func (r *Request) Route() string { return r.route }
 
 // Body reads the whole request body (once; later calls return the same
-// bytes) up to the chain's MaxRequestBodyBytes, beyond which it returns
-// ErrBodyTooLarge. A body set with SetBody is returned as is.
+// bytes) up to MaxBodyBytes, beyond which it returns ErrBodyTooLarge. A
+// body set with SetBody is returned as is. Memory grows with the bytes
+// received, not with the declared Content-Length. A read that breaks the
+// client's body timeout fails, and the runner then ends the request with
+// CauseClientTimeout whatever the hook returns.
 func (r *Request) Body() ([]byte, error) {
 	if r.bodyRead {
 		return r.body, r.bodyErr
 	}
 	r.bodyRead = true
-	if r.hr.Body == nil || r.hr.Body == http.NoBody {
+	if !hasBody(r.hr) {
 		return nil, nil
 	}
-	limit := r.x.c.opts.MaxRequestBodyBytes
-	if r.hr.ContentLength > limit {
+	if r.hr.ContentLength > r.MaxBodyBytes() {
 		r.bodyErr = ErrBodyTooLarge
 		return nil, r.bodyErr
 	}
-	var buf bytes.Buffer
-	if r.hr.ContentLength > 0 {
-		buf.Grow(int(r.hr.ContentLength))
-	}
-	n, err := buf.ReadFrom(io.LimitReader(r.hr.Body, limit+1))
+	body, err := readAll(r.x.clientBody(), r.hr.ContentLength)
 	switch {
-	case err != nil:
-		r.bodyErr = fmt.Errorf("reading request body: %w", err)
-	case n > limit:
+	case errors.Is(err, ErrBodyTooLarge):
 		r.bodyErr = ErrBodyTooLarge
+	case err != nil:
+		r.bodyErr = err
 	default:
-		r.body = buf.Bytes()
+		r.body = body
 	}
 	return r.body, r.bodyErr
 }
+
+// MaxBodyBytes is the route's request body limit: Options.MaxRequestBodyBytes,
+// or the limit a BodyLimiter plugin sets.
+func (r *Request) MaxBodyBytes() int64 { return r.x.c.maxBody }
 
 // SetBody replaces the request body the upstream will see.
 func (r *Request) SetBody(b []byte) {
@@ -89,15 +91,20 @@ func (r *Request) SetBody(b []byte) {
 }
 
 // BodyReader returns the body for streaming to an upstream: the bytes read
-// or set so far, else the client's body itself, unread.
+// or set so far, else the client's body itself, unread. Reading the
+// client's body is bounded like Body: a read past MaxBodyBytes fails with
+// ErrBodyTooLarge (the runner then answers 413 if nothing was sent) and a
+// read that breaks the body timeout ends the request as CauseClientTimeout.
+// The upstream should still refuse a declared ContentLength over
+// MaxBodyBytes before it calls anyone.
 func (r *Request) BodyReader() io.Reader {
 	if r.bodyRead {
 		return bytes.NewReader(r.body)
 	}
-	if r.hr.Body == nil {
+	if !hasBody(r.hr) {
 		return http.NoBody
 	}
-	return r.hr.Body
+	return r.x.clientBody()
 }
 
 // ContentLength is the length of what BodyReader yields, or -1 if unknown.
@@ -105,7 +112,7 @@ func (r *Request) ContentLength() int64 {
 	if r.bodyRead {
 		return int64(len(r.body))
 	}
-	if r.hr.Body == nil || r.hr.Body == http.NoBody {
+	if !hasBody(r.hr) {
 		return 0
 	}
 	return r.hr.ContentLength
@@ -136,7 +143,8 @@ type RequestInfo struct{ r *Request }
 // Method is the request method.
 func (i RequestInfo) Method() string { return i.r.hr.Method }
 
-// Path is the request path as the client sent it (before rewrites).
+// Path is the request path as it entered the chain, before any hook
+// rewrote it: the gateway hands chains the canonical path it routed on.
 func (i RequestInfo) Path() string { return i.r.x.origPath }
 
 // Header returns the first value of the request header key.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/phasegate/phasegate/fsm"
+	"github.com/phasegate/phasegate/internal/httpx"
 )
 
 // StatusClientClosed is the status recorded (never sent) for a request whose
@@ -44,6 +45,11 @@ type exchange struct {
 
 	decor    http.Header
 	origPath string
+
+	// The client's side: its body, once read or handed out, and whether a
+	// write to it passed its deadline.
+	cb           *clientBody
+	sendTimedOut bool
 
 	headersSent bool
 	ended       bool // the response is over: aborted, or answered by the safety net
@@ -87,6 +93,9 @@ func (c *Chain) Serve(ctx context.Context, hr *http.Request, sink Sink) {
 	x.m = fsm.New(x)
 	x.m.Recovered = x.onMachinePanic
 	x.m.SetLedger(c.hooks.Ledger(&x.req))
+	if bc, ok := sink.(bodyClock); ok && bc.bodyBounded() && hasBody(hr) {
+		x.clientBody().start()
+	}
 	defer x.finish()
 	x.run()
 }
@@ -132,32 +141,49 @@ func (x *exchange) fire(ev fsm.Event) bool {
 	return true
 }
 
-// gone reports whether the client has left, and sets the abort cause.
-func (x *exchange) gone() bool { return x.ctx.Err() != nil }
+// gone reports whether the client has left or broken a time bound.
+func (x *exchange) gone() bool { return x.ctx.Err() != nil || x.clientTimedOut() }
 
 func (x *exchange) goneCause() Cause {
-	if errors.Is(x.ctx.Err(), context.DeadlineExceeded) {
+	switch {
+	case x.clientTimedOut():
+		// net/http cancels the context of a request whose connection
+		// timed out, too: the timeout is the cause.
+		return CauseClientTimeout
+	case errors.Is(x.ctx.Err(), context.DeadlineExceeded):
 		return CauseTimeout
 	}
 	return CauseClientClosed
 }
 
-// abort ends a request whose client is gone (or that cannot go on).
+// abort ends a request whose client is gone (or that cannot go on). A
+// client that timed out before anything was sent gets a 408 and its
+// connection closed: the rest of its request may still be on the wire.
 func (x *exchange) abort(cause Cause, err error) {
 	x.cause = cause
 	if x.err == nil {
 		x.err = err
 	}
 	x.releaseUpstream()
-	if x.headersSent {
+	switch {
+	case x.headersSent:
 		x.abortSink()
-	} else if cause == CauseClientClosed {
+	case cause == CauseClientClosed:
 		x.status = StatusClientClosed
+	case cause == CauseClientTimeout:
+		x.writeError(http.StatusRequestTimeout, CauseClientTimeout, "the request did not arrive in time", true)
+		x.status = http.StatusRequestTimeout // even if the client could not get it
 	}
 	x.fire(fsm.EventAbort)
 }
 
-func (x *exchange) abortGone() { x.abort(x.goneCause(), context.Cause(x.ctx)) }
+func (x *exchange) abortGone() {
+	err := context.Cause(x.ctx)
+	if x.clientTimedOut() {
+		err = errClientTimeout
+	}
+	x.abort(x.goneCause(), err)
+}
 
 func (x *exchange) access() {
 	for _, h := range x.c.access {
@@ -165,7 +191,14 @@ func (x *exchange) access() {
 			x.abortGone()
 			return
 		}
-		if ex := x.callAccess(h); ex.Exited() {
+		ex := x.callAccess(h)
+		if x.clientTimedOut() {
+			// Whatever the hook made of its failed body read (a 400),
+			// the client broke a time bound.
+			x.abortGone()
+			return
+		}
+		if ex.Exited() {
 			x.exitTo(ex, fsm.StateAccess, h.Name())
 			return
 		}
@@ -195,6 +228,11 @@ func (x *exchange) upstream() {
 	x.resp, x.respIsExit = resp, false
 	if resp.Body != nil {
 		x.upBody = x.m.Scope().Acquire(fsm.Resource{Name: UpstreamBody}, x.closeUpstreamBody)
+	}
+	if !httpx.FinalStatus(resp.Status) {
+		// net/http's server would panic on it; no client may get it.
+		x.upstreamFailed(fmt.Errorf("upstream %s: status %d is not a final HTTP status", u.Name(), resp.Status), fsm.StateUpstream, u.Name())
+		return
 	}
 	if x.gone() {
 		x.abortGone()
@@ -227,10 +265,19 @@ func (x *exchange) markUpstreamEnd() {
 }
 
 // upstreamFailed turns an upstream error into an exit or, when the client
-// has gone, an abort.
+// has gone, an abort. A failure caused by the client's body (too slow: the
+// abort; too large: 413) is the client's, not the upstream's.
 func (x *exchange) upstreamFailed(err error, phase fsm.State, plugin string) {
+	if x.clientTimedOut() {
+		x.abort(CauseClientTimeout, err)
+		return
+	}
 	if ex, ok := AsExit(err); ok {
 		x.exitTo(ex, phase, plugin)
+		return
+	}
+	if x.cb != nil && x.cb.tooLarge.Load() {
+		x.exitTo(Error(http.StatusRequestEntityTooLarge, "invalid_request_error", ErrBodyTooLarge.Error()), phase, plugin)
 		return
 	}
 	if x.gone() {
@@ -317,7 +364,7 @@ func (x *exchange) bodyFilter() {
 		}
 		if len(x.chunk.Data) > 0 || eos {
 			if err := x.sendHeaders(); err != nil {
-				x.abort(CauseClientClosed, err)
+				x.abort(x.writeFailed(err), err)
 				return
 			}
 		}
@@ -327,7 +374,7 @@ func (x *exchange) bodyFilter() {
 				err = x.sink.Flush()
 			}
 			if err != nil {
-				x.abort(CauseClientClosed, err)
+				x.abort(x.writeFailed(err), err)
 				return
 			}
 			x.bytesSent += int64(len(x.chunk.Data))
@@ -392,7 +439,7 @@ func (x *exchange) writeWhole() {
 		}
 	}
 	if err != nil {
-		x.cause, x.err = CauseClientClosed, err
+		x.cause, x.err = x.writeFailed(err), err
 		if !x.headersSent {
 			x.status = StatusClientClosed
 		}
@@ -410,7 +457,7 @@ func (x *exchange) endStream(ex Exit) {
 	}
 	frame := FinalFrame(ex.Body())
 	if err := x.sink.Write(frame); err != nil {
-		x.cause, x.err = CauseClientClosed, err
+		x.cause, x.err = x.writeFailed(err), err
 		return
 	}
 	x.bytesSent += int64(len(frame))
@@ -562,6 +609,9 @@ func (x *exchange) finish() {
 	}
 	x.m.ForceDone() // a no-op unless the machine is stuck
 	x.m.Release()
+	if x.cb != nil {
+		x.cb.end(false) // a late read by the transport must not touch the connection
+	}
 	x.recycle()
 }
 
@@ -602,33 +652,55 @@ func (x *exchange) wedged(st fsm.State) {
 
 // failInternally answers a request the framework cannot finish: a 500 when
 // nothing was sent yet, else an aborted response. The sink may be what
-// failed: a panic of its is recovered and reported here.
+// failed: a panic of its is recovered and reported.
 func (x *exchange) failInternally() {
-	defer func() {
-		if v := recover(); v != nil {
-			x.c.hooks.Recovered(&x.req, x.m.State(), "", v)
-		}
-	}()
-	if x.headersSent {
-		x.abortSink()
+	if !x.headersSent {
+		x.writeError(http.StatusInternalServerError, CausePanic, "internal error", false)
 		return
 	}
-	h := http.Header{"Content-Type": {"application/json"}}
-	for k, vs := range x.decor {
-		h[k] = vs
-	}
-	if x.sink.WriteHeader(http.StatusInternalServerError, h) == nil {
-		x.headersSent, x.status = true, http.StatusInternalServerError
-		x.ended = x.sink.Write(ErrorBody(http.StatusInternalServerError, string(CausePanic), "internal error")) == nil
-	}
+	defer x.recoverSink()
+	x.abortSink()
 }
 
 // abortSink ends the response abnormally, unless it is over already: a
-// Sink is aborted at most once, and never after the safety net's answer.
+// Sink is aborted at most once, and never after a whole answer of the
+// framework's own.
 func (x *exchange) abortSink() {
 	if !x.ended {
 		x.ended = true
 		x.sink.Abort()
+	}
+}
+
+// recoverSink, deferred, recovers and reports a panic of the sink while the
+// framework answers on its own.
+func (x *exchange) recoverSink() {
+	if v := recover(); v != nil {
+		x.c.hooks.Recovered(&x.req, x.m.State(), "", v)
+	}
+}
+
+// writeError sends one of the framework's own JSON errors, with the
+// request's decorations, when nothing was sent yet; once written whole, the
+// response is over. A panic of the sink is recovered and reported: the
+// request is ending anyway.
+func (x *exchange) writeError(status int, cause Cause, msg string, closeConn bool) {
+	defer x.recoverSink()
+	h := http.Header{"Content-Type": {"application/json"}}
+	if closeConn {
+		h["Connection"] = []string{"close"}
+	}
+	for k, vs := range x.decor {
+		h[k] = vs
+	}
+	if x.sink.WriteHeader(status, h) != nil {
+		return
+	}
+	x.headersSent, x.status = true, status
+	body := ErrorBody(status, string(cause), msg)
+	if x.sink.Write(body) == nil {
+		x.bytesSent += int64(len(body))
+		x.ended = true
 	}
 }
 

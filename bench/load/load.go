@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -12,16 +11,18 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/phasegate/phasegate/bench/harness"
 )
 
 // target is one server under test, reached at base.
 type target struct {
-	Name  string // column heading: "direct", "bare proxy", ...
-	Key   string // short id for files: "direct", "bare", "pg-plain", "pg-ai"
-	base  string // http://host:port
-	host  string // Host header to send ("" = the address), selecting a route
-	admin string // metrics address for allocation counters; "" = none
-	proc  *proc  // the process serving it, checked for liveness
+	Name  string        // column heading: "direct", "bare proxy", ...
+	Key   string        // short id for files: "direct", "bare", "pg-plain", "pg-ai"
+	base  string        // http://host:port
+	host  string        // Host header to send ("" = the address), selecting a route
+	admin string        // metrics address for allocation counters; "" = none
+	proc  *harness.Proc // the process serving it, checked for liveness
 }
 
 // workload is one kind of request.
@@ -97,40 +98,43 @@ func (w *workload) do(ctx context.Context, c *http.Client, t *target, buf *bytes
 }
 
 var (
-	dataPrefix   = []byte("data: ")
-	doneEvent    = []byte("data: [DONE]")
 	contentField = []byte(`"content":"`)
 	emptyContent = []byte(`"content":""`)
 )
 
-// readStream reads a server-sent event stream to its end and returns the
-// time from start to the first data event carrying non-empty content. The
-// stream must end with "data: [DONE]".
+// hasContent reports whether an event's data carries non-empty content:
+// a byte check, cheap enough for the load generator's hot path.
+func hasContent(data []byte) bool {
+	return bytes.Contains(data, contentField) && !bytes.Contains(data, emptyContent)
+}
+
+// readEvents reads a server-sent event stream until it ends, calling
+// content once, when the first event carrying content arrives. It returns
+// whether the stream sent "data: [DONE]" and the error that ended it (nil
+// at a clean end).
+func readEvents(r io.Reader, content func()) (done bool, err error) {
+	seen := false
+	err = harness.EachEvent(r, func(data []byte) {
+		switch {
+		case string(data) == harness.Done:
+			done = true
+		case !seen && hasContent(data):
+			seen = true
+			content()
+		}
+	})
+	return done, err
+}
+
+// readStream reads a stream to its end and returns the time from start to
+// the first event carrying non-empty content. The stream must end with
+// "data: [DONE]".
 func readStream(r io.Reader, start time.Time) (time.Duration, error) {
-	br := bufio.NewReaderSize(r, 4096)
 	var ttft time.Duration
-	done := false
-	for {
-		line, err := br.ReadSlice('\n')
-		if bytes.HasPrefix(line, dataPrefix) {
-			switch {
-			case bytes.HasPrefix(line, doneEvent):
-				done = true
-			case ttft == 0 && bytes.Contains(line, contentField) && !bytes.Contains(line, emptyContent):
-				ttft = time.Since(start)
-			}
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return ttft, err
-		}
-	}
+	done, err := readEvents(r, func() { ttft = time.Since(start) })
 	switch {
+	case err != nil:
+		return ttft, err
 	case !done:
 		return ttft, errors.New("stream ended without data: [DONE]")
 	case ttft == 0:

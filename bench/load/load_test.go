@@ -4,7 +4,10 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
+
+	"github.com/phasegate/phasegate/bench/harness"
 )
 
 func ms(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
@@ -84,30 +87,6 @@ func TestFormat(t *testing.T) {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
 		}
-	}
-}
-
-func TestParseMetrics(t *testing.T) {
-	text := `# HELP go_memstats_mallocs_total Total number of heap objects allocated.
-# TYPE go_memstats_mallocs_total counter
-go_memstats_mallocs_total 1.234e+06
-go_goroutines 12
-phasegate_http_active_requests{route="ai"} 3
-phasegate_http_active_requests{route="odd } \"quoted\" route"} 4
-phasegate_llm_active_connections{route="ai",instance="ai-proxy",model="m",request_type="ai_stream"} 2 1700000000000
-`
-	s, err := parseMetrics(strings.NewReader(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := sample{mMallocs: 1234000, mGoroutines: 12, mActiveHTTP: 7, mActiveLLM: 2}
-	for k, v := range want {
-		if s[k] != v {
-			t.Errorf("%s = %v, want %v", k, s[k], v)
-		}
-	}
-	if _, err := parseMetrics(strings.NewReader(`x{a="b" 1`)); err == nil {
-		t.Error("unterminated labels: no error")
 	}
 }
 
@@ -243,14 +222,25 @@ func TestSectionWithoutAI(t *testing.T) {
 }
 
 func TestManyPerStream(t *testing.T) {
-	m := &manyResult{Opened: 100, Idle: sample{mRSS: 10 << 20, mGoroutines: 10}, Open: sample{mRSS: 20 << 20, mGoroutines: 410}}
-	if got := m.perStream(mRSS); got != float64(10<<20)/100 {
+	metrics := func(text string) harness.Metrics {
+		m, err := harness.ParseMetrics(strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := &manyResult{
+		Opened: 100,
+		Idle:   metrics("process_resident_memory_bytes 10485760\ngo_goroutines 10\n"),
+		Open:   metrics("process_resident_memory_bytes 20971520\ngo_goroutines 410\n"),
+	}
+	if got := m.perStream(harness.MetricRSS); got != float64(10<<20)/100 {
 		t.Errorf("RSS per stream = %v", got)
 	}
-	if got := m.perStream(mGoroutines); got != 4 {
+	if got := m.perStream(harness.MetricGoroutines); got != 4 {
 		t.Errorf("goroutines per stream = %v", got)
 	}
-	if (&manyResult{}).perStream(mRSS) != 0 {
+	if (&manyResult{}).perStream(harness.MetricRSS) != 0 {
 		t.Error("no streams: per stream is not 0")
 	}
 }
@@ -258,16 +248,30 @@ func TestManyPerStream(t *testing.T) {
 func TestReadStream(t *testing.T) {
 	start := time.Now()
 	ok := "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n" +
-		"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n" +
+		": keep-alive\n\n" +
+		"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\r\n\r\n" +
 		"data: [DONE]\n\n"
 	if ttft, err := readStream(strings.NewReader(ok), start); err != nil || ttft <= 0 {
 		t.Errorf("readStream = %v, %v", ttft, err)
 	}
-	if _, err := readStream(strings.NewReader("data: {\"content\":\"Hi\"}\n\n"), start); err == nil {
-		t.Error("no [DONE]: no error")
+	// Split anywhere, it reads the same.
+	if ttft, err := readStream(iotest.OneByteReader(strings.NewReader(ok)), start); err != nil || ttft <= 0 {
+		t.Errorf("readStream, one byte at a time = %v, %v", ttft, err)
 	}
-	if _, err := readStream(strings.NewReader("data: {\"content\":\"\"}\n\ndata: [DONE]\n\n"), start); err == nil {
-		t.Error("no content: no error")
+	for name, bad := range map[string]string{
+		"no [DONE]":     "data: {\"content\":\"Hi\"}\n\n",
+		"no content":    "data: {\"content\":\"\"}\n\ndata: [DONE]\n\n",
+		"cut mid-event": "data: {\"content\":\"Hi\"}\n\ndata: [DO",
+	} {
+		if _, err := readStream(strings.NewReader(bad), start); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	// The content callback fires once, at the first content event.
+	n := 0
+	done, err := readEvents(strings.NewReader(strings.Repeat("data: {\"content\":\"a\"}\n\n", 3)), func() { n++ })
+	if done || err != nil || n != 1 {
+		t.Errorf("readEvents: done %t, %v, %d calls", done, err, n)
 	}
 }
 

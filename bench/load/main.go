@@ -60,6 +60,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/phasegate/phasegate/bench/harness"
 )
 
 // Exit codes.
@@ -168,7 +170,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case o.serveBare:
 		err = serveBareProxy(o.upstream, o.barePool)
 	default:
-		return harness(o, args, stdout, stderr)
+		return runBench(o, args, stdout, stderr)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "load:", err)
@@ -177,11 +179,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// harness runs the whole benchmark and tears every process down.
-func harness(o *options, args []string, stdout, stderr io.Writer) int {
+// runBench runs the whole benchmark and tears every process down.
+func runBench(o *options, args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	defer stopAll()
+	defer procs.StopAll(8 * time.Second)
 	start := time.Now()
 	progress := func(msg string) {
 		fmt.Fprintf(stderr, "[%6.1fs] %s\n", time.Since(start).Seconds(), msg)
@@ -232,7 +234,7 @@ func harness(o *options, args []string, stdout, stderr io.Writer) int {
 		var err error
 		if !filepath.IsAbs(path) {
 			var root string
-			root, err = moduleRoot(ctx)
+			root, err = harness.ModuleRoot(ctx)
 			path = filepath.Join(root, path)
 		}
 		if err == nil {

@@ -1,16 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/phasegate/phasegate/bench/harness"
 )
 
 // manyResult is the memory held by many concurrent slow streams.
@@ -20,9 +20,9 @@ type manyResult struct {
 	N          int    // streams asked for
 	Opened     int    // streams that delivered their first content event
 	Hold       time.Duration
-	Idle       sample // before
-	Open       sample // with every stream open
-	Closed     sample // after closing them all and the gauges settled
+	Idle       harness.Metrics // before
+	Open       harness.Metrics // with every stream open
+	Closed     harness.Metrics // after closing them all and the gauges settled
 	ZeroAfter  time.Duration
 	GaugesZero bool
 	Errors     int
@@ -34,7 +34,7 @@ func (m *manyResult) perStream(metric string) float64 {
 	if m.Opened == 0 {
 		return 0
 	}
-	return (m.Open[metric] - m.Idle[metric]) / float64(m.Opened)
+	return (m.Open.Sum(metric) - m.Idle.Sum(metric)) / float64(m.Opened)
 }
 
 // rampInterval spaces the streams' starts (1,000 per second), so that
@@ -127,13 +127,13 @@ func manyStreams(ctx context.Context, t *target, route string, n int, hold time.
 	wg.Wait()
 	client.CloseIdleConnections()
 
-	_, res.HasGauges = res.Open[mActiveHTTP]
+	res.HasGauges = res.Open.Has(harness.MetricHTTPActive)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if res.Closed, err = scrape(ctx, t.admin); err != nil {
 			return nil, err
 		}
-		if !res.HasGauges || (res.Closed[mActiveHTTP] == 0 && res.Closed[mActiveLLM] == 0) {
+		if !res.HasGauges || (res.Closed.Sum(harness.MetricHTTPActive) == 0 && res.Closed.Sum(harness.MetricLLMActive) == 0) {
 			res.GaugesZero = res.HasGauges
 			res.ZeroAfter = time.Since(closedAt)
 			break
@@ -169,24 +169,15 @@ func holdStream(ctx context.Context, c *http.Client, t *target, w *workload, ope
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("status %s", resp.Status)
 	}
-	br := bufio.NewReader(resp.Body)
 	isOpen := false
-	for {
-		line, err := br.ReadSlice('\n')
-		if !isOpen && bytes.HasPrefix(line, dataPrefix) && bytes.Contains(line, contentField) && !bytes.Contains(line, emptyContent) {
-			isOpen = true
-			opened()
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if err != nil {
-			if !isOpen {
-				return fmt.Errorf("stream ended before its first content: %w", err)
-			}
-			return nil
-		}
+	_, err = readEvents(resp.Body, func() {
+		isOpen = true
+		opened()
+	})
+	if !isOpen {
+		return fmt.Errorf("stream ended before its first content (%v)", err)
 	}
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

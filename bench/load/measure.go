@@ -71,8 +71,8 @@ func order(ts []*target, r int) []*target {
 
 func meter(t *target) *costMeter {
 	m := &costMeter{addr: t.admin}
-	if t.proc != nil && t.proc.cmd.Process != nil {
-		m.pid = t.proc.cmd.Process.Pid
+	if t.proc != nil {
+		m.pid = t.proc.Pid()
 	}
 	return m
 }
@@ -81,7 +81,7 @@ func alive(t *target) error {
 	if t.proc == nil {
 		return nil
 	}
-	return t.proc.alive()
+	return t.proc.Alive()
 }
 
 // runThroughput measures a non-stream section: warm-up, then the closed

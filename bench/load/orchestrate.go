@@ -6,15 +6,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/phasegate/phasegate/bench/harness"
 )
 
 // measureAll starts the servers, runs the sections asked for and returns
 // the report (its run facts are filled in by the caller).
 func measureAll(ctx context.Context, o *options, progress func(string)) (*report, error) {
-	raiseFileLimit(o.streams, progress)
-	root, err := moduleRoot(ctx)
+	// Every stream of the many-streams mode holds a connection in the
+	// harness, two in the proxy and one in the upstream.
+	if note := harness.RaiseNoFile(uint64(2*o.streams + 1024)); note != "" {
+		progress("warning: " + note)
+	}
+	root, err := harness.ModuleRoot(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +42,7 @@ func measureAll(ctx context.Context, o *options, progress func(string)) (*report
 	if err != nil {
 		return nil, err
 	}
-	bareArgs := []string{"-serve-bare-proxy", "-upstream", up.data, fmt.Sprintf("-bare-buffer-pool=%t", o.barePool)}
+	bareArgs := []string{"-serve-bare-proxy", "-upstream", up.Listen, fmt.Sprintf("-bare-buffer-pool=%t", o.barePool)}
 	bare, err := startSelf(ctx, "bare-proxy", dir, bareArgs...)
 	if err != nil {
 		return nil, err
@@ -47,21 +52,21 @@ func measureAll(ctx context.Context, o *options, progress func(string)) (*report
 	// rejects the config, and the AI route is left out (and said so).
 	r := &report{Settings: o.settings, BarePool: o.barePool, Overlay: o.overlay, NoAccessLog: !o.accessLog}
 	config := filepath.Join(dir, "phasegate.yaml")
-	if err := writeFile(config, phasegateConfig(up.data, true, o.accessLog)); err != nil {
+	if err := phasegateConfig(up.Listen, true, o.accessLog).WriteFile(config); err != nil {
 		return nil, err
 	}
 	withAI := true
-	if err := validatePhasegate(ctx, bin, config); err != nil {
+	if err := harness.Validate(ctx, bin, config); err != nil {
 		if !strings.Contains(err.Error(), `"ai-proxy"`) {
 			return nil, fmt.Errorf("phasegate validate: %w", err)
 		}
 		withAI = false
 		r.AINote = "this build's gateway does not know the ai-proxy plugin (`phasegate validate`: " + lineWith(err.Error(), `"ai-proxy"`) + ")."
 		progress("phasegate AI route left out: ai-proxy is not registered")
-		if err := writeFile(config, phasegateConfig(up.data, false, o.accessLog)); err != nil {
+		if err := phasegateConfig(up.Listen, false, o.accessLog).WriteFile(config); err != nil {
 			return nil, err
 		}
-		if err := validatePhasegate(ctx, bin, config); err != nil {
+		if err := harness.Validate(ctx, bin, config); err != nil {
 			return nil, fmt.Errorf("phasegate validate: %w", err)
 		}
 	}
@@ -69,15 +74,15 @@ func measureAll(ctx context.Context, o *options, progress func(string)) (*report
 	if err != nil {
 		return nil, err
 	}
-	progress(fmt.Sprintf("upstream %s, bare proxy %s, phasegate %s (admin %s)", up.data, bare.data, pg.data, pg.admin))
+	progress(fmt.Sprintf("upstream %s, bare proxy %s, phasegate %s (admin %s)", up.Listen, bare.Listen, pg.Listen, pg.Admin))
 
-	direct := &target{Name: "direct", Key: keyDirect, base: "http://" + up.data, proc: up}
-	bareT := &target{Name: "bare proxy", Key: keyBare, base: "http://" + bare.data, admin: bare.admin, proc: bare}
-	pgPlain := &target{Name: "phasegate plain", Key: keyPlain, base: "http://" + pg.data, admin: pg.admin, proc: pg}
+	direct := &target{Name: "direct", Key: keyDirect, base: "http://" + up.Listen, proc: up}
+	bareT := &target{Name: "bare proxy", Key: keyBare, base: "http://" + bare.Listen, admin: bare.Admin, proc: bare}
+	pgPlain := &target{Name: "phasegate plain", Key: keyPlain, base: "http://" + pg.Listen, admin: pg.Admin, proc: pg.Proc}
 	pgPlainChat := *pgPlain
 	pgPlainChat.host = plainChatHost
-	pgAI := &target{Name: "phasegate AI", Key: keyAI, base: "http://" + pg.data, admin: pg.admin, proc: pg}
-	logs := []*proc{pg} // phasegate processes, whose access logs are emptied between sections
+	pgAI := &target{Name: "phasegate AI", Key: keyAI, base: "http://" + pg.Listen, admin: pg.Admin, proc: pg.Proc}
+	logs := []*harness.Proc{pg.Proc} // phasegate processes, whose access logs are emptied between sections
 	plainTargets := []*target{direct, bareT, pgPlain}
 	chatTargets := []*target{direct, bareT, &pgPlainChat}
 	if withAI {
@@ -97,16 +102,16 @@ func measureAll(ctx context.Context, o *options, progress func(string)) (*report
 		if err != nil {
 			return nil, err
 		}
-		plainB := &target{Name: "phasegate plain B", Key: keyPlainB, base: "http://" + pgB.data, admin: pgB.admin, proc: pgB}
+		plainB := &target{Name: "phasegate plain B", Key: keyPlainB, base: "http://" + pgB.Listen, admin: pgB.Admin, proc: pgB.Proc}
 		plainChatB := *plainB
 		plainChatB.host = plainChatHost
 		plainTargets = append(plainTargets, plainB)
 		chatTargets = append(chatTargets, &plainChatB)
 		if withAI {
-			chatTargets = append(chatTargets, &target{Name: "phasegate AI B", Key: keyAIB, base: "http://" + pgB.data, admin: pgB.admin, proc: pgB})
+			chatTargets = append(chatTargets, &target{Name: "phasegate AI B", Key: keyAIB, base: "http://" + pgB.Listen, admin: pgB.Admin, proc: pgB.Proc})
 		}
 		r.ABOverlay = o.abOverlay
-		logs = append(logs, pgB)
+		logs = append(logs, pgB.Proc)
 	}
 
 	mockNote := "the bench upstream's OpenAI-compatible mock (package mockllm), for every target; " +
@@ -152,15 +157,15 @@ func measureAll(ctx context.Context, o *options, progress func(string)) (*report
 		r.Sections = append(r.Sections, s)
 	}
 	if o.profileDir != "" {
-		if err := profileAll(ctx, o, bin, pg, []*target{pgPlain, &pgPlainChat, pgAI, bareT}, withAI, progress); err != nil {
+		if err := profileAll(ctx, o, bin, pg.pprof, []*target{pgPlain, &pgPlainChat, pgAI, bareT}, withAI, progress); err != nil {
 			return nil, err
 		}
 	}
 	// The many-streams mode starts fresh servers: the loops above grew the
 	// heaps, which would hide what the streams cost.
-	bare.stop(5 * time.Second)
+	_, _ = bare.Stop(5 * time.Second)
 	for _, p := range logs {
-		p.stop(10 * time.Second)
+		_, _ = p.Stop(10 * time.Second)
 	}
 	if o.wants("streams") && o.streams > 0 {
 		if o.streams < 2000 {
@@ -185,16 +190,16 @@ func runMany(ctx context.Context, o *options, dir, bin, config string, bareArgs 
 	if err != nil {
 		return nil, err
 	}
-	mb, err := manyStreams(ctx, &target{Name: "bare proxy", Key: keyBare, base: "http://" + b.data, admin: b.admin, proc: b}, route, o.streams, o.streamHold, progress)
+	mb, err := manyStreams(ctx, &target{Name: "bare proxy", Key: keyBare, base: "http://" + b.Listen, admin: b.Admin, proc: b}, route, o.streams, o.streamHold, progress)
 	if err != nil {
 		return nil, err
 	}
-	b.stop(5 * time.Second)
+	_, _ = b.Stop(5 * time.Second)
 	pg, err := startPhasegate(ctx, "phasegate-streams", bin, config, dir, false)
 	if err != nil {
 		return nil, err
 	}
-	t := &target{Name: "phasegate AI", Key: keyAI, base: "http://" + pg.data, admin: pg.admin, proc: pg}
+	t := &target{Name: "phasegate AI", Key: keyAI, base: "http://" + pg.Listen, admin: pg.Admin, proc: pg.Proc}
 	if !withAI {
 		t.Name, t.Key, t.host = "phasegate plain", keyPlain, plainChatHost
 	}
@@ -202,13 +207,13 @@ func runMany(ctx context.Context, o *options, dir, bin, config string, bareArgs 
 	if err != nil {
 		return nil, err
 	}
-	pg.stop(10 * time.Second)
+	_, _ = pg.Stop(10 * time.Second)
 	return []*manyResult{mb, mp}, nil
 }
 
-func truncateLogs(ps []*proc) {
+func truncateLogs(ps []*harness.Proc) {
 	for _, p := range ps {
-		p.truncateLog()
+		p.TruncateLog()
 	}
 }
 
@@ -225,24 +230,4 @@ func lineWith(s, sub string) string {
 		}
 	}
 	return strings.TrimSpace(s)
-}
-
-// raiseFileLimit raises the open files limit to its hard limit: every
-// stream of the many-streams mode holds a connection in the harness, two
-// in the proxy and one in the upstream. Setting it explicitly (Go raises
-// its own soft limit at startup but gives children the original one) makes
-// the children inherit it; they are Go programs and would raise their own
-// anyway.
-func raiseFileLimit(streams int, progress func(string)) {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return
-	}
-	l.Cur = l.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		progress(fmt.Sprintf("warning: cannot raise the open files limit: %v", err))
-	}
-	if need := uint64(2*streams + 1024); l.Max < need {
-		progress(fmt.Sprintf("warning: the open files limit %d may be too low for %d streams", l.Max, streams))
-	}
 }

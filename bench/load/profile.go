@@ -16,9 +16,10 @@ import (
 // never distorts the reported figures: a CPU profile and an allocation
 // profile (the delta over the same window) per server and workload,
 // written to o.profileDir with the phasegate binary. Each profile's pprof
-// command is reported through progress. ts are phasegate's plain, plain
-// chat and AI targets, then the bare proxy.
-func profileAll(ctx context.Context, o *options, bin string, pg *proc, ts []*target, withAI bool, progress func(string)) error {
+// command is reported through progress. pprof is phasegate's pprof
+// address; ts are phasegate's plain, plain chat and AI targets, then the
+// bare proxy.
+func profileAll(ctx context.Context, o *options, bin, pprof string, ts []*target, withAI bool, progress func(string)) error {
 	if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
 		return err
 	}
@@ -35,17 +36,17 @@ func profileAll(ctx context.Context, o *options, bin string, pg *proc, ts []*tar
 	bare := ts[3]
 	stream := streamWorkload(o.chunks, o.chunkDelay.String())
 	jobs := []job{
-		{"plain", ts[0], plainWorkload(), pg.pprof},
+		{"plain", ts[0], plainWorkload(), pprof},
 		{"bare-plain", bare, plainWorkload(), bare.admin},
-		{"plain-chat", ts[1], chatWorkload(), pg.pprof},
+		{"plain-chat", ts[1], chatWorkload(), pprof},
 		{"bare-chat", bare, chatWorkload(), bare.admin},
-		{"plain-stream", ts[1], stream, pg.pprof},
+		{"plain-stream", ts[1], stream, pprof},
 		{"bare-stream", bare, stream, bare.admin},
 	}
 	if withAI {
 		jobs = append(jobs,
-			job{"ai-chat", ts[2], chatWorkload(), pg.pprof},
-			job{"ai-stream", ts[2], stream, pg.pprof})
+			job{"ai-chat", ts[2], chatWorkload(), pprof},
+			job{"ai-stream", ts[2], stream, pprof})
 	}
 	secs := max(1, int(o.duration.Seconds()))
 	for _, j := range jobs {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/phasegate/phasegate/bench/harness"
 )
 
 // Targets of the issue.
@@ -441,14 +443,14 @@ func (r *report) manyTable() *table {
 		t.add(append(cells, "")...)
 	}
 	row("streams open at once", func(m *manyResult) float64 { return float64(m.Opened) }, fmtInt, false)
-	row("RSS idle", func(m *manyResult) float64 { return m.Idle[mRSS] }, fmtBytes, true)
-	row("RSS with all streams open", func(m *manyResult) float64 { return m.Open[mRSS] }, fmtBytes, true)
-	row("**RSS per stream**", func(m *manyResult) float64 { return m.perStream(mRSS) }, fmtBytes, true)
-	row("Go heap per stream (incl. not yet collected)", func(m *manyResult) float64 { return m.perStream(mHeapAlloc) }, fmtBytes, true)
-	row("goroutines per stream", func(m *manyResult) float64 { return m.perStream(mGoroutines) }, func(v float64) string { return fmt.Sprintf("%.1f", v) }, true)
+	row("RSS idle", func(m *manyResult) float64 { return m.Idle.Sum(harness.MetricRSS) }, fmtBytes, true)
+	row("RSS with all streams open", func(m *manyResult) float64 { return m.Open.Sum(harness.MetricRSS) }, fmtBytes, true)
+	row("**RSS per stream**", func(m *manyResult) float64 { return m.perStream(harness.MetricRSS) }, fmtBytes, true)
+	row("Go heap per stream (incl. not yet collected)", func(m *manyResult) float64 { return m.perStream(harness.MetricHeapAlloc) }, fmtBytes, true)
+	row("goroutines per stream", func(m *manyResult) float64 { return m.perStream(harness.MetricGoroutines) }, func(v float64) string { return fmt.Sprintf("%.1f", v) }, true)
 	pg := r.Many[len(r.Many)-1]
-	gauges := func(s sample) string {
-		return fmt.Sprintf("http %s, llm %s", fmtInt(s[mActiveHTTP]), fmtInt(s[mActiveLLM]))
+	gauges := func(m harness.Metrics) string {
+		return fmt.Sprintf("http %s, llm %s", fmtInt(m.Sum(harness.MetricHTTPActive)), fmtInt(m.Sum(harness.MetricLLMActive)))
 	}
 	if pg.HasGauges {
 		cells := []string{"active gauges, all open"}

@@ -1,103 +1,27 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
-)
 
-// Metric names read from phasegate's admin /metrics (and from the bare
-// proxy's equivalent).
-const (
-	mMallocs      = "go_memstats_mallocs_total"
-	mAllocBytes   = "go_memstats_alloc_bytes_total"
-	mHeapAlloc    = "go_memstats_heap_alloc_bytes"
-	mGoroutines   = "go_goroutines"
-	mRSS          = "process_resident_memory_bytes"
-	mActiveHTTP   = "phasegate_http_active_requests"
-	mActiveLLM    = "phasegate_llm_active_connections"
-	mRequestTotal = "phasegate_http_requests_total"
+	"github.com/phasegate/phasegate/bench/harness"
 )
-
-// sample is one scrape: each metric name with the sum of its series.
-type sample map[string]float64
 
 // scrape reads http://addr/metrics.
-func scrape(ctx context.Context, addr string) (sample, error) {
+func scrape(ctx context.Context, addr string) (harness.Metrics, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	m, err := harness.Scrape(ctx, http.DefaultClient, "http://"+addr+"/metrics")
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", addr, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scrape %s: status %s", addr, resp.Status)
-	}
-	return parseMetrics(resp.Body)
-}
-
-// parseMetrics reads the Prometheus text exposition format and sums the
-// samples of each metric name over their label sets.
-func parseMetrics(r io.Reader) (sample, error) {
-	s := sample{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, rest := line, ""
-		if i := strings.IndexAny(line, "{ \t"); i >= 0 {
-			name, rest = line[:i], line[i:]
-		}
-		if strings.HasPrefix(rest, "{") {
-			end := labelsEnd(rest)
-			if end < 0 {
-				return nil, fmt.Errorf("metrics: unterminated labels in %q", line)
-			}
-			rest = rest[end+1:]
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			return nil, fmt.Errorf("metrics: no value in %q", line)
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			return nil, fmt.Errorf("metrics: bad value in %q", line)
-		}
-		s[name] += v
-	}
-	return s, sc.Err()
-}
-
-// labelsEnd returns the index of the '}' closing the label set that s
-// starts with, skipping quoted values (with their escapes), or -1.
-func labelsEnd(s string) int {
-	quoted := false
-	for i := 1; i < len(s); i++ {
-		switch c := s[i]; {
-		case quoted && c == '\\':
-			i++
-		case c == '"':
-			quoted = !quoted
-		case !quoted && c == '}':
-			return i
-		}
-	}
-	return -1
+	return m, nil
 }
 
 // cost is what a server spent per request over a measurement.
@@ -109,7 +33,7 @@ type cost struct {
 
 // meterStart is a server's counters at the start of a measurement slice.
 type meterStart struct {
-	metrics sample
+	metrics harness.Metrics
 	cpu     time.Duration
 }
 
@@ -161,8 +85,8 @@ func (m *costMeter) add(ctx context.Context, before meterStart, reqs int) error 
 		if err != nil {
 			return err
 		}
-		m.objects += after[mMallocs] - before.metrics[mMallocs]
-		m.bytes += after[mAllocBytes] - before.metrics[mAllocBytes]
+		m.objects += after.Sum(harness.MetricMallocs) - before.metrics.Sum(harness.MetricMallocs)
+		m.bytes += after.Sum(harness.MetricAllocBytes) - before.metrics.Sum(harness.MetricAllocBytes)
 	}
 	m.reqs += reqs
 	return nil

@@ -11,16 +11,17 @@ import (
 	"net/http/httputil"
 	"net/http/pprof"
 	"net/url"
-	"os"
 	"os/signal"
-	"runtime"
-	"runtime/metrics"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/phasegate/phasegate/bench/harness"
 	"github.com/phasegate/phasegate/internal/proxy"
 	"github.com/phasegate/phasegate/mockllm"
 )
@@ -54,8 +55,9 @@ func serveUpstream() error {
 // MaxIdleConnsPerHost 256), flushing every write (FlushInterval -1) so
 // that streams pass event by event. With pooled, its copy buffers come
 // from a pool, as phasegate's do; without, ReverseProxy allocates 32 KiB
-// per request. Its admin listener serves the runtime counters phasegate's
-// /metrics has (/metrics) and pprof (/debug/pprof/), for
+// per request. Its admin listener serves /metrics from the same Go and
+// process collectors as phasegate's, so that both servers' allocation,
+// heap and RSS figures are computed alike, and pprof (/debug/pprof/), for
 // -cpuprofile-phasegate's comparison profiles.
 func serveBareProxy(upstream string, pooled bool) error {
 	u, err := url.Parse("http://" + upstream)
@@ -77,15 +79,17 @@ func serveBareProxy(upstream string, pooled bool) error {
 	if pooled {
 		rp.BufferPool = &bufferPool{}
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	admin := http.NewServeMux()
-	admin.HandleFunc("/metrics", runtimeMetrics)
+	admin.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	admin.HandleFunc("/debug/pprof/", pprof.Index)
 	admin.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	return serve(rp, admin)
 }
 
 // serve runs handler on a free port (and admin, when not nil, on another),
-// prints the ready line, and serves until SIGTERM or SIGINT.
+// prints the Ready line, and serves until SIGTERM or SIGINT.
 func serve(handler, admin http.Handler) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -94,7 +98,7 @@ func serve(handler, admin http.Handler) error {
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errs := make(chan error, 2)
 	go func() { errs <- srv.Serve(ln) }()
-	ready := readyLine{Listen: ln.Addr().String()}
+	ready := harness.Ready{Message: serverReady, Listen: ln.Addr().String()}
 	var asrv *http.Server
 	if admin != nil {
 		aln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -126,53 +130,6 @@ func serve(handler, admin http.Handler) error {
 		return nil
 	}
 	return err
-}
-
-// runtimeSamples are the runtime/metrics behind the counters client_golang's
-// Go collector exports as go_memstats_mallocs_total (objects, tiny ones
-// included) and go_memstats_alloc_bytes_total, so that the bare proxy's
-// allocation figures are computed exactly as phasegate's are.
-var runtimeSamples = []string{
-	"/gc/heap/allocs:objects",
-	"/gc/heap/tiny/allocs:objects",
-	"/gc/heap/allocs:bytes",
-	"/memory/classes/heap/objects:bytes",
-}
-
-// runtimeMetrics serves the bare proxy's counters in the Prometheus text
-// format, under the names phasegate's /metrics uses.
-func runtimeMetrics(w http.ResponseWriter, r *http.Request) {
-	s := make([]metrics.Sample, len(runtimeSamples))
-	for i, name := range runtimeSamples {
-		s[i].Name = name
-	}
-	metrics.Read(s)
-	u := func(i int) uint64 {
-		if s[i].Value.Kind() == metrics.KindUint64 {
-			return s[i].Value.Uint64()
-		}
-		return 0
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	fmt.Fprintf(w, "go_memstats_mallocs_total %d\n", u(0)+u(1))
-	fmt.Fprintf(w, "go_memstats_alloc_bytes_total %d\n", u(2))
-	fmt.Fprintf(w, "go_memstats_heap_alloc_bytes %d\n", u(3))
-	fmt.Fprintf(w, "go_goroutines %d\n", runtime.NumGoroutine())
-	fmt.Fprintf(w, "process_resident_memory_bytes %d\n", selfRSS())
-}
-
-// selfRSS is this process's resident set size from /proc/self/statm.
-func selfRSS() int64 {
-	data, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, _ := strconv.ParseInt(f[1], 10, 64)
-	return pages * int64(os.Getpagesize())
 }
 
 // bufferPool is an httputil.BufferPool of 32 KiB buffers, ReverseProxy's

@@ -1,25 +1,11 @@
 package soak
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"sort"
 	"strings"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-)
-
-// Metric names the soak reads from the admin /metrics (docs/metrics.md).
-const (
-	metricRequests   = "phasegate_http_requests_total"
-	metricHTTPActive = "phasegate_http_active_requests"
-	metricLLMActive  = "phasegate_llm_active_connections"
-	metricGoroutines = "go_goroutines"
-	metricRSS        = "process_resident_memory_bytes"
+	"github.com/phasegate/phasegate/bench/harness"
 )
 
 // RouteCode is one series of phasegate_http_requests_total: a route id
@@ -31,123 +17,13 @@ type RouteCode struct {
 
 func (rc RouteCode) String() string { return fmt.Sprintf("{route=%q,code=%q}", rc.Route, rc.Code) }
 
-// Sample is one labelled value of a metric.
-type Sample struct {
-	Labels map[string]string
-	Value  float64
-}
-
-func (s Sample) String() string {
-	keys := make([]string, 0, len(s.Labels))
-	for k := range s.Labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%q", k, s.Labels[k])
-	}
-	return fmt.Sprintf("{%s} %g", strings.Join(parts, ","), s.Value)
-}
-
-// Metrics is one parsed scrape of the Prometheus text format.
-type Metrics map[string]*dto.MetricFamily
-
-// ParseMetrics parses the Prometheus text exposition format.
-func ParseMetrics(r io.Reader) (Metrics, error) {
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(r)
-	if err != nil {
-		return nil, err
-	}
-	return Metrics(fams), nil
-}
-
-// Samples returns every sample of the gauge, counter or untyped metric
-// name (none when it is absent).
-func (m Metrics) Samples(name string) []Sample {
-	f := m[name]
-	if f == nil {
-		return nil
-	}
-	out := make([]Sample, 0, len(f.GetMetric()))
-	for _, mt := range f.GetMetric() {
-		s := Sample{Labels: map[string]string{}}
-		for _, lp := range mt.GetLabel() {
-			s.Labels[lp.GetName()] = lp.GetValue()
-		}
-		switch {
-		case mt.Gauge != nil:
-			s.Value = mt.GetGauge().GetValue()
-		case mt.Counter != nil:
-			s.Value = mt.GetCounter().GetValue()
-		case mt.Untyped != nil:
-			s.Value = mt.GetUntyped().GetValue()
-		default:
-			continue
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// Value returns the value of the unlabelled metric name and whether it was
-// present.
-func (m Metrics) Value(name string) (float64, bool) {
-	ss := m.Samples(name)
-	if len(ss) != 1 {
-		return 0, false
-	}
-	return ss[0].Value, true
-}
-
-// Sum adds up every sample of name.
-func (m Metrics) Sum(name string) float64 {
-	var t float64
-	for _, s := range m.Samples(name) {
-		t += s.Value
-	}
-	return t
-}
-
-// NonZero returns the samples of name whose value is not 0.
-func (m Metrics) NonZero(name string) []Sample {
-	var out []Sample
-	for _, s := range m.Samples(name) {
-		if s.Value != 0 {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// Requests returns phasegate_http_requests_total by (route, code).
-func (m Metrics) Requests() map[RouteCode]float64 {
+// requestsByRouteCode returns phasegate_http_requests_total by (route, code).
+func requestsByRouteCode(m harness.Metrics) map[RouteCode]float64 {
 	out := map[RouteCode]float64{}
-	for _, s := range m.Samples(metricRequests) {
+	for _, s := range m.Samples(harness.MetricRequests) {
 		out[RouteCode{s.Labels["route"], s.Labels["code"]}] += s.Value
 	}
 	return out
-}
-
-// scrape fetches and parses url (the admin /metrics).
-func scrape(ctx context.Context, hc *http.Client, url string) (Metrics, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	// Ask for the classic text format: that is what the parser reads.
-	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
-	}
-	return ParseMetrics(resp.Body)
 }
 
 // Tally counts the requests the clients sent by the (route, code) the
@@ -210,4 +86,61 @@ func CompareTally(want Tally, got map[RouteCode]float64) []Mismatch {
 		return out[i].Key.Code < out[j].Key.Code
 	})
 	return out
+}
+
+// llmMetricPrefix begins the name of every metric with a model label.
+const llmMetricPrefix = "phasegate_llm_"
+
+// modelOther is the model label of the models past a route's limit.
+const modelOther = "other"
+
+// checkModelLabels checks that the model label stays bounded: in every
+// phasegate_llm_* metric, each route has at most maxModelsPerRoute model
+// values besides other, and the route many_models sends fresh models to
+// has reached the limit (other appears). The access log's real model
+// names are checked with each request's line.
+func checkModelLabels(e endState) Check {
+	names := e.final.Names(llmMetricPrefix)
+	var over []string
+	most := map[string]int{}             // route → the most model values in one metric
+	seen := map[string]map[string]bool{} // route → model values in any metric
+	for _, name := range names {
+		byRoute := map[string]map[string]bool{}
+		for _, l := range e.final.Series(name) {
+			route := l["route"]
+			if byRoute[route] == nil {
+				byRoute[route] = map[string]bool{}
+			}
+			byRoute[route][l["model"]] = true
+			if seen[route] == nil {
+				seen[route] = map[string]bool{}
+			}
+			seen[route][l["model"]] = true
+		}
+		for _, route := range sortedKeys(byRoute) {
+			n := len(byRoute[route])
+			most[route] = max(most[route], n)
+			if n > maxModelsPerRoute+1 {
+				over = append(over, fmt.Sprintf("%s{route=%q}: %d", name, route, n))
+			}
+		}
+	}
+	hot := modelsRoute
+	c := Check{Name: "model label values per route and metric ≤ max_models_per_route + other", OK: len(names) > 0 && len(over) == 0 && seen[hot][modelOther]}
+	var parts []string
+	for _, route := range sortedKeys(most) {
+		parts = append(parts, fmt.Sprintf("%s %d", route, most[route]))
+	}
+	switch {
+	case len(names) == 0:
+		c.Detail = "no " + llmMetricPrefix + "* metric in the scrape"
+	case len(over) > 0:
+		c.Detail = fmt.Sprintf("%d (metric, route) pairs have more than %d: %s", len(over), maxModelsPerRoute+1, firstFew(over, 6))
+	case !seen[hot][modelOther]:
+		c.Detail = fmt.Sprintf("route %q never recorded model=%q, though it got more than %d models", hot, modelOther, maxModelsPerRoute)
+	default:
+		c.Detail = fmt.Sprintf("most values in one of %d %s* metrics, by route: %s (limit %d + %s)",
+			len(names), llmMetricPrefix, strings.Join(parts, ", "), maxModelsPerRoute, modelOther)
+	}
+	return c
 }

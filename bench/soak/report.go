@@ -14,6 +14,7 @@ type Report struct {
 	Duration    time.Duration // the load's configured duration
 	LoadTime    time.Duration // how long the load actually ran
 	Concurrency int
+	Hostile     int // of the concurrent clients, those playing hostile ones
 	Seed        uint64
 	Binary      string
 	WorkDir     string // set when kept (a failing run), for its log
@@ -22,6 +23,7 @@ type Report struct {
 	WarmUpRequests int
 	LoadRequests   int
 	Scenarios      []ScenarioCount
+	Stall          StallResult // many bodies stalled at once, before the baseline
 	Tally          Tally
 	Causes         map[string]int // access-log lines by cause
 	LogLevels      map[string]int // log lines by level
@@ -42,8 +44,9 @@ type ScenarioCount struct {
 	Name       string
 	Route      string
 	Code       int // the status phasegate records for it
-	Requests   int
-	Unexpected int
+	Runs       int
+	Requests   int // requests phasegate counted and logged
+	Unexpected int // runs
 }
 
 // Check is one pass/fail verdict of the run.
@@ -84,23 +87,25 @@ func (r *Report) Failed() []Check {
 
 // Print writes the report for people.
 func (r *Report) Print(w io.Writer) {
-	fmt.Fprintf(w, "phasegate soak: %s at %d concurrent clients, seed %d\n", r.Duration, r.Concurrency, r.Seed)
+	fmt.Fprintf(w, "phasegate soak: %s at %d concurrent clients (%d hostile), seed %d\n", r.Duration, r.Concurrency, r.Hostile, r.Seed)
 	fmt.Fprintf(w, "binary: %s\n\n", r.Binary)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\troute\tcode\trequests\tunexpected\t")
+	fmt.Fprintln(tw, "scenario\troute\tcode\truns\trequests\tunexpected\t")
+	runs, unexpected := 0, 0
 	for _, s := range r.Scenarios {
-		route := s.Route
-		if route == "" {
+		route, code := s.Route, fmt.Sprint(s.Code)
+		switch {
+		case s.Code == 0:
+			route, code = "—", "—"
+		case route == "":
 			route = `""`
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t\n", s.Name, route, s.Code, s.Requests, s.Unexpected)
-	}
-	unexpected := 0
-	for _, s := range r.Scenarios {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t\n", s.Name, route, code, s.Runs, s.Requests, s.Unexpected)
+		runs += s.Runs
 		unexpected += s.Unexpected
 	}
-	fmt.Fprintf(tw, "total\t\t\t%d\t%d\t\n", r.Requests, unexpected)
+	fmt.Fprintf(tw, "total\t\t\t%d\t%d\t%d\t\n", runs, r.Requests, unexpected)
 	tw.Flush()
 	if r.LoadTime > 0 {
 		fmt.Fprintf(w, "(%d warm-up requests, then %d in %s: %.0f requests/s; peak in flight: %g requests, %g LLM connections)\n",

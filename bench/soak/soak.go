@@ -10,21 +10,45 @@
 // mock; upstream 429 and 5xx passthrough, resets before the body and
 // mid-stream, hangs past the timeout, stalls mid-stream and slow first
 // bytes; clients that disconnect before the headers, mid-stream and right
-// after the last event; unknown paths. Each scenario knows the route and
-// status phasegate must record for it, so the clients keep an exact tally.
-// Halfway through, the config file is rewritten (a new route, a new deny
-// message) and phasegate is sent SIGHUP; then an invalid file is sent and
-// must be rejected, and the valid one restored.
+// after the last event; unknown paths. An eighth of the clients are
+// hostile. Some break the pace HTTP expects, each bounded by the config's
+// client: block (short bounds, so that the run stays short): bodies that
+// declare 8 MiB, send a byte and stall (408); readers that stop reading a
+// long stream (the connection is closed); request heads that arrive
+// slowly, in time or not at all; and keep-alive connections left idle,
+// within idle_timeout or past it. Others play with what they send: request
+// lines written as they are, with dot-segments (also %2e), repeated or
+// encoded slashes and paths above the root, aimed at a route behind
+// key-auth beside an open one, both to a site in the soak's process that
+// resolves paths as a file server does (401, 200 with the key, 400);
+// JSON bodies with a duplicate or loosely cased key on every AI route
+// (400 naming the key, no upstream call); and bursts of model names never
+// seen before, past the config's metrics.max_models_per_route of 8. Each
+// scenario knows the route, status and cause phasegate must record for
+// each of its requests (or that it records none), and where it matters
+// the canonical path, exit plugin, consumer, model and whether an
+// upstream was called, so the clients keep an exact tally. Halfway
+// through, the config file is rewritten (a new route, a new deny message)
+// and phasegate is sent SIGHUP; then an invalid file is sent and must be
+// rejected, and the valid one restored.
 //
-// At the end, once phasegate is quiescent, the soak checks that every
-// sample of phasegate_http_active_requests and
-// phasegate_llm_active_connections is 0; that phasegate_http_requests_total
-// by (route, code) equals the clients' tally; that the access log has one
-// line per request (each request id exactly once, with the expected status
-// and cause); that go_goroutines is back to its post-warm-up baseline;
-// that RSS grew less than a bound; that no response was unexpected; that
-// the reloads were applied and rejected as intended; and that SIGTERM
-// ends phasegate with exit code 0.
+// Before the load, as many bodies as there are clients stall at once, and
+// phasegate's heap is read while they do: a stalled body must cost a small
+// buffer, not its declared length. At the end, once phasegate is
+// quiescent, the soak checks that every sample of
+// phasegate_http_active_requests and phasegate_llm_active_connections is
+// 0; that phasegate_http_requests_total by (route, code) equals the
+// clients' tally; that the access log has one line per request (each
+// request id exactly once, with the fields its scenario expects); that
+// phasegate_lifecycle_aborts_total by (route, cause) equals the access
+// log's aborted requests; that no phasegate_llm_* metric has more model
+// values on a route than the limit plus "other", and that "other" was
+// used; that no request reached the site's admin area without the
+// consumer's key, and the site got each request meant for it once, by
+// its canonical path, without the key; that go_goroutines is back to its
+// post-warm-up baseline; that RSS grew less than a bound; that no
+// response was unexpected; that the reloads were applied and rejected as
+// intended; and that SIGTERM ends phasegate with exit code 0.
 //
 // Run it with `go run ./bench/soak/cmd/soak -duration 30s -concurrency 64`
 // from the module; TestSoak runs a 5-second version.
@@ -40,20 +64,22 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/phasegate/phasegate/bench/harness"
 )
 
 // Options configure a soak run. The zero value is the default run.
 type Options struct {
 	// Duration of the main load, after the warm-up. Default 30s.
 	Duration time.Duration
-	// Concurrency is the number of concurrent clients. Default 64.
+	// Concurrency is the number of concurrent clients, an eighth of them
+	// hostile. Default 64.
 	Concurrency int
 	// Binary is a phasegate binary to run. Default: build
 	// ./cmd/phasegate into WorkDir (the current directory must be inside
@@ -80,20 +106,23 @@ type Options struct {
 // baseline.
 //
 // Why 64 MiB: the baseline is taken after a warm-up that ran every
-// scenario and opened twice the client concurrency in upstream
-// connections, so the pools' buffers are already in it. What may
-// legitimately grow afterwards is the Go heap's headroom (GOGC=100 lets the
-// heap reach twice the live data before a collection, and the runtime
-// returns freed pages to the OS only gradually) and fragmentation under a
-// different mix of in-flight requests. The live data of 64 concurrent
-// requests is a few MiB (a 32 KiB read buffer per plain body, a few KiB per
-// AI request), so an honest run stays far below the bound: in our runs of
-// the default 30 s at 64 clients, RSS grew by less than 1 MiB from about
-// 26 MiB. The bound is generous for a shared machine and still catches a
-// per-request leak: the default run sends about 30,000 requests, so
-// anything over about 2 KiB per request (a retained body or buffer, a
-// goroutine's stack of at least 8 KiB) crosses it. Goroutine leaks are
-// caught more precisely by the goroutine check.
+// scenario, opened twice the client concurrency in upstream connections
+// and stalled as many bodies at once as there are clients, so the pools'
+// buffers are already in it. What may legitimately grow afterwards is the
+// Go heap's headroom (GOGC=100 lets the heap reach twice the live data
+// before a collection, and the runtime returns freed pages to the OS only
+// gradually) and fragmentation under a different mix of in-flight
+// requests. The live data of 64 concurrent requests is a few MiB (a 32 KiB
+// read buffer per plain body, a few KiB per AI request, at most a 16 KiB
+// buffer per stalled body), so an honest run stays far below the bound: in
+// our runs of the default 30 s at 64 clients, RSS ended between 5 MiB
+// below and 1 MiB above a baseline of 26 to 29 MiB. The bound is
+// generous for a shared machine and still catches a per-request leak: the
+// default run sends about 30,000 requests, so anything over about 2 KiB
+// per request (a retained body or buffer, a goroutine's stack of at least
+// 8 KiB) crosses it. Goroutine leaks are caught more precisely by the
+// goroutine check, and a body buffer grown ahead of the bytes received by
+// the stalled-bodies check.
 const DefaultRSSBound = 64 << 20
 
 // DefaultGoroutineTolerance is how many goroutines above the baseline are
@@ -129,12 +158,28 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// hostileClients is how many of n concurrent clients are hostile: an
+// eighth, and at least one of two or more. Hostile clients pick only
+// hostile scenarios, so that the seconds each of them holds do not thin
+// out the ordinary traffic.
+func hostileClients(n int) int {
+	if n < 2 {
+		return 0
+	}
+	return max(1, n/8)
+}
+
 // Timeouts of the run's stages.
 const (
-	quiesceTimeout   = 15 * time.Second // for the gauges to fall and the counters to catch up
-	settleTimeout    = 10 * time.Second // for goroutines to fall back after the clients' connections close
+	quiesceTimeout = 15 * time.Second // for the gauges to fall and the counters to catch up
+	settleTimeout  = 10 * time.Second // for goroutines to fall back after the clients' connections close
+	// settleQuiet is how long the goroutine count must hold still to be
+	// read as settled: longer than net/http lingers (500 ms) on a
+	// connection it answered with Connection: close, as a 408 is.
+	settleQuiet      = time.Second
 	reloadTimeout    = 10 * time.Second // for a reload's log line
 	terminateTimeout = 20 * time.Second // for phasegate to exit after SIGTERM (shutdown_timeout is 10s)
+	startTimeout     = 15 * time.Second // for phasegate's "phasegate serving" line
 	requestTimeout   = 30 * time.Second // per request: a scenario that outlives it is unexpected
 )
 
@@ -142,20 +187,23 @@ const (
 type record struct {
 	id       string
 	scenario int
-	code     int // the status phasegate should have recorded
+	code     int     // the status phasegate should have recorded
+	want     logWant // what else its access-log line must show
 }
 
 // runState is shared by the workers, the reloader and the sampler.
 type runState struct {
 	opts      Options
 	cl        *client
-	picker    *picker
+	base      *picker // for the ordinary clients
+	hostile   *picker // for the hostile ones
+	site      *site   // the path games' upstream
 	seq       atomic.Uint64
 	reloaded  atomic.Bool
 	mu        sync.Mutex
 	tally     Tally
 	records   []record
-	counts    []int // per scenario
+	runs      []int // per scenario
 	unexpect  []int // per scenario
 	samples   []string
 	maxActive float64 // peak of phasegate_http_active_requests seen by the sampler
@@ -165,9 +213,16 @@ type runState struct {
 // do runs scenario i once and accounts for it.
 func (st *runState) do(ctx context.Context, i int, rng *rand.Rand) {
 	sc := scenarios[i]
-	id := fmt.Sprintf("soak-%07d", st.seq.Add(1))
+	// A client that sends no complete request still gets an id, for the
+	// part of a head it sends.
+	ids := make([]string, max(sc.logged(), 1))
+	wants := make([]logWant, len(ids))
+	for k := range ids {
+		ids[k] = fmt.Sprintf("soak-%07d", st.seq.Add(1))
+		wants[k] = sc.want
+	}
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	status, err := sc.run(&call{ctx: rctx, cl: st.cl, id: id, rng: rng})
+	status, err := sc.run(&call{ctx: rctx, cl: st.cl, id: ids[0], ids: ids, want: wants, rng: rng, site: st.site})
 	cancel()
 	code := status
 	if code == 0 {
@@ -178,16 +233,17 @@ func (st *runState) do(ctx context.Context, i int, rng *rand.Rand) {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.tally.Add(sc.route, code)
-	rec := record{id: id, scenario: i, code: code}
-	st.counts[i]++
+	st.runs[i]++
+	for k, id := range ids[:sc.logged()] {
+		st.tally.Add(sc.route, code)
+		st.records = append(st.records, record{id: id, scenario: i, code: code, want: wants[k]})
+	}
 	if err != nil {
 		st.unexpect[i]++
 		if len(st.samples) < 12 {
-			st.samples = append(st.samples, fmt.Sprintf("%s %s: %v", sc.name, id, err))
+			st.samples = append(st.samples, fmt.Sprintf("%s %s: %v", sc.name, ids[0], err))
 		}
 	}
-	st.records = append(st.records, rec)
 }
 
 // Run runs the soak. It returns an error when the soak could not run
@@ -229,14 +285,18 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	// Each client holds a connection to phasegate, which holds one to the
 	// mock, which holds the other end: a few descriptors per client, and
 	// more for pools and stragglers.
-	if note := raiseNoFile(uint64(16*opts.Concurrency + 1024)); note != "" {
+	if note := harness.RaiseNoFile(uint64(16*opts.Concurrency + 1024)); note != "" {
 		progress("%s", note)
 	}
 
 	bin := opts.Binary
 	if bin == "" {
-		progress("building %s", PhasegatePackage)
-		if bin, err = BuildBinary(ctx, workDir); err != nil {
+		progress("building ./cmd/phasegate")
+		root, err := harness.ModuleRoot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if bin, err = harness.Build(ctx, root, workDir, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -250,12 +310,24 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	params := configParams{Mock: mockAddr, Dead: deadAddr, Version: 1}
-	cfgPath := filepath.Join(workDir, "phasegate.yaml")
-	if err := writeConfig(cfgPath, params); err != nil {
+	st := &runState{
+		opts:     opts,
+		base:     newPicker(scenarios, 0, len(baseScenarios)),
+		hostile:  newPicker(scenarios, len(baseScenarios), len(scenarios)),
+		tally:    Tally{},
+		runs:     make([]int, len(scenarios)),
+		unexpect: make([]int, len(scenarios)),
+	}
+	if st.site, err = startSite(); err != nil {
 		return nil, err
 	}
-	if err := validateConfig(ctx, bin, cfgPath); err != nil {
+	defer st.site.close()
+	params := configParams{Mock: mockAddr, Dead: deadAddr, Site: st.site.addr(), Version: 1}
+	cfgPath := filepath.Join(workDir, "phasegate.yaml")
+	if err := soakConfig(params).WriteFile(cfgPath); err != nil {
+		return nil, err
+	}
+	if err := harness.Validate(ctx, bin, cfgPath); err != nil {
 		return nil, err
 	}
 	// The reload's config must be valid too, and the invalid one invalid,
@@ -266,82 +338,80 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	bad.Invalid = true
 	for _, p := range []configParams{v2, bad} {
 		probe := filepath.Join(workDir, fmt.Sprintf("probe-v%d-%t.yaml", p.Version, p.Invalid))
-		if err := os.WriteFile(probe, []byte(renderConfig(p)), 0o644); err != nil {
+		if err := soakConfig(p).WriteFile(probe); err != nil {
 			return nil, err
 		}
-		err := validateConfig(ctx, bin, probe)
+		err := harness.Validate(ctx, bin, probe)
 		if p.Invalid != (err != nil) {
 			return nil, fmt.Errorf("config probe (version %d, invalid %t): validate says %v", p.Version, p.Invalid, err)
 		}
 	}
 
-	logPath := filepath.Join(workDir, "phasegate.log")
-	gw, err := startGateway(ctx, bin, cfgPath, logPath, filepath.Join(workDir, "phasegate.stderr"))
+	gw, err := harness.Start(ctx, harness.Spec{
+		Name: "phasegate", Dir: workDir, Path: bin, Args: []string{"run", "-c", cfgPath},
+		Ready: harness.PhasegateReady, ReadyTimeout: startTimeout,
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer gw.kill()
-	progress("phasegate serving on %s (admin %s, mock LLM %s)", gw.listen, gw.admin, mockAddr)
+	defer gw.Kill()
+	progress("phasegate serving on %s (admin %s, mock LLM %s)", gw.Listen, gw.Admin, mockAddr)
 
-	clientTransport := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConns:        4*opts.Concurrency + 16,
-		MaxIdleConnsPerHost: 4*opts.Concurrency + 16,
-		IdleConnTimeout:     time.Minute,
-		DisableCompression:  true,
-	}
+	// The clients close idle connections before phasegate's idle_timeout
+	// does, so that no request is written to a connection being closed.
+	clientTransport := harness.NewTransport(4*opts.Concurrency+16, idleTimeout/2)
 	defer clientTransport.CloseIdleConnections()
-	adminTransport := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2, DisableCompression: true}
+	adminTransport := harness.NewTransport(2, idleTimeout/2)
 	defer adminTransport.CloseIdleConnections()
 	admin := &http.Client{Transport: adminTransport, Timeout: 10 * time.Second}
-	metricsURL := "http://" + gw.admin + "/metrics"
+	metricsURL := "http://" + gw.Admin + "/metrics"
 
-	st := &runState{
-		opts:     opts,
-		cl:       &client{base: "http://" + gw.listen, hc: &http.Client{Transport: clientTransport}},
-		picker:   newPicker(scenarios),
-		tally:    Tally{},
-		counts:   make([]int, len(scenarios)),
-		unexpect: make([]int, len(scenarios)),
-	}
+	st.cl = &client{base: "http://" + gw.Listen, addr: gw.Listen, hc: &http.Client{Transport: clientTransport}}
 
 	// Warm-up: every scenario once, all at once; then twice the
 	// concurrency of slow requests at once, so that the upstream pools and
 	// their buffers are as large as the run will need before the RSS
-	// baseline is taken.
+	// baseline is taken; then as many stalled bodies at once, to read what
+	// they cost.
 	progress("warm-up")
 	if err := st.warmUp(ctx); err != nil {
 		return nil, err
 	}
+	if rep.Stall, err = st.stallBodies(ctx, admin, metricsURL, opts.Concurrency); err != nil {
+		return nil, fmt.Errorf("stalled bodies: %w", err)
+	}
+	progress("%d bodies stalled at once: %s", rep.Stall.Bodies, rep.Stall)
 	rep.WarmUpRequests = len(st.records)
 	clientTransport.CloseIdleConnections()
 	mockPort := port(mockAddr)
-	base, err := settle(ctx, admin, metricsURL, mockPort)
+	base, err := settle(ctx, admin, metricsURL, mockPort, nil)
 	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
 	rep.BaselineGoroutines, rep.BaselinePooled = base.goroutines, base.pooled
-	rep.BaselineRSS, _ = base.m.Value(metricRSS)
+	rep.BaselineRSS, _ = base.m.Value(harness.MetricRSS)
 	progress("baseline: %d goroutines (%d pooled upstream connections), RSS %s", int(rep.BaselineGoroutines), rep.BaselinePooled, mib(rep.BaselineRSS))
 
 	// The load.
-	progress("load: %s at %d concurrent clients (seed %d)", opts.Duration, opts.Concurrency, opts.Seed)
+	rep.Hostile = hostileClients(opts.Concurrency)
+	progress("load: %s at %d concurrent clients, %d of them hostile (seed %d)", opts.Duration, opts.Concurrency, rep.Hostile, opts.Seed)
 	loadStart := time.Now()
 	loadCtx, stopLoad := context.WithTimeout(ctx, opts.Duration)
 	defer stopLoad()
 	var wg sync.WaitGroup
 	for w := range opts.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		p := st.base
+		if w < rep.Hostile {
+			p = st.hostile
+		}
+		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(opts.Seed, uint64(w)))
 			for loadCtx.Err() == nil {
 				// A request is not cut by the end of the load: it runs to
 				// its own end, so that its expectation holds.
-				st.do(ctx, st.picker.pick(rng, st.reloaded.Load()), rng)
+				st.do(ctx, p.pick(rng, st.reloaded.Load()), rng)
 			}
-		}()
+		})
 	}
 	reloadDone := make(chan reloadResult, 1)
 	go func() { reloadDone <- st.reload(ctx, loadCtx, gw, cfgPath, v2, bad, opts.Duration/2, progress) }()
@@ -365,25 +435,91 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		return nil, fmt.Errorf("scraping after the load: %w", err)
 	}
 	clientTransport.CloseIdleConnections()
-	end, err := settleGoroutines(ctx, admin, metricsURL, mockPort, base.own())
+	// Connections the clients closed take a moment to end on the server.
+	end, err := settle(ctx, admin, metricsURL, mockPort, func(own float64) bool { return own <= base.own() })
 	if err != nil {
 		return nil, fmt.Errorf("scraping after the load: %w", err)
 	}
 	rep.EndGoroutines, rep.EndPooled = end.goroutines, end.pooled
-	rep.EndRSS, _ = end.m.Value(metricRSS)
+	rep.EndRSS, _ = end.m.Value(harness.MetricRSS)
 	adminTransport.CloseIdleConnections()
 
 	// SIGTERM: phasegate drains (nothing is in flight) and exits 0.
-	exitCode, termErr := gw.terminate(terminateTimeout)
+	exitCode, termErr := gw.Stop(terminateTimeout)
 	progress("phasegate exited with code %d", exitCode)
 
-	al, err := readAccessLog(logPath)
+	al, err := readAccessLog(gw.LogPath())
 	if err != nil {
 		return nil, fmt.Errorf("reading phasegate's log: %w", err)
 	}
-	rep.Stderr = gw.stderrText()
+	rep.Stderr = gw.Stderr()
 	st.fill(rep, final, quiet, rl, al, exitCode, termErr)
 	return rep, nil
+}
+
+// StallResult is what phasegate held with many request bodies stalled at
+// once.
+type StallResult struct {
+	Bodies     int     // stalled bodies sent at once, each declaring maxBodyBytes
+	Active     float64 // phasegate_http_active_requests when the heap was read
+	HeapGrowth float64 // go_memstats_heap_alloc_bytes then, minus before the bodies
+	RSSGrowth  float64 // process_resident_memory_bytes likewise
+}
+
+// perBody is the heap growth per stalled body in flight.
+func (s StallResult) perBody() float64 { return s.HeapGrowth / max(s.Active, 1) }
+
+func (s StallResult) String() string {
+	return fmt.Sprintf("%g in flight, heap %+.1f MiB (%.0f KiB per body, bound %d KiB), RSS %+.1f MiB",
+		s.Active, s.HeapGrowth/(1<<20), s.perBody()/(1<<10), stallHeapBound>>10, s.RSSGrowth/(1<<20))
+}
+
+// stallHeapBound is the heap a stalled body may cost phasegate: its
+// connection, goroutine, request and a body buffer grown with the bytes
+// received, tens of KiB in all. A buffer grown to the declared length
+// would be 8 MiB each.
+const stallHeapBound = 512 << 10
+
+// stallBodies runs n slow bodies at once, alternately through an AI route
+// (which buffers the body) and a plain one (which streams it upstream),
+// and reads phasegate's heap while all of them are stalled.
+func (st *runState) stallBodies(ctx context.Context, admin *http.Client, url string, n int) (StallResult, error) {
+	res := StallResult{Bodies: n}
+	before, err := harness.Scrape(ctx, admin, url)
+	if err != nil {
+		return res, err
+	}
+	ai, plain := scenarioIndex("slow_body"), scenarioIndex("plain_slow_body")
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for k := range n {
+		i := ai
+		if k%2 == 1 {
+			i = plain
+		}
+		wg.Go(func() { st.do(ctx, i, rand.New(rand.NewPCG(st.opts.Seed, uint64(3000+k)))) })
+	}
+	// The bodies are all stalled once phasegate has all of them in
+	// flight; none is answered before body_timeout.
+	var during harness.Metrics
+	deadline := time.Now().Add(bodyTimeout / 2)
+	for {
+		m, err := harness.Scrape(ctx, admin, url)
+		if err != nil {
+			return res, err
+		}
+		if during == nil || m.Sum(harness.MetricHTTPActive) > during.Sum(harness.MetricHTTPActive) {
+			during = m
+		}
+		if during.Sum(harness.MetricHTTPActive) >= float64(n) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	res.Active = during.Sum(harness.MetricHTTPActive)
+	res.HeapGrowth = during.Sum(harness.MetricHeapAlloc) - before.Sum(harness.MetricHeapAlloc)
+	res.RSSGrowth = during.Sum(harness.MetricRSS) - before.Sum(harness.MetricRSS)
+	return res, nil
 }
 
 // warmUp runs every scenario available before the reload once,
@@ -433,7 +569,7 @@ type reloadResult struct {
 // reload waits until after (unless the load ends first), then installs v2 (SIGHUP, "config reloaded"),
 // sends an invalid file (SIGHUP, "reload rejected") and restores v2
 // (SIGHUP, "config reloaded").
-func (st *runState) reload(ctx, loadCtx context.Context, gw *gateway, path string, v2, bad configParams, after time.Duration, progress func(string, ...any)) (r reloadResult) {
+func (st *runState) reload(ctx, loadCtx context.Context, gw *harness.Proc, path string, v2, bad configParams, after time.Duration, progress func(string, ...any)) (r reloadResult) {
 	begin := time.Now()
 	select {
 	case <-time.After(after):
@@ -451,15 +587,15 @@ func (st *runState) reload(ctx, loadCtx context.Context, gw *gateway, path strin
 		{v2, "config reloaded", &r.Reloaded},
 	}
 	for i, s := range steps {
-		if err := writeConfig(path, s.p); err != nil {
+		if err := soakConfig(s.p).WriteFile(path); err != nil {
 			r.Err = err
 			return r
 		}
-		if err := gw.signal(syscall.SIGHUP); err != nil {
+		if err := gw.Signal(syscall.SIGHUP); err != nil {
 			r.Err = err
 			return r
 		}
-		if _, err := gw.waitLog(ctx, s.want, reloadTimeout); err != nil {
+		if _, err := gw.WaitLog(ctx, s.want, reloadTimeout); err != nil {
 			r.Err = fmt.Errorf("reload step %d: %w", i+1, err)
 			return r
 		}
@@ -485,13 +621,13 @@ func (st *runState) sample(ctx context.Context, admin *http.Client, url string) 
 			return
 		case <-t.C:
 		}
-		m, err := scrape(ctx, admin, url)
+		m, err := harness.Scrape(ctx, admin, url)
 		if err != nil {
 			continue
 		}
 		st.mu.Lock()
-		st.maxActive = max(st.maxActive, m.Sum(metricHTTPActive))
-		st.maxLLM = max(st.maxLLM, m.Sum(metricLLMActive))
+		st.maxActive = max(st.maxActive, m.Sum(harness.MetricHTTPActive))
+		st.maxLLM = max(st.maxLLM, m.Sum(harness.MetricLLMActive))
 		st.mu.Unlock()
 	}
 }
@@ -499,7 +635,7 @@ func (st *runState) sample(ctx context.Context, admin *http.Client, url string) 
 // reading is a scrape with phasegate's goroutine count and its pooled
 // connections to the mock at that moment.
 type reading struct {
-	m          Metrics
+	m          harness.Metrics
 	goroutines float64
 	pooled     int // -1: unknown
 }
@@ -517,29 +653,33 @@ func (r reading) own() float64 {
 }
 
 func read(ctx context.Context, admin *http.Client, url string, mockPort int) (reading, error) {
-	m, err := scrape(ctx, admin, url)
+	m, err := harness.Scrape(ctx, admin, url)
 	if err != nil {
 		return reading{}, err
 	}
-	g, ok := m.Value(metricGoroutines)
+	g, ok := m.Value(harness.MetricGoroutines)
 	if !ok {
-		return reading{}, fmt.Errorf("no %s in /metrics", metricGoroutines)
+		return reading{}, fmt.Errorf("no %s in /metrics", harness.MetricGoroutines)
 	}
 	return reading{m: m, goroutines: g, pooled: pooledConns(mockPort)}, nil
 }
 
-// settle waits until phasegate's own goroutine count reads the same on
-// three scrapes in a row (at most settleTimeout) and returns the last.
-func settle(ctx context.Context, admin *http.Client, url string, mockPort int) (reading, error) {
+// settle scrapes every 100 ms until phasegate's own goroutine count has
+// not changed for settleQuiet, or done (when not nil) accepts it, at most
+// settleTimeout, and returns the last reading.
+func settle(ctx context.Context, admin *http.Client, url string, mockPort int, done func(own float64) bool) (reading, error) {
 	deadline := time.Now().Add(settleTimeout)
-	var prev []float64
+	var last float64
+	var since time.Time
 	for {
 		r, err := read(ctx, admin, url, mockPort)
 		if err != nil {
 			return r, err
 		}
-		prev = append(prev, r.own())
-		if n := len(prev); n >= 3 && prev[n-1] == prev[n-2] && prev[n-2] == prev[n-3] || time.Now().After(deadline) {
+		if own := r.own(); since.IsZero() || own != last {
+			last, since = own, time.Now()
+		}
+		if done != nil && done(last) || time.Since(since) >= settleQuiet || time.Now().After(deadline) {
 			return r, nil
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -549,41 +689,19 @@ func settle(ctx context.Context, admin *http.Client, url string, mockPort int) (
 // quiesce scrapes until both active gauges read 0 everywhere and
 // phasegate_http_requests_total adds up to sent, or quiesceTimeout passes.
 // It returns the last scrape and whether it was quiescent.
-func quiesce(ctx context.Context, admin *http.Client, url string, sent int) (Metrics, bool, error) {
+func quiesce(ctx context.Context, admin *http.Client, url string, sent int) (harness.Metrics, bool, error) {
 	deadline := time.Now().Add(quiesceTimeout)
 	for {
-		m, err := scrape(ctx, admin, url)
+		m, err := harness.Scrape(ctx, admin, url)
 		if err != nil {
 			return nil, false, err
 		}
-		quiet := len(m.NonZero(metricHTTPActive)) == 0 && len(m.NonZero(metricLLMActive)) == 0 &&
-			m.Sum(metricRequests) == float64(sent)
+		quiet := len(m.NonZero(harness.MetricHTTPActive)) == 0 && len(m.NonZero(harness.MetricLLMActive)) == 0 &&
+			m.Sum(harness.MetricRequests) == float64(sent)
 		if quiet || time.Now().After(deadline) {
 			return m, quiet, nil
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// settleGoroutines scrapes until phasegate's own goroutine count is back
-// at baseline or has stopped changing (five equal readings in a row), at
-// most settleTimeout: connections the clients closed take a moment to end
-// on the server. It returns the last reading.
-func settleGoroutines(ctx context.Context, admin *http.Client, url string, mockPort int, baseline float64) (reading, error) {
-	deadline := time.Now().Add(settleTimeout)
-	var prev []float64
-	for {
-		r, err := read(ctx, admin, url, mockPort)
-		if err != nil {
-			return r, err
-		}
-		prev = append(prev, r.own())
-		n := len(prev)
-		stable := n >= 5 && slices.Min(prev[n-5:]) == slices.Max(prev[n-5:])
-		if r.own() <= baseline || stable || time.Now().After(deadline) {
-			return r, nil
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -595,14 +713,15 @@ func port(addr string) int {
 }
 
 // fill computes the report's checks.
-func (st *runState) fill(rep *Report, final Metrics, quiet bool, rl reloadResult, al *accessLog, exitCode int, termErr error) {
+func (st *runState) fill(rep *Report, final harness.Metrics, quiet bool, rl reloadResult, al *accessLog, exitCode int, termErr error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	rep.Requests = len(st.records)
 	rep.PeakActive, rep.PeakLLM = st.maxActive, st.maxLLM
 	for i, sc := range scenarios {
 		rep.Scenarios = append(rep.Scenarios, ScenarioCount{
-			Name: sc.name, Route: sc.route, Code: sc.code, Requests: st.counts[i], Unexpected: st.unexpect[i],
+			Name: sc.name, Route: sc.route, Code: sc.code, Runs: st.runs[i], Requests: st.runs[i] * sc.logged(),
+			Unexpected: st.unexpect[i],
 		})
 	}
 	rep.Causes = al.causes
@@ -610,23 +729,23 @@ func (st *runState) fill(rep *Report, final Metrics, quiet bool, rl reloadResult
 
 	// 1. Active gauges.
 	var nonZero []string
-	nHTTP, nLLM := len(final.Samples(metricHTTPActive)), len(final.Samples(metricLLMActive))
-	for _, name := range []string{metricHTTPActive, metricLLMActive} {
+	nHTTP, nLLM := len(final.Samples(harness.MetricHTTPActive)), len(final.Samples(harness.MetricLLMActive))
+	for _, name := range []string{harness.MetricHTTPActive, harness.MetricLLMActive} {
 		for _, s := range final.NonZero(name) {
 			nonZero = append(nonZero, name+s.String())
 		}
 	}
-	detail := fmt.Sprintf("%s: %d samples, %s: %d samples, all 0", metricHTTPActive, nHTTP, metricLLMActive, nLLM)
+	detail := fmt.Sprintf("%s: %d samples, %s: %d samples, all 0", harness.MetricHTTPActive, nHTTP, harness.MetricLLMActive, nLLM)
 	if len(nonZero) > 0 {
 		detail = fmt.Sprintf("%d samples not 0 after %s: %s", len(nonZero), quiesceTimeout, firstFew(nonZero, 6))
 	} else if nHTTP == 0 || nLLM == 0 {
 		nonZero = append(nonZero, "missing")
-		detail = fmt.Sprintf("a gauge is missing: %s %d samples, %s %d samples", metricHTTPActive, nHTTP, metricLLMActive, nLLM)
+		detail = fmt.Sprintf("a gauge is missing: %s %d samples, %s %d samples", harness.MetricHTTPActive, nHTTP, harness.MetricLLMActive, nLLM)
 	}
 	rep.check("every active gauge sample is 0", len(nonZero) == 0, detail)
 
 	// 2. Requests by route and code.
-	mm := CompareTally(st.tally, final.Requests())
+	mm := CompareTally(st.tally, requestsByRouteCode(final))
 	detail = fmt.Sprintf("%d (route, code) series, %d requests, equal", len(st.tally), st.tally.Total())
 	if len(mm) > 0 {
 		var lines []string
@@ -635,7 +754,7 @@ func (st *runState) fill(rep *Report, final Metrics, quiet bool, rl reloadResult
 		}
 		detail = fmt.Sprintf("%d series differ (quiescent: %t): %s", len(mm), quiet, firstFew(lines, 8))
 	}
-	rep.check(metricRequests+" by route and code = clients' tally", len(mm) == 0, detail)
+	rep.check(harness.MetricRequests+" by route and code = clients' tally", len(mm) == 0, detail)
 	rep.Tally = st.tally
 
 	// 3. Access log: one line per request.
@@ -645,11 +764,11 @@ func (st *runState) fill(rep *Report, final Metrics, quiet bool, rl reloadResult
 		detail = fmt.Sprintf("%d access lines for %d requests; %s", al.lines, len(st.records), firstFew(probs.ids, 6))
 	}
 	rep.check("one access-log line per request", len(probs.ids) == 0 && al.lines == len(st.records), detail)
-	detail = "route, status and cause as each scenario expects"
+	detail = "route, status and cause; path, model, exit_plugin, consumer and upstream_ms where a scenario says"
 	if len(probs.fields) > 0 {
 		detail = fmt.Sprintf("%d lines differ: %s", probs.nFields, firstFew(probs.fields, 6))
 	}
-	rep.check("access-log route, status and cause per request", probs.nFields == 0, detail)
+	rep.check("access-log fields per request as each scenario expects", probs.nFields == 0, detail)
 
 	// 4. Goroutines.
 	tol := float64(st.opts.GoroutineTolerance)
@@ -669,28 +788,34 @@ func (st *runState) fill(rep *Report, final Metrics, quiet bool, rl reloadResult
 		rep.BaselineRSS > 0 && growth < float64(st.opts.RSSBound),
 		fmt.Sprintf("baseline %s, end %s, growth %s (bound %s)", mib(rep.BaselineRSS), mib(rep.EndRSS), mib(growth), mib(float64(st.opts.RSSBound))))
 
-	// 6. Unexpected responses.
+	// 6. Stalled bodies.
+	s := rep.Stall
+	rep.check("heap per stalled body under the bound",
+		s.Active >= float64(s.Bodies)/2 && s.perBody() < stallHeapBound,
+		fmt.Sprintf("%d bodies of %s declared, stalled at once: %s", s.Bodies, mib(maxBodyBytes), s))
+
+	// 7. Unexpected responses.
 	nUnexpected := 0
 	for _, n := range st.unexpect {
 		nUnexpected += n
 	}
 	rep.check("zero unexpected statuses or bodies", nUnexpected == 0, fmt.Sprintf("%d unexpected of %d", nUnexpected, len(st.records)))
 
-	// 7. Reloads.
+	// 8. Reloads.
 	detail = fmt.Sprintf("reloaded at %.1fs of the load; invalid file rejected; valid file restored", rl.At.Seconds())
 	ok := rl.Err == nil && rl.Reloaded == 2 && rl.Rejected == 1 && al.reloaded == 2 && al.rejected == 1
 	if !ok {
 		detail = fmt.Sprintf("%v (log: %d reloaded, %d rejected)", rl.Err, al.reloaded, al.rejected)
 	}
-	if n := st.counts[scenarioIndex("plain_reloaded_route")]; ok && n == 0 {
+	if n := st.runs[scenarioIndex("plain_reloaded_route")]; ok && n == 0 {
 		ok, detail = false, "the reloaded route was never used"
 	}
 	rep.check("config reload mid-run (SIGHUP)", ok, detail)
 
-	// 8. No recovered panic.
+	// 9. No recovered panic.
 	rep.check("no recovered panic in the log", al.panics == 0, fmt.Sprintf("%d recovered panics", al.panics))
 
-	// 9. SIGTERM.
+	// 10. SIGTERM.
 	detail = "exit code 0, \"phasegate stopped\" logged"
 	ok = termErr == nil && exitCode == 0 && al.stopped
 	if !ok {
@@ -698,6 +823,47 @@ func (st *runState) fill(rep *Report, final Metrics, quiet bool, rl reloadResult
 	}
 	rep.check("SIGTERM: drained and exited 0", ok, detail)
 	rep.LogLevels = al.levels
+
+	end := endState{final: final, log: al, site: st.site.log()}
+	for _, c := range endChecks {
+		rep.Checks = append(rep.Checks, c(end))
+	}
+}
+
+// endState is what the end checks read.
+type endState struct {
+	final harness.Metrics // the scrape once phasegate was quiescent
+	log   *accessLog
+	site  siteLog
+}
+
+// endChecks are the end-of-run checks beyond the fixed ones of fill, one
+// for each effect of the traffic that phasegate counts in its metrics or
+// that an upstream sees.
+var endChecks = []func(endState) Check{checkAborts, checkModelLabels, checkAdminUpstream, checkSiteRequests}
+
+// checkAborts compares phasegate_lifecycle_aborts_total with the access
+// log: every request that ended because its client left or broke a bound
+// is counted once, under its route and cause.
+func checkAborts(e endState) Check {
+	got := map[routeCause]float64{}
+	for _, s := range e.final.Samples(harness.MetricAborts) {
+		got[routeCause{s.Labels["route"], s.Labels["cause"]}] += s.Value
+	}
+	var diff []string
+	byCause := map[string]int{}
+	for _, k := range sortedRouteCauses(got, e.log.aborts) {
+		if got[k] != float64(e.log.aborts[k]) {
+			diff = append(diff, fmt.Sprintf("%s: metric %g, access log %d", k, got[k], e.log.aborts[k]))
+		}
+		byCause[k.Cause] += e.log.aborts[k]
+	}
+	c := Check{Name: harness.MetricAborts + " by route and cause = access-log aborts", OK: len(diff) == 0}
+	c.Detail = fmt.Sprintf("%s over %d (route, cause) series, equal", countLine(byCause), len(got))
+	if !c.OK {
+		c.Detail = fmt.Sprintf("%d series differ: %s", len(diff), firstFew(diff, 6))
+	}
+	return c
 }
 
 func firstFew(s []string, n int) string {

@@ -3,17 +3,16 @@ package soak
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
+	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/phasegate/phasegate/bench/harness"
 )
 
 // TestSoak is the short soak of `make test`: the real binary, every
@@ -44,81 +43,9 @@ func TestSoak(t *testing.T) {
 	}
 	// The short run must still have exercised every scenario.
 	for _, s := range rep.Scenarios {
-		if s.Requests == 0 {
+		if s.Runs == 0 {
 			t.Errorf("scenario %s never ran", s.Name)
 		}
-	}
-}
-
-const exposition = `# HELP go_goroutines Number of goroutines that currently exist.
-# TYPE go_goroutines gauge
-go_goroutines 42
-# HELP phasegate_http_active_requests In-flight requests.
-# TYPE phasegate_http_active_requests gauge
-phasegate_http_active_requests{route="chat"} 0
-phasegate_http_active_requests{route="plain"} 2
-# HELP phasegate_llm_active_connections In-flight LLM attempts.
-# TYPE phasegate_llm_active_connections gauge
-phasegate_llm_active_connections{instance="ai-proxy",model="gpt-4o-mini",request_type="ai_chat",route="chat"} 0
-# HELP phasegate_http_requests_total Requests.
-# TYPE phasegate_http_requests_total counter
-phasegate_http_requests_total{code="200",route="chat"} 7
-phasegate_http_requests_total{code="499",route="chat"} 1
-phasegate_http_requests_total{code="404",route=""} 3
-phasegate_http_requests_total{code="200",route="plain"} 0
-# HELP phasegate_http_request_duration_seconds Durations.
-# TYPE phasegate_http_request_duration_seconds histogram
-phasegate_http_request_duration_seconds_bucket{route="chat",le="0.1"} 8
-phasegate_http_request_duration_seconds_bucket{route="chat",le="+Inf"} 8
-phasegate_http_request_duration_seconds_sum{route="chat"} 0.3
-phasegate_http_request_duration_seconds_count{route="chat"} 8
-`
-
-func TestParseMetrics(t *testing.T) {
-	m, err := ParseMetrics(strings.NewReader(exposition))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g, ok := m.Value(metricGoroutines); !ok || g != 42 {
-		t.Errorf("go_goroutines = %v, %t; want 42", g, ok)
-	}
-	if _, ok := m.Value(metricHTTPActive); ok {
-		t.Error("Value of a labelled metric with two samples must not be ok")
-	}
-	if n := len(m.Samples(metricHTTPActive)); n != 2 {
-		t.Errorf("%d active-request samples, want 2", n)
-	}
-	nz := m.NonZero(metricHTTPActive)
-	if len(nz) != 1 || nz[0].Labels["route"] != "plain" || nz[0].Value != 2 {
-		t.Errorf("NonZero = %v, want the plain route's 2", nz)
-	}
-	if got := nz[0].String(); got != `{route="plain"} 2` {
-		t.Errorf("Sample.String() = %s", got)
-	}
-	if nz := m.NonZero(metricLLMActive); len(nz) != 0 {
-		t.Errorf("NonZero(llm) = %v, want none", nz)
-	}
-	if s := m.Sum(metricRequests); s != 11 {
-		t.Errorf("Sum(requests) = %v, want 11", s)
-	}
-	want := map[RouteCode]float64{{"chat", "200"}: 7, {"chat", "499"}: 1, {"", "404"}: 3, {"plain", "200"}: 0}
-	got := m.Requests()
-	if len(got) != len(want) {
-		t.Fatalf("Requests() = %v, want %v", got, want)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("Requests()[%v] = %v, want %v", k, got[k], v)
-		}
-	}
-	if len(m.Samples("phasegate_http_request_duration_seconds")) != 0 {
-		t.Error("a histogram has no plain samples")
-	}
-	if len(m.Samples("no_such_metric")) != 0 {
-		t.Error("a missing metric has no samples")
-	}
-	if _, err := ParseMetrics(strings.NewReader("not a metric line {\n")); err == nil {
-		t.Error("garbage parsed without an error")
 	}
 }
 
@@ -161,49 +88,33 @@ func TestCompareTally(t *testing.T) {
 	}
 }
 
-func TestSSEReader(t *testing.T) {
-	stream := "data: {\"a\":1}\n\n: a comment\n\nevent: x\ndata: two\ndata: lines\n\ndata:[DONE]\r\n\r\n"
-	evs, err := readEvents(strings.NewReader(stream))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{`{"a":1}`, "two\nlines", "[DONE]"}
-	if !slices.Equal(evs, want) {
-		t.Errorf("events %q, want %q", evs, want)
-	}
-	evs, err = readEvents(strings.NewReader("data: one\n\ndata: cut"))
-	if !errors.Is(err, io.ErrUnexpectedEOF) || len(evs) != 1 {
-		t.Errorf("a stream cut inside an event: %q, %v", evs, err)
-	}
-}
-
 func TestStreamChecks(t *testing.T) {
 	chunk := func(content string) string {
 		return `{"object":"chat.completion.chunk","choices":[{"delta":{"content":"` + content + `"}}]}`
 	}
-	text, err := streamText([]string{chunk("Hello "), chunk("world"), `{"object":"chat.completion.chunk","choices":[]}`, doneData})
+	text, err := streamText([]string{chunk("Hello "), chunk("world"), `{"object":"chat.completion.chunk","choices":[]}`, harness.Done})
 	if err != nil || text != "Hello world" {
 		t.Errorf("streamText = %q, %v", text, err)
 	}
 	for name, evs := range map[string][]string{
 		"no [DONE]":     {chunk("a")},
-		"early [DONE]":  {doneData, chunk("a"), doneData},
-		"error event":   {`{"error":{"message":"upstream timed out","type":"timeout"}}`, doneData},
-		"not JSON":      {"nope", doneData},
-		"wrong object":  {`{"object":"chat.completion"}`, doneData},
+		"early [DONE]":  {harness.Done, chunk("a"), harness.Done},
+		"error event":   {`{"error":{"message":"upstream timed out","type":"timeout"}}`, harness.Done},
+		"not JSON":      {"nope", harness.Done},
+		"wrong object":  {`{"object":"chat.completion"}`, harness.Done},
 		"empty":         nil,
-		"only [DONE]s":  {doneData, doneData},
-		"chunk missing": {chunk("a"), "", doneData},
+		"only [DONE]s":  {harness.Done, harness.Done},
+		"chunk missing": {chunk("a"), "", harness.Done},
 	} {
 		if _, err := streamText(evs); err == nil {
 			t.Errorf("%s: streamText accepted %q", name, evs)
 		}
 	}
-	fin, err := finalFrame([]string{chunk("a"), `{"error":{"message":"m","type":"timeout"}}`, doneData})
+	fin, err := finalFrame([]string{chunk("a"), `{"error":{"message":"m","type":"timeout"}}`, harness.Done})
 	if err != nil || fin.Error == nil || fin.Error.Type != "timeout" {
 		t.Errorf("finalFrame = %+v, %v", fin, err)
 	}
-	if _, err := finalFrame([]string{doneData}); err == nil {
+	if _, err := finalFrame([]string{harness.Done}); err == nil {
 		t.Error("finalFrame accepted a stream without a final frame")
 	}
 }
@@ -268,21 +179,6 @@ func TestParseLogAndMatch(t *testing.T) {
 	}
 }
 
-func TestScanFor(t *testing.T) {
-	log := "{\"message\":\"a\"}\n{\"message\":\"config reloaded\"}\n{\"message\":\"b\"}\n{\"message\":\"config rel"
-	r := strings.NewReader(log)
-	needle := []byte(`"message":"config reloaded"`)
-	line, off, err := scanFor(r, 0, needle)
-	if err != nil || string(line) != `{"message":"config reloaded"}` {
-		t.Fatalf("first scan: %q, %v", line, err)
-	}
-	// Scanning on finds nothing more, and stops before the partial line.
-	line, off2, err := scanFor(r, off, needle)
-	if err != nil || line != nil || off2 != int64(strings.LastIndexByte(log, '\n')+1) {
-		t.Errorf("second scan: %q at %d, %v", line, off2, err)
-	}
-}
-
 func TestCountConns(t *testing.T) {
 	table := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1
@@ -304,11 +200,13 @@ func TestCountConns(t *testing.T) {
 }
 
 func TestPicker(t *testing.T) {
-	p := newPicker(scenarios)
+	nBase := len(baseScenarios)
+	base, hostile := newPicker(scenarios, 0, nBase), newPicker(scenarios, nBase, len(scenarios))
 	rng := rand.New(rand.NewPCG(1, 2))
 	seen := make([]int, len(scenarios))
 	for range 20000 {
-		seen[p.pick(rng, false)]++
+		seen[base.pick(rng, false)]++
+		seen[hostile.pick(rng, false)]++
 	}
 	for i, sc := range scenarios {
 		if sc.afterReload && seen[i] > 0 {
@@ -318,36 +216,60 @@ func TestPicker(t *testing.T) {
 			t.Errorf("%s never picked", sc.name)
 		}
 	}
+	for range 20000 {
+		if i := base.pick(rng, true); i >= nBase {
+			t.Fatalf("the ordinary clients' picker chose %s", scenarios[i].name)
+		}
+		if i := hostile.pick(rng, true); i < nBase {
+			t.Fatalf("the hostile clients' picker chose %s", scenarios[i].name)
+		}
+	}
 	reloaded := scenarioIndex("plain_reloaded_route")
 	n := 0
 	for range 20000 {
-		if p.pick(rng, true) == reloaded {
+		if base.pick(rng, true) == reloaded {
 			n++
 		}
 	}
 	if n == 0 {
 		t.Error("the reloaded route is never picked after the reload")
 	}
+	for n, want := range map[int]int{1: 0, 2: 1, 16: 2, 64: 8} {
+		if got := hostileClients(n); got != want {
+			t.Errorf("hostileClients(%d) = %d, want %d", n, got, want)
+		}
+	}
 }
 
 func TestConfigs(t *testing.T) {
-	p := configParams{Mock: "127.0.0.1:1234", Dead: "127.0.0.1:5678", Version: 1}
-	v1 := renderConfig(p)
+	p := configParams{Mock: "127.0.0.1:1234", Dead: "127.0.0.1:5678", Site: "127.0.0.1:4321", Version: 1}
+	render := func(p configParams) string {
+		b, err := soakConfig(p).Render()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	v1 := render(p)
 	p.Version = 2
-	v2 := renderConfig(p)
+	v2 := render(p)
 	p.Invalid = true
-	bad := renderConfig(p)
+	bad := render(p)
 	for name, c := range map[string]struct {
 		cfg       string
 		want, not []string
 	}{
-		"v1":      {v1, []string{denyMessages[0], `"http://127.0.0.1:5678/v1/chat/completions"`, "timeout: " + aiTimeout}, []string{"id: " + routeReloaded, "(unclosed"}},
-		"v2":      {v2, []string{denyMessages[1], "id: " + routeReloaded}, []string{"(unclosed"}},
+		"v1": {v1, []string{
+			denyMessages[0], "http://127.0.0.1:5678/v1/chat/completions", "timeout: " + aiTimeout.String(), "version 1",
+			"id: " + routeAdmin, "uri: /admin/*", "key-auth: {}", "id: " + routePublic, "uri: /public/*", `127.0.0.1:4321: 1`,
+			"username: " + consumerName, "key: " + consumerKey, fmt.Sprintf("max_models_per_route: %d", maxModelsPerRoute),
+		}, []string{"id: " + routeReloaded, "(unclosed"}},
+		"v2":      {v2, []string{denyMessages[1], "id: " + routeReloaded, "id: " + routeAdmin, "key: " + consumerKey}, []string{"(unclosed"}},
 		"invalid": {bad, []string{"(unclosed"}, nil},
 	} {
 		for _, s := range c.want {
 			if !strings.Contains(c.cfg, s) {
-				t.Errorf("%s config lacks %q", name, s)
+				t.Errorf("%s config lacks %q:\n%s", name, s, c.cfg)
 			}
 		}
 		for _, s := range c.not {
@@ -355,13 +277,6 @@ func TestConfigs(t *testing.T) {
 				t.Errorf("%s config has %q", name, s)
 			}
 		}
-	}
-	path := filepath.Join(t.TempDir(), "c.yaml")
-	if err := writeConfig(path, p); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(path); string(b) != bad {
-		t.Error("writeConfig wrote something else")
 	}
 }
 

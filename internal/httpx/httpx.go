@@ -113,3 +113,10 @@ func (e *TimeoutError) Unwrap() error { return context.DeadlineExceeded }
 
 // Timeout returns true.
 func (e *TimeoutError) Timeout() bool { return true }
+
+// FinalStatus reports whether code may be the status of a final response
+// forwarded to a client: 200 to 999. A 1xx is never final (net/http's
+// transport consumes interim ones and returns 101, which phasegate never
+// asks for, since it forwards no Upgrade); Go's server panics on
+// WriteHeader below 100 or above 999.
+func FinalStatus(code int) bool { return code >= 200 && code <= 999 }

@@ -16,6 +16,7 @@ import (
 	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/internal/httpx"
 	"github.com/phasegate/phasegate/internal/openai"
+	"github.com/phasegate/phasegate/internal/proxy"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
 )
@@ -29,6 +30,7 @@ const AttemptScope = "llm attempt"
 type attempt struct {
 	in     *Instance
 	model  string     // the model sent
+	label  string     // its model label (bounded per route), once the gauge is acquired
 	scope  *fsm.Scope // nil until the gauge is acquired
 	sent   time.Time
 	end    time.Time
@@ -62,13 +64,13 @@ type Failure struct {
 	Status int
 	// Timeout reports that the upstream did not answer in time.
 	Timeout bool
-	// Err is the network error or timeout when the upstream did not
-	// answer.
+	// Err is the network error, timeout or malformed response when the
+	// upstream did not answer usably.
 	Err error
 }
 
-// Network reports whether the upstream did not answer (a network error or
-// a timeout).
+// Network reports whether the upstream did not answer usably (a network
+// error, a timeout or a malformed response).
 func (f Failure) Network() bool { return f.Status == 0 }
 
 // Serve runs the upstream phase of r: an attempt on the instance next
@@ -202,6 +204,7 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 		return nil, &phases.ExitError{Exit: phases.Error(http.StatusInternalServerError, "internal_error", "the request could not be rewritten for the upstream")}
 	}
 	actx, cancel := context.WithCancelCause(ctx)
+	actx, watch := proxy.WatchResponse(actx, http.MethodPost)
 	out, err := in.outgoing(actx, r, payload)
 	if err != nil {
 		cancel(err)
@@ -212,8 +215,9 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 	// scope, with the labels of this attempt captured now.
 	a.scope = r.Scope().Child(AttemptScope)
 	if p.Metrics != nil {
+		a.label = p.Metrics.ModelLabel(p.route(r), a.model)
 		phases.BoundGauge{Name: metrics.NameLLMActive, Vec: p.Metrics.LLMActive}.
-			Acquire(a.scope, p.route(r), in.name, metrics.Model(a.model), c.requestType())
+			Acquire(a.scope, p.route(r), in.name, a.label, c.requestType())
 	}
 
 	a.sent = time.Now()
@@ -226,8 +230,17 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 		a.close()
 		return nil, err
 	}
+	if err := watch.Check(resp); err != nil {
+		_ = resp.Body.Close() // before its end: the connection is not reused
+		cancel(context.Canceled)
+		a.close()
+		return nil, &proxy.BadResponseError{Upstream: in.name, Err: err}
+	}
 	a.status = resp.StatusCode
 	header := httpx.EndToEnd(resp.Header)
+	// The provider's cookies belong to the gateway's account with it, not
+	// to the client: they never reach the client.
+	header.Del("Set-Cookie")
 	if resp.StatusCode < http.StatusBadRequest && httpx.IsSSE(header) {
 		a.sse = true
 		header.Del("Content-Length")
@@ -243,6 +256,13 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 	_ = resp.Body.Close()
 	cancel(context.Canceled)
 	a.finish()
+	if err == nil {
+		// Read whole, a body longer than its Content-Length is caught
+		// before anything is sent.
+		if ferr := watch.Err(); ferr != nil {
+			err = &proxy.BadResponseError{Upstream: in.name, Err: ferr}
+		}
+	}
 	if err != nil {
 		a.close()
 		return nil, err

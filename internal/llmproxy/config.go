@@ -26,12 +26,11 @@ const (
 // DefaultOpenAIEndpoint is the endpoint of provider openai.
 const DefaultOpenAIEndpoint = "https://api.openai.com/v1/chat/completions"
 
-// Defaults of Config's optional fields, and of the access phase's limit.
+// Defaults of Config's optional fields.
 const (
-	DefaultTimeout             = 30 * time.Second
-	DefaultMaxResponseBytes    = 16 << 20
-	DefaultMaxStreamDuration   = 10 * time.Minute
-	DefaultMaxRequestBodyBytes = phases.DefaultMaxRequestBodyBytes
+	DefaultTimeout           = 30 * time.Second
+	DefaultMaxResponseBytes  = 16 << 20
+	DefaultMaxStreamDuration = 10 * time.Minute
 )
 
 // Config is one upstream instance. Field problems are reported under the
@@ -145,11 +144,11 @@ func (c *Config) Validate(zeroIsDefault bool) []phases.FieldError {
 	return errs
 }
 
-// ValidateRequestLimit reports a max_request_body_bytes that is not
-// positive.
+// ValidateRequestLimit reports a negative max_request_body_bytes (0
+// leaves the route's limit).
 func ValidateRequestLimit(n int64) []phases.FieldError {
-	if n <= 0 {
-		return []phases.FieldError{{Field: "max_request_body_bytes", Msg: fmt.Sprintf("must be positive, got %d", n)}}
+	if n < 0 {
+		return []phases.FieldError{{Field: "max_request_body_bytes", Msg: fmt.Sprintf("must not be negative, got %d (0 keeps the route's limit)", n)}}
 	}
 	return nil
 }

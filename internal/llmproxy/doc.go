@@ -25,7 +25,12 @@
 // configured ones. The body is openai.Rewrite of the body the access phase
 // left, with the instance's options and include_usage forced for streams,
 // done afresh for every attempt so that one instance's options never reach
-// another. The timeout bounds the wait for the response header and then
+// another. On the way back, hop-by-hop headers and Set-Cookie are dropped:
+// the provider's cookies are the gateway's, not the client's. A response no
+// client may get (see internal/proxy's Watch.Check, and a body longer than
+// its Content-Length, caught once the body is read whole) fails the
+// attempt with a *proxy.BadResponseError, a network failure for fallback
+// purposes. The timeout bounds the wait for the response header and then
 // every wait for body bytes, as in package proxy.
 //
 // A response with a status below 400 and Content-Type text/event-stream is

@@ -40,9 +40,6 @@ type Proxy struct {
 	// Logger logs fallbacks (the request context's zerolog logger is
 	// preferred when it has one).
 	Logger zerolog.Logger
-	// MaxRequestBodyBytes bounds the client's body (413 beyond).
-	// 0 means DefaultMaxRequestBodyBytes.
-	MaxRequestBodyBytes int64
 	// Model returns the model that will be sent for a client that asked
 	// for client, as recorded in LLMInfo during access, or "" if there is
 	// none (the request is then answered 400). Required.
@@ -85,23 +82,23 @@ func (p *Proxy) route(r *phases.Request) string {
 	return r.Route()
 }
 
-func (p *Proxy) maxBody() int64 {
-	if p.MaxRequestBodyBytes > 0 {
-		return p.MaxRequestBodyBytes
-	}
-	return DefaultMaxRequestBodyBytes
-}
-
 func invalid(status int, msg string) phases.Exit {
 	return phases.Error(status, ErrorTypeInvalidRequest, msg)
 }
 
 // Access validates the client's chat-completions request and records its
 // *phases.LLMInfo under phases.LLM: Content-Type application/json
-// (parameters allowed), a body within the limit (413 beyond), a valid JSON
-// object whose known fields have the right types, and a model (the
-// client's or one set by options). Problems are answered with
-// OpenAI-shaped 400s and 413s.
+// (parameters allowed), a body within the route's limit
+// (Request.MaxBodyBytes, which the plugins set from their
+// max_request_body_bytes; 413 beyond), a valid JSON object whose known
+// fields have the right types, and a model (the client's or one set by
+// options). Problems are answered with OpenAI-shaped 400s and 413s.
+//
+// The body must also have a single reading: no duplicate keys, and no key
+// that differs from a field the gateway reads only in case, dashes or
+// underscores (see openai.ParseChatRequest). Every AI route runs this,
+// whatever its other plugins, so none of them can inspect one reading of a
+// body while the upstream acts on another.
 func (p *Proxy) Access(r *phases.Request) phases.Exit {
 	if !httpx.IsMediaType(r.Header().Get("Content-Type"), "application/json") {
 		return invalid(http.StatusBadRequest, MsgContentType)
@@ -112,8 +109,6 @@ func (p *Proxy) Access(r *phases.Request) phases.Exit {
 		return invalid(http.StatusRequestEntityTooLarge, MsgTooLarge)
 	case err != nil:
 		return invalid(http.StatusBadRequest, MsgUnreadable)
-	case int64(len(body)) > p.maxBody():
-		return invalid(http.StatusRequestEntityTooLarge, MsgTooLarge)
 	}
 	req, err := openai.ParseChatRequest(body)
 	if err != nil {
@@ -168,7 +163,7 @@ func (p *Proxy) Log(s *phases.Summary) {
 		route = s.Route
 	}
 	m := p.Metrics
-	model := metrics.Model(a.model)
+	model := a.label
 	labels := []string{route, a.in.name, model, c.requestType()}
 	if c.info.UsageKnown {
 		m.LLMPromptTokens.WithLabelValues(labels...).Add(float64(max(c.info.PromptTokens, 0)))

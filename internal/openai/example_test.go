@@ -32,11 +32,19 @@ func ExampleParseChatRequest() {
 
 	_, err = openai.ParseChatRequest([]byte(`{"messages": "hi"}`))
 	fmt.Println(err)
+
+	// A body must read the same to every decoder.
+	_, err = openai.ParseChatRequest([]byte(`{"messages": [], "Messages": [{"role": "user", "content": "hi"}]}`))
+	fmt.Println(err)
+	_, err = openai.ParseChatRequest([]byte(`{"messages": [{"role": "user", "content": "a", "content": "b"}]}`))
+	fmt.Println(err)
 	// Output:
 	// gpt-4o true false
 	// system: "Be brief."
 	// user: "What is in\nthis picture?"
 	// messages: must be an array
+	// Messages: ambiguous key: some upstreams read it as "messages"
+	// messages[0].content: duplicate key
 }
 
 func ExampleRewrite() {
@@ -63,18 +71,30 @@ func ExampleParseUsage() {
 	// false
 }
 
-func ExampleChunkDeltaText() {
+func ExampleAppendChunkDeltaText() {
 	chunk := []byte(`{"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hel"}},{"index":1,"delta":{"content":"lo"}}]}`)
-	fmt.Printf("%q\n", openai.ChunkDeltaText(chunk))
+	fmt.Printf("%q\n", openai.AppendChunkDeltaText(nil, chunk))
 	// Output:
 	// "Hello"
 }
 
-func ExampleCompletionText() {
-	body := []byte(`{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hi!"},"finish_reason":"stop"}]}`)
-	fmt.Println(openai.CompletionText(body))
+func ExampleEachText() {
+	body := []byte(`{"object":"chat.completion","choices":[
+		{"index":0,"message":{"role":"assistant","content":"Hi!"},"finish_reason":"stop"},
+		{"index":1,"message":{"role":"assistant","content":null,"tool_calls":[
+			{"id":"call_1","type":"function","function":{"name":"greet","arguments":"{\"to\":\"you\"}"}}]},"finish_reason":"tool_calls"}]}`)
+	_, ambiguous := openai.EachText(body, nil, func(t openai.ResponseText) {
+		fmt.Printf("choice %d, %s", t.Choice, t.Kind)
+		if t.Kind == openai.TextToolArguments {
+			fmt.Printf(" of call %d", t.Tool)
+		}
+		fmt.Printf(": %s\n", t.Text)
+	})
+	fmt.Println("ambiguous:", ambiguous)
 	// Output:
-	// Hi!
+	// choice 0, content: Hi!
+	// choice 1, tool_arguments of call 0: {"to":"you"}
+	// ambiguous: false
 }
 
 func ExampleRefusalCompletion() {
@@ -95,7 +115,7 @@ func ExampleRefusalCompletion() {
 		return
 	}
 	fmt.Println(c.Object, c.Model, c.Choices[0].Message.Role, c.Choices[0].FinishReason, c.Usage.PromptTokens)
-	fmt.Println(openai.CompletionText(body))
+	fmt.Println(c.Choices[0].Message.Content)
 	// Output:
 	// chat.completion gpt-4o assistant stop 9
 	// I can't help with that.

@@ -3,9 +3,10 @@ package openai
 // A small allocation-free JSON scanner. It validates exactly what
 // encoding/json's Valid accepts (including its nesting limit) while walking
 // objects and arrays, and hands out the raw bytes of keys and values, so
-// that only the fields a caller needs are ever decoded. Duplicate keys are
-// resolved by callers as encoding/json and Python's json do: the last one
-// wins.
+// that only the fields a caller needs are ever decoded. A walk can also
+// carry a keyCheck, which finds duplicate keys in every object it passes
+// through. Where duplicates are allowed (responses), callers resolve them as
+// encoding/json and Python's json do: the last one wins.
 
 import (
 	"bytes"
@@ -42,13 +43,14 @@ func skipSpace(b []byte, i int) int {
 // skipValue returns the index just past the JSON value that starts at b[i],
 // or -1 if there is no valid value there. depth is the nesting depth of the
 // enclosing container (0 at top level).
-func skipValue(b []byte, i, depth int) int {
+func skipValue(b []byte, i, depth int, kc *keyCheck) int {
 	if i >= len(b) {
 		return -1
 	}
 	switch c := b[i]; c {
 	case '{':
 		it := newObjIter(b, i, depth)
+		it.check(kc)
 		for {
 			if _, _, ok := it.next(); !ok {
 				break
@@ -57,6 +59,7 @@ func skipValue(b []byte, i, depth int) int {
 		return it.end()
 	case '[':
 		it := newArrIter(b, i, depth)
+		it.check(kc)
 		for {
 			if _, ok := it.next(); !ok {
 				break
@@ -194,6 +197,7 @@ type objIter struct {
 	i     int
 	depth int
 	state int
+	kc    *keyCheck // nil: duplicate keys are not looked for
 }
 
 // newObjIter starts walking the object at b[i] == '{' nested in a container
@@ -204,6 +208,15 @@ func newObjIter(b []byte, i, depth int) objIter {
 		it.state = iterFailed
 	}
 	return it
+}
+
+// check makes the walk look for duplicate keys in this object and in every
+// object within it, reporting them to kc. It must be called before next.
+func (it *objIter) check(kc *keyCheck) {
+	if kc != nil && it.state == iterFirst {
+		it.kc = kc
+		kc.open(true)
+	}
 }
 
 // next returns the raw key (with its quotes) and raw value of the next
@@ -221,14 +234,12 @@ func (it *objIter) next() (key, val []byte, ok bool) {
 	if it.state == iterFirst {
 		it.state = iterMore
 		if b[i] == '}' {
-			it.i, it.state = i+1, iterDone
-			return nil, nil, false
+			return it.done(i)
 		}
 	} else {
 		switch b[i] {
 		case '}':
-			it.i, it.state = i+1, iterDone
-			return nil, nil, false
+			return it.done(i)
 		case ',':
 			i = skipSpace(b, i+1)
 		default:
@@ -243,15 +254,27 @@ func (it *objIter) next() (key, val []byte, ok bool) {
 		return it.fail()
 	}
 	key = b[k:i]
+	if it.kc != nil {
+		it.kc.key(key, k)
+	}
 	if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
 		return it.fail()
 	}
 	v := skipSpace(b, i+1)
-	if i = skipValue(b, v, it.depth); i < 0 {
+	if i = skipValue(b, v, it.depth, it.kc); i < 0 {
 		return it.fail()
 	}
 	it.i = i
 	return key, b[v:i], true
+}
+
+// done ends the walk at the closing brace b[i].
+func (it *objIter) done(i int) ([]byte, []byte, bool) {
+	it.i, it.state = i+1, iterDone
+	if it.kc != nil {
+		it.kc.close()
+	}
+	return nil, nil, false
 }
 
 func (it *objIter) fail() ([]byte, []byte, bool) {
@@ -274,6 +297,7 @@ type arrIter struct {
 	i     int
 	depth int
 	state int
+	kc    *keyCheck // nil: duplicate keys are not looked for
 }
 
 // newArrIter starts walking the array at b[i] == '[' nested in a container
@@ -284,6 +308,15 @@ func newArrIter(b []byte, i, depth int) arrIter {
 		it.state = iterFailed
 	}
 	return it
+}
+
+// check makes the walk look for duplicate keys in every object within the
+// array, reporting them to kc. It must be called before next.
+func (it *arrIter) check(kc *keyCheck) {
+	if kc != nil && it.state == iterFirst {
+		it.kc = kc
+		kc.open(false)
+	}
 }
 
 // next returns the raw bytes of the next element, or ok == false at the end
@@ -301,14 +334,12 @@ func (it *arrIter) next() (val []byte, ok bool) {
 	if it.state == iterFirst {
 		it.state = iterMore
 		if b[i] == ']' {
-			it.i, it.state = i+1, iterDone
-			return nil, false
+			return it.done(i)
 		}
 	} else {
 		switch b[i] {
 		case ']':
-			it.i, it.state = i+1, iterDone
-			return nil, false
+			return it.done(i)
 		case ',':
 			i = skipSpace(b, i+1)
 		default:
@@ -317,12 +348,24 @@ func (it *arrIter) next() (val []byte, ok bool) {
 		}
 	}
 	v := i
-	if i = skipValue(b, v, it.depth); i < 0 {
+	if it.kc != nil {
+		it.kc.elem()
+	}
+	if i = skipValue(b, v, it.depth, it.kc); i < 0 {
 		it.state = iterFailed
 		return nil, false
 	}
 	it.i = i
 	return b[v:i], true
+}
+
+// done ends the walk at the closing bracket b[i].
+func (it *arrIter) done(i int) ([]byte, bool) {
+	it.i, it.state = i+1, iterDone
+	if it.kc != nil {
+		it.kc.close()
+	}
+	return nil, false
 }
 
 // end returns the index just past the array once next has returned false,
@@ -337,7 +380,7 @@ func (it *arrIter) end() int {
 // validJSON reports whether b is a single valid JSON value surrounded by
 // optional whitespace, like encoding/json's Valid.
 func validJSON(b []byte) bool {
-	i := skipValue(b, skipSpace(b, 0), 0)
+	i := skipValue(b, skipSpace(b, 0), 0, nil)
 	return i >= 0 && skipSpace(b, i) == len(b)
 }
 
@@ -424,44 +467,55 @@ func appendUnquote(dst, raw []byte) ([]byte, bool) {
 		if len(s) == 0 {
 			break
 		}
-		if s[0] != '\\' || len(s) < 2 { // quote, control character or lone backslash
+		r, n := unescape(s)
+		if n == 0 { // quote, control character or bad escape
 			return dst, false
 		}
-		switch c := s[1]; c {
-		case '"', '\\', '/':
-			dst = append(dst, c)
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r := getu4(s)
-			if r < 0 {
-				return dst, false
-			}
-			s = s[6:]
-			if utf16.IsSurrogate(r) {
-				if dec := utf16.DecodeRune(r, getu4(s)); dec != unicode.ReplacementChar {
-					dst = utf8.AppendRune(dst, dec)
-					s = s[6:]
-					continue
-				}
-				r = unicode.ReplacementChar
-			}
+		if r < utf8.RuneSelf {
+			dst = append(dst, byte(r))
+		} else {
 			dst = utf8.AppendRune(dst, r)
-			continue
-		default:
-			return dst, false
 		}
-		s = s[2:]
+		s = s[n:]
 	}
 	return dst, true
+}
+
+// unescape decodes the escape sequence at the start of s, which must start
+// with a backslash, and returns the rune and the length of the sequence, or
+// n == 0 if it is not valid. Like encoding/json, it decodes an unpaired
+// surrogate as U+FFFD.
+func unescape(s []byte) (r rune, n int) {
+	if len(s) < 2 || s[0] != '\\' {
+		return 0, 0
+	}
+	switch c := s[1]; c {
+	case '"', '\\', '/':
+		return rune(c), 2
+	case 'b':
+		return '\b', 2
+	case 'f':
+		return '\f', 2
+	case 'n':
+		return '\n', 2
+	case 'r':
+		return '\r', 2
+	case 't':
+		return '\t', 2
+	case 'u':
+		r := getu4(s)
+		if r < 0 {
+			return 0, 0
+		}
+		if utf16.IsSurrogate(r) {
+			if dec := utf16.DecodeRune(r, getu4(s[6:])); dec != unicode.ReplacementChar {
+				return dec, 12
+			}
+			return unicode.ReplacementChar, 6
+		}
+		return r, 6
+	}
+	return 0, 0
 }
 
 // getu4 decodes a \uXXXX escape at the start of s, or returns -1.

@@ -1,7 +1,10 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -9,6 +12,9 @@ import (
 )
 
 var jsonCases = []string{
+	`{"a":1,"a":2}`, `{"a":{"b":1,"b":2}}`, `[{"a":1},{"a":1,"b":{"a":1},"a":2}]`, `{"a":1,"\u0061":2}`, `{"A":1,"a":2}`,
+	`{"a":{"x":[{"y":1,"y":[]}]}}`, `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k0":9}`,
+	"{\"\xff\":1,\"\xfe\":2}", `{"\ud800":1,"\udc00":2}`, `{"Messages":[],"messages":[]}`, `{"":0,"":0}`, `[1e700]`,
 	``, ` `, `{}`, `[]`, `null`, `true`, `false`, `nul`, `truex`, `0`, `-0`, `01`, `-`, `1.`, `1.5`, `1e`, `1e+`,
 	`1E-7`, `-12.5e+3`, `""`, `"a"`, `"\"`, `"\u12"`, `"\u12G4"`, `"\ud83d\ude00"`, `"\ud83d"`, `"\x"`,
 	"\"\x01\"", "\"\xff\"", `"\/\b\f\n\r\t\\"`, `{"a":1,}`, `{"a" 1}`, `{"a":1 "b":2}`, `{,}`, `[1,]`,
@@ -44,6 +50,9 @@ func FuzzJSONScanner(f *testing.F) {
 		}
 		if !valid {
 			return
+		}
+		if got, want := hasDuplicateKey(in), refDuplicateKey(t, in); got != want {
+			t.Fatalf("keyCheck finds a duplicate key in %q: %v; reference: %v", in, got, want)
 		}
 		i := skipSpace(in, 0)
 		switch in[i] {
@@ -153,6 +162,144 @@ func TestKeyIs(t *testing.T) {
 	for _, tc := range tests {
 		if got := keyIs([]byte(tc.raw), tc.name); got != tc.want {
 			t.Errorf("keyIs(%s, %q) = %v", tc.raw, tc.name, got)
+		}
+	}
+}
+
+// hasDuplicateKey walks the valid JSON in with a keyCheck.
+func hasDuplicateKey(in []byte) bool {
+	kc := newKeyCheck(in)
+	defer kc.release()
+	if skipValue(in, skipSpace(in, 0), 0, kc) < 0 {
+		panic("invalid JSON")
+	}
+	return kc.dup != nil
+}
+
+// RefDuplicateKey returns a key that appears twice in one object of the
+// JSON in, and whether there is one, using encoding/json's tokenizer as the
+// reference.
+func RefDuplicateKey(in []byte) (key string, found bool, err error) {
+	type frame struct {
+		keys    map[string]bool
+		wantKey bool
+	}
+	var stack []*frame
+	dec := json.NewDecoder(bytes.NewReader(in))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return "", false, nil
+		}
+		if err != nil {
+			return "", false, err
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.keys != nil && top.wantKey {
+			if k, ok := tok.(string); ok {
+				if top.keys[k] {
+					return k, true, nil
+				}
+				top.keys[k], top.wantKey = true, false
+				continue
+			}
+		} else if top != nil && top.keys != nil {
+			top.wantKey = true
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{keys: map[string]bool{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+	}
+}
+
+func refDuplicateKey(t *testing.T, in []byte) bool {
+	t.Helper()
+	_, found, err := RefDuplicateKey(in)
+	if err != nil {
+		t.Fatalf("tokenizing %q: %v", in, err)
+	}
+	return found
+}
+
+func TestKeyCheck(t *testing.T) {
+	for _, in := range append(jsonCases[:len(jsonCases):len(jsonCases)], deepJSONCases[0], deepJSONCases[2]) {
+		if !json.Valid([]byte(in)) {
+			continue
+		}
+		if got, want := hasDuplicateKey([]byte(in)), refDuplicateKey(t, []byte(in)); got != want {
+			t.Errorf("keyCheck finds a duplicate key in %.60q: %v; reference: %v", in, got, want)
+		}
+	}
+	deep := strings.Repeat(`{"a":`, maxDepth-1) + `{"b":1,"b":2}` + strings.Repeat("}", maxDepth-1)
+	if !hasDuplicateKey([]byte(deep)) {
+		t.Error("no duplicate found at the nesting limit")
+	}
+}
+
+func TestFoldKey(t *testing.T) {
+	tests := []struct {
+		raw, want string
+		ok        bool
+	}{
+		{`"model"`, "model", true},
+		{`"MoDeL"`, "model", true},
+		{`"max_completion-tokens"`, "maxcompletiontokens", true},
+		{`"__m_o_d_e_l__"`, "model", true},
+		{`"\u004d\u006fdel"`, "model", true},
+		{"\"\u212a\u017f\"", "ks", true},
+		{`"\u212a\u017f"`, "ks", true},
+		{`"caf\u00e9"`, "", false},
+		{"\"\xff\"", "", false},
+		{`"` + strings.Repeat("a", maxFolded) + `"`, strings.Repeat("a", maxFolded), true},
+		{`"` + strings.Repeat("a", maxFolded+1) + `"`, "", false},
+		{`"` + strings.Repeat("_", 1000) + `n"`, "n", true},
+	}
+	for _, tc := range tests {
+		got, ok := foldKey(nil, []byte(tc.raw))
+		if ok != tc.ok || (ok && string(got) != tc.want) {
+			t.Errorf("foldKey(%s) = %q, %v; want %q, %v", tc.raw, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestRequestFieldIndices(t *testing.T) {
+	if len(requestFields.names) != nRequestFields {
+		t.Fatalf("requestFields has %d names, nRequestFields is %d", len(requestFields.names), nRequestFields)
+	}
+	for i, name := range map[int]string{fModel: "model", fStream: "stream", fStreamOptions: "stream_options", fMessages: "messages",
+		fTools: "tools", fFunctions: "functions", fResponseFormat: "response_format"} {
+		if requestFields.names[i] != name {
+			t.Errorf("requestFields.names[%d] = %q, want %q", i, requestFields.names[i], name)
+		}
+	}
+	for i, name := range map[int]string{fRole: "role", fContent: "content", fName: "name", fRefusal: "refusal", fToolCalls: "tool_calls", fFunctionCall: "function_call"} {
+		if messageFields.names[i] != name {
+			t.Errorf("messageFields.names[%d] = %q, want %q", i, messageFields.names[i], name)
+		}
+	}
+	for i, name := range map[int]string{fType: "type", fText: "text", fPart: "refusal"} {
+		if partFields.names[i] != name {
+			t.Errorf("partFields.names[%d] = %q, want %q", i, partFields.names[i], name)
+		}
+	}
+}
+
+// Every name a fieldSet holds is plain ASCII: foldKey relies on it.
+func TestFieldNamesFold(t *testing.T) {
+	for _, fs := range []*fieldSet{&requestFields, &streamOptionsFields, &messageFields, &partFields, &toolFields, &functionFields} {
+		for i, n := range fs.names {
+			if fs.folded[i] == "" || !isPlainASCII([]byte(n)) {
+				t.Errorf("field %q folds to %q", n, fs.folded[i])
+			}
 		}
 	}
 }

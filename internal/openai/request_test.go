@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -33,7 +35,40 @@ var parseCases = []struct {
 	{
 		name: "null and missing content",
 		body: `{"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"x"}]},{"role":"tool"},{"role":"user","content":[]}]}`,
-		want: openai.ChatRequest{Messages: []openai.Message{{Role: "assistant"}, {Role: "tool"}, {Role: "user"}}},
+		want: openai.ChatRequest{Messages: []openai.Message{{Role: "assistant", Calls: []string{"id\nx"}}, {Role: "tool"}, {Role: "user"}}},
+	},
+	{
+		name: "every text place",
+		body: `{"messages":[` +
+			`{"role":"developer","content":"dev","name":"boss"},` +
+			`{"role":"assistant","content":[{"type":"text","text":"a"},{"type":"refusal","refusal":"no"}],"refusal":"r",` +
+			`"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"q\":\"x\"}"}}],"function_call":{"name":"g","arguments":"{}"}},` +
+			`{"role":"tool","tool_call_id":"c1","content":[{"type":"text","text":"result"},{"type":"other","text":"odd"},{"type":"image_url","image_url":{"url":"u"}}]}],` +
+			`"tools":[{"type":"function","function":{"name":"f","description":"Find.","parameters":{"type":"object","properties":{"q":{"type":"string","description":"Query."}}}}}],` +
+			`"functions":[{"name":"g","description":"Go."}],` +
+			`"response_format":{"type":"json_schema","json_schema":{"name":"s","schema":{"description":"Shape."}}}}`,
+		want: openai.ChatRequest{
+			Messages: []openai.Message{
+				{Role: "developer", Content: "dev", Name: "boss"},
+				{Role: "assistant", Content: "a\nno", Refusal: "r", Calls: []string{
+					"id\nc1\ntype\nfunction\nfunction\nname\nf\narguments\n{\"q\":\"x\"}",
+					"name\ng\narguments\n{}",
+				}},
+				{Role: "tool", Content: "result\nodd"},
+			},
+			Definitions: []string{
+				"type\nfunction\nfunction\nname\nf\ndescription\nFind.\nparameters\ntype\nobject\nproperties\nq\ntype\nstring\ndescription\nQuery.",
+				"name\ng\ndescription\nGo.",
+				"type\njson_schema\njson_schema\nname\ns\nschema\ndescription\nShape.",
+			},
+		},
+	},
+	{
+		name: "distinct keys pass",
+		body: `{"model":"m","temperature":1,"Temperature":2,"metadata":{"Foo":"a","foo":"b","a.b":1},"tools":[{"type":"function","function":{"name":"f","parameters":{"properties":{"ID":{},"id":{}}}}}],` +
+			`"messages":[{"role":"user","content":"hi","x":{"y":1},"X":{"y":1}}]}`,
+		want: openai.ChatRequest{Model: "m", Messages: []openai.Message{{Role: "user", Content: "hi"}},
+			Definitions: []string{"type\nfunction\nfunction\nname\nf\nparameters\nproperties\nID\nid"}},
 	},
 	{
 		name: "escapes and unicode",
@@ -44,11 +79,9 @@ var parseCases = []struct {
 	{name: "whitespace", body: " \n\t{ \"model\" : \"a\" , \"stream\" : false } \n", want: openai.ChatRequest{Model: "a"}},
 	{name: "nulls are absent", body: `{"model":null,"stream":null,"stream_options":null,"messages":null}`, want: openai.ChatRequest{}},
 	{name: "empty messages", body: `{"messages":[]}`, want: openai.ChatRequest{Messages: []openai.Message{}}},
-	{name: "duplicate keys: last wins", body: `{"model":"a","model":"b","stream":true,"stream":false}`, want: openai.ChatRequest{Model: "b"}},
-	{name: "keys are case-sensitive", body: `{"Model":"a","STREAM":true}`, want: openai.ChatRequest{}},
 	{name: "escaped key", body: `{"mod\u0065l":"a"}`, want: openai.ChatRequest{Model: "a"}},
 	{name: "include_usage false", body: `{"stream":true,"stream_options":{"include_usage":false}}`, want: openai.ChatRequest{Stream: true}},
-	{name: "unknown fields ignored", body: `{"tools":[{"type":"function"}],"x":{"y":[1,2,{"z":null}]},"model":"m"}`, want: openai.ChatRequest{Model: "m"}},
+	{name: "unknown fields ignored", body: `{"tools":[{"type":"function"}],"x":{"y":[1,2,{"z":null}]},"model":"m"}`, want: openai.ChatRequest{Model: "m", Definitions: []string{"type\nfunction"}}},
 
 	{name: "empty body", body: ``, wantErr: "request body is empty"},
 	{name: "blank body", body: " \r\n\t", wantErr: "request body is empty"},
@@ -73,6 +106,50 @@ var parseCases = []struct {
 	{name: "part not object", body: `{"messages":[{"content":["hi"]}]}`, wantErr: "messages[0].content[0]: must be an object"},
 	{name: "part type number", body: `{"messages":[{"content":[{"type":1}]}]}`, wantErr: "messages[0].content[0].type: must be a string"},
 	{name: "text part without text", body: `{"messages":[{"content":[{"type":"text","text":null}]}]}`, wantErr: "messages[0].content[0].text: must be a string"},
+	{name: "refusal part without refusal", body: `{"messages":[{"content":[{"type":"refusal","text":"t"}]}]}`, wantErr: "messages[0].content[0].refusal: must be a string"},
+	{name: "name number", body: `{"messages":[{"role":"user","name":1}]}`, wantErr: "messages[0].name: must be a string"},
+	{name: "refusal object", body: `{"messages":[{"refusal":{}}]}`, wantErr: "messages[0].refusal: must be a string"},
+	{name: "tool_calls object", body: `{"messages":[{"tool_calls":{}}]}`, wantErr: "messages[0].tool_calls: must be an array"},
+	{name: "tool call string", body: `{"messages":[{"tool_calls":["x"]}]}`, wantErr: "messages[0].tool_calls[0]: must be an object"},
+	{name: "function_call string", body: `{"messages":[{"function_call":"auto"}]}`, wantErr: "messages[0].function_call: must be an object"},
+	{name: "tools object", body: `{"tools":{}}`, wantErr: "tools: must be an array"},
+	{name: "tool string", body: `{"tools":["f"]}`, wantErr: "tools[0]: must be an object"},
+	{name: "function string", body: `{"functions":["f"]}`, wantErr: "functions[0]: must be an object"},
+	{name: "response_format string", body: `{"response_format":"json"}`, wantErr: "response_format: must be an object"},
+
+	// One reading: duplicate keys at any depth.
+	{name: "duplicate top-level key", body: `{"model":"a","model":"b"}`, wantErr: "model: duplicate key"},
+	{name: "duplicate escaped key", body: `{"model":"a","mod\u0065l":"b"}`, wantErr: "model: duplicate key"},
+	{name: "duplicate unknown key", body: `{"temperature":1,"temperature":2}`, wantErr: "temperature: duplicate key"},
+	{name: "duplicate in a message", body: `{"messages":[{"role":"user","content":"a"},{"role":"user","content":"a","content":"b"}]}`, wantErr: "messages[1].content: duplicate key"},
+	{name: "duplicate in a part", body: `{"messages":[{"content":[{"type":"text","text":"a","text":"b"}]}]}`, wantErr: "messages[0].content[0].text: duplicate key"},
+	{name: "duplicate deep in a schema", body: `{"tools":[{"type":"function","function":{"parameters":{"properties":{"q":{"description":"a","description":"b"}}}}}]}`, wantErr: "tools[0].function.parameters.properties.q.description: duplicate key"},
+	{name: "duplicate in metadata", body: `{"metadata":{"a b":1,"z":0,"a b":2}}`, wantErr: `metadata["a b"]: duplicate key`},
+	{name: "duplicate in a large object", body: `{"x":{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k3":10}}`, wantErr: "x.k3: duplicate key"},
+	{name: "duplicate after invalid UTF-8", body: "{\"x\":{\"a\xff\":1,\"a\xfe\":2}}", wantErr: "x[\"a\ufffd\"]: duplicate key"},
+	{name: "malformed wins over duplicate", body: `{"model":"a","model":"b",}`, wantErr: "request body is not valid JSON: invalid character '}' looking for beginning of object key string (at byte 26)"},
+
+	// One reading: keys that name a field the gateway reads loosely.
+	{name: "Messages beside messages", body: `{"messages":[{"role":"user","content":"hi"}],"Messages":[{"role":"user","content":"bad"}]}`, wantErr: `Messages: ambiguous key: some upstreams read it as "messages"`},
+	{name: "Model alone", body: `{"Model":"a"}`, wantErr: `Model: ambiguous key: some upstreams read it as "model"`},
+	{name: "STREAM", body: `{"STREAM":true}`, wantErr: `STREAM: ambiguous key: some upstreams read it as "stream"`},
+	{name: "Kelvin sign", body: `{"max_to\u212aens":5}`, wantErr: "[\"max_to\u212aens\"]: ambiguous key: some upstreams read it as \"max_tokens\""},
+	{name: "long s", body: "{\"\u017ftream\":true}", wantErr: `["ſtream"]: ambiguous key: some upstreams read it as "stream"`},
+	{name: "dashes", body: `{"max-completion-tokens":5}`, wantErr: `max-completion-tokens: ambiguous key: some upstreams read it as "max_completion_tokens"`},
+	{name: "underscores dropped", body: `{"streamoptions":{}}`, wantErr: `streamoptions: ambiguous key: some upstreams read it as "stream_options"`},
+	{name: "N", body: `{"N":2}`, wantErr: `N: ambiguous key: some upstreams read it as "n"`},
+	{name: "Include_usage", body: `{"stream_options":{"Include_usage":true}}`, wantErr: `stream_options.Include_usage: ambiguous key: some upstreams read it as "include_usage"`},
+	{name: "Content", body: `{"messages":[{"role":"user","content":"a"},{"role":"user","Content":"b"}]}`, wantErr: `messages[1].Content: ambiguous key: some upstreams read it as "content"`},
+	{name: "ROLE", body: `{"messages":[{"ROLE":"system"}]}`, wantErr: `messages[0].ROLE: ambiguous key: some upstreams read it as "role"`},
+	{name: "Tool_Calls", body: `{"messages":[{"Tool_Calls":[]}]}`, wantErr: `messages[0].Tool_Calls: ambiguous key: some upstreams read it as "tool_calls"`},
+	{name: "part Text", body: `{"messages":[{"content":[{"type":"text","text":"a","Text":"b"}]}]}`, wantErr: `messages[0].content[0].Text: ambiguous key: some upstreams read it as "text"`},
+	{name: "part TYPE", body: `{"messages":[{"content":[{"TYPE":"text"}]}]}`, wantErr: `messages[0].content[0].TYPE: ambiguous key: some upstreams read it as "type"`},
+	{name: "tool Function", body: `{"tools":[{"type":"function","Function":{}}]}`, wantErr: `tools[0].Function: ambiguous key: some upstreams read it as "function"`},
+	{name: "tool Description", body: `{"tools":[{"type":"function","function":{"name":"f","Description":"x"}}]}`, wantErr: `tools[0].function.Description: ambiguous key: some upstreams read it as "description"`},
+	{name: "call Arguments", body: `{"messages":[{"tool_calls":[{"function":{"Arguments":"{}"}}]}]}`, wantErr: `messages[0].tool_calls[0].function.Arguments: ambiguous key: some upstreams read it as "arguments"`},
+	{name: "function_call Name", body: `{"messages":[{"function_call":{"Name":"f"}}]}`, wantErr: `messages[0].function_call.Name: ambiguous key: some upstreams read it as "name"`},
+	{name: "functions Description", body: `{"functions":[{"name":"f","DESCRIPTION":"x"}]}`, wantErr: `functions[0].DESCRIPTION: ambiguous key: some upstreams read it as "description"`},
+	{name: "escaped ambiguous key", body: `{"\u004dodel":"a"}`, wantErr: `Model: ambiguous key: some upstreams read it as "model"`},
 }
 
 func TestParseChatRequest(t *testing.T) {
@@ -211,6 +288,12 @@ var rewriteCases = []struct {
 		want:    `{"keep":true,"model":"d"}`,
 	},
 	{
+		name:    "loose variants of an option replaced",
+		body:    `{"Temperature":2,"top_p":1,"TOP-P":0.5,"seed":1}`,
+		options: map[string]any{"temperature": 0.5, "top_p": 0.9},
+		want:    `{"seed":1,"temperature":0.5,"top_p":0.9}`,
+	},
+	{
 		name:    "option key needing escapes",
 		body:    `{"a\"b":1}`,
 		options: map[string]any{"a\"b": 2},
@@ -301,6 +384,7 @@ func FuzzParseChatRequest(f *testing.F) {
 		if model != req.Model || stream != req.Stream {
 			t.Fatalf("got model %q stream %v; encoding/json: %q, %v", req.Model, req.Stream, model, stream)
 		}
+		checkOneReading(t, body, req)
 		var so map[string]json.RawMessage
 		refField(t, body, "stream_options", &so)
 		_, explicit := so["include_usage"]
@@ -333,6 +417,47 @@ func FuzzParseChatRequest(f *testing.F) {
 	})
 }
 
+// looseRequest is a request as an upstream written in Go reads it:
+// encoding/json matches keys to fields ignoring case.
+type looseRequest struct {
+	Model    *string
+	Stream   *bool
+	Messages []struct {
+		Role    *string
+		Content json.RawMessage
+		Name    *string
+	}
+}
+
+// checkOneReading checks that a body ParseChatRequest accepted reads the
+// same to encoding/json matching keys loosely, and has no duplicate keys.
+func checkOneReading(t *testing.T, body []byte, req openai.ChatRequest) {
+	t.Helper()
+	var loose looseRequest
+	if err := json.Unmarshal(body, &loose); err != nil {
+		t.Fatalf("encoding/json cannot read a body we accepted: %v\n%s", err, body)
+	}
+	if (loose.Model != nil && *loose.Model != req.Model) || (loose.Stream != nil && *loose.Stream != req.Stream) {
+		t.Fatalf("encoding/json reads model %v stream %v; we read %q %v\n%s", loose.Model, loose.Stream, req.Model, req.Stream, body)
+	}
+	if len(loose.Messages) != len(req.Messages) {
+		t.Fatalf("encoding/json reads %d messages, we read %d\n%s", len(loose.Messages), len(req.Messages), body)
+	}
+	for i, m := range loose.Messages {
+		got := req.Messages[i]
+		if (m.Role != nil && *m.Role != got.Role) || (m.Name != nil && *m.Name != got.Name) {
+			t.Fatalf("messages[%d]: encoding/json reads role %v name %v, we read %q %q", i, m.Role, m.Name, got.Role, got.Name)
+		}
+		var content string
+		if json.Unmarshal(m.Content, &content) == nil && content != got.Content {
+			t.Fatalf("messages[%d]: encoding/json reads content %q, we read %q", i, content, got.Content)
+		}
+	}
+	if dup, found, _ := openai.RefDuplicateKey(body); found {
+		t.Fatalf("accepted a body with the duplicate key %q: %s", dup, body)
+	}
+}
+
 func BenchmarkParseChatRequest(b *testing.B) {
 	body := []byte(parseCases[0].body)
 	b.SetBytes(int64(len(body)))
@@ -353,5 +478,34 @@ func BenchmarkRewrite(b *testing.B) {
 		if _, err := openai.Rewrite(body, opts, true); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkParseChatRequestKeys parses bodies whose metadata object has
+// many distinct keys, as a hostile client may send: the duplicate check
+// sorts them, so the cost per key grows with their logarithm, not their
+// number.
+func BenchmarkParseChatRequestKeys(b *testing.B) {
+	for _, n := range []int{1 << 10, 1 << 16} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			var sb strings.Builder
+			sb.WriteString(`{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{`)
+			for i := range n {
+				if i > 0 {
+					sb.WriteByte(',')
+				}
+				fmt.Fprintf(&sb, `"k%d":0`, i)
+			}
+			sb.WriteString(`}}`)
+			body := []byte(sb.String())
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := openai.ParseChatRequest(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/key")
+		})
 	}
 }

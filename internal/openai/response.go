@@ -73,31 +73,14 @@ func ParseUsage(obj []byte) (Usage, bool) {
 	return u, true
 }
 
-// ChunkDeltaText returns the concatenated choices[*].delta.content of a
-// chat.completion.chunk, in choice order. Choices without string content
-// (for example tool-call deltas) contribute nothing; invalid JSON yields "".
-func ChunkDeltaText(chunk []byte) string {
-	var buf [256]byte
-	return string(AppendChunkDeltaText(buf[:0], chunk))
-}
-
-// AppendChunkDeltaText appends the text ChunkDeltaText would return to dst
-// and returns the extended slice, without allocating when dst has room.
+// AppendChunkDeltaText appends the choices[*].delta.content of a
+// chat.completion.chunk to dst, in choice order, and returns the extended
+// slice, without allocating when dst has room. Choices without string
+// content (for example tool-call deltas) add nothing; invalid JSON adds
+// nothing. Keys match exactly (it follows a stream for metrics; moderation
+// reads responses with [EachText]).
 func AppendChunkDeltaText(dst, chunk []byte) []byte {
-	return appendChoiceText(dst, chunk, "delta")
-}
-
-// CompletionText returns the concatenated choices[*].message.content of a
-// non-streamed chat.completion, in choice order. Choices without string
-// content contribute nothing; invalid JSON yields "".
-func CompletionText(body []byte) string {
-	var buf [256]byte
-	return string(appendChoiceText(buf[:0], body, "message"))
-}
-
-// appendChoiceText appends choices[*].<field>.content of the JSON object b.
-func appendChoiceText(dst, b []byte, field string) []byte {
-	it, ok := topObject(b)
+	it, ok := topObject(chunk)
 	if !ok {
 		return dst
 	}
@@ -123,12 +106,276 @@ func appendChoiceText(dst, b []byte, field string) []byte {
 		if !isObject(choice) {
 			continue
 		}
-		if m := member(choice, field); isObject(m) {
+		if m := member(choice, "delta"); isObject(m) {
 			if c := member(m, "content"); isString(c) {
 				dst, _ = appendUnquote(dst, c)
 			}
 		}
 	}
+}
+
+// TextKind is the field of a choice that a response text comes from.
+type TextKind uint8
+
+// The fields of a choice's message or delta read by [EachText].
+const (
+	TextContent           TextKind = iota // "content"
+	TextRefusal                           // "refusal"
+	TextReasoning                         // "reasoning_content" or "reasoning"
+	TextToolArguments                     // "tool_calls"[].function.arguments
+	TextFunctionArguments                 // the legacy "function_call".arguments
+)
+
+var textKinds = [...]string{"content", "refusal", "reasoning", "tool_arguments", "function_arguments"}
+
+// String returns the kind's name, such as "content" or "tool_arguments".
+func (k TextKind) String() string {
+	if int(k) < len(textKinds) {
+		return textKinds[k]
+	}
+	return "TextKind(" + string(appendInt(nil, int(k))) + ")"
+}
+
+// ResponseText is one text of a response that reaches the client.
+type ResponseText struct {
+	// Choice is the choice's "index", or its position in "choices" when it
+	// has no integer index.
+	Choice int
+	// Kind is the field the text comes from.
+	Kind TextKind
+	// Tool is, for TextToolArguments, the tool call's "index" (as streamed
+	// deltas number them), or its position in "tool_calls"; else 0.
+	Tool int
+	// Text is the decoded text. It is only valid during the call.
+	Text []byte
+}
+
+// The response fields EachText reads, by kind of object.
+var (
+	responseFields = newFieldSet("choices")
+	choiceFields   = newFieldSet("index", "delta", "message")
+	messageTexts   = newFieldSet("content", "refusal", "reasoning_content", "reasoning", "tool_calls", "function_call")
+	toolCallFields = newFieldSet("index", "function")
+	argumentFields = newFieldSet("arguments")
+	partTextFields = newFieldSet("text")
+)
+
+// EachText calls fn, in order, for each non-empty text of the choices of a
+// chat.completion ("message") or a chat.completion.chunk ("delta"): the
+// content (a string, or the "text" of each part of an array), the refusal,
+// the reasoning, and the arguments of each tool call and of a function
+// call. A body that is not a JSON object yields nothing; one with a syntax
+// error yields the texts of the members before it, which a lenient client
+// might show. scratch is working space, returned for reuse; EachText itself
+// does not allocate when it has room.
+//
+// An upstream is not trusted to send one reading either: a key is read when
+// it names a field loosely (in case, dashes or underscores, as some client
+// decoders match; see [ParseChatRequest]), and ambiguous reports an object
+// that names one of the fields read (or "index") twice, exactly or loosely:
+// clients may read either value. Every such member is read all the same.
+func EachText(body, scratch []byte, fn func(ResponseText)) (newScratch []byte, ambiguous bool) {
+	w := textWalk{scratch: scratch}
+	it, ok := topObject(body)
+	if !ok {
+		return scratch, false
+	}
+	var seen uint64
+	for {
+		k, v, ok := it.next()
+		if !ok {
+			return w.scratch, w.ambiguous
+		}
+		if w.lookup(&responseFields, k, &seen) == 0 && isArray(v) {
+			w.choices(v, fn)
+		}
+	}
+}
+
+// textWalk is the state of an EachText walk. The callback is passed along
+// rather than kept in it, so that it does not escape.
+type textWalk struct {
+	scratch   []byte
+	ambiguous bool
+}
+
+// lookup returns the index in fs of the field k names, exactly or loosely,
+// or -1, noting a field named again (seen holds those of the object so
+// far).
+func (w *textWalk) lookup(fs *fieldSet, k []byte, seen *uint64) int {
+	i, _ := fs.lookup(k)
+	if i < 0 {
+		return i
+	}
+	if *seen&(1<<i) != 0 {
+		w.ambiguous = true
+	}
+	*seen |= 1 << i
+	return i
+}
+
+func (w *textWalk) choices(choices []byte, fn func(ResponseText)) {
+	ait := newArrIter(choices, 0, 0)
+	for pos := 0; ; pos++ {
+		choice, ok := ait.next()
+		if !ok {
+			return
+		}
+		if !isObject(choice) {
+			continue
+		}
+		// The index may follow the message: hold the messages (a field
+		// named twice makes the response ambiguous; any messages beyond
+		// those held are walked again once the index is known).
+		t := ResponseText{Choice: pos}
+		var held [2][]byte
+		nHeld, more := 0, false
+		var seen uint64
+		it := newObjIter(choice, 0, 0)
+		for {
+			k, v, ok := it.next()
+			if !ok {
+				break
+			}
+			switch i := w.lookup(&choiceFields, k, &seen); {
+			case i == 0:
+				if n, ok := decodeInt(v); ok {
+					t.Choice = n
+				}
+			case i > 0 && isObject(v):
+				if nHeld < len(held) {
+					held[nHeld] = v
+					nHeld++
+				} else {
+					more = true
+				}
+			}
+		}
+		for _, v := range held[:nHeld] {
+			w.message(v, t, fn)
+		}
+		if !more {
+			continue
+		}
+		it = newObjIter(choice, 0, 0)
+		for n := 0; ; {
+			k, v, ok := it.next()
+			if !ok {
+				break
+			}
+			if i, _ := choiceFields.lookup(k); i > 0 && isObject(v) {
+				if n++; n > len(held) {
+					w.message(v, t, fn)
+				}
+			}
+		}
+	}
+}
+
+func (w *textWalk) message(msg []byte, t ResponseText, fn func(ResponseText)) {
+	var seen uint64
+	it := newObjIter(msg, 0, 0)
+	for {
+		k, v, ok := it.next()
+		if !ok {
+			return
+		}
+		switch w.lookup(&messageTexts, k, &seen) {
+		case 0:
+			t.Kind = TextContent
+			if !isArray(v) {
+				w.emit(v, t, fn)
+				continue
+			}
+			pit := newArrIter(v, 0, 0)
+			for {
+				part, ok := pit.next()
+				if !ok {
+					break
+				}
+				if isObject(part) {
+					w.fields(part, &partTextFields, t, fn)
+				}
+			}
+		case 1:
+			t.Kind = TextRefusal
+			w.emit(v, t, fn)
+		case 2, 3:
+			t.Kind = TextReasoning
+			w.emit(v, t, fn)
+		case 4:
+			if !isArray(v) {
+				continue
+			}
+			cit := newArrIter(v, 0, 0)
+			for pos := 0; ; pos++ {
+				call, ok := cit.next()
+				if !ok {
+					break
+				}
+				if isObject(call) {
+					w.toolCall(call, ResponseText{Choice: t.Choice, Kind: TextToolArguments, Tool: pos}, fn)
+				}
+			}
+		case 5:
+			if isObject(v) {
+				w.fields(v, &argumentFields, ResponseText{Choice: t.Choice, Kind: TextFunctionArguments}, fn)
+			}
+		}
+	}
+}
+
+// toolCall reads the arguments of one tool call.
+func (w *textWalk) toolCall(call []byte, t ResponseText, fn func(ResponseText)) {
+	var seen uint64
+	it := newObjIter(call, 0, 0)
+	for {
+		k, v, ok := it.next()
+		if !ok {
+			break
+		}
+		if w.lookup(&toolCallFields, k, &seen) == 0 {
+			if n, ok := decodeInt(v); ok {
+				t.Tool = n
+			}
+		}
+	}
+	it = newObjIter(call, 0, 0)
+	for {
+		k, v, ok := it.next()
+		if !ok {
+			return
+		}
+		if i, _ := toolCallFields.lookup(k); i == 1 && isObject(v) {
+			w.fields(v, &argumentFields, t, fn)
+		}
+	}
+}
+
+// fields emits each string member of obj that the one-field set fs names.
+func (w *textWalk) fields(obj []byte, fs *fieldSet, t ResponseText, fn func(ResponseText)) {
+	var seen uint64
+	it := newObjIter(obj, 0, 0)
+	for {
+		k, v, ok := it.next()
+		if !ok {
+			return
+		}
+		if w.lookup(fs, k, &seen) == 0 {
+			w.emit(v, t, fn)
+		}
+	}
+}
+
+// emit calls fn with the decoded raw string v, if it is a non-empty
+// string.
+func (w *textWalk) emit(v []byte, t ResponseText, fn func(ResponseText)) {
+	if !isString(v) || len(v) == 2 {
+		return
+	}
+	w.scratch, _ = appendUnquote(w.scratch[:0], v)
+	t.Text = w.scratch
+	fn(t)
 }
 
 // RefusalFinishReason is the finish_reason of refusals built by this

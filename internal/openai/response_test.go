@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -111,26 +112,25 @@ func FuzzParseUsage(f *testing.F) {
 var textCases = []struct {
 	name  string
 	in    string
-	delta string // ChunkDeltaText
-	msg   string // CompletionText
+	delta string // AppendChunkDeltaText
 }{
-	{"text chunk", textChunk, " token", ""},
-	{"completion", completion, "", "Hello \"world\"\n"},
-	{"usage chunk", chunkWithUsage, "", ""},
-	{"role chunk", `{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`, "", ""},
-	{"several choices", `{"choices":[{"delta":{"content":"a"}},{"delta":{"content":"b"}},{"delta":{}},{"delta":{"content":null}},{"delta":{"content":"c"}}]}`, "abc", ""},
-	{"tool call delta", `{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\""}}]}}]}`, "", ""},
-	{"escapes", `{"choices":[{"delta":{"content":"line\n\u00e9\ud83d\ude00\\"}}]}`, "line\né😀\\", ""},
-	{"duplicates", `{"choices":[{"delta":{"content":"a","content":"b"}}],"choices":[{"delta":{"content":"c"},"delta":{"content":"d"}}]}`, "d", ""},
-	{"wrong types", `{"choices":[1,"x",null,{"delta":"s"},{"delta":{"content":5}},{"message":{"content":["x"]}}]}`, "", ""},
-	{"choices not array", `{"choices":{"delta":{"content":"a"}}}`, "", ""},
-	{"invalid JSON", `{"choices":[{"delta":{"content":"a"}}]`, "", ""},
-	{"both", `{"choices":[{"delta":{"content":"d"},"message":{"content":"m"}}]}`, "d", "m"},
-	{"done", `[DONE]`, "", ""},
+	{"text chunk", textChunk, " token"},
+	{"completion", completion, ""},
+	{"usage chunk", chunkWithUsage, ""},
+	{"role chunk", `{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`, ""},
+	{"several choices", `{"choices":[{"delta":{"content":"a"}},{"delta":{"content":"b"}},{"delta":{}},{"delta":{"content":null}},{"delta":{"content":"c"}}]}`, "abc"},
+	{"tool call delta", `{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\""}}]}}]}`, ""},
+	{"escapes", `{"choices":[{"delta":{"content":"line\n\u00e9\ud83d\ude00\\"}}]}`, "line\né😀\\"},
+	{"duplicates", `{"choices":[{"delta":{"content":"a","content":"b"}}],"choices":[{"delta":{"content":"c"},"delta":{"content":"d"}}]}`, "d"},
+	{"wrong types", `{"choices":[1,"x",null,{"delta":"s"},{"delta":{"content":5}},{"message":{"content":["x"]}}]}`, ""},
+	{"choices not array", `{"choices":{"delta":{"content":"a"}}}`, ""},
+	{"invalid JSON", `{"choices":[{"delta":{"content":"a"}}]`, ""},
+	{"both", `{"choices":[{"delta":{"content":"d"},"message":{"content":"m"}}]}`, "d"},
+	{"done", `[DONE]`, ""},
 }
 
-// refText extracts choices[*].<field>.content with encoding/json.
-func refText(in []byte, field string) string {
+// refText extracts choices[*].delta.content with encoding/json.
+func refText(in []byte) string {
 	var top map[string]json.RawMessage
 	if json.Unmarshal(in, &top) != nil {
 		return ""
@@ -142,7 +142,7 @@ func refText(in []byte, field string) string {
 	var sb strings.Builder
 	for _, c := range choices {
 		var choice, inner map[string]json.RawMessage
-		if json.Unmarshal(c, &choice) != nil || json.Unmarshal(choice[field], &inner) != nil {
+		if json.Unmarshal(c, &choice) != nil || json.Unmarshal(choice["delta"], &inner) != nil {
 			continue
 		}
 		var s string
@@ -153,16 +153,10 @@ func refText(in []byte, field string) string {
 	return sb.String()
 }
 
-func TestChunkAndCompletionText(t *testing.T) {
+func TestAppendChunkDeltaText(t *testing.T) {
 	for _, tc := range textCases {
 		t.Run(tc.name, func(t *testing.T) {
 			checkText(t, []byte(tc.in))
-			if got := openai.ChunkDeltaText([]byte(tc.in)); got != tc.delta {
-				t.Errorf("ChunkDeltaText = %q, want %q", got, tc.delta)
-			}
-			if got := openai.CompletionText([]byte(tc.in)); got != tc.msg {
-				t.Errorf("CompletionText = %q, want %q", got, tc.msg)
-			}
 			if got := openai.AppendChunkDeltaText([]byte("x"), []byte(tc.in)); string(got) != "x"+tc.delta {
 				t.Errorf("AppendChunkDeltaText = %q, want %q", got, "x"+tc.delta)
 			}
@@ -172,11 +166,8 @@ func TestChunkAndCompletionText(t *testing.T) {
 
 func checkText(t *testing.T, in []byte) {
 	t.Helper()
-	if got, want := openai.ChunkDeltaText(in), refText(in, "delta"); got != want {
-		t.Fatalf("ChunkDeltaText(%q) = %q; encoding/json: %q", in, got, want)
-	}
-	if got, want := openai.CompletionText(in), refText(in, "message"); got != want {
-		t.Fatalf("CompletionText(%q) = %q; encoding/json: %q", in, got, want)
+	if got, want := string(openai.AppendChunkDeltaText(nil, in)), refText(in); got != want {
+		t.Fatalf("AppendChunkDeltaText(%q) = %q; encoding/json: %q", in, got, want)
 	}
 }
 
@@ -253,8 +244,8 @@ func checkRefusal(t *testing.T, model, message string, usage openai.Usage) {
 	if m := c.Choices[0].Message; m == nil || m.Role != "assistant" || m.Content != wantMessage {
 		t.Fatalf("bad message %+v", m)
 	}
-	if got := openai.CompletionText(openai.RefusalCompletion(model, message, usage)); got != wantMessage {
-		t.Fatalf("CompletionText = %q", got)
+	if got := eachText(openai.RefusalCompletion(model, message, usage)); wantMessage != "" && (len(got) != 1 || got[0].text != wantMessage) {
+		t.Fatalf("EachText = %+v", got)
 	}
 
 	chunk := openai.RefusalChunk(model, message, usage)
@@ -262,8 +253,8 @@ func checkRefusal(t *testing.T, model, message string, usage openai.Usage) {
 	if d := c.Choices[0].Delta; d == nil || d.Role != "assistant" || d.Content != wantMessage {
 		t.Fatalf("bad delta %+v", d)
 	}
-	if got := openai.ChunkDeltaText(chunk); got != wantMessage {
-		t.Fatalf("ChunkDeltaText = %q", got)
+	if got := string(openai.AppendChunkDeltaText(nil, chunk)); got != wantMessage {
+		t.Fatalf("AppendChunkDeltaText = %q", got)
 	}
 
 	// The stream is one chunk event, then [DONE].
@@ -385,17 +376,6 @@ func BenchmarkParseUsage(b *testing.B) {
 	}
 }
 
-func BenchmarkChunkDeltaText(b *testing.B) {
-	in := []byte(textChunk)
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if openai.ChunkDeltaText(in) == "" {
-			b.Fatal("no text")
-		}
-	}
-}
-
 func BenchmarkAppendChunkDeltaText(b *testing.B) {
 	in := []byte(textChunk)
 	buf := make([]byte, 0, 64)
@@ -403,15 +383,6 @@ func BenchmarkAppendChunkDeltaText(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = openai.AppendChunkDeltaText(buf[:0], in)
-	}
-}
-
-func BenchmarkCompletionText(b *testing.B) {
-	in := []byte(completion)
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	for b.Loop() {
-		openai.CompletionText(in)
 	}
 }
 
@@ -434,4 +405,165 @@ func BenchmarkErrorBody(b *testing.B) {
 // does.
 func fixUTF8(s string) string {
 	return string([]rune(s))
+}
+
+type text struct {
+	choice int
+	kind   openai.TextKind
+	tool   int
+	text   string
+}
+
+func eachText(in []byte) []text {
+	out, _ := eachTextAmbiguous(in)
+	return out
+}
+
+func eachTextAmbiguous(in []byte) ([]text, bool) {
+	var out []text
+	_, amb := openai.EachText(in, nil, func(t openai.ResponseText) {
+		out = append(out, text{t.Choice, t.Kind, t.Tool, string(t.Text)})
+	})
+	return out, amb
+}
+
+var eachTextCases = []struct {
+	name      string
+	in        string
+	want      []text
+	ambiguous bool
+}{
+	{"text chunk", textChunk, []text{{0, openai.TextContent, 0, " token"}}, false},
+	{"completion", completion, []text{{0, openai.TextContent, 0, "Hello \"world\"\n"}}, false},
+	{"usage chunk", chunkWithUsage, nil, false},
+	{"empty content", `{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`, nil, false},
+	{"choices by index", `{"choices":[{"index":1,"delta":{"content":"b"}},{"index":0,"delta":{"content":"a"}},{"delta":{"content":"c"}}]}`,
+		[]text{{1, openai.TextContent, 0, "b"}, {0, openai.TextContent, 0, "a"}, {2, openai.TextContent, 0, "c"}}, false},
+	{"every field", `{"choices":[{"index":3,"message":{"role":"assistant","content":"c","refusal":"r","reasoning_content":"rc","reasoning":"rs",` +
+		`"tool_calls":[{"id":"x","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}},{"function":{"arguments":"{}"}}],"function_call":{"name":"g","arguments":"ga"}}}]}`,
+		[]text{{3, openai.TextContent, 0, "c"}, {3, openai.TextRefusal, 0, "r"}, {3, openai.TextReasoning, 0, "rc"}, {3, openai.TextReasoning, 0, "rs"},
+			{3, openai.TextToolArguments, 0, `{"a":1}`}, {3, openai.TextToolArguments, 1, "{}"}, {3, openai.TextFunctionArguments, 0, "ga"}}, false},
+	{"streamed tool call deltas", `{"choices":[{"index":0,"delta":{"tool_calls":[{"index":2,"function":{"arguments":"{\"q\":"}}]}}]}`,
+		[]text{{0, openai.TextToolArguments, 2, `{"q":`}}, false},
+	{"content parts", `{"choices":[{"message":{"content":[{"type":"text","text":"a"},{"type":"image"},{"type":"text","text":"b"}]}}]}`,
+		[]text{{0, openai.TextContent, 0, "a"}, {0, openai.TextContent, 0, "b"}}, false},
+	{"loose keys and duplicates are all read", `{"Choices":[{"Index":1,"Delta":{"content":"a","Content":"b","content":"c","Refusal":"r","TOOL_CALLS":[{"Function":{"Arguments":"x"}}]}}]}`,
+		[]text{{1, openai.TextContent, 0, "a"}, {1, openai.TextContent, 0, "b"}, {1, openai.TextContent, 0, "c"}, {1, openai.TextRefusal, 0, "r"}, {1, openai.TextToolArguments, 0, "x"}}, true},
+	{"duplicate content", `{"choices":[{"delta":{"content":"a","content":"b"}}]}`, []text{{0, openai.TextContent, 0, "a"}, {0, openai.TextContent, 0, "b"}}, true},
+	{"duplicate index", `{"choices":[{"index":0,"index":1,"delta":{"content":"a"}}]}`, []text{{1, openai.TextContent, 0, "a"}}, true},
+	{"duplicate arguments", `{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"a","arguments":"b"}}]}}]}`,
+		[]text{{0, openai.TextToolArguments, 0, "a"}, {0, openai.TextToolArguments, 0, "b"}}, true},
+	{"Text of a part", `{"choices":[{"message":{"content":[{"Text":"a"}]}}]}`, []text{{0, openai.TextContent, 0, "a"}}, false},
+	{"upper-case keys", `{"CHOICES":[{"INDEX":2,"MESSAGE":{"CONTENT":"a"}}]}`, []text{{2, openai.TextContent, 0, "a"}}, false},
+	{"content beside Content", `{"choices":[{"delta":{"content":"a","Con_tent":"b"}}]}`, []text{{0, openai.TextContent, 0, "a"}, {0, openai.TextContent, 0, "b"}}, true},
+	{"duplicates of fields not read", `{"id":"a","id":"b","choices":[{"finish_reason":null,"finish_reason":"stop","delta":{"role":"a","role":"b"}}]}`, nil, false},
+	{"wrong types", `{"choices":[1,"x",null,{"delta":"s"},{"delta":{"content":5,"tool_calls":{},"function_call":[]}},{"message":{"content":["x"]}}]}`, nil, false},
+	{"not an object", `[DONE]`, nil, false},
+	{"syntax error after a choice", `{"choices":[{"delta":{"content":"a"}}],"x":}`, []text{{0, openai.TextContent, 0, "a"}}, false},
+}
+
+func TestEachText(t *testing.T) {
+	for _, tc := range eachTextCases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, amb := eachTextAmbiguous([]byte(tc.in)); !reflect.DeepEqual(got, tc.want) || amb != tc.ambiguous {
+				t.Fatalf("got  %+v, ambiguous %v\nwant %+v, ambiguous %v", got, amb, tc.want, tc.ambiguous)
+			}
+			checkEachTextRef(t, []byte(tc.in))
+		})
+	}
+}
+
+// refEachText reads the texts of a valid response with encoding/json, as a
+// client matching keys exactly (last duplicate wins) would: kind and text.
+func refEachText(in []byte) []text {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(in, &top) != nil {
+		return nil
+	}
+	var choices []map[string]json.RawMessage
+	if json.Unmarshal(top["choices"], &choices) != nil {
+		return nil
+	}
+	str := func(raw json.RawMessage) (string, bool) {
+		var s string
+		return s, json.Unmarshal(raw, &s) == nil && s != ""
+	}
+	var out []text
+	add := func(kind openai.TextKind, raw json.RawMessage) {
+		if s, ok := str(raw); ok {
+			out = append(out, text{kind: kind, text: s})
+		}
+	}
+	for _, c := range choices {
+		for _, field := range []string{"delta", "message"} {
+			var m map[string]json.RawMessage
+			if json.Unmarshal(c[field], &m) != nil {
+				continue
+			}
+			add(openai.TextContent, m["content"])
+			var parts []map[string]json.RawMessage
+			if json.Unmarshal(m["content"], &parts) == nil {
+				for _, p := range parts {
+					add(openai.TextContent, p["text"])
+				}
+			}
+			add(openai.TextRefusal, m["refusal"])
+			add(openai.TextReasoning, m["reasoning_content"])
+			add(openai.TextReasoning, m["reasoning"])
+			var calls []struct {
+				Function map[string]json.RawMessage `json:"function"`
+			}
+			if json.Unmarshal(m["tool_calls"], &calls) == nil {
+				for _, call := range calls {
+					add(openai.TextToolArguments, call.Function["arguments"])
+				}
+			}
+			var fc map[string]json.RawMessage
+			if json.Unmarshal(m["function_call"], &fc) == nil {
+				add(openai.TextFunctionArguments, fc["arguments"])
+			}
+		}
+	}
+	return out
+}
+
+// checkEachTextRef checks that EachText reads at least every text a client
+// matching keys exactly reads.
+func checkEachTextRef(t *testing.T, in []byte) {
+	t.Helper()
+	if !json.Valid(in) {
+		return
+	}
+	got := map[text]int{}
+	for _, x := range eachText(in) {
+		got[text{kind: x.kind, text: x.text}]++
+	}
+	for _, x := range refEachText(in) {
+		if got[x] == 0 {
+			t.Fatalf("EachText(%q) misses %+v, which encoding/json reads", in, x)
+		}
+		got[x]--
+	}
+}
+
+func FuzzEachText(f *testing.F) {
+	for _, tc := range eachTextCases {
+		f.Add([]byte(tc.in))
+	}
+	for _, tc := range textCases {
+		f.Add([]byte(tc.in))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		checkEachTextRef(t, in)
+	})
+}
+
+func BenchmarkEachText(b *testing.B) {
+	in := []byte(textChunk)
+	var scratch []byte
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		scratch, _ = openai.EachText(in, scratch, func(openai.ResponseText) {})
+	}
 }

@@ -20,4 +20,13 @@
 // ([Config.Timeout]) 504 before the response has started and an aborted
 // response after. When the client goes away the upstream request is
 // cancelled at once, since its context derives from the client's.
+//
+// A response no client may get (a status outside 200–999, a status line
+// that is not HTTP/1.x, a header name that is not a token, both
+// Content-Length and Transfer-Encoding, surplus bytes seen with the head) is
+// a [*BadResponseError], which the runner answers with 502. [NewTransport]'s
+// connections follow the framing of each response a [WatchResponse]
+// announces, so that surplus bytes never reach Go's reader and the
+// connection carrying them is never reused (docs/configuration.md,
+// "Upstream responses phasegate refuses").
 package proxy

@@ -67,13 +67,22 @@ var errTimedOut = errors.New("proxy: upstream timed out")
 type TimeoutError = httpx.TimeoutError
 
 // Upstream sends r to the next node and returns its response, whatever its
-// status, with a body streamed as it arrives. Errors are the transport's
-// (the runner answers 502), a *TimeoutError (504, or an aborted response)
-// or, when the client has gone, whatever the cancelled call returned (the
-// runner aborts).
+// status, with a body streamed as it arrives. A request body over the
+// route's limit (Request.MaxBodyBytes) is answered 413. Errors are the
+// transport's (the runner answers 502), a *BadResponseError for a response
+// no client may get (502; see Watch.Check), a *TimeoutError (504, or an
+// aborted response) or, when the client has gone, whatever the cancelled
+// call returned (the runner aborts).
 func (u *Upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
+	if r.ContentLength() > r.MaxBodyBytes() {
+		// A body declared too large is refused before any node is called; a
+		// chunked one that runs over fails its read, and the runner answers
+		// 413 then.
+		return nil, &phases.ExitError{Exit: phases.Error(http.StatusRequestEntityTooLarge, "invalid_request_error", phases.ErrBodyTooLarge.Error())}
+	}
 	node := u.nodes.next()
 	ctx, cancel := context.WithCancelCause(ctx)
+	ctx, watch := WatchResponse(ctx, r.Method())
 	out, err := u.outgoing(ctx, node, r)
 	if err != nil {
 		cancel(err)
@@ -84,6 +93,13 @@ func (u *Upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 	timer.Stop()
 	if err != nil {
 		err = u.translate(ctx, err, node, false)
+		cancel(err)
+		return nil, err
+	}
+	if err := watch.Check(resp); err != nil {
+		// Closed before its end, the connection is not reused.
+		_ = resp.Body.Close()
+		err = &BadResponseError{Upstream: node, Err: err}
 		cancel(err)
 		return nil, err
 	}

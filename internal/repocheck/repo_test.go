@@ -67,7 +67,7 @@ func TestPublicPackagesHaveExamples(t *testing.T) {
 	for _, dir := range packages(t) {
 		rel, _ := filepath.Rel(moduleRoot, dir)
 		rel = filepath.ToSlash(rel)
-		if strings.HasPrefix(rel, "internal/") || strings.HasPrefix(rel, "cmd/") || strings.HasPrefix(rel, "bench/") || strings.HasPrefix(rel, "examples/") {
+		if strings.HasPrefix(rel, "internal/") || strings.Contains(rel, "/internal/") || strings.HasPrefix(rel, "cmd/") || strings.HasPrefix(rel, "bench/") || strings.HasPrefix(rel, "examples/") {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(dir, "example_test.go")); err != nil {

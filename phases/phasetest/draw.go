@@ -59,12 +59,18 @@ func Draw(t *rapid.T, plugins []phases.Plugin, maxOthers int) Scenario {
 		FailWrite:   -1,
 		PanicHeader: rapid.IntRange(0, 19).Draw(t, "panic header") == 19,
 		PanicWrite:  -1,
+
+		TimeoutWrite: -1,
 	}
 	if rapid.IntRange(0, 2).Draw(t, "client leaves mid-body") == 2 {
 		s.Client.FailWrite = rapid.IntRange(0, 5).Draw(t, "fail write")
 	}
 	if rapid.IntRange(0, 9).Draw(t, "sink panics mid-body") == 9 {
 		s.Client.PanicWrite = rapid.IntRange(0, 4).Draw(t, "panic write")
+	}
+	s.Client.StallBody = rapid.IntRange(0, 9).Draw(t, "client stalls its body") == 9
+	if rapid.IntRange(0, 5).Draw(t, "client stops reading") == 5 {
+		s.Client.TimeoutWrite = rapid.IntRange(0, 5).Draw(t, "timeout write")
 	}
 	return s
 }

@@ -159,7 +159,11 @@ func runPath(t TB, cfg Config, s Scenario, req *http.Request) *Result {
 		t.Fatalf("phasetest: building the chain: %v", err)
 	}
 	r.note("scenario:\n%s", indent(s.String()))
-	chain.Serve(ctx, req.WithContext(ctx), r.sink)
+	req = req.WithContext(ctx)
+	if s.Client.StallBody {
+		req.Body = &stallingBody{r: req.Body, run: r}
+	}
+	chain.Serve(ctx, req, r.sink)
 	cfg.kept.put(r.kept)
 
 	res := &Result{

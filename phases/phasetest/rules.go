@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -38,6 +39,7 @@ type run struct {
 	recovered int
 	finished  int
 	summary   phases.Summary
+	timedOut  bool // a client read or write failed on its deadline
 	problems  []string
 	audit     fsmtest.Audit
 	names     map[uint64]string // entry id → resource name (a child scope's name)
@@ -165,6 +167,14 @@ func (r *run) bad(format string, args ...any) {
 	r.mu.Lock()
 	r.problems = append(r.problems, fmt.Sprintf(format, args...))
 	r.mu.Unlock()
+}
+
+// present reports whether the client is still there: only a present client
+// can break a time bound.
+func (r *run) present() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.left == ""
 }
 
 // leave makes the client go away.
@@ -503,15 +513,24 @@ func (r *run) checkSummary(bad func(string, ...any), count map[fsm.Event]int, s 
 	}
 	switch sum.Cause {
 	case phases.CauseCompleted, phases.CauseExit:
-	case phases.CauseUpstreamError, phases.CauseTimeout, phases.CauseClientClosed, phases.CausePanic:
+	case phases.CauseUpstreamError, phases.CauseTimeout, phases.CauseClientClosed, phases.CauseClientTimeout, phases.CausePanic:
 		if sum.Err == nil {
 			bad("the request ended as %s, and the log has no error behind it", sum.Cause)
 		}
 	default:
 		bad("the log's cause %q is not one of the contract's", sum.Cause)
 	}
-	if count[fsm.EventAbort] > 0 && sum.Cause != phases.CauseClientClosed && sum.Cause != phases.CauseTimeout && !(r.escaped && sum.Cause == phases.CausePanic) {
+	if count[fsm.EventAbort] > 0 && sum.Cause != phases.CauseClientClosed && sum.Cause != phases.CauseTimeout && sum.Cause != phases.CauseClientTimeout && !(r.escaped && sum.Cause == phases.CausePanic) {
 		bad("the request was aborted but its cause is %s", sum.Cause)
+	}
+	// A client that broke a time bound ends the request as such, whatever
+	// a hook made of it (a failure of the framework's own aside); before
+	// any response it gets a 408 that closes the connection.
+	if r.timedOut && sum.Cause != phases.CauseClientTimeout && !r.wedged && !r.escaped {
+		bad("a client read or write timed out, but the cause is %s", sum.Cause)
+	}
+	if sum.Cause == phases.CauseClientTimeout && r.sink.status == http.StatusRequestTimeout && r.sink.header.Get("Connection") != "close" {
+		bad("the 408 of a client timeout does not close the connection")
 	}
 	// A machine wedged mid-request fails like a panic; before body_filter
 	// nothing was sent, and the client gets a 500.

@@ -130,6 +130,13 @@ type ClientScript struct {
 	// escapes every hook wrapper, into the runner's safety net.
 	PanicHeader bool
 	PanicWrite  int
+	// StallBody makes the client's request body stall: after its first
+	// byte, every read fails on its deadline, as client.body_timeout makes
+	// it.
+	StallBody bool
+	// TimeoutWrite, when ≥ 0, makes the TimeoutWrite-th body write fail on
+	// its send deadline: the client stopped reading.
+	TimeoutWrite int
 }
 
 // Scenario is one generated path: the scripted plugins around the plugins
@@ -213,6 +220,14 @@ func (s Scenario) String() string {
 		fmt.Fprintf(&b, " panic-write=%d", c.PanicWrite)
 		quiet = false
 	}
+	if c.StallBody {
+		b.WriteString(" stall-body")
+		quiet = false
+	}
+	if c.TimeoutWrite >= 0 {
+		fmt.Fprintf(&b, " timeout-write=%d", c.TimeoutWrite)
+		quiet = false
+	}
 	if quiet {
 		b.WriteString(" stays")
 	}
@@ -224,14 +239,14 @@ func (s Scenario) String() string {
 //
 //	plugin auth priority=10 acquire release=panic access=exit:401 header=wedge body=continue,exit:500 log=panic
 //	upstream ok status=200 chunks=3 sse break-at=2 failed=refused,503
-//	client fail-write=1 panic-header
+//	client fail-write=1 panic-header stall-body timeout-write=2
 //
 // Lines may come in any order; "upstream" defaults to "ok status=200
 // chunks=1" and "client" to "stays".
 func Parse(text string) (Scenario, error) {
 	s := Scenario{
 		Upstream: UpstreamScript{Kind: UpstreamOK, Status: 200, Chunks: 1, BreakAt: -1},
-		Client:   ClientScript{FailWrite: -1, PanicWrite: -1},
+		Client:   ClientScript{FailWrite: -1, PanicWrite: -1, TimeoutWrite: -1},
 	}
 	for n, line := range strings.Split(text, "\n") {
 		f := strings.Fields(line)
@@ -374,6 +389,10 @@ func parseClient(c *ClientScript, f []string) error {
 			c.PanicHeader = true
 		case "panic-write":
 			c.PanicWrite, err = strconv.Atoi(v)
+		case "stall-body":
+			c.StallBody = true
+		case "timeout-write":
+			c.TimeoutWrite, err = strconv.Atoi(v)
 		default:
 			err = fmt.Errorf("unknown client field %q", k)
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"syscall"
 
 	"github.com/phasegate/phasegate/fsm"
@@ -158,6 +159,10 @@ func (u *upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 		attempt.Close()
 		return nil, ctx.Err()
 	}
+	if err := u.readBody(r); err != nil {
+		attempt.Close()
+		return nil, err
+	}
 	u.run.note("    upstream answers %d with %d chunks", u.s.Status, u.s.Chunks)
 	h := http.Header{"Content-Type": {"text/plain"}}
 	if u.s.SSE {
@@ -175,6 +180,52 @@ func (u *upstream) attempt(r *phases.Request, n int) *fsm.Scope {
 	u.run.useStale(UpstreamName)
 	return sc
 }
+
+// readBody sends the request body upstream as http.Transport does: read
+// in a goroutine of its own, a failed read failing the call.
+func (u *upstream) readBody(r *phases.Request) error {
+	errc := make(chan error, 1)
+	body := r.BodyReader()
+	go func() {
+		_, err := io.Copy(io.Discard, body)
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		u.run.note("    upstream could not send the request body")
+		return fmt.Errorf("write error: %w", err)
+	}
+	return nil
+}
+
+// stallingBody is the body of a client that sends one byte and stalls
+// past the body timeout: net/http then fails the read and cancels the
+// request's context.
+type stallingBody struct {
+	r    io.ReadCloser
+	run  *run
+	sent bool
+}
+
+var errBodyDeadline = &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+
+func (b *stallingBody) Read(p []byte) (int, error) {
+	if !b.sent && len(p) > 0 && b.r != nil {
+		b.sent = true
+		return b.r.Read(p[:1])
+	}
+	if !b.run.present() {
+		b.run.note("    the client's body ends: the client is gone")
+		return 0, io.ErrUnexpectedEOF
+	}
+	b.run.note("    the client's body stalls: the read times out")
+	b.run.mu.Lock()
+	b.run.timedOut = true
+	b.run.mu.Unlock()
+	b.run.leave()
+	return 0, errBodyDeadline
+}
+
+func (b *stallingBody) Close() error { return nil }
 
 type body struct {
 	s       UpstreamScript
@@ -247,6 +298,7 @@ type sink struct {
 var (
 	errClientGone   = fmt.Errorf("write: %w", syscall.EPIPE)
 	errReadAfterEnd = errors.New("phasetest: the body was read after its end")
+	errSendDeadline = &net.OpError{Op: "write", Net: "tcp", Err: os.ErrDeadlineExceeded}
 )
 
 // explode panics where the script says, once: a panic no hook wrapper
@@ -292,6 +344,15 @@ func (s *sink) Write(p []byte) error {
 	s.writes++
 	if n == s.c.PanicWrite && !s.panicked {
 		s.explode(fmt.Sprintf("write %q", p))
+	}
+	if !s.gone && n == s.c.TimeoutWrite && s.run.present() {
+		s.run.note("  > write %q: the send deadline passes", p)
+		s.gone = true
+		s.run.mu.Lock()
+		s.run.timedOut = true
+		s.run.mu.Unlock()
+		s.run.leave()
+		return errSendDeadline
 	}
 	if s.gone || n == s.c.FailWrite {
 		s.run.note("  > write %q: the client is gone", p)

@@ -23,8 +23,8 @@
 //	    deny_message: "Your request was rejected by the content policy."
 //
 // A text is flagged when it matches a deny pattern or, failing that, when the
-// endpoint flags it. The patterns are applied to each message (or to the
-// whole response text) separately; the endpoint gets one input per message.
+// endpoint flags it. The patterns are applied to each text separately; the
+// endpoint gets one input per text.
 // When the endpoint cannot answer, fail_mode skip lets the text through and
 // logs a warning, and fail_mode error answers 502 with an OpenAI-shaped
 // error of type "moderation_error" (in the access phase, or before a
@@ -35,48 +35,85 @@
 //
 // In the access phase (priority 1050: after ai-proxy at 1100, which
 // validates the body and records the model, and after ai-prompt-guard at
-// 1070), with check_request, the plugin checks the text of the selected
-// messages: those whose role is one of request_roles, and of those the last
-// one or all of them. A flagged prompt is refused with status deny_code and
+// 1070), with check_request, the plugin checks the texts of the request: its
+// definitions (each of "tools" and "functions", and "response_format": every
+// string in one), on every request, and the texts of the selected messages:
+// those whose role is one of request_roles (in any case), and of those the
+// last one or all of them. A message's texts are its content (the "content"
+// string, or the text and refusal strings of its parts joined with "\n"),
+// its "name", its "refusal" and each of its tool calls (see
+// openai.ChatRequest). A flagged prompt is refused with status deny_code and
 // a complete OpenAI-shaped response whose assistant content is deny_message
 // (CONTRACT §4): a chat.completion (application/json) or, when the client
 // asked to stream, a text/event-stream of one chat.completion.chunk and
 // "data: [DONE]". With check_request, a body that cannot be read as a
-// chat-completions request is answered 400 (413 over the route's size
+// chat-completions request, or that could be read in two ways (see
+// openai.ParseChatRequest), is answered 400 (413 over the route's size
 // limit).
 //
 // # Response
 //
 // With check_response, the body filter checks responses with a 2xx status
-// (error responses and exit responses pass unchanged):
+// (error responses and exit responses pass unchanged). It checks each text
+// the client gets on its own: per choice (by its "index"), the content, the
+// refusal, the reasoning ("reasoning_content" or "reasoning"), and the
+// arguments of each tool call (by its "index", assembled from a stream's
+// fragments) and of a function call (see openai.EachText). Text from two
+// choices or two fields is never joined, so it cannot make or break a match
+// across them. Keys are read loosely ("Content" is read as "content", as
+// some client decoders do), and a response whose object names one of these
+// fields twice ("content" and "Content"), which clients may read
+// differently, or which has more than 1024 such texts, is flagged without a
+// check (with a warning).
 //
-//   - A non-streamed response is checked as a whole before anything is sent
-//     (its chat.completion text); when flagged, the client gets the refusal
-//     chat.completion instead, with status deny_code and the real token
-//     usage when it is known. ai-proxy delivers such a body in one piece;
-//     one that arrives in several (from a plain upstream) is held back until
-//     complete, up to 8 MiB, beyond which it passes unchecked with a
-//     warning.
-//   - A stream in realtime mode passes event by event while its text
-//     accumulates; the accumulated text is checked each time
-//     stream_check_cache_size characters have been added since the previous
-//     check, and once more at the end (on "data: [DONE]", or the end of the
-//     body). When flagged before anything was sent, the client gets the
-//     refusal stream with status deny_code; afterwards, the rest of the
-//     stream is replaced by a refusal chunk and "data: [DONE]", and the
-//     status stays 200. The text added since the previous check (about
-//     stream_check_cache_size characters) may reach the client before the
-//     check that flags it.
-//   - A stream in final_packet mode passes unchanged and is checked once at
-//     its end; the verdict is recorded, not acted on.
+//   - A non-streamed response is checked whole before anything is sent; when
+//     flagged, the client gets the refusal chat.completion instead, with
+//     status deny_code and the real token usage when it is known. ai-proxy
+//     delivers such a body in one piece; one that arrives in several (from
+//     a plain upstream) is held back until complete, up to 8 MiB, beyond
+//     which it passes unchecked with a warning.
+//   - A stream in realtime mode is checked as it passes, before each event
+//     is sent, and once more at its end (on "data: [DONE]", or the end of
+//     the body); no event is held back. When flagged before anything was
+//     sent, the client gets the refusal stream with status deny_code;
+//     afterwards, the flagged event and the rest of the stream are replaced
+//     by a refusal chunk and "data: [DONE]", and the status stays 200.
+//   - A stream in final_packet mode passes unchanged and each of its texts
+//     is checked whole at its end; the verdict is recorded, not acted on.
 //
-// The patterns are always matched against the whole accumulated text, so a
-// pattern split across events is caught; the endpoint is sent the text added
-// since the previous check, preceded by a short overlap with what it has
-// already seen. Before the end of the stream, a check leaves out the partial
-// word the text may end with (a trailing run of ASCII letters, digits and
-// underscores, which is what \b sees as a word), and the next check takes it
-// in: "kill" followed by "er" in the next event is "killer", not "kill".
+// In realtime mode each pattern has a reach: the longest match it can make
+// (4 characters for \bkill\b), or stream_check_cache_size when that has no
+// bound (with *, + or {n,}, or over 65536 characters). Before an event is
+// sent, a pattern is matched against each text that grew if sending the
+// event would leave more than stream_check_cache_size - reach characters of
+// the text unchecked by it (so at every event when its reach is the cache
+// size or more). It sees a window: the text since its previous check,
+// preceded by reach characters already checked. One character beyond each
+// edge of the window is context a match may not take in: it makes \b, ^ and
+// $ at the edges mean what they mean in the whole text, and it makes a
+// check wait for the character after a match ("kill" followed by "er" in
+// the next event is "killer", not "kill"). So:
+//
+//   - a match of at most reach + 1 characters (any match of a bounded
+//     pattern) is always found;
+//   - of the text past the start of a match found, at most
+//     stream_check_cache_size characters reach the client (at most the
+//     match itself if it is longer), whether or not the text has word
+//     breaks;
+//   - a longer match of an unbounded pattern is found only if it lies in one
+//     window: bound the pattern ({0,200} rather than *) or raise
+//     stream_check_cache_size;
+//   - the work is linear in the length of the response: a check costs the
+//     text since the previous one plus the reach and two characters, at
+//     most once per event, and a text keeps only that tail.
+//
+// The endpoint, in realtime mode, is asked when a text has
+// stream_check_cache_size new characters since it last saw it, and at the
+// end about any rest; each call has one input per such text: its new
+// characters, preceded by up to 64 characters it has already seen (so a
+// word cut by a call boundary is seen whole). The text of a call (up to
+// about stream_check_cache_size characters) reaches the client before the
+// call that flags it.
 //
 // # Verdicts
 //
@@ -100,9 +137,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"slices"
-	"unicode/utf8"
+	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -160,7 +196,7 @@ var Spec = phases.Typed(phases.Spec{Name: Name}, DefaultConfig,
 // Plugin is the ai-content-moderation plugin. It is immutable and safe for
 // concurrent use.
 type Plugin struct {
-	deny          []*regexp.Regexp
+	patterns      []pattern
 	api           *endpoint // nil without an endpoint
 	failError     bool
 	checkRequest  bool
@@ -193,7 +229,6 @@ func New(cfg Config, env phases.Env) (*Plugin, error) {
 	}
 	deny, _ := compile(cfg.DenyPatterns)
 	p := &Plugin{
-		deny:          deny,
 		failError:     cfg.Moderation.FailMode == FailError,
 		checkRequest:  cfg.CheckRequest,
 		allMessages:   cfg.RequestMessages == MessagesAll,
@@ -203,6 +238,9 @@ func New(cfg Config, env phases.Env) (*Plugin, error) {
 		denyCode:      cfg.DenyCode,
 		denyMessage:   cfg.DenyMessage,
 		log:           env.Logger,
+	}
+	for _, re := range deny {
+		p.patterns = append(p.patterns, newPattern(re, p.cacheSize))
 	}
 	p.roles = slices.Clone(cfg.RequestRoles)
 	p.anyRole = slices.Contains(p.roles, AnyRole)
@@ -225,12 +263,14 @@ type state struct {
 	model  string
 	stream bool
 
-	done    bool         // the response needs no more checking
-	text    []byte       // a stream's accumulated text
-	checked int          // how much of text the previous check covered
-	pending int          // characters of text after checked
-	usage   openai.Usage // the usage seen in the stream, without LLMInfo
-	buf     []byte       // a non-streamed body held back so far
+	done    bool              // the response needs no more checking
+	texts   []*text           // the response's texts, in order of appearance
+	index   map[textKey]*text // texts by key, once there are many
+	flagged string            // why the response is flagged without a check
+	scratch []byte            // working space of openai.EachText
+	usage   openai.Usage      // the usage seen in the stream, without LLMInfo
+	buf     []byte            // a non-streamed body held back so far
+	scanned int               // bytes given to the patterns and the endpoint
 }
 
 var stateKey = phases.NewKey[*state](Name)
@@ -278,7 +318,7 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 		return phases.Exit{}
 	}
 
-	texts := p.selectMessages(req.Messages)
+	texts := p.requestTexts(&req)
 	hit := p.matchStrings(texts)
 	if !hit && p.api != nil && len(texts) > 0 {
 		hit, err = p.api.flagged(ctx, texts)
@@ -299,24 +339,37 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	return p.refusal(p.denyCode, model, stream, openai.Usage{})
 }
 
-// selectMessages returns the non-empty texts of the messages to check, in
-// conversation order.
-func (p *Plugin) selectMessages(msgs []openai.Message) []string {
+// requestTexts returns the texts to check of a request: the definitions,
+// then the texts of the selected messages in conversation order.
+func (p *Plugin) requestTexts(req *openai.ChatRequest) []string {
 	var texts []string
-	for i := len(msgs) - 1; i >= 0; i-- {
-		m := &msgs[i]
-		if !p.anyRole && !slices.Contains(p.roles, m.Role) {
-			continue
-		}
-		if m.Content != "" {
-			texts = append(texts, m.Content)
-		}
-		if !p.allMessages {
-			break
+	for _, d := range req.Definitions {
+		if d != "" {
+			texts = append(texts, d)
 		}
 	}
-	slices.Reverse(texts)
+	msgs := req.Messages
+	from := 0
+	if !p.allMessages {
+		from = len(msgs)
+		for i := len(msgs) - 1; i >= 0; i-- {
+			if p.selected(&msgs[i]) {
+				from = i
+				break
+			}
+		}
+	}
+	for i := from; i < len(msgs); i++ {
+		if p.selected(&msgs[i]) {
+			texts = msgs[i].AppendTexts(texts)
+		}
+	}
 	return texts
+}
+
+// selected reports whether m's role is one of request_roles, in any case.
+func (p *Plugin) selected(m *openai.Message) bool {
+	return p.anyRole || slices.ContainsFunc(p.roles, func(r string) bool { return strings.EqualFold(r, m.Role) })
 }
 
 func (p *Plugin) matchStrings(texts []string) bool {
@@ -329,17 +382,8 @@ func (p *Plugin) matchStrings(texts []string) bool {
 }
 
 func (p *Plugin) matchString(text string) bool {
-	for _, re := range p.deny {
-		if re.MatchString(text) {
-			return true
-		}
-	}
-	return false
-}
-
-func (p *Plugin) match(text []byte) bool {
-	for _, re := range p.deny {
-		if re.Match(text) {
+	for _, pat := range p.patterns {
+		if pat.whole.MatchString(text) {
 			return true
 		}
 	}
@@ -388,23 +432,17 @@ func (p *Plugin) wholeBody(ctx context.Context, c *phases.BodyChunk, st *state) 
 	if held {
 		pass = phases.Replace(body)
 	}
-	text := openai.CompletionText(body)
-	if text == "" {
-		return pass
-	}
-	hit := p.matchString(text)
-	if !hit && p.api != nil {
-		var err error
-		hit, err = p.api.flagged(ctx, []string{text})
-		if err != nil {
-			if ctx.Err() != nil {
-				return pass // the client is gone: the runner aborts
-			}
-			if ex, failed := p.endpointFailed(ctx, c.Values(), "response", err); failed {
-				return phases.End(ex)
-			}
+	p.collect(st, body)
+	hit, err := p.checkWhole(ctx, st)
+	if err != nil {
+		if ctx.Err() != nil {
+			return pass // the client is gone: the runner aborts
+		}
+		if ex, failed := p.endpointFailed(ctx, c.Values(), "response", err); failed {
+			return phases.End(ex)
 		}
 	}
+	p.warnFlagged(ctx, st)
 	if !hit {
 		return pass
 	}
@@ -429,9 +467,7 @@ func (p *Plugin) streamEvent(ctx context.Context, c *phases.BodyChunk, st *state
 	isDone := bytes.Equal(ev, doneEvent)
 	final := c.EOS || isDone
 	if len(ev) > 0 && !isDone {
-		n := len(st.text)
-		st.text = openai.AppendChunkDeltaText(st.text, ev)
-		st.pending += utf8.RuneCount(st.text[n:])
+		p.collect(st, ev)
 		if info == nil && bytes.Contains(ev, []byte(`"usage"`)) {
 			if u, ok := openai.ParseUsage(ev); ok {
 				st.usage = u
@@ -450,10 +486,7 @@ func (p *Plugin) streamEvent(ctx context.Context, c *phases.BodyChunk, st *state
 	if final {
 		st.done = true
 	}
-	if st.pending == 0 || (!final && st.pending < p.cacheSize) {
-		return phases.BodyResult{}
-	}
-	hit, err := p.checkStream(ctx, st, final)
+	hit, err := p.checkRealtime(ctx, st, final)
 	if err != nil {
 		if ctx.Err() != nil {
 			return phases.BodyResult{} // the client is gone: the runner aborts
@@ -466,6 +499,7 @@ func (p *Plugin) streamEvent(ctx context.Context, c *phases.BodyChunk, st *state
 	if !hit {
 		return phases.BodyResult{}
 	}
+	p.warnFlagged(ctx, st)
 	st.done = true
 	setVerdict(v, VerdictRefused)
 	model, _ := st.modelStream(info)
@@ -481,61 +515,10 @@ func (p *Plugin) streamEvent(ctx context.Context, c *phases.BodyChunk, st *state
 	return phases.End(phases.Reply(http.StatusOK, sseHeader(), openai.RefusalChunk(model, p.denyMessage, usage)))
 }
 
-// checkStream checks a stream's text in realtime mode: the patterns on the
-// whole text, the endpoint on the text added since the previous check and
-// an overlap before it. Before the end of the stream, a trailing partial
-// word is left for the next check (see safeEnd).
-func (p *Plugin) checkStream(ctx context.Context, st *state, final bool) (bool, error) {
-	end := len(st.text)
-	if !final {
-		end = safeEnd(st.text)
-	}
-	if end <= st.checked {
-		return false, nil // nothing new can be checked yet
-	}
-	from := st.checked
-	for i := 0; i < endpointOverlap && from > 0; i++ {
-		_, size := utf8.DecodeLastRune(st.text[:from])
-		from -= size
-	}
-	st.checked, st.pending = end, utf8.RuneCount(st.text[end:])
-	if p.match(st.text[:end]) {
-		return true, nil
-	}
-	if p.api == nil {
-		return false, nil
-	}
-	return p.api.flagged(ctx, []string{string(st.text[from:end])})
-}
-
-// safeEnd returns the length of text without its trailing run of ASCII
-// word characters (letters, digits, underscore: what \b sees as a word). The
-// end of a stream's text so far is not the end of its last word: without
-// this, a check between "kill" and "er" would find \bkill\b in "killer".
-func safeEnd(text []byte) int {
-	end := len(text)
-	for end > 0 && isWordByte(text[end-1]) {
-		end--
-	}
-	return end
-}
-
-func isWordByte(c byte) bool {
-	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
-}
-
-// finalVerdict checks a stream's whole text once, in final_packet mode.
+// finalVerdict checks a stream's whole texts once, in final_packet mode.
 func (p *Plugin) finalVerdict(ctx context.Context, st *state) string {
-	if len(st.text) == 0 {
-		return VerdictPassed
-	}
-	if p.match(st.text) {
-		return VerdictFlagged
-	}
-	if p.api == nil {
-		return VerdictPassed
-	}
-	hit, err := p.api.flagged(ctx, []string{string(st.text)})
+	hit, err := p.checkWhole(ctx, st)
+	p.warnFlagged(ctx, st)
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {
@@ -547,6 +530,13 @@ func (p *Plugin) finalVerdict(ctx context.Context, st *state) string {
 		return VerdictFlagged
 	}
 	return VerdictPassed
+}
+
+// warnFlagged logs why a response was flagged without a check.
+func (p *Plugin) warnFlagged(ctx context.Context, st *state) {
+	if st.flagged != "" {
+		p.logger(ctx).Warn().Str("plugin", Name).Msg(st.flagged + ": flagged")
+	}
 }
 
 // endpointFailed handles a failed endpoint call: with fail_mode skip it logs

@@ -106,6 +106,40 @@ func TestRequestMessageSelection(t *testing.T) {
 	}
 }
 
+// TestRequestEveryTextPlace puts the denied word in each place of a body
+// where text reaches the model.
+func TestRequestEveryTextPlace(t *testing.T) {
+	cases := []struct {
+		name    string
+		roles   []string
+		body    string
+		refused bool
+	}{
+		{"clean", []string{"*"}, `{"messages":[{"role":"user","content":"hi","name":"ann"}],"tools":[{"type":"function","function":{"name":"f","description":"Find."}}]}`, false},
+		{"user role in capitals", []string{"user"}, `{"messages":[{"role":"User","content":"kill"}]}`, true},
+		{"configured role in capitals", []string{"Tool"}, `{"messages":[{"role":"tool","content":"kill"}]}`, true},
+		{"second text part", []string{"user"}, `{"messages":[{"role":"user","content":[{"type":"text","text":"hi"},{"type":"text","text":"kill"}]}]}`, true},
+		{"name", []string{"user"}, `{"messages":[{"role":"user","content":"hi","name":"kill"}]}`, true},
+		{"tool result parts", []string{"tool"}, `{"messages":[{"role":"tool","tool_call_id":"c","content":[{"type":"text","text":"kill"}]}]}`, true},
+		{"tool call arguments", []string{"assistant"}, `{"messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"do\":\"kill\"}"}}]}]}`, true},
+		{"assistant refusal", []string{"assistant"}, `{"messages":[{"role":"assistant","refusal":"kill"}]}`, true},
+		{"tool description, any selection", []string{"user"}, `{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","description":"kill"}}]}`, true},
+		{"parameter description", []string{"user"}, `{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"properties":{"q":{"description":"kill"}}}}}]}`, true},
+		{"response format", []string{"user"}, `{"messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"kill"}}}`, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := patternConfig()
+			cfg.RequestRoles = tc.roles
+			up := &completionUpstream{content: "fine"}
+			res := do(handler(t, fakeProxy{}, mustNew(t, cfg, phases.Env{}), up), tc.body)
+			if refused := res.code == 400 && strings.Contains(res.body, denyMsg); refused != tc.refused || (tc.refused && up.calls != 0) {
+				t.Fatalf("got %d %s (upstream called %d times), want refused: %v", res.code, res.body, up.calls, tc.refused)
+			}
+		})
+	}
+}
+
 func TestRequestBadBody(t *testing.T) {
 	up := &completionUpstream{content: "fine"}
 	h := handler(t, mustNew(t, patternConfig(), phases.Env{}), up)
@@ -113,6 +147,8 @@ func TestRequestBadBody(t *testing.T) {
 		"":                    "request body is empty",
 		`{"messages":`:        "request body is not valid JSON",
 		`{"messages":"kill"}`: "messages: must be an array",
+		`{"messages":[{"role":"user","content":"hi"}],"Messages":[{"role":"user","content":"kill"}]}`: `Messages: ambiguous key: some upstreams read it as "messages"`,
+		`{"messages":[{"role":"user","content":"hi","content":"kill"}]}`:                              "messages[0].content: duplicate key",
 	} {
 		res := do(h, body)
 		var e struct {
@@ -275,11 +311,11 @@ func TestRealtimeDenyMidStream(t *testing.T) {
 }
 
 func TestRealtimeDenyAtEnd(t *testing.T) {
-	// Less than stream_check_cache_size characters: the only check is on
-	// [DONE], after the usage chunk, so the refusal carries the real usage
-	// and replaces the upstream's [DONE].
+	// The match ends the text: only the check at [DONE], after the usage
+	// chunk, knows that nothing follows it, so the refusal carries the real
+	// usage and replaces the upstream's [DONE].
 	u := &usage{prompt: 5, completion: 4}
-	events := stream(u, "go ", "kill ", "it")
+	events := stream(u, "go ", "ki", "ll")
 	up := &streamUpstream{events: events}
 	h := handler(t, fakeProxy{}, mustNew(t, responseConfig(aimoderation.ModeRealtime), phases.Env{}), up)
 	res := do(h, chatBody(true, user("hi")))

@@ -58,8 +58,8 @@ type Config struct {
 	// RequestMessages selects which of the messages of RequestRoles are
 	// checked: "last" (the last one) or "all". Default "last".
 	RequestMessages string `yaml:"request_messages"`
-	// RequestRoles are the roles whose messages are checked; "*" is any
-	// role. Default ["user"].
+	// RequestRoles are the roles whose messages are checked, matched in
+	// any case; "*" is any role. Default ["user"].
 	RequestRoles []string `yaml:"request_roles"`
 
 	// CheckResponse checks the text the model generates. Default false.
@@ -69,8 +69,11 @@ type Config struct {
 	// "final_packet" (once at its end, recording the verdict only).
 	// Default "realtime".
 	StreamCheckMode string `yaml:"stream_check_mode"`
-	// StreamCheckCacheSize is, in realtime mode, how many characters of new
-	// text trigger a check. Default 128.
+	// StreamCheckCacheSize is, in realtime mode, the most text past the
+	// start of a match that may reach the client, how far back a pattern
+	// without a bound on its match length looks, and how many new
+	// characters of a text trigger an endpoint call (see the package
+	// documentation). Default 128.
 	StreamCheckCacheSize int `yaml:"stream_check_cache_size"`
 
 	// DenyCode is the status of a refusal sent before the response

@@ -158,7 +158,10 @@ func TestEndpointCall(t *testing.T) {
 	cfg.Moderation.Auth.Header = map[string]string{"Authorization": "Bearer sk-test"}
 	cfg.RequestMessages, cfg.RequestRoles = aimoderation.MessagesAll, []string{"user", "system"}
 	h := handler(t, fakeProxy{}, mustNew(t, cfg, testEnv(t)), &completionUpstream{content: "ok"})
-	res := do(h, chatBody(false, msg{"system", "be nice"}, msg{"assistant", "skipped"}, user(""), user("a bomb")))
+	body := `{"messages":[{"role":"system","content":"be nice"},{"role":"assistant","content":"skipped"},{"role":"user","content":""},` +
+		`{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"bomb"}],"name":"ann"}],` +
+		`"tools":[{"type":"function","function":{"name":"f","description":"Find."}}]}`
+	res := do(h, body)
 	if res.code != 400 {
 		t.Fatalf("got %d %q", res.code, res.body)
 	}
@@ -169,8 +172,9 @@ func TestEndpointCall(t *testing.T) {
 	if c.header.Get("Authorization") != "Bearer sk-test" || c.header.Get("Content-Type") != "application/json" {
 		t.Fatalf("call headers %v", c.header)
 	}
+	// One input per text: the definitions first, then each message's.
 	input, _ := json.Marshal(c.body["input"])
-	if c.body["model"] != "omni-moderation-latest" || string(input) != `["be nice","a bomb"]` {
+	if c.body["model"] != "omni-moderation-latest" || string(input) != `["type\nfunction\nfunction\nname\nf\ndescription\nFind.","be nice","a\nbomb","ann"]` {
 		t.Fatalf("call body %v", c.body)
 	}
 }

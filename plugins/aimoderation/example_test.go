@@ -88,12 +88,13 @@ func Example() {
 	rec := ask("How do I kill a process?")
 	fmt.Println(rec.Code, rec.Header().Get("Content-Type"), contents(rec.Body.String()))
 
-	// A flagged answer: the text is checked each time 10 characters have
-	// been added, so what came before the check that flags it has reached
-	// the client; the refusal replaces the rest of the stream.
+	// A flagged answer: each event is checked before it is sent, and a
+	// match is certain once the character after it has come (\b needs it:
+	// "kill" could still become "killer"). The client got "kill"; the
+	// refusal replaces the event after it and the rest of the stream.
 	rec = ask("How do I stop a process?")
 	fmt.Println(rec.Code, contents(rec.Body.String()))
 	// Output:
 	// 400 text/event-stream ["Your request was rejected by the content policy." [DONE]]
-	// 200 ["To stop it, " "send it " "SIGKILL: " "kill" " -9 " "Your request was rejected by the content policy." [DONE]]
+	// 200 ["To stop it, " "send it " "SIGKILL: " "kill" "Your request was rejected by the content policy." [DONE]]
 }

@@ -12,18 +12,25 @@
 //
 // In the access phase (priority 1070: after ai-proxy has validated the body,
 // before ai-content-moderation) the guard reads the request body and selects
-// the messages to check: those of role "user" (of any role with
+// the messages to check: those of role "user" in any case (of any role with
 // match_all_roles), and of those only the last one (all of them with
-// match_all_conversation_history). A message's text is its "content" string,
-// or the text of its "text" content parts joined with "\n".
+// match_all_conversation_history). A message's content is its "content"
+// string, or the text and refusal strings of its content parts joined with
+// "\n"; its texts are its content and, each on its own, its "name", its
+// "refusal" and each of its tool calls (see openai.Message). The request's
+// definitions (each of "tools" and "functions", and "response_format": every
+// string in one; see openai.ChatRequest) are checked on every request,
+// whatever the selection: they are not messages, and reach the model all the
+// same.
 //
-// A checked message that matches any deny pattern rejects the request. When
-// allow_patterns is not empty, every checked message must also match at least
-// one allow pattern, else the request is rejected. A request with no message
-// to check passes. A rejection is an exit with status 400 and an
+// A checked text that matches any deny pattern rejects the request. When
+// allow_patterns is not empty, the content of every checked message must also
+// match at least one allow pattern, else the request is rejected. A request
+// with nothing to check passes. A rejection is an exit with status 400 and an
 // OpenAI-shaped error of type "invalid_request_error" whose message is
 // MsgRejected: the prompt itself is never echoed. A body that cannot be read
-// as a chat-completions request gets a 400 of the same shape describing the
+// as a chat-completions request, or that could be read in two ways (see
+// openai.ParseChatRequest), gets a 400 of the same shape describing the
 // problem (413 when it is over the route's size limit).
 package aipromptguard
 
@@ -33,6 +40,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 
 	"github.com/phasegate/phasegate/internal/openai"
 	"github.com/phasegate/phasegate/phases"
@@ -65,7 +73,8 @@ type Config struct {
 	// roles instead of only the last one. Default false.
 	MatchAllConversationHistory bool `yaml:"match_all_conversation_history"`
 	// MatchAllRoles checks messages of every role (system, developer,
-	// assistant, tool…) instead of only "user". Default false.
+	// assistant, tool…) instead of only "user" (in any case). Default
+	// false.
 	MatchAllRoles bool `yaml:"match_all_roles"`
 }
 
@@ -170,7 +179,7 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	if err != nil {
 		return phases.Error(http.StatusBadRequest, "invalid_request_error", err.Error())
 	}
-	if !p.allowed(req.Messages) {
+	if !p.allowed(&req) {
 		return phases.JSON(http.StatusBadRequest, rejectedBody)
 	}
 	return phases.Exit{}
@@ -180,16 +189,28 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 // never modified.
 var rejectedBody = phases.ErrorBody(http.StatusBadRequest, "invalid_request_error", MsgRejected)
 
-// allowed reports whether the guard lets messages through: whether none of
-// the checked messages matches a deny pattern and, with allow patterns, each
-// of them matches one.
-func (p *Plugin) allowed(messages []openai.Message) bool {
-	for i := len(messages) - 1; i >= 0; i-- {
-		m := &messages[i]
-		if !p.allRoles && m.Role != RoleUser {
+// allowed reports whether the guard lets req through: whether none of the
+// checked texts matches a deny pattern and, with allow patterns, the content
+// of each checked message matches one.
+func (p *Plugin) allowed(req *openai.ChatRequest) bool {
+	for _, d := range req.Definitions {
+		if p.denied(d) {
+			return false
+		}
+	}
+	var texts []string
+	for i := len(req.Messages) - 1; i >= 0; i-- {
+		m := &req.Messages[i]
+		if !p.allRoles && !strings.EqualFold(m.Role, RoleUser) {
 			continue
 		}
-		if !p.pass(m.Content) {
+		texts = m.AppendTexts(texts[:0])
+		for _, t := range texts {
+			if p.denied(t) {
+				return false
+			}
+		}
+		if !p.permitted(m.Content) {
 			return false
 		}
 		if !p.history {
@@ -199,13 +220,19 @@ func (p *Plugin) allowed(messages []openai.Message) bool {
 	return true
 }
 
-// pass checks one message's text.
-func (p *Plugin) pass(text string) bool {
+// denied reports whether text matches a deny pattern.
+func (p *Plugin) denied(text string) bool {
 	for _, re := range p.deny {
 		if re.MatchString(text) {
-			return false
+			return true
 		}
 	}
+	return false
+}
+
+// permitted reports whether text matches an allow pattern, or there are
+// none.
+func (p *Plugin) permitted(text string) bool {
 	if len(p.allow) == 0 {
 		return true
 	}

@@ -9,7 +9,7 @@
 //	    auth: { header: { Authorization: "Bearer ${OPENAI_API_KEY}" } }  # and/or query: {key: value}
 //	    options: { model: gpt-4o-mini }      # merged into the body; model overrides the client's
 //	    timeout: 30s                         # default
-//	    max_request_body_bytes: 8388608      # default (8 MiB)
+//	    max_request_body_bytes: 16777216     # default 0: the route's limit (8 MiB unless set)
 //	    max_response_bytes: 16777216         # default (16 MiB)
 //	    max_stream_duration: 10m             # default
 //
@@ -21,8 +21,9 @@
 // In the access phase (priority 1100: before ai-prompt-guard at 1070 and
 // ai-content-moderation at 1050, which read what it records) the plugin
 // validates the request: Content-Type application/json (parameters
-// allowed), a body of at most max_request_body_bytes (413 beyond; the
-// route's own limit applies too), a valid JSON object whose known fields
+// allowed), a body within the limit (413 beyond): max_request_body_bytes
+// when set, which raises or lowers the route's max_body_bytes and the
+// gateway's client.max_body_bytes, else theirs; a valid JSON object whose known fields
 // have the right types, and a model, the client's or options.model. Each
 // problem is answered with an OpenAI-shaped JSON error, 400 or 413. It
 // then records the request's *phases.LLMInfo under phases.LLM: the model
@@ -82,11 +83,10 @@ const (
 
 // Defaults of Config.
 const (
-	DefaultTimeout             = llmproxy.DefaultTimeout
-	DefaultMaxRequestBodyBytes = llmproxy.DefaultMaxRequestBodyBytes
-	DefaultMaxResponseBytes    = llmproxy.DefaultMaxResponseBytes
-	DefaultMaxStreamDuration   = llmproxy.DefaultMaxStreamDuration
-	DefaultOpenAIEndpoint      = llmproxy.DefaultOpenAIEndpoint
+	DefaultTimeout           = llmproxy.DefaultTimeout
+	DefaultMaxResponseBytes  = llmproxy.DefaultMaxResponseBytes
+	DefaultMaxStreamDuration = llmproxy.DefaultMaxStreamDuration
+	DefaultOpenAIEndpoint    = llmproxy.DefaultOpenAIEndpoint
 )
 
 // Config is ai-proxy's configuration. Start from DefaultConfig.
@@ -106,8 +106,9 @@ type Config struct {
 	// Timeout bounds the wait for the response header, then every wait
 	// for body bytes. Default 30s.
 	Timeout time.Duration `yaml:"timeout"`
-	// MaxRequestBodyBytes bounds the client's body (413 beyond). Default
-	// 8 MiB.
+	// MaxRequestBodyBytes, when positive, is the route's request body
+	// limit (413 beyond), above or below the route's and the gateway's.
+	// Default 0: theirs.
 	MaxRequestBodyBytes int64 `yaml:"max_request_body_bytes"`
 	// MaxResponseBytes bounds the upstream's response body (a stream's
 	// total). Default 16 MiB.
@@ -130,10 +131,9 @@ type Auth struct {
 // own: set provider (and, for openai-compatible, endpoint).
 func DefaultConfig() Config {
 	return Config{
-		Timeout:             DefaultTimeout,
-		MaxRequestBodyBytes: DefaultMaxRequestBodyBytes,
-		MaxResponseBytes:    DefaultMaxResponseBytes,
-		MaxStreamDuration:   DefaultMaxStreamDuration,
+		Timeout:           DefaultTimeout,
+		MaxResponseBytes:  DefaultMaxResponseBytes,
+		MaxStreamDuration: DefaultMaxStreamDuration,
 	}
 }
 
@@ -168,6 +168,7 @@ var Spec = phases.Typed(phases.Spec{Name: Name, Upstream: true}, DefaultConfig,
 type Plugin struct {
 	proxy    *llmproxy.Proxy
 	instance *llmproxy.Instance
+	maxBody  int64
 }
 
 // New builds the plugin from cfg, which must be valid (see
@@ -184,13 +185,13 @@ func New(cfg Config, env phases.Env) (*Plugin, error) {
 	}
 	return &Plugin{
 		instance: in,
+		maxBody:  cfg.MaxRequestBodyBytes,
 		proxy: &llmproxy.Proxy{
-			Route:               env.Route,
-			Metrics:             env.Metrics,
-			Logger:              env.Logger,
-			MaxRequestBodyBytes: cfg.MaxRequestBodyBytes,
-			Model:               in.Model,
-			Instance:            Name,
+			Route:    env.Route,
+			Metrics:  env.Metrics,
+			Logger:   env.Logger,
+			Model:    in.Model,
+			Instance: Name,
 		},
 	}, nil
 }
@@ -200,6 +201,10 @@ func (*Plugin) Name() string { return Name }
 
 // Priority implements phases.Prioritized.
 func (*Plugin) Priority() int { return priority }
+
+// MaxRequestBodyBytes implements phases.BodyLimiter: max_request_body_bytes,
+// or 0 for the route's limit.
+func (p *Plugin) MaxRequestBodyBytes() int64 { return p.maxBody }
 
 // Access implements phases.AccessHook: it validates the request and records
 // its LLMInfo.
@@ -229,4 +234,5 @@ var (
 	_ phases.Upstream    = (*Plugin)(nil)
 	_ phases.LogHook     = (*Plugin)(nil)
 	_ phases.Prioritized = (*Plugin)(nil)
+	_ phases.BodyLimiter = (*Plugin)(nil)
 )

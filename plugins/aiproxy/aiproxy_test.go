@@ -190,15 +190,40 @@ func TestUpstreamErrorsPassThrough(t *testing.T) {
 	}
 }
 
+// serveLimited serves ai-proxy with max_request_body_bytes plugin on a
+// route whose limit is route.
+func serveLimited(t *testing.T, plugin, route int64) (*fixture, *llmtest.Upstream) {
+	t.Helper()
+	up := llmtest.NewUpstream(t, nil)
+	cfg := config(up.URL)
+	cfg.MaxRequestBodyBytes = plugin
+	return serveOpts(t, phases.Options{MaxRequestBodyBytes: route}, cfg), up
+}
+
+// userChat is a chat request whose user message is n bytes long.
+func userChat(n int) string {
+	return `{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", n) + `"}]}`
+}
+
+// max_request_body_bytes raises the route's limit as well as lowering it
+// (TestValidation): the plugin's setting wins.
+func TestBodyLimitAboveTheRoute(t *testing.T) {
+	f, _ := serveLimited(t, 4000, 1000)
+	if resp := f.Post(t, userChat(2000), nil); resp.Status != 200 {
+		t.Fatalf("a body above the route's limit, below the plugin's: %d %s", resp.Status, resp.Body)
+	}
+	f.Wait(t)
+	if resp := f.Post(t, userChat(4000), nil); resp.Status != 413 {
+		t.Fatalf("a body above the plugin's limit: %d %s", resp.Status, resp.Body)
+	}
+	f.Wait(t)
+}
+
 // The access phase's validation: 400s and 413s as OpenAI-shaped errors, no
 // upstream call, no LLM series.
 func TestValidation(t *testing.T) {
-	up := llmtest.NewUpstream(t, nil)
-	cfg := config(up.URL)
-	cfg.MaxRequestBodyBytes = 200
-	f := serveOpts(t, phases.Options{MaxRequestBodyBytes: 1000}, cfg)
-	big := `{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", 300) + `"}]}`
-	huge := `{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", 2000) + `"}]}`
+	f, up := serveLimited(t, 200, 1000)
+	big := userChat(300)
 	for _, tc := range []struct {
 		name, ct, body string
 		status         int
@@ -212,8 +237,7 @@ func TestValidation(t *testing.T) {
 		{"not an object", "application/json", `[1]`, 400, "request body must be a JSON object"},
 		{"bad type", "application/json", `{"model":1}`, 400, "model"},
 		{"no model", "application/json", `{"messages":[]}`, 400, "you must provide a model parameter"},
-		{"over the plugin's limit", "application/json", big, 413, "request body too large"},
-		{"over the chain's limit", "application/json", huge, 413, "request body too large"},
+		{"over the plugin's limit, below the route's", "application/json", big, 413, "request body too large"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := f.Request(t, tc.body, nil)
@@ -252,6 +276,7 @@ func TestValidation(t *testing.T) {
 		t.Errorf("the upstream got %d requests, want 1", up.Hits())
 	}
 
+	cfg := config(up.URL)
 	cfg.Options = map[string]any{"model": "forced"}
 	f2 := serve(t, cfg)
 	if resp := f2.Post(t, `{"messages":[]}`, nil); resp.Status != 200 {

@@ -19,10 +19,9 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("Spec.Config() = %#v", aiproxy.Spec.Config())
 	}
 	want := aiproxy.Config{
-		Timeout:             30 * time.Second,
-		MaxRequestBodyBytes: 8 << 20,
-		MaxResponseBytes:    16 << 20,
-		MaxStreamDuration:   10 * time.Minute,
+		Timeout:           30 * time.Second,
+		MaxResponseBytes:  16 << 20,
+		MaxStreamDuration: 10 * time.Minute,
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults %+v", *c)
@@ -55,7 +54,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero timeout", func(c *aiproxy.Config) { c.Timeout = 0 }, "timeout", "positive"},
 		{"negative stream cap", func(c *aiproxy.Config) { c.MaxStreamDuration = -time.Second }, "max_stream_duration", "positive"},
 		{"zero response cap", func(c *aiproxy.Config) { c.MaxResponseBytes = 0 }, "max_response_bytes", "positive"},
-		{"zero request cap", func(c *aiproxy.Config) { c.MaxRequestBodyBytes = 0 }, "max_request_body_bytes", "positive"},
+		{"negative request cap", func(c *aiproxy.Config) { c.MaxRequestBodyBytes = -1 }, "max_request_body_bytes", "negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := config("http://127.0.0.1:9/v1/chat/completions")

@@ -101,7 +101,7 @@ func checkPath(t phasetest.TB, r *phasetest.Result, fault string, stream bool) {
 	if r.FrameworkFailed {
 		return
 	}
-	if s.ExitPlugin != aiproxy.Name || s.Cause == phases.CauseClientClosed {
+	if s.ExitPlugin != aiproxy.Name || s.Cause == phases.CauseClientClosed || s.Cause == phases.CauseClientTimeout {
 		if s.Cause == phases.CauseCompleted && s.ExitPlugin == "" && r.Status == 200 && stream && !r.Aborted &&
 			(fault == "" || fault == "split" || fault == "drip") &&
 			!strings.HasSuffix(string(r.Body), "data: [DONE]\n\n") {

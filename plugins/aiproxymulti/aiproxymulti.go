@@ -7,7 +7,7 @@
 //	    fallback_on: [http_5xx, http_429, network]   # default: all three
 //	    fallback_http_statuses: [404]                # more statuses, default none
 //	    max_retries: 1                               # default: instances − 1
-//	    max_request_body_bytes: 8388608              # default (8 MiB)
+//	    max_request_body_bytes: 16777216             # default 0: the route's limit (8 MiB unless set)
 //	    instances:
 //	      - name: primary
 //	        provider: openai-compatible
@@ -87,6 +87,7 @@ type Plugin struct {
 	statuses   []int
 	allModel   bool // every instance sets options.model
 	firstIndex int  // the first instance of the highest priority
+	maxBody    int64
 }
 
 // New builds the plugin from cfg, which must be valid (see
@@ -127,13 +128,13 @@ func New(cfg Config, env phases.Env) (*Plugin, error) {
 		retries = *cfg.MaxRetries
 	}
 	p.maxTries = 1 + retries
+	p.maxBody = cfg.MaxRequestBodyBytes
 	p.proxy = &llmproxy.Proxy{
-		Route:               env.Route,
-		Metrics:             env.Metrics,
-		Logger:              env.Logger,
-		MaxRequestBodyBytes: cfg.MaxRequestBodyBytes,
-		Model:               p.model,
-		Instance:            "",
+		Route:    env.Route,
+		Metrics:  env.Metrics,
+		Logger:   env.Logger,
+		Model:    p.model,
+		Instance: "",
 	}
 	return p, nil
 }
@@ -153,6 +154,10 @@ func (*Plugin) Name() string { return Name }
 
 // Priority implements phases.Prioritized.
 func (*Plugin) Priority() int { return priority }
+
+// MaxRequestBodyBytes implements phases.BodyLimiter: max_request_body_bytes,
+// or 0 for the route's limit.
+func (p *Plugin) MaxRequestBodyBytes() int64 { return p.maxBody }
 
 // Access implements phases.AccessHook: it validates the request and records
 // its LLMInfo.
@@ -253,4 +258,5 @@ var (
 	_ phases.Upstream    = (*Plugin)(nil)
 	_ phases.LogHook     = (*Plugin)(nil)
 	_ phases.Prioritized = (*Plugin)(nil)
+	_ phases.BodyLimiter = (*Plugin)(nil)
 )

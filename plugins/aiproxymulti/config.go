@@ -39,8 +39,9 @@ type Config struct {
 	// MaxRetries bounds the attempts after the first. Default (nil): one
 	// fewer than the instances, so that each may be tried once.
 	MaxRetries *int `yaml:"max_retries"`
-	// MaxRequestBodyBytes bounds the client's body (413 beyond). Default
-	// 8 MiB.
+	// MaxRequestBodyBytes, when positive, is the route's request body
+	// limit (413 beyond), above or below the route's and the gateway's.
+	// Default 0: theirs.
 	MaxRequestBodyBytes int64 `yaml:"max_request_body_bytes"`
 }
 
@@ -83,8 +84,7 @@ type Instance struct {
 // their own: list the instances.
 func DefaultConfig() Config {
 	return Config{
-		FallbackOn:          []string{FallbackHTTP5xx, FallbackHTTP429, FallbackNetwork},
-		MaxRequestBodyBytes: aiproxy.DefaultMaxRequestBodyBytes,
+		FallbackOn: []string{FallbackHTTP5xx, FallbackHTTP429, FallbackNetwork},
 	}
 }
 

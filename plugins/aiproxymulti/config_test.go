@@ -17,7 +17,7 @@ func TestConfigDefaults(t *testing.T) {
 	if !ok || !reflect.DeepEqual(*c, aiproxymulti.DefaultConfig()) {
 		t.Fatalf("Spec.Config() = %#v", aiproxymulti.Spec.Config())
 	}
-	if fmt.Sprint(c.FallbackOn) != "[http_5xx http_429 network]" || c.MaxRetries != nil || c.MaxRequestBodyBytes != 8<<20 {
+	if fmt.Sprint(c.FallbackOn) != "[http_5xx http_429 network]" || c.MaxRetries != nil || c.MaxRequestBodyBytes != 0 {
 		t.Errorf("defaults %+v", *c)
 	}
 	if errs := c.Validate(); len(errs) != 1 || errs[0].Field != "instances" {
@@ -49,7 +49,7 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown fallback", func(c *aiproxymulti.Config) { c.FallbackOn = []string{"timeout"} }, "fallback_on[0]", `got "timeout"`},
 		{"fallback on a success", func(c *aiproxymulti.Config) { c.FallbackHTTPStatuses = []int{404, 200} }, "fallback_http_statuses[1]", "400 to 599"},
 		{"negative max_retries", func(c *aiproxymulti.Config) { n := -1; c.MaxRetries = &n }, "max_retries", "negative"},
-		{"zero body limit", func(c *aiproxymulti.Config) { c.MaxRequestBodyBytes = 0 }, "max_request_body_bytes", "positive"},
+		{"negative body limit", func(c *aiproxymulti.Config) { c.MaxRequestBodyBytes = -1 }, "max_request_body_bytes", "negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid()

@@ -22,8 +22,7 @@ func (hello) Upstream(ctx context.Context, r *phases.Request) (*phases.Response,
 }
 
 func Example() {
-	cfg := keyauth.DefaultConfig()
-	cfg.HideCredentials = true
+	cfg := keyauth.DefaultConfig() // hide_credentials: the key stays here
 	auth, err := keyauth.New(cfg, []phases.Consumer{
 		{Username: "alice", Key: "alice-secret"},
 		{Username: "bob", Key: "bob-secret"},

@@ -14,7 +14,7 @@
 //	      key-auth:
 //	        header: apikey           # default; "" disables header keys
 //	        query: apikey            # default; "" disables query keys
-//	        hide_credentials: false  # default
+//	        hide_credentials: true   # default
 //
 // In the access phase (priority 2500) the key is taken from the header, else
 // from the query parameter. A request without one gets a 401 "Missing API
@@ -26,9 +26,12 @@
 // nor the keys' lengths show in the response time.
 //
 // On success the consumer's username is stored under Consumer (read it with
-// ConsumerFrom) and, with hide_credentials, the header and the query
-// parameter are removed before the upstream sees the request. key-auth keeps
-// only digests of the keys; it never logs a key nor puts it anywhere else.
+// ConsumerFrom) and, with hide_credentials (the default, unlike APISIX's
+// key-auth whose default is false), the header and every occurrence of the
+// query parameter are removed before any later plugin or the upstream sees
+// the request: a consumer's key never leaves the gateway unless a route
+// sets hide_credentials: false. key-auth keeps only digests of the keys; it
+// never logs a key nor puts it anywhere else.
 package keyauth
 
 import (
@@ -85,13 +88,14 @@ type Config struct {
 	// Query is the query parameter carrying the key; "" disables it.
 	Query string `yaml:"query"`
 	// HideCredentials removes the header and the query parameter from the
-	// request before the upstream sees it.
+	// request before the upstream sees it. Default true: the key stays in
+	// the gateway unless a route opts out.
 	HideCredentials bool `yaml:"hide_credentials"`
 }
 
 // DefaultConfig returns key-auth's defaults.
 func DefaultConfig() Config {
-	return Config{Header: DefaultHeader, Query: DefaultQuery}
+	return Config{Header: DefaultHeader, Query: DefaultQuery, HideCredentials: true}
 }
 
 // Validate reports the config's problems.

@@ -153,8 +153,16 @@ func want401(t *testing.T, res result, msg string) {
 	}
 }
 
+// keep is key-auth's default config with hide_credentials: false, the
+// route's opt-in to forward the key.
+func keep() keyauth.Config {
+	cfg := keyauth.DefaultConfig()
+	cfg.HideCredentials = false
+	return cfg
+}
+
 func TestHeaderKey(t *testing.T) {
-	ka := mustNew(t, keyauth.DefaultConfig(), consumers)
+	ka := mustNew(t, keep(), consumers)
 	res := do(t, ka, withHeader("apikey", "alice-key-0123456789"))
 	wantOK(t, res, "alice")
 	if got := res.upstream.Header.Get("Apikey"); got != "alice-key-0123456789" {
@@ -163,7 +171,7 @@ func TestHeaderKey(t *testing.T) {
 }
 
 func TestQueryKey(t *testing.T) {
-	ka := mustNew(t, keyauth.DefaultConfig(), consumers)
+	ka := mustNew(t, keep(), consumers)
 	q := url.Values{"apikey": {consumers[2].Key}, "x": {"1"}}.Encode()
 	res := do(t, ka, withQuery(q))
 	wantOK(t, res, "carol")
@@ -283,10 +291,9 @@ func TestZeroConsumers(t *testing.T) {
 	}
 }
 
+// hide_credentials is the default.
 func TestHideCredentials(t *testing.T) {
-	cfg := keyauth.DefaultConfig()
-	cfg.HideCredentials = true
-	ka := mustNew(t, cfg, consumers)
+	ka := mustNew(t, keyauth.DefaultConfig(), consumers)
 
 	t.Run("header", func(t *testing.T) {
 		req := withQuery("a=1&apikey=bogus&b=2")
@@ -458,7 +465,7 @@ func TestSpec(t *testing.T) {
 		t.Errorf("Spec.Name = %q", keyauth.Spec.Name)
 	}
 	cfg, ok := keyauth.Spec.Config().(*keyauth.Config)
-	if !ok || *cfg != (keyauth.Config{Header: "apikey", Query: "apikey"}) {
+	if !ok || *cfg != (keyauth.Config{Header: "apikey", Query: "apikey", HideCredentials: true}) {
 		t.Fatalf("Spec.Config() = %#v", keyauth.Spec.Config())
 	}
 	p, err := keyauth.Spec.New(cfg, phases.Env{Consumers: consumers})

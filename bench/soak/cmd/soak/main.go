@@ -21,7 +21,7 @@ import (
 func main() {
 	var o soak.Options
 	flag.DurationVar(&o.Duration, "duration", 30*time.Second, "how long the load runs, after the warm-up")
-	flag.IntVar(&o.Concurrency, "concurrency", 64, "concurrent clients")
+	flag.IntVar(&o.Concurrency, "concurrency", 64, "concurrent clients, an eighth of them hostile")
 	flag.Uint64Var(&o.Seed, "seed", 0, "seed of the scenario choices (0: random)")
 	flag.StringVar(&o.Binary, "binary", "", "phasegate binary to run (default: build ./cmd/phasegate)")
 	flag.StringVar(&o.WorkDir, "workdir", "", "directory for the binary, config and log (default: a temporary one, kept only on failure)")

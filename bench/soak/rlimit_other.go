@@ -1,5 +1,0 @@
-//go:build !unix
-
-package soak
-
-func raiseNoFile(uint64) string { return "" }

@@ -1,0 +1,91 @@
+package llm_test
+
+import (
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/openai"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestEstimateInputTokens(t *testing.T) {
+	text := func(s string) []llm.Part { return []llm.Part{{Kind: llm.PartText, Text: s}} }
+	for _, tc := range []struct {
+		name string
+		req  llm.Request
+		want int64
+	}{
+		// 3 for the reply, 3 for the message, 40 ASCII characters / 4.
+		{"ascii", llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Parts: text(strings.Repeat("abcd", 10))}}}, 3 + 3 + 10},
+		// Ideographs count one each, other non-ASCII letters a half.
+		{"cjk and accents", llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Parts: text("日本語ééé")}}}, 3 + 3 + 3 + 2},
+		{"image", llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Parts: []llm.Part{{Kind: llm.PartImage}}}}}, 3 + 3 + 1600},
+		{"system", llm.Request{System: text("abcdabcd")}, 3 + 2},
+		// A tool adds the tool-use prompt, its framing and its text.
+		{"tool", llm.Request{Tools: []llm.Tool{{Name: "abcd", Description: "abcd", Parameters: []byte(`{"a":1}`)}}}, 3 + 346 + 10 + 4},
+		{"tool result", llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Parts: []llm.Part{{Kind: llm.PartToolResult, ToolResult: llm.ToolResult{Content: text("abcd")}}}}}}, 3 + 3 + 1},
+	} {
+		if got := llm.EstimateInputTokens(&tc.req); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestTranslatorStopsAtAnUnreadableUpstream: the client's stream ends
+// with an error once, and what the upstream sends later is ignored.
+func TestTranslatorStopsAtAnUnreadableUpstream(t *testing.T) {
+	tr := llm.NewStreamTranslator(openai.Chat{}.NewStreamDecoder(), openai.Responses{Now: now}.NewStreamEncoder(nil))
+	out, err := tr.Translate(nil, "", []byte(`{"id":"c","choices":[{"index":0,"delta":{"content":"Hi"}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = tr.Translate(out, "", []byte(`<html>`))
+	if err == nil || !tr.Done() {
+		t.Fatalf("err %v, done %v: want an error and the end", err, tr.Done())
+	}
+	if err := wellFormed(llm.OpenAIResponses, out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `"status":"failed"`) || !strings.Contains(string(out), "could not be translated") {
+		t.Errorf("no failed response in\n%s", out)
+	}
+	more, err := tr.Translate(nil, "", []byte(`{"id":"c","choices":[{"index":0,"delta":{"content":"more"}}]}`))
+	if err != nil || len(more) > 0 || len(tr.Events()) > 0 {
+		t.Errorf("after the end: %q, %v, %v", more, err, tr.Events())
+	}
+	if end := tr.Finish(nil); len(end) > 0 {
+		t.Errorf("Finish after the end wrote %q", end)
+	}
+}
+
+// TestEndAddsTheGatewaysMessage: End closes the open block and adds the
+// message as a block of its own before the stop.
+func TestEndAddsTheGatewaysMessage(t *testing.T) {
+	tr := llm.NewStreamTranslator(openai.Chat{}.NewStreamDecoder(), openai.Chat{Now: now}.NewStreamEncoder(&llm.Request{IncludeUsage: true}))
+	out, _ := tr.Translate(nil, "", []byte(`{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"Step 1:"}}]}`))
+	out = tr.End(out, llm.StopRefusal, "Stopped by moderation.")
+	if err := wellFormed(llm.OpenAIChat, out); err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	i, j := strings.Index(s, `"content":"Step 1:"`), strings.Index(s, `"content":"Stopped by moderation."`)
+	k := strings.Index(s, `"finish_reason":"content_filter"`)
+	if i < 0 || j < i || k < j {
+		t.Errorf("want the reply, then the message, then the finish; got\n%s", s)
+	}
+}
+
+func TestStopReasonNames(t *testing.T) {
+	for s := llm.StopUnknown; s <= llm.StopPause+1; s++ {
+		if s.String() == "" {
+			t.Errorf("StopReason(%d) has no name", s)
+		}
+	}
+	if llm.StopToolCalls.String() != "tool_calls" {
+		t.Errorf("StopToolCalls is %q", llm.StopToolCalls)
+	}
+}

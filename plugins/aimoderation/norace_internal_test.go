@@ -1,0 +1,5 @@
+//go:build !race
+
+package aimoderation
+
+const raceEnabled = false
