@@ -10,8 +10,8 @@ import (
 	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
-	"github.com/phasegate/phasegate/plugins/airatelimiting"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
+	"github.com/phasegate/phasegate/plugins/airatelimiting"
 	"github.com/phasegate/phasegate/ratelimit"
 )
 
