@@ -11,6 +11,7 @@ import (
 	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/plugins/airatelimiting"
 	"github.com/phasegate/phasegate/plugins/keyauth"
 	"github.com/phasegate/phasegate/plugins/requestid"
 )
@@ -125,5 +126,21 @@ func (o *observer) writeAccessLog(s *phases.Summary) {
 	if llm.Moderation != "" {
 		ev = ev.Str("moderation", llm.Moderation)
 	}
+	if rl := airatelimiting.OutcomeFrom(v); rl != nil {
+		ev = ev.Str("ratelimit", rl.Rejected).
+			Dict("reserved", amounts(rl.Limits, rl.Reserved)).
+			Dict("committed", amounts(rl.Limits, rl.Committed))
+	}
 	ev.Msg("access")
+}
+
+// amounts is a rate limit's figures by limit name, for the access log.
+func amounts(names []string, v []int64) *zerolog.Event {
+	d := zerolog.Dict()
+	for i, n := range names {
+		if i < len(v) {
+			d = d.Int64(n, v[i])
+		}
+	}
+	return d
 }

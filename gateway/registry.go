@@ -10,6 +10,7 @@ import (
 	"github.com/phasegate/phasegate/plugins/aipromptguard"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
 	"github.com/phasegate/phasegate/plugins/aiproxymulti"
+	"github.com/phasegate/phasegate/plugins/airatelimiting"
 	"github.com/phasegate/phasegate/plugins/keyauth"
 	"github.com/phasegate/phasegate/plugins/requestid"
 )
@@ -28,6 +29,7 @@ func NewRegistry() *Registry { return &Registry{specs: map[string]phases.Spec{}}
 var builtins = []phases.Spec{
 	requestid.Spec,
 	keyauth.Spec,
+	airatelimiting.Spec,
 	aipromptguard.Spec,
 	aimoderation.Spec,
 	aiproxy.Spec,
