@@ -315,7 +315,8 @@ func (p *Plugin) bind(r *phases.Request, st *state) {
 			p.limits[i].reserved.Add(float64(st.items[i].Amount))
 		}
 	}
-	r.Scope().Acquire(fsm.Resource{Name: MetricReserved, Labels: []string{p.route}}, st.release)
+	// Named apart from the gauge, whose amounts are not one per binding.
+	r.Scope().Acquire(fsm.Resource{Name: "ratelimit reservation", Labels: []string{p.route}}, st.release)
 	stateKey.Set(r.Values(), st)
 }
 
