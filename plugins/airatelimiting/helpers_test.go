@@ -1,6 +1,7 @@
 package airatelimiting_test
 
 import (
+	"os"
 	"testing"
 	"time"
 
@@ -16,7 +17,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"))
+	defer func() {
+		for _, d := range buildDirs {
+			_ = os.RemoveAll(d)
+		}
+	}()
+	goleak.VerifyTestMain(m)
 }
 
 // fixture is ai-rate-limiting in front of ai-proxy and the mock LLM.
