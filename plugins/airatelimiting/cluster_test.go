@@ -432,8 +432,8 @@ func TestClusterRedisOutage(t *testing.T) {
 		})
 	}
 	time.Sleep(500 * time.Millisecond)
-	c.redis.Stop()
 	phase.Store(1)
+	c.redis.Stop()
 	time.Sleep(1500 * time.Millisecond)
 	c.redis.Restart()
 	// let every process find the new server (the first call of a pooled
