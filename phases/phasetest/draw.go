@@ -62,7 +62,7 @@ func Draw(t *rapid.T, plugins []phases.Plugin, maxOthers int) Scenario {
 
 		TimeoutWrite: -1,
 	}
-	if rapid.IntRange(0, 2).Draw(t, "client leaves mid-body") == 2 {
+	if rapid.IntRange(0, 3).Draw(t, "client leaves mid-body") == 3 {
 		s.Client.FailWrite = rapid.IntRange(0, 5).Draw(t, "fail write")
 	}
 	if rapid.IntRange(0, 9).Draw(t, "sink panics mid-body") == 9 {

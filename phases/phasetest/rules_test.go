@@ -26,7 +26,7 @@ type fakePath struct {
 func newFakePath(t *testing.T) *fakePath {
 	r := newRun("attempt")
 	r.cancel = func() {}
-	r.sink = &sink{run: r, c: ClientScript{FailWrite: -1, PanicWrite: -1}}
+	r.sink = &sink{run: r, c: ClientScript{FailWrite: -1, PanicWrite: -1, TimeoutWrite: -1}}
 	s := Scenario{Others: []PluginScript{{Name: "p1"}}, Upstream: UpstreamScript{Kind: UpstreamOK, BreakAt: -1}}
 	chain, err := phases.NewChain(phases.Options{}, &scripted{s: s.Others[0], run: r}, &upstream{s: s.Upstream, run: r})
 	if err != nil {
