@@ -681,10 +681,14 @@ func (x *exchange) recoverSink() {
 }
 
 // writeError sends one of the framework's own JSON errors, with the
-// request's decorations, when nothing was sent yet; once written whole, the
-// response is over. A panic of the sink is recovered and reported: the
-// request is ending anyway.
+// request's decorations, when nothing was sent yet; once written whole, or
+// once the sink refused its header, the response is over and nothing more
+// is written. A panic of the sink is recovered and reported: the request
+// is ending anyway.
 func (x *exchange) writeError(status int, cause Cause, msg string, closeConn bool) {
+	if x.ended {
+		return
+	}
 	defer x.recoverSink()
 	h := http.Header{"Content-Type": {"application/json"}}
 	if closeConn {
@@ -694,6 +698,7 @@ func (x *exchange) writeError(status int, cause Cause, msg string, closeConn boo
 		h[k] = vs
 	}
 	if x.sink.WriteHeader(status, h) != nil {
+		x.ended = true
 		return
 	}
 	x.headersSent, x.status = true, status
