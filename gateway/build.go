@@ -9,11 +9,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/phasegate/phasegate/internal/proxy"
-	"github.com/phasegate/phasegate/internal/yamlconf"
+	"github.com/phasegate/phasegate/forward"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/requestid"
+	"github.com/phasegate/phasegate/yamlconf"
 )
 
 // state is one loaded config, ready to serve. A Gateway swaps whole states,
@@ -81,7 +81,7 @@ func build(cfg *Config, d deps) (*state, error) {
 			plugins = append(plugins, p)
 		}
 		if rc.Upstream != nil {
-			up, err := proxy.New(*rc.Upstream, d.transport)
+			up, err := forward.New(*rc.Upstream, d.transport)
 			if err != nil {
 				ps.Add(cfg.problem(path+".upstream", "%v", err))
 			} else {

@@ -13,10 +13,10 @@ import (
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
-	"github.com/phasegate/phasegate/internal/proxy"
-	"github.com/phasegate/phasegate/internal/yamlconf"
+	"github.com/phasegate/phasegate/forward"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/yamlconf"
 )
 
 // Default addresses and limits (CONTRACT §3).
@@ -150,7 +150,7 @@ type RouteConfig struct {
 	Plugins map[string]*yaml.Node `yaml:"plugins"`
 	// Upstream proxies to plain HTTP nodes. A route has either this or an AI
 	// upstream plugin, not both.
-	Upstream *proxy.Config `yaml:"upstream"`
+	Upstream *forward.Config `yaml:"upstream"`
 	// MaxBodyBytes, when positive, is the route's request body limit
 	// instead of client.max_body_bytes; an upstream plugin's own setting
 	// (max_request_body_bytes) wins over both.

@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/phasegate/phasegate/forward"
 	"github.com/phasegate/phasegate/internal/canonpath"
-	"github.com/phasegate/phasegate/internal/proxy"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
@@ -78,7 +78,7 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		opts.Plugins = Builtins()
 	}
 	if opts.Transport == nil {
-		opts.Transport = proxy.NewTransport()
+		opts.Transport = forward.NewTransport()
 	}
 	m, err := metrics.New(opts.Registerer)
 	if err != nil {

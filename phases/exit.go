@@ -4,7 +4,7 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/phasegate/phasegate/internal/openai"
+	"github.com/phasegate/phasegate/llm/openai"
 )
 
 // Cause says how a request ended. It is the access log's cause field and the

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/phasegate/phasegate/fsm"
-	"github.com/phasegate/phasegate/internal/httpx"
+	"github.com/phasegate/phasegate/httpx"
 )
 
 // StatusClientClosed is the status recorded (never sent) for a request whose

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/phasegate/phasegate/fsm"
-	"github.com/phasegate/phasegate/internal/testhook"
+	"github.com/phasegate/phasegate/fsm/testhook"
 	"github.com/phasegate/phasegate/phases"
 )
 

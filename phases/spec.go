@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/phasegate/phasegate/internal/yamlconf"
 	"github.com/phasegate/phasegate/metrics"
+	"github.com/phasegate/phasegate/yamlconf"
 )
 
 // Spec declares a plugin to the gateway's registry, under the name that

@@ -546,7 +546,7 @@ func (r *report) body() string {
 		pool = "no `BufferPool` (ReverseProxy's default: 32 KiB allocated per request)"
 	}
 	fmt.Fprintf(&b, "- Bare proxy: `httputil.ReverseProxy` (`Rewrite`: `SetURL`, `SetXForwarded`, the client's Host) with phasegate's upstream transport "+
-		"(`internal/proxy.NewTransport`: keep-alive, 256 idle connections per host), `FlushInterval: -1`, %s, "+
+		"(`forward.NewTransport`: keep-alive, 256 idle connections per host), `FlushInterval: -1`, %s, "+
 		"and request bodies of known length ended at their length (without it, golang/go#40747 cuts about 5%% of streamed POSTs).\n", pool)
 	if r.Overlay != "" {
 		fmt.Fprintf(&b, "- **phasegate built with the overlay `%s`**, not the tree as it is.\n", r.Overlay)

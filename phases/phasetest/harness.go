@@ -32,7 +32,7 @@ type Config struct {
 	Options phases.Options
 
 	// AttemptScope names the child scope the upstream under test opens for
-	// each attempt (for example llmproxy.AttemptScope), if it makes several.
+	// each attempt (for example provider.AttemptScope), if it makes several.
 	// The harness then checks that each attempt's scope has ended, and its
 	// gauges have fallen, when the next attempt starts, and that the last
 	// one has ended when the upstream body is released.

@@ -12,7 +12,7 @@ import (
 	"syscall"
 
 	"github.com/phasegate/phasegate/fsm"
-	"github.com/phasegate/phasegate/internal/testhook"
+	"github.com/phasegate/phasegate/fsm/testhook"
 	"github.com/phasegate/phasegate/phases"
 )
 

@@ -142,7 +142,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/phasegate/phasegate/internal/openai"
+	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
 )
 

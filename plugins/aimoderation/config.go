@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/httpx"
-	"github.com/phasegate/phasegate/internal/yamlconf"
+	"github.com/phasegate/phasegate/httpx"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/yamlconf"
 )
 
 // Values of Config.RequestMessages.

@@ -42,7 +42,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/phasegate/phasegate/internal/openai"
+	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
 )
 

@@ -55,7 +55,7 @@
 // phasegate_llm_active_connections{route,instance="ai-proxy",model,request_type}
 // is raised for each upstream attempt and bound to the attempt's scope, so
 // it falls exactly once however the request ends (see package
-// internal/llmproxy). The log hook records the token counters, the request
+// llm/provider). The log hook records the token counters, the request
 // duration (statuses below 400) and, for streams, the time to first token.
 package aiproxy
 
@@ -63,7 +63,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/llmproxy"
+	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -77,16 +77,16 @@ const priority = 1100
 
 // Providers.
 const (
-	ProviderOpenAI           = llmproxy.ProviderOpenAI
-	ProviderOpenAICompatible = llmproxy.ProviderOpenAICompatible
+	ProviderOpenAI           = provider.ProviderOpenAI
+	ProviderOpenAICompatible = provider.ProviderOpenAICompatible
 )
 
 // Defaults of Config.
 const (
-	DefaultTimeout           = llmproxy.DefaultTimeout
-	DefaultMaxResponseBytes  = llmproxy.DefaultMaxResponseBytes
-	DefaultMaxStreamDuration = llmproxy.DefaultMaxStreamDuration
-	DefaultOpenAIEndpoint    = llmproxy.DefaultOpenAIEndpoint
+	DefaultTimeout           = provider.DefaultTimeout
+	DefaultMaxResponseBytes  = provider.DefaultMaxResponseBytes
+	DefaultMaxStreamDuration = provider.DefaultMaxStreamDuration
+	DefaultOpenAIEndpoint    = provider.DefaultOpenAIEndpoint
 )
 
 // Config is ai-proxy's configuration. Start from DefaultConfig.
@@ -137,9 +137,9 @@ func DefaultConfig() Config {
 	}
 }
 
-// instance returns the llmproxy instance config of c, named name.
-func (c *Config) instance(name string) llmproxy.Config {
-	return llmproxy.Config{
+// instance returns the provider instance config of c, named name.
+func (c *Config) instance(name string) provider.Config {
+	return provider.Config{
 		Name:              name,
 		Provider:          c.Provider,
 		Endpoint:          c.Endpoint,
@@ -156,7 +156,7 @@ func (c *Config) instance(name string) llmproxy.Config {
 func (c *Config) Validate() []phases.FieldError {
 	ic := c.instance(Name)
 	errs := ic.Validate(false)
-	return append(errs, llmproxy.ValidateRequestLimit(c.MaxRequestBodyBytes)...)
+	return append(errs, provider.ValidateRequestLimit(c.MaxRequestBodyBytes)...)
 }
 
 // Spec declares ai-proxy to the gateway's registry.
@@ -166,8 +166,8 @@ var Spec = phases.Typed(phases.Spec{Name: Name, Upstream: true}, DefaultConfig,
 // Plugin is the ai-proxy plugin. It is immutable and safe for concurrent
 // use: per-request state lives in the request's values.
 type Plugin struct {
-	proxy    *llmproxy.Proxy
-	instance *llmproxy.Instance
+	proxy    *provider.Proxy
+	instance *provider.Instance
 	maxBody  int64
 }
 
@@ -179,14 +179,14 @@ func New(cfg Config, env phases.Env) (*Plugin, error) {
 	if err := phases.ConfigError(Name, cfg.Validate()); err != nil {
 		return nil, err
 	}
-	in, err := llmproxy.NewInstance(cfg.instance(Name), env.Transport)
+	in, err := provider.NewInstance(cfg.instance(Name), env.Transport)
 	if err != nil {
 		return nil, err
 	}
 	return &Plugin{
 		instance: in,
 		maxBody:  cfg.MaxRequestBodyBytes,
-		proxy: &llmproxy.Proxy{
+		proxy: &provider.Proxy{
 			Route:    env.Route,
 			Metrics:  env.Metrics,
 			Logger:   env.Logger,
@@ -215,7 +215,7 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 // Upstream implements phases.Upstream: one attempt on the endpoint.
 func (p *Plugin) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
 	used := false
-	next := func() *llmproxy.Instance {
+	next := func() *provider.Instance {
 		if used {
 			return nil
 		}

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/yamlconf"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
+	"github.com/phasegate/phasegate/yamlconf"
 )
 
 func TestConfigDefaults(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/phasegate/phasegate/internal/proxy"
+	"github.com/phasegate/phasegate/forward"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
@@ -26,7 +26,7 @@ func Example() {
 		panic(err)
 	}
 	defer mock.Close()
-	transport := proxy.NewTransport() // the gateway's shared transport
+	transport := forward.NewTransport() // the gateway's shared transport
 	defer transport.CloseIdleConnections()
 	set, _ := metrics.New(prometheus.NewRegistry())
 

@@ -58,7 +58,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/phasegate/phasegate/internal/llmproxy"
+	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -77,8 +77,8 @@ var Spec = phases.Typed(phases.Spec{Name: Name, Upstream: true}, DefaultConfig,
 // only mutable state is the balancer's, behind a mutex; per-request state
 // lives in the request's values and in Upstream's locals.
 type Plugin struct {
-	proxy      *llmproxy.Proxy
-	instances  []*llmproxy.Instance
+	proxy      *provider.Proxy
+	instances  []*provider.Instance
 	balancer   *balancer
 	maxTries   int // 1 + max_retries
 	on5xx      bool
@@ -109,7 +109,7 @@ func New(cfg Config, env phases.Env) (*Plugin, error) {
 	priorities := make([]int, len(cfg.Instances))
 	for i := range cfg.Instances {
 		ic := &cfg.Instances[i]
-		in, err := llmproxy.NewInstance(ic.llm(), env.Transport)
+		in, err := provider.NewInstance(ic.llm(), env.Transport)
 		if err != nil {
 			return nil, fmt.Errorf("%s: instances[%d]: %w", Name, i, err)
 		}
@@ -129,7 +129,7 @@ func New(cfg Config, env phases.Env) (*Plugin, error) {
 	}
 	p.maxTries = 1 + retries
 	p.maxBody = cfg.MaxRequestBodyBytes
-	p.proxy = &llmproxy.Proxy{
+	p.proxy = &provider.Proxy{
 		Route:    env.Route,
 		Metrics:  env.Metrics,
 		Logger:   env.Logger,
@@ -170,7 +170,7 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 func (p *Plugin) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
 	tried := make([]bool, len(p.instances))
 	attempts := 0
-	next := func() *llmproxy.Instance {
+	next := func() *provider.Instance {
 		if attempts >= p.maxTries {
 			return nil
 		}
@@ -186,7 +186,7 @@ func (p *Plugin) Upstream(ctx context.Context, r *phases.Request) (*phases.Respo
 }
 
 // eligible reports whether f is a failure to fall back from.
-func (p *Plugin) eligible(f llmproxy.Failure) bool {
+func (p *Plugin) eligible(f provider.Failure) bool {
 	switch {
 	case f.Network():
 		return p.onNetwork

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/phasegate/phasegate/internal/proxy"
+	"github.com/phasegate/phasegate/forward"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
@@ -32,7 +32,7 @@ func Example() {
 		panic(err)
 	}
 	defer backup.Close()
-	transport := proxy.NewTransport()
+	transport := forward.NewTransport()
 	defer transport.CloseIdleConnections()
 	set, _ := metrics.New(prometheus.NewRegistry())
 

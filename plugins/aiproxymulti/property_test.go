@@ -12,9 +12,9 @@ import (
 
 	"pgregory.net/rapid"
 
-	"github.com/phasegate/phasegate/internal/llmproxy"
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
-	"github.com/phasegate/phasegate/internal/proxy"
+	"github.com/phasegate/phasegate/forward"
+	"github.com/phasegate/phasegate/llm/provider"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
@@ -29,7 +29,7 @@ import (
 // scope ends before the next opens and by the release of the client's
 // body, and every upstream request ends with its path.
 func TestPropertyAIProxyMultiKeepsTheRules(t *testing.T) {
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	var running atomic.Int64
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		running.Add(1)
@@ -39,14 +39,14 @@ func TestPropertyAIProxyMultiKeepsTheRules(t *testing.T) {
 		_, _ = w.Write([]byte(`{"error":"broken"}`))
 	}))
 	defer broken.Close()
-	transport := proxy.NewTransport()
+	transport := forward.NewTransport()
 	defer transport.CloseIdleConnections()
-	probe := &llmtest.InFlightProbe{Base: transport}
+	probe := &providertest.InFlightProbe{Base: transport}
 	dead := deadURL(t)
 
 	var cfg aiproxymulti.Config
 	phasetest.Check(t, phasetest.Config{
-		AttemptScope: llmproxy.AttemptScope,
+		AttemptScope: provider.AttemptScope,
 		Request: func(rt *rapid.T) *http.Request {
 			cfg = drawConfig(rt, map[string]string{"dead": dead, "broken": broken.URL + "/v1/chat/completions", "mock": mockURL(m)})
 			return drawRequest(rt)
@@ -71,7 +71,7 @@ func TestPropertyAIProxyMultiKeepsTheRules(t *testing.T) {
 			if p := probe.Problems(); len(p) > 0 {
 				t.Fatalf("%s\n%s", strings.Join(p, "\n"), strings.Join(r.Journal, "\n"))
 			}
-			if !llmtest.Eventually(2*time.Second, func() bool { return m.Mock().Stats().Active == 0 && running.Load() == 0 }) {
+			if !providertest.Eventually(2*time.Second, func() bool { return m.Mock().Stats().Active == 0 && running.Load() == 0 }) {
 				t.Fatalf("an upstream request outlived its path:\n%s", strings.Join(r.Journal, "\n"))
 			}
 		},

@@ -44,7 +44,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/phasegate/phasegate/internal/httpx"
+	"github.com/phasegate/phasegate/httpx"
 	"github.com/phasegate/phasegate/phases"
 )
 

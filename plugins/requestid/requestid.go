@@ -28,7 +28,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/phasegate/phasegate/internal/httpx"
+	"github.com/phasegate/phasegate/httpx"
 	"github.com/phasegate/phasegate/phases"
 )
 
