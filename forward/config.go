@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // Defaults of Config's optional fields.
@@ -66,10 +66,10 @@ func (c *Config) SetDefaults() {
 // it in the config's path syntax ("timeout", `nodes["10.0.0.1:80"]`), nodes
 // in sorted order. It accepts unset optional fields as well as defaulted
 // ones.
-func (c *Config) Validate() []phases.FieldError {
-	var errs []phases.FieldError
+func (c *Config) Validate() []pluginsdk.FieldError {
+	var errs []pluginsdk.FieldError
 	add := func(field, format string, args ...any) {
-		errs = append(errs, phases.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, pluginsdk.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if len(c.Nodes) == 0 {
 		add("nodes", "must list at least one node")

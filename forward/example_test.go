@@ -35,11 +35,7 @@ func Example() {
 		panic(err)
 	}
 	gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sink := phases.NewHTTPSink(w)
-		chain.Serve(r.Context(), r, sink)
-		if sink.Aborted() {
-			panic(http.ErrAbortHandler)
-		}
+		chain.ServeHTTP(w, r)
 	}))
 	defer gateway.Close()
 

@@ -74,7 +74,7 @@ type TimeoutError = httpx.TimeoutError
 // aborted response) or, when the client has gone, whatever the cancelled
 // call returned (the runner aborts).
 func (u *Upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
-	if r.ContentLength() > r.MaxBodyBytes() {
+	if _, n := r.BodyReader(); n > r.MaxBodyBytes {
 		// A body declared too large is refused before any node is called; a
 		// chunked one that runs over fails its read, and the runner answers
 		// 413 then.
@@ -82,7 +82,7 @@ func (u *Upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 	}
 	node := u.nodes.next()
 	ctx, cancel := context.WithCancelCause(ctx)
-	ctx, watch := WatchResponse(ctx, r.Method())
+	ctx, watch := WatchResponse(ctx, r.Method)
 	out, err := u.outgoing(ctx, node, r)
 	if err != nil {
 		cancel(err)
@@ -120,7 +120,7 @@ func (u *Upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 
 // outgoing builds the request to node.
 func (u *Upstream) outgoing(ctx context.Context, node string, r *phases.Request) (*http.Request, error) {
-	src := r.URL()
+	src := r.URL
 	target := &url.URL{
 		Scheme:   u.cfg.Scheme,
 		Host:     node,
@@ -131,11 +131,11 @@ func (u *Upstream) outgoing(ctx context.Context, node string, r *phases.Request)
 	if target.Path == "" {
 		target.Path, target.RawPath = "/", ""
 	}
-	out, err := http.NewRequestWithContext(ctx, r.Method(), target.String(), nil)
+	out, err := http.NewRequestWithContext(ctx, r.Method, target.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: building the upstream request: %w", err)
 	}
-	if n := r.ContentLength(); n != 0 {
+	if body, n := r.BodyReader(); n != 0 {
 		// The transport closes the body it is given; the client's body
 		// belongs to the server.
 		// A known length is read through a LimitReader, so the transport's
@@ -143,21 +143,20 @@ func (u *Upstream) outgoing(ctx context.Context, node string, r *phases.Request)
 		// client's body again: net/http closes that body once the response
 		// has started, and the failed read would cut a streaming response
 		// (found by the soak test).
-		body := r.BodyReader()
-		if n := r.ContentLength(); n > 0 {
+		if n > 0 {
 			body = io.LimitReader(body, n)
 		}
 		out.Body = io.NopCloser(body)
 		out.ContentLength = n
 	}
-	h := httpx.EndToEnd(r.Header())
+	h := httpx.EndToEnd(r.Header)
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = []string{""} // not the transport's default
 	}
-	setForwarded(h, r.RemoteAddr(), r.TLS(), r.Host())
+	setForwarded(h, r.RemoteAddr, r.TLS, r.Host)
 	out.Header = h
-	if u.cfg.PassHost == "pass" && r.Host() != "" {
-		out.Host = r.Host()
+	if u.cfg.PassHost == "pass" && r.Host != "" {
+		out.Host = r.Host
 	} else {
 		out.Host = node
 	}

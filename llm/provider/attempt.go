@@ -86,13 +86,13 @@ func (f Failure) Network() bool { return f.Status == 0 }
 // else the last error (504 for a timeout, 502 otherwise). The client
 // leaving, and an exit of an instance's cap, end it at once.
 func (p *Proxy) Serve(ctx context.Context, r *phases.Request, next func() *Instance, eligible func(Failure) bool) (*phases.Response, error) {
-	c, ok := callKey.Get(r.Values())
+	c, ok := callKey.Get(r.Values)
 	if !ok || c == nil {
 		// The access hook did not run (a chain built without it).
 		if ex := p.Access(r); ex.Exited() {
 			return nil, &phases.ExitError{Exit: ex}
 		}
-		c, _ = callKey.Get(r.Values())
+		c, _ = callKey.Get(r.Values)
 	}
 	body, err := r.Body()
 	if err != nil {
@@ -122,7 +122,7 @@ func (p *Proxy) Serve(ctx context.Context, r *phases.Request, next func() *Insta
 			if ctx.Err() != nil {
 				return nil, err
 			}
-			if _, isExit := phases.AsExit(err); isExit {
+			if ee := (*phases.ExitError)(nil); errors.As(err, &ee) {
 				return nil, err
 			}
 			var te *TimeoutError
@@ -213,7 +213,7 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 
 	// The in-flight gauge: one binding per attempt, on the attempt's own
 	// scope, with the labels of this attempt captured now.
-	a.scope = r.Scope().Child(AttemptScope)
+	a.scope = r.Scope.Child(AttemptScope)
 	if p.Metrics != nil {
 		a.label = p.Metrics.ModelLabel(p.route(r), a.model)
 		phases.BoundGauge{Name: metrics.NameLLMActive, Vec: p.Metrics.LLMActive}.

@@ -2,6 +2,7 @@ package provider_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/phasegate/phasegate/forward"
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
@@ -26,10 +28,10 @@ import (
 type fallback struct {
 	proxy     *provider.Proxy
 	instances []*provider.Instance
-	info      *phases.LLMInfo // as recorded by the access hook
-	served    bool            // Serve returned an answer or an error
-	refused   bool            // Serve returned an exit
-	decided   phases.LLMInfo
+	info      *llm.Info // as recorded by the access hook
+	served    bool      // Serve returned an answer or an error
+	refused   bool      // Serve returned an exit
+	decided   llm.Info
 	problems  []string
 }
 
@@ -37,7 +39,7 @@ func (u *fallback) Name() string { return "fallback" }
 
 func (u *fallback) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	ex := u.proxy.Access(r)
-	u.info, _ = phases.LLM.Get(r.Values())
+	u.info, _ = llm.InfoKey.Get(r.Values)
 	return ex
 }
 
@@ -56,14 +58,14 @@ func (u *fallback) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 		next++
 		return u.instances[next-1]
 	}, func(provider.Failure) bool { return true })
-	_, u.refused = phases.AsExit(err) // here only a body Serve cannot send
+	_, u.refused = asExit(err) // here only a body Serve cannot send
 	u.served = !u.refused
 	return resp, err
 }
 
 func (u *fallback) Log(ctx context.Context, s *phases.Summary) {
 	u.proxy.Log(s)
-	info, _ := phases.LLM.Get(s.Values())
+	info, _ := llm.InfoKey.Get(s.Values)
 	if info == nil {
 		return
 	}
@@ -192,4 +194,13 @@ func TestPropertyAttemptScopes(t *testing.T) {
 			}
 		},
 	})
+}
+
+// asExit returns the exit an *phases.ExitError in err carries.
+func asExit(err error) (phases.Exit, bool) {
+	var ee *phases.ExitError
+	if errors.As(err, &ee) && ee.Exit.Exited() {
+		return ee.Exit, true
+	}
+	return phases.Exit{}, false
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/phasegate/phasegate/httpx"
-	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 	"github.com/phasegate/phasegate/yamlconf"
 )
 
@@ -86,10 +86,10 @@ func (c *Config) SetDefaults() {
 // zeroIsDefault is set, zero durations and sizes are accepted (they select
 // the defaults); otherwise they must be positive, as in a config preset
 // with its defaults.
-func (c *Config) Validate(zeroIsDefault bool) []phases.FieldError {
-	var errs []phases.FieldError
+func (c *Config) Validate(zeroIsDefault bool) []pluginsdk.FieldError {
+	var errs []pluginsdk.FieldError
 	add := func(field, format string, args ...any) {
-		errs = append(errs, phases.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, pluginsdk.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	switch c.Provider {
 	case ProviderOpenAI, ProviderOpenAICompatible:
@@ -146,16 +146,16 @@ func (c *Config) Validate(zeroIsDefault bool) []phases.FieldError {
 
 // ValidateRequestLimit reports a negative max_request_body_bytes (0
 // leaves the route's limit).
-func ValidateRequestLimit(n int64) []phases.FieldError {
+func ValidateRequestLimit(n int64) []pluginsdk.FieldError {
 	if n < 0 {
-		return []phases.FieldError{{Field: "max_request_body_bytes", Msg: fmt.Sprintf("must not be negative, got %d (0 keeps the route's limit)", n)}}
+		return []pluginsdk.FieldError{{Field: "max_request_body_bytes", Msg: fmt.Sprintf("must not be negative, got %d (0 keeps the route's limit)", n)}}
 	}
 	return nil
 }
 
 // Prefix returns errs with prefix prepended to their fields ("instances[1]"
 // and "endpoint" make "instances[1].endpoint").
-func Prefix(prefix string, errs []phases.FieldError) []phases.FieldError {
+func Prefix(prefix string, errs []pluginsdk.FieldError) []pluginsdk.FieldError {
 	for i := range errs {
 		switch f := errs[i].Field; {
 		case f == "":

@@ -10,8 +10,8 @@
 // An [Instance] is one configured upstream endpoint (provider, endpoint,
 // auth, options, timeout and caps). It is immutable and shared by the
 // requests of a route. A [Proxy] is a route's front: its Access validates
-// the client's request and records the request's *phases.LLMInfo under
-// phases.LLM; its Serve runs the upstream phase, one attempt per instance
+// the client's request and records the request's *llm.Info under
+// llm.InfoKey; its Serve runs the upstream phase, one attempt per instance
 // its caller picks; its Log records the metrics. Per-request state lives
 // in the request's values, never in a Proxy or an Instance.
 //

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/phases"
 )
@@ -67,10 +68,10 @@ func Example() {
 		panic(err)
 	}
 	plugin := &single{in: in, proxy: &provider.Proxy{Model: in.Model, Instance: "solo"}}
-	infos := make(chan phases.LLMInfo, 1)
+	infos := make(chan llm.Info, 1)
 	chain, err := phases.NewChain(phases.Options{Route: "chat", Hooks: phases.Hooks{
 		Finished: func(_ context.Context, s *phases.Summary) {
-			info, _ := phases.LLM.Get(s.Values())
+			info, _ := llm.InfoKey.Get(s.Values)
 			infos <- *info
 		},
 	}}, plugin)
@@ -81,7 +82,7 @@ func Example() {
 	req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(`{"model":"big","messages":[],"stream":true}`))
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
-	chain.Serve(req.Context(), req, phases.NewHTTPSink(rec))
+	chain.ServeHTTP(rec, req)
 	fmt.Print(rec.Code, " ", rec.Header().Get("Content-Type"), "\n", rec.Body.String())
 	info := <-infos
 	fmt.Println(info.Instance, info.Model, info.PromptTokens, info.CompletionTokens, info.TTFT > 0)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/phasegate/phasegate/httpx"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 	"github.com/phasegate/phasegate/sse"
 )
 
@@ -42,7 +43,7 @@ func NewInstance(cfg Config, transport http.RoundTripper) (*Instance, error) {
 	if cfg.Name != "" {
 		who = fmt.Sprintf("provider: instance %q", cfg.Name)
 	}
-	if err := phases.ConfigError(who, cfg.Validate(true)); err != nil {
+	if err := pluginsdk.ConfigError(who, cfg.Validate(true)); err != nil {
 		return nil, err
 	}
 	if cfg.Name == "" {
@@ -109,7 +110,7 @@ func bodyAllowed(status int) bool {
 // outgoing builds the upstream request.
 func (in *Instance) outgoing(ctx context.Context, r *phases.Request, payload []byte) (*http.Request, error) {
 	target := *in.endpoint
-	target.RawQuery = in.query(r.URL().RawQuery)
+	target.RawQuery = in.query(r.URL.RawQuery)
 	out, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("provider: instance %q: building the request: %w", in.name, stripURL(err))
@@ -118,7 +119,7 @@ func (in *Instance) outgoing(ctx context.Context, r *phases.Request, payload []b
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(payload)), nil }
 	out.ContentLength = int64(len(payload))
 
-	h := httpx.EndToEnd(r.Header())
+	h := httpx.EndToEnd(r.Header)
 	h.Del("Accept-Encoding")
 	h.Del("Content-Length")
 	h.Del("Host")

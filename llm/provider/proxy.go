@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/phasegate/phasegate/httpx"
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
@@ -50,7 +51,7 @@ type Proxy struct {
 
 // call is one request's state, kept in its values.
 type call struct {
-	info        *phases.LLMInfo
+	info        *llm.Info
 	body        []byte // the body access parsed
 	clientModel string
 	stream      bool
@@ -79,7 +80,7 @@ func (p *Proxy) route(r *phases.Request) string {
 	if p.Route != "" {
 		return p.Route
 	}
-	return r.Route()
+	return r.Route
 }
 
 func invalid(status int, msg string) phases.Exit {
@@ -87,7 +88,7 @@ func invalid(status int, msg string) phases.Exit {
 }
 
 // Access validates the client's chat-completions request and records its
-// *phases.LLMInfo under phases.LLM: Content-Type application/json
+// *llm.Info under llm.InfoKey: Content-Type application/json
 // (parameters allowed), a body within the route's limit
 // (Request.MaxBodyBytes, which the plugins set from their
 // max_request_body_bytes; 413 beyond), a valid JSON object whose known
@@ -100,7 +101,7 @@ func invalid(status int, msg string) phases.Exit {
 // whatever its other plugins, so none of them can inspect one reading of a
 // body while the upstream acts on another.
 func (p *Proxy) Access(r *phases.Request) phases.Exit {
-	if !httpx.IsMediaType(r.Header().Get("Content-Type"), "application/json") {
+	if !httpx.IsMediaType(r.Header.Get("Content-Type"), "application/json") {
 		return invalid(http.StatusBadRequest, MsgContentType)
 	}
 	body, err := r.Body()
@@ -118,9 +119,9 @@ func (p *Proxy) Access(r *phases.Request) phases.Exit {
 	if model == "" {
 		return invalid(http.StatusBadRequest, MsgNoModel)
 	}
-	info := &phases.LLMInfo{Model: model, Instance: p.Instance, Stream: req.Stream}
-	v := r.Values()
-	phases.LLM.Set(v, info)
+	info := &llm.Info{Model: model, Instance: p.Instance, Stream: req.Stream}
+	v := r.Values
+	llm.InfoKey.Set(v, info)
 	callKey.Set(v, &call{info: info, body: body, clientModel: req.Model, stream: req.Stream})
 	return phases.Exit{}
 }
@@ -128,7 +129,7 @@ func (p *Proxy) Access(r *phases.Request) phases.Exit {
 // logFallback warns that an attempt failed and the next instance is tried.
 // p.Logger already carries the route.
 func (p *Proxy) logFallback(r *phases.Request, f Failure) {
-	ev := p.Logger.Warn().Str("request_id", requestid.From(r.Values())).Str("instance", f.Instance.name)
+	ev := p.Logger.Warn().Str("request_id", requestid.From(r.Values)).Str("instance", f.Instance.name)
 	if f.Status != 0 {
 		ev = ev.Int("status", f.Status)
 	} else {
@@ -149,7 +150,7 @@ func sameBytes(a, b []byte) bool {
 // attempt's status is below 400, the time to first token for a stream that
 // produced one. A request that made no attempt records nothing.
 func (p *Proxy) Log(s *phases.Summary) {
-	c, ok := callKey.Get(s.Values())
+	c, ok := callKey.Get(s.Values)
 	if !ok || c == nil || c.recorded {
 		return
 	}

@@ -19,7 +19,10 @@ func Draw(t *rapid.T, plugins []phases.Plugin, maxOthers int) Scenario {
 	}
 	prios := []int{-1 << 20, 1 << 20}
 	for _, p := range plugins {
-		q := phases.Priority(p)
+		q := 0
+		if pr, ok := p.(phases.Prioritized); ok {
+			q = pr.Priority()
+		}
 		prios = append(prios, q-1, q, q+1)
 	}
 	sort.Ints(prios)

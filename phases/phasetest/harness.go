@@ -174,7 +174,7 @@ func runPath(t TB, cfg Config, s Scenario, req *http.Request) *Result {
 		Body:     r.sink.body.Bytes(),
 		Aborted:  r.sink.aborted,
 	}
-	r.check(chain, !hasUpstream, s)
+	r.check(all, !hasUpstream, s)
 	res.Bindings, res.Scopes = r.audit.Bindings(), r.audit.Scopes()
 	res.FrameworkFailed = r.escaped || r.wedged
 	res.BodyAltered = r.altered
@@ -192,3 +192,7 @@ func runPath(t TB, cfg Config, s Scenario, req *http.Request) *Result {
 func indent(s string) string {
 	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ")
 }
+
+// UpstreamBody is the name, in ledgers, of the binding that closes the
+// upstream response's body (docs/lifecycle.md).
+const UpstreamBody = "upstream body"

@@ -26,7 +26,7 @@
 // gateway's client.max_body_bytes, else theirs; a valid JSON object whose known fields
 // have the right types, and a model, the client's or options.model. Each
 // problem is answered with an OpenAI-shaped JSON error, 400 or 413. It
-// then records the request's *phases.LLMInfo under phases.LLM: the model
+// then records the request's *llm.Info under llm.InfoKey: the model
 // that will be sent, instance "ai-proxy", and whether the client streams.
 //
 // # Upstream
@@ -65,6 +65,7 @@ import (
 
 	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // Name is the plugin's name in routes' plugins mappings, in logs and the
@@ -153,15 +154,15 @@ func (c *Config) instance(name string) provider.Config {
 }
 
 // Validate reports the config's problems, each at its field.
-func (c *Config) Validate() []phases.FieldError {
+func (c *Config) Validate() []pluginsdk.FieldError {
 	ic := c.instance(Name)
 	errs := ic.Validate(false)
 	return append(errs, provider.ValidateRequestLimit(c.MaxRequestBodyBytes)...)
 }
 
 // Spec declares ai-proxy to the gateway's registry.
-var Spec = phases.Typed(phases.Spec{Name: Name, Upstream: true}, DefaultConfig,
-	func(c Config, env phases.Env) (phases.Plugin, error) { return New(c, env) })
+var Spec = pluginsdk.Typed(pluginsdk.Spec{Name: Name, Upstream: true}, DefaultConfig,
+	func(c Config, env pluginsdk.Env) (phases.Plugin, error) { return New(c, env) })
 
 // Plugin is the ai-proxy plugin. It is immutable and safe for concurrent
 // use: per-request state lives in the request's values.
@@ -175,8 +176,8 @@ type Plugin struct {
 // Config.Validate). It records metrics into env.Metrics (none when nil)
 // under the route env.Route, calls the upstream through env.Transport
 // (http.DefaultTransport when nil) and logs to env.Logger.
-func New(cfg Config, env phases.Env) (*Plugin, error) {
-	if err := phases.ConfigError(Name, cfg.Validate()); err != nil {
+func New(cfg Config, env pluginsdk.Env) (*Plugin, error) {
+	if err := pluginsdk.ConfigError(Name, cfg.Validate()); err != nil {
 		return nil, err
 	}
 	in, err := provider.NewInstance(cfg.instance(Name), env.Transport)

@@ -9,12 +9,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
 	"github.com/phasegate/phasegate/plugins/keyauth"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // A non-streamed completion passes through with its usage; options.model
@@ -50,7 +52,7 @@ func TestNonStreamPassesThrough(t *testing.T) {
 	if got.Model != "gpt-override" || got.Choices[0].Message.Content != mockllm.DefaultCompletionText {
 		t.Errorf("the upstream answered %+v", got)
 	}
-	want := phases.LLMInfo{
+	want := llm.Info{
 		Model: "gpt-override", Instance: aiproxy.Name, Attempts: 1,
 		UsageKnown: true, PromptTokens: got.Usage.Prompt, CompletionTokens: got.Usage.Completion,
 	}
@@ -343,7 +345,7 @@ func TestKeyAuthCredentialNotForwarded(t *testing.T) {
 	cfg.Auth = aiproxy.Auth{Header: map[string]string{"Authorization": "Bearer upstream"}}
 	ka := keyauth.DefaultConfig()
 	ka.HideCredentials = true
-	auth, err := keyauth.New(ka, []phases.Consumer{{Username: "alice", Key: "gw-key"}})
+	auth, err := keyauth.New(ka, []pluginsdk.ConsumerConfig{{Username: "alice", Key: "gw-key"}})
 	if err != nil {
 		t.Fatal(err)
 	}

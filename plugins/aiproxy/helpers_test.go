@@ -11,6 +11,7 @@ import (
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -19,7 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type fixture struct {
 	*providertest.Gateway
 	reg    *prometheus.Registry
-	env    phases.Env
+	env    pluginsdk.Env
 	plugin *aiproxy.Plugin
 }
 
@@ -71,7 +72,7 @@ const (
 )
 
 // newPlugin builds ai-proxy with cfg in env.
-func newPlugin(t *testing.T, cfg aiproxy.Config, env phases.Env) *aiproxy.Plugin {
+func newPlugin(t *testing.T, cfg aiproxy.Config, env pluginsdk.Env) *aiproxy.Plugin {
 	t.Helper()
 	p, err := aiproxy.New(cfg, env)
 	if err != nil {

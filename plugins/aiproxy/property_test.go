@@ -18,6 +18,7 @@ import (
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/phases/phasetest"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // faults are the mock behaviours a path draws; "" is a plain answer.
@@ -80,7 +81,7 @@ func TestPropertyAIProxyKeepsTheRules(t *testing.T) {
 			if err != nil {
 				panic(err)
 			}
-			p, err := aiproxy.New(propertyConfig(mockURL(m)), phases.Env{Route: "r", Metrics: set, Transport: transport})
+			p, err := aiproxy.New(propertyConfig(mockURL(m)), pluginsdk.Env{Route: "r", Metrics: set, Transport: transport})
 			if err != nil {
 				panic(err)
 			}

@@ -60,6 +60,7 @@ import (
 
 	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // Name is the plugin's name in routes' plugins mappings and in logs.
@@ -70,8 +71,8 @@ const Name = "ai-proxy-multi"
 const priority = 1100
 
 // Spec declares ai-proxy-multi to the gateway's registry.
-var Spec = phases.Typed(phases.Spec{Name: Name, Upstream: true}, DefaultConfig,
-	func(c Config, env phases.Env) (phases.Plugin, error) { return New(c, env) })
+var Spec = pluginsdk.Typed(pluginsdk.Spec{Name: Name, Upstream: true}, DefaultConfig,
+	func(c Config, env pluginsdk.Env) (phases.Plugin, error) { return New(c, env) })
 
 // Plugin is the ai-proxy-multi plugin. It is safe for concurrent use: its
 // only mutable state is the balancer's, behind a mutex; per-request state
@@ -94,8 +95,8 @@ type Plugin struct {
 // Config.Validate). It records metrics into env.Metrics (none when nil)
 // under the route env.Route, calls the instances through env.Transport
 // (http.DefaultTransport when nil) and logs fallbacks to env.Logger.
-func New(cfg Config, env phases.Env) (*Plugin, error) {
-	if err := phases.ConfigError(Name, cfg.Validate()); err != nil {
+func New(cfg Config, env pluginsdk.Env) (*Plugin, error) {
+	if err := pluginsdk.ConfigError(Name, cfg.Validate()); err != nil {
 		return nil, err
 	}
 	p := &Plugin{

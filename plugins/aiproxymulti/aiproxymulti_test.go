@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
@@ -392,7 +393,7 @@ type accessProbe struct{}
 func (*accessProbe) Name() string  { return "probe" }
 func (*accessProbe) Priority() int { return 1000 }
 func (*accessProbe) Access(_ context.Context, r *phases.Request) phases.Exit {
-	if info, ok := phases.LLM.Get(r.Values()); ok {
+	if info, ok := llm.InfoKey.Get(r.Values); ok {
 		r.SetResponseHeader("X-Access-Model", info.Model)
 	}
 	return phases.Exit{}

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/phasegate/phasegate/llm/provider"
-	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
+	"github.com/phasegate/phasegate/pluginsdk"
 	"github.com/phasegate/phasegate/yamlconf"
 )
 
@@ -104,10 +104,10 @@ func (i *Instance) llm() provider.Config {
 
 // Validate reports the config's problems, each at its field
 // ("instances[1].endpoint", "fallback_on[0]", ...).
-func (c *Config) Validate() []phases.FieldError {
-	var errs []phases.FieldError
+func (c *Config) Validate() []pluginsdk.FieldError {
+	var errs []pluginsdk.FieldError
 	add := func(field, format string, args ...any) {
-		errs = append(errs, phases.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, pluginsdk.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if len(c.Instances) == 0 {
 		add("instances", "must list at least one instance")

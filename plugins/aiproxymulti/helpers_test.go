@@ -12,6 +12,7 @@ import (
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aiproxymulti"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -26,7 +27,7 @@ const (
 type fixture struct {
 	*providertest.Gateway
 	reg *prometheus.Registry
-	env phases.Env
+	env pluginsdk.Env
 }
 
 func serve(t *testing.T, cfg aiproxymulti.Config, others ...phases.Plugin) *fixture {

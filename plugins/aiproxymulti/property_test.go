@@ -20,6 +20,7 @@ import (
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/phases/phasetest"
 	"github.com/phasegate/phasegate/plugins/aiproxymulti"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // The harness's random exits, panics, mutations and disconnects around
@@ -61,7 +62,7 @@ func TestPropertyAIProxyMultiKeepsTheRules(t *testing.T) {
 				c = multi(instance("mock", mockURL(m)))
 			}
 			probe.Watch(env.Registry)
-			p, err := aiproxymulti.New(c, phases.Env{Route: "r", Metrics: set, Transport: probe})
+			p, err := aiproxymulti.New(c, pluginsdk.Env{Route: "r", Metrics: set, Transport: probe})
 			if err != nil {
 				panic(err)
 			}

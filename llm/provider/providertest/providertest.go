@@ -24,9 +24,11 @@ import (
 
 	"github.com/phasegate/phasegate/forward"
 	"github.com/phasegate/phasegate/fsm"
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // Route is the route id of the fixtures' chains.
@@ -34,7 +36,7 @@ const Route = "chat"
 
 // NewEnv returns a plugin environment for Route with a fresh registry and
 // metric set and a fresh keep-alive transport, closed when t ends.
-func NewEnv(t testing.TB) (phases.Env, *prometheus.Registry) {
+func NewEnv(t testing.TB) (pluginsdk.Env, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	set, err := metrics.New(reg)
@@ -43,7 +45,7 @@ func NewEnv(t testing.TB) (phases.Env, *prometheus.Registry) {
 	}
 	tr := forward.NewTransport()
 	t.Cleanup(tr.CloseIdleConnections)
-	return phases.Env{
+	return pluginsdk.Env{
 		Route:      Route,
 		Registerer: reg,
 		Metrics:    set,
@@ -62,7 +64,7 @@ type Outcome struct {
 	Err        error
 	Path       string
 	// LLM is a copy of the request's LLMInfo; HasLLM reports there was one.
-	LLM    phases.LLMInfo
+	LLM    llm.Info
 	HasLLM bool
 }
 
@@ -89,8 +91,8 @@ func Serve(t testing.TB, opts phases.Options, plugins ...phases.Plugin) *Gateway
 		if o == nil {
 			return
 		}
-		*o = Outcome{Status: s.Status, Cause: s.Cause, ExitPhase: s.ExitPhase, ExitPlugin: s.ExitPlugin, Err: s.Err, Path: s.Path()}
-		if info, ok := phases.LLM.Get(s.Values()); ok && info != nil {
+		*o = Outcome{Status: s.Status, Cause: s.Cause, ExitPhase: s.ExitPhase, ExitPlugin: s.ExitPlugin, Err: s.Err, Path: fsm.Path(s.Trace)}
+		if info, ok := llm.InfoKey.Get(s.Values); ok && info != nil {
 			o.LLM, o.HasLLM = *info, true
 		}
 	}})
@@ -102,12 +104,8 @@ func Serve(t testing.TB, opts phases.Options, plugins ...phases.Plugin) *Gateway
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o := &Outcome{}
 		ctx := context.WithValue(r.Context(), outcomeKey{}, o)
-		sink := phases.NewHTTPSink(w)
-		chain.Serve(ctx, r, sink)
-		g.outcomes <- *o
-		if sink.Aborted() {
-			panic(http.ErrAbortHandler)
-		}
+		defer func() { g.outcomes <- *o }() // also when ServeHTTP aborts the response
+		chain.ServeHTTP(w, r.WithContext(ctx))
 	}))
 	t.Cleanup(srv.Close)
 	tr := &http.Transport{DisableCompression: true}

@@ -1,4 +1,4 @@
-package phases
+package pluginsdk
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/phasegate/phasegate/metrics"
+	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/yamlconf"
 )
 
@@ -29,10 +30,10 @@ type Spec struct {
 	// config. An error is reported at the plugin's key. New is called again
 	// on every reload: anything registered on Env.Registerer must tolerate
 	// that (see Register).
-	New func(cfg any, env Env) (Plugin, error)
+	New func(cfg any, env Env) (phases.Plugin, error)
 	// Upstream declares that the plugin provides the route's upstream (its
-	// plugins implement Upstream), so that a config naming two upstreams,
-	// or none, is caught when it is loaded.
+	// plugins implement phases.Upstream), so that a config naming two
+	// upstreams, or none, is caught when it is loaded.
 	Upstream bool
 }
 
@@ -49,7 +50,7 @@ type Env struct {
 	Route string
 	// Registerer is the gateway's registry, for the plugin's own metrics.
 	Registerer prometheus.Registerer
-	// Metrics are the gateway's own metrics (CONTRACT §5).
+	// Metrics are the gateway's own metrics (docs/metrics.md).
 	Metrics *metrics.Set
 	// Logger is the gateway's logger.
 	Logger zerolog.Logger
@@ -57,11 +58,16 @@ type Env struct {
 	// calls.
 	Transport http.RoundTripper
 	// Consumers are the config's top-level consumers (key-auth).
-	Consumers []Consumer
+	Consumers []ConsumerConfig
+	// Shared holds the resources that plugins share across routes and
+	// reloads (see AcquireShared). Nil in a plugin built alone: AcquireShared
+	// then opens a resource of the plugin's own.
+	Shared *Shared
 }
 
-// Consumer is an API consumer of the config's top-level consumers list.
-type Consumer struct {
+// ConsumerConfig is an API consumer of the config's top-level consumers
+// list.
+type ConsumerConfig struct {
 	Username string `yaml:"username" conf:"required"`
 	Key      string `yaml:"key" conf:"required"`
 }
@@ -87,14 +93,14 @@ func Register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 // decoded value to build (defaults() when there is none). It is how every
 // built-in plugin declares itself:
 //
-//	var Spec = phases.Typed(phases.Spec{Name: "key-auth"}, DefaultConfig,
-//		func(c Config, env phases.Env) (phases.Plugin, error) { return New(c, env.Consumers) })
-func Typed[C any](s Spec, defaults func() C, build func(cfg C, env Env) (Plugin, error)) Spec {
+//	var Spec = pluginsdk.Typed(pluginsdk.Spec{Name: "key-auth"}, DefaultConfig,
+//		func(c Config, env pluginsdk.Env) (phases.Plugin, error) { return New(c, env.Consumers) })
+func Typed[C any](s Spec, defaults func() C, build func(cfg C, env Env) (phases.Plugin, error)) Spec {
 	s.Config = func() any {
 		c := defaults()
 		return &c
 	}
-	s.New = func(cfg any, env Env) (Plugin, error) {
+	s.New = func(cfg any, env Env) (phases.Plugin, error) {
 		switch c := cfg.(type) {
 		case nil:
 			return build(defaults(), env)

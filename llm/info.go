@@ -1,12 +1,17 @@
-package phases
+package llm
 
-import "time"
+import (
+	"time"
 
-// LLMInfo is what an AI upstream plugin records about a request, for the
+	"github.com/phasegate/phasegate/phases"
+)
+
+// Info is what an AI upstream plugin records about a request, for the
 // plugins after it (content moderation reads the model and usage), for its
-// metrics and for the access log. The AI upstream stores it under LLM in the
-// request's Values during access and fills it in as the response arrives.
-type LLMInfo struct {
+// metrics and for the access log. The AI upstream stores it under InfoKey
+// in the request's values during access and fills it in as the response
+// arrives.
+type Info struct {
 	// Model is the model sent upstream (after any override).
 	Model string
 	// Instance is the upstream instance that served the request
@@ -26,13 +31,7 @@ type LLMInfo struct {
 	TTFT time.Duration
 	// Attempts counts upstream attempts (more than one after fallbacks).
 	Attempts int
-	// Moderation is content moderation's verdict, for the access log:
-	// "refused" when it refused the request or response, "flagged" or
-	// "passed" after a final_packet check of a stream it could not stop,
-	// "error" when the moderation endpoint failed; "" when it had nothing
-	// to report.
-	Moderation string
 }
 
-// LLM is the key of a request's *LLMInfo.
-var LLM = NewKey[*LLMInfo]("llm")
+// InfoKey is the key of a request's *Info.
+var InfoKey = phases.NewKey[*Info]("llm")
