@@ -189,7 +189,7 @@ func LoadFile(path string, reg *pluginsdk.Registry) (*Config, error) {
 // FILE:LINE:COL: path.to.field: what is wrong, all of them at once.
 func LoadConfig(file string, data []byte, reg *pluginsdk.Registry, env func(string) (string, bool)) (*Config, error) {
 	if reg == nil {
-		reg = pluginsdk.NewRegistry()
+		reg = defaultPlugins()
 	}
 	doc, probs := yamlconf.Parse(file, data, env)
 	if doc == nil {

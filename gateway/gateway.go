@@ -40,6 +40,11 @@ type Options struct {
 	Transport http.RoundTripper
 }
 
+// defaultPlugins is the registry used when none is given: empty, since the
+// gateway knows no plugin of its own (the package's tests set the
+// built-ins).
+var defaultPlugins = pluginsdk.NewRegistry
+
 // Gateway serves a Config. It is an http.Handler.
 type Gateway struct {
 	state atomic.Pointer[state]
@@ -76,7 +81,7 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		opts.Logger = &l
 	}
 	if opts.Plugins == nil {
-		opts.Plugins = pluginsdk.NewRegistry()
+		opts.Plugins = defaultPlugins()
 	}
 	if opts.Transport == nil {
 		opts.Transport = forward.NewTransport()

@@ -13,7 +13,7 @@ import (
 	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
-	"github.com/phasegate/phasegate/plugins/requestid"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // Messages of the access phase's 400s and 413s.
@@ -129,7 +129,7 @@ func (p *Proxy) Access(r *phases.Request) phases.Exit {
 // logFallback warns that an attempt failed and the next instance is tried.
 // p.Logger already carries the route.
 func (p *Proxy) logFallback(r *phases.Request, f Failure) {
-	ev := p.Logger.Warn().Str("request_id", requestid.From(r.Values)).Str("instance", f.Instance.name)
+	ev := p.Logger.Warn().Str("request_id", pluginsdk.Get(r.Values, pluginsdk.RequestID)).Str("instance", f.Instance.name)
 	if f.Status != 0 {
 		ev = ev.Int("status", f.Status)
 	} else {

@@ -44,6 +44,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/rs/zerolog"
+
 	"github.com/phasegate/phasegate/httpx"
 	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
@@ -74,7 +76,7 @@ const (
 
 // Consumer is the request value holding the username of the consumer whose
 // key the request carried.
-var Consumer = phases.NewKey[string]("consumer")
+var Consumer = pluginsdk.Consumer
 
 // ConsumerFrom returns the consumer's username stored in v, or "" if the
 // request was not authenticated by key-auth.
@@ -183,6 +185,14 @@ func New(cfg Config, consumers []pluginsdk.ConsumerConfig) (*Plugin, error) {
 
 // Name implements phases.Plugin.
 func (*Plugin) Name() string { return Name }
+
+// LogFields adds the authenticated consumer to the access log as
+// "consumer" (docs/metrics.md).
+func (*Plugin) LogFields(s *phases.Summary, ev *zerolog.Event) {
+	if c := ConsumerFrom(s.Values); c != "" {
+		ev.Str("consumer", c)
+	}
+}
 
 // Priority implements phases.Prioritized.
 func (*Plugin) Priority() int { return priority }

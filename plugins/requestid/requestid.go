@@ -51,7 +51,7 @@ const (
 const priority = 12000
 
 // Key is the request value holding the request's id.
-var Key = phases.NewKey[string]("request-id")
+var Key = pluginsdk.RequestID
 
 // From returns the request id stored in v, or "" if there is none.
 func From(v *phases.Values) string {
