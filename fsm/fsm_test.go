@@ -12,7 +12,7 @@ import (
 	"go.uber.org/goleak"
 	"pgregory.net/rapid"
 
-	"github.com/phasegate/phasegate/internal/golden"
+	"github.com/phasegate/phasegate/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")

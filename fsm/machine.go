@@ -8,7 +8,7 @@ import (
 
 	lfsm "github.com/looplab/fsm"
 
-	"github.com/phasegate/phasegate/internal/testhook"
+	"github.com/phasegate/phasegate/fsm/testhook"
 )
 
 // maxSteps bounds a trace: the longest path through the table is

@@ -7,7 +7,7 @@ import (
 
 	"pgregory.net/rapid"
 
-	"github.com/phasegate/phasegate/internal/testhook"
+	"github.com/phasegate/phasegate/fsm/testhook"
 )
 
 // names records what a ledger is told, as "acquire NAME", "release NAME"

@@ -19,7 +19,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
 )
@@ -116,7 +116,7 @@ func llmGaugeSamples(t *testing.T, reg *prometheus.Registry) []float64 {
 // prompt with content the moderation plugin denies; the client gets the
 // refusal, and the in-flight LLM gauge has a sample at 0 and none above.
 func TestRegressionModerationExitReleasesLLMGauge(t *testing.T) {
-	mock := llmtest.StartMock(t)
+	mock := providertest.StartMock(t)
 	tg := newTestGateway(t, aiConfig(mock.URL(), failing(t)))
 	deny := map[string]string{mockllm.HeaderContent: "Sure. First, kill the weeds at the root."}
 
@@ -273,7 +273,7 @@ func newGatedUpstream(t *testing.T, mock *mockllm.Server) *gatedUpstream {
 // A streamed response keeps its events and their order byte for byte, and
 // the client has the first event before the upstream sends the second.
 func TestStreamIsForwardedByteForByteAsItArrives(t *testing.T) {
-	mock := llmtest.StartMock(t)
+	mock := providertest.StartMock(t)
 	up := newGatedUpstream(t, mock)
 	tg := newTestGateway(t, fmt.Sprintf(`
 routes:
@@ -342,7 +342,7 @@ routes:
 // The official OpenAI Go client talks to the gateway: a plain completion, a
 // streamed one, and refusals before and during a stream.
 func TestOfficialOpenAIClient(t *testing.T) {
-	mock := llmtest.StartMock(t)
+	mock := providertest.StartMock(t)
 	tg := newTestGateway(t, aiConfig(mock.URL(), failing(t)))
 	client := openai.NewClient(option.WithBaseURL(tg.url("/v1")), option.WithAPIKey("unused"), option.WithMaxRetries(0))
 	ctx := context.Background()

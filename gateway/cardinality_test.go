@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
 )
 
@@ -18,7 +18,7 @@ import (
 // per route (plus "other"); the access log keeps the real model, cut.
 func TestModelLabelIsBoundedPerRoute(t *testing.T) {
 	const max, requests = 100, 200
-	mock := llmtest.StartMock(t)
+	mock := providertest.StartMock(t)
 	tg := newTestGateway(t, fmt.Sprintf(`
 routes:
   - id: chat
@@ -36,7 +36,7 @@ routes:
 	models[requests-1] = long
 	for i, m := range models {
 		stream := i%2 == 1
-		resp, err := http.Post(tg.url("/v1/chat/completions"), "application/json", strings.NewReader(llmtest.Chat(m, stream)))
+		resp, err := http.Post(tg.url("/v1/chat/completions"), "application/json", strings.NewReader(providertest.Chat(m, stream)))
 		if err != nil {
 			t.Fatal(err)
 		}

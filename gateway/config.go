@@ -13,10 +13,10 @@ import (
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
-	"github.com/phasegate/phasegate/internal/proxy"
-	"github.com/phasegate/phasegate/internal/yamlconf"
+	"github.com/phasegate/phasegate/forward"
 	"github.com/phasegate/phasegate/metrics"
-	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
+	"github.com/phasegate/phasegate/yamlconf"
 )
 
 // Default addresses and limits (CONTRACT §3).
@@ -33,7 +33,7 @@ const (
 	DefaultBodyTimeout   = 60 * time.Second
 	DefaultSendTimeout   = 60 * time.Second
 	DefaultIdleTimeout   = 120 * time.Second
-	DefaultMaxBodyBytes  = phases.DefaultMaxRequestBodyBytes
+	DefaultMaxBodyBytes  = (8 << 20)
 )
 
 // DemoConfig is the embedded demo: the built-in mock LLM and a chat route
@@ -47,17 +47,20 @@ const DemoConfigName = "demo.yaml (embedded)"
 
 // Config is a gateway's configuration, as read by LoadConfig.
 type Config struct {
-	Listen          string            `yaml:"listen"`
-	Admin           AdminConfig       `yaml:"admin"`
-	Log             LogConfig         `yaml:"log"`
-	Metrics         MetricsConfig     `yaml:"metrics"`
-	MockLLM         *MockLLMConfig    `yaml:"mock_llm"`
-	ShutdownTimeout time.Duration     `yaml:"shutdown_timeout"`
-	Client          ClientConfig      `yaml:"client"`
-	Consumers       []phases.Consumer `yaml:"consumers"`
-	Routes          []RouteConfig     `yaml:"routes"`
+	Listen          string                     `yaml:"listen"`
+	Admin           AdminConfig                `yaml:"admin"`
+	Log             LogConfig                  `yaml:"log"`
+	Metrics         MetricsConfig              `yaml:"metrics"`
+	MockLLM         *MockLLMConfig             `yaml:"mock_llm"`
+	ShutdownTimeout time.Duration              `yaml:"shutdown_timeout"`
+	Client          ClientConfig               `yaml:"client"`
+	Consumers       []pluginsdk.ConsumerConfig `yaml:"consumers"`
+	Routes          []RouteConfig              `yaml:"routes"`
 
 	doc *yamlconf.Doc
+	// reg is the registry the config was checked against; its request-id
+	// runs on every route that does not configure one.
+	reg *pluginsdk.Registry
 }
 
 // AdminConfig is the admin listener (/metrics, /healthz, /lifecycle).
@@ -150,7 +153,7 @@ type RouteConfig struct {
 	Plugins map[string]*yaml.Node `yaml:"plugins"`
 	// Upstream proxies to plain HTTP nodes. A route has either this or an AI
 	// upstream plugin, not both.
-	Upstream *proxy.Config `yaml:"upstream"`
+	Upstream *forward.Config `yaml:"upstream"`
 	// MaxBodyBytes, when positive, is the route's request body limit
 	// instead of client.max_body_bytes; an upstream plugin's own setting
 	// (max_request_body_bytes) wins over both.
@@ -161,7 +164,7 @@ type RouteConfig struct {
 
 type pluginConfig struct {
 	name string
-	spec phases.Spec
+	spec pluginsdk.Spec
 	cfg  any
 	path string
 }
@@ -170,7 +173,7 @@ type pluginConfig struct {
 func (l LogConfig) AccessLogEnabled() bool { return l.AccessLog == nil || *l.AccessLog }
 
 // LoadFile reads and checks the config file at path (see LoadConfig).
-func LoadFile(path string, reg *Registry) (*Config, error) {
+func LoadFile(path string, reg *pluginsdk.Registry) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -181,12 +184,12 @@ func LoadFile(path string, reg *Registry) (*Config, error) {
 // LoadConfig parses data, the contents of file, expanding ${ENV} from env
 // (nil means the process environment), decodes it strictly, applies
 // defaults and checks everything that can be checked without building the
-// plugins, including each plugin's own config against reg (nil means
-// Builtins). The error, if any, is a yamlconf.Problems: one line per problem,
+// plugins, including each plugin's own config against reg (nil means no
+// plugins: pass plugins.Builtins() for phasegate's own). The error, if any, is a yamlconf.Problems: one line per problem,
 // FILE:LINE:COL: path.to.field: what is wrong, all of them at once.
-func LoadConfig(file string, data []byte, reg *Registry, env func(string) (string, bool)) (*Config, error) {
+func LoadConfig(file string, data []byte, reg *pluginsdk.Registry, env func(string) (string, bool)) (*Config, error) {
 	if reg == nil {
-		reg = Builtins()
+		reg = defaultPlugins()
 	}
 	doc, probs := yamlconf.Parse(file, data, env)
 	if doc == nil {
@@ -195,6 +198,7 @@ func LoadConfig(file string, data []byte, reg *Registry, env func(string) (strin
 	cfg := &Config{doc: doc, Client: DefaultClientConfig()} // so that an explicit 0 can be told apart
 	probs = append(probs, doc.Decode(cfg)...)
 	cfg.setDefaults()
+	cfg.reg = reg
 	probs = append(probs, cfg.check(reg)...)
 	probs.Sort()
 	if len(probs) > 0 {
@@ -266,7 +270,7 @@ var methodOK = map[string]bool{
 	"DELETE": true, "OPTIONS": true, "CONNECT": true, "TRACE": true,
 }
 
-func (c *Config) check(reg *Registry) yamlconf.Problems {
+func (c *Config) check(reg *pluginsdk.Registry) yamlconf.Problems {
 	var ps yamlconf.Problems
 	add := func(path, format string, args ...any) { ps.Add(c.problem(path, format, args...)) }
 	checkAddr := func(path, addr string) {
@@ -377,7 +381,7 @@ func (c *Config) check(reg *Registry) yamlconf.Problems {
 
 const msgNoUpstream = "route has no upstream: add an upstream: block or an AI upstream plugin (ai-proxy, ai-proxy-multi)"
 
-func (c *Config) decodePlugin(spec phases.Spec, n *yaml.Node, path string) (any, yamlconf.Problems) {
+func (c *Config) decodePlugin(spec pluginsdk.Spec, n *yaml.Node, path string) (any, yamlconf.Problems) {
 	if spec.Config == nil {
 		if n != nil && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") && !(n.Kind == yaml.MappingNode && len(n.Content) == 0) {
 			return nil, yamlconf.Problems{c.problem(path, "plugin %q takes no configuration", spec.Name)}

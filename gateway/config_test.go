@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/phasegate/phasegate/internal/golden"
+	"github.com/phasegate/phasegate/golden"
 )
 
 // check runs what `phasegate validate` runs: LoadConfig, then building every

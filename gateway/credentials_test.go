@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
 )
 
@@ -18,7 +18,7 @@ const consumerKey = "sk-consumer-alice-0123"
 // or AI, unless the route opts in with hide_credentials: false.
 func TestCredentialsStayHome(t *testing.T) {
 	plain := newUpstream(t)
-	ai := llmtest.NewUpstream(t, nil)
+	ai := providertest.NewUpstream(t, nil)
 	tg := newTestGateway(t, fmt.Sprintf(`
 consumers:
   - { username: alice, key: %[1]s }
@@ -98,15 +98,15 @@ func TestAIProviderCookiesDropped(t *testing.T) {
 	}
 	var stream bool
 	var status int
-	ai := llmtest.NewUpstream(t, cookie(func(w http.ResponseWriter, r *http.Request) {
+	ai := providertest.NewUpstream(t, cookie(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case status != 200:
-			llmtest.Reply(status, "application/json", `{"error":{"message":"slow down","type":"rate_limit_error"}}`)(w, r)
+			providertest.Reply(status, "application/json", `{"error":{"message":"slow down","type":"rate_limit_error"}}`)(w, r)
 		case stream:
 			w.Header().Set("Content-Type", "text/event-stream")
 			_, _ = io.WriteString(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n")
 		default:
-			llmtest.Reply(200, "application/json", llmtest.Completion)(w, r)
+			providertest.Reply(200, "application/json", providertest.Completion)(w, r)
 		}
 	}))
 	plainCookie := httptestServer(t, cookie(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))

@@ -12,6 +12,8 @@ import (
 
 	"github.com/phasegate/phasegate/gateway"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/plugins"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // greeting is a user's own plugin: an access hook that refuses requests
@@ -25,7 +27,7 @@ type greeting struct{ header string }
 func (g *greeting) Name() string { return "greeting" }
 
 func (g *greeting) Access(ctx context.Context, r *phases.Request) phases.Exit {
-	if r.Header().Get(g.header) == "" {
+	if r.Header.Get(g.header) == "" {
 		return phases.Error(http.StatusBadRequest, "invalid_request_error", "say who you are in "+g.header)
 	}
 	return phases.Exit{}
@@ -38,11 +40,11 @@ func Example() {
 	}))
 	defer origin.Close()
 
-	plugins := gateway.Builtins()
-	plugins.Register(phases.Spec{
+	reg := plugins.Builtins()
+	reg.Register(pluginsdk.Spec{
 		Name:   "greeting",
 		Config: func() any { return &greetingConfig{Header: "X-Name"} },
-		New: func(cfg any, env phases.Env) (phases.Plugin, error) {
+		New: func(cfg any, env pluginsdk.Env) (phases.Plugin, error) {
 			return &greeting{header: cfg.(*greetingConfig).Header}, nil
 		},
 	})
@@ -53,7 +55,7 @@ routes:
     plugins:
       greeting: {}
     upstream: { nodes: { "`+origin.Listener.Addr().String()+`": 1 } }
-`), plugins, nil)
+`), reg, nil)
 	if err != nil {
 		panic(err)
 	}
@@ -61,7 +63,7 @@ routes:
 	g, err := gateway.New(cfg, gateway.Options{
 		Registerer: prometheus.NewRegistry(),
 		Logger:     &quiet,
-		Plugins:    plugins,
+		Plugins:    reg,
 	})
 	if err != nil {
 		panic(err)

@@ -13,11 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/phasegate/phasegate/forward"
 	"github.com/phasegate/phasegate/internal/canonpath"
-	"github.com/phasegate/phasegate/internal/proxy"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
-	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // Options are what a Gateway is built with besides its Config. The zero
@@ -32,12 +32,18 @@ type Options struct {
 	// Logger receives the access log and the gateway's own messages.
 	// Default: JSON lines on stdout.
 	Logger *zerolog.Logger
-	// Plugins are the plugins routes may name. Default: Builtins().
-	Plugins *Registry
+	// Plugins are the plugins routes may name. Default: none;
+	// cmd/phasegate passes plugins.Builtins().
+	Plugins *pluginsdk.Registry
 	// Transport carries upstream requests. Default: a shared keep-alive
 	// transport (one per Gateway).
 	Transport http.RoundTripper
 }
+
+// defaultPlugins is the registry used when none is given: empty, since the
+// gateway knows no plugin of its own (the package's tests set the
+// built-ins).
+var defaultPlugins = pluginsdk.NewRegistry
 
 // Gateway serves a Config. It is an http.Handler.
 type Gateway struct {
@@ -75,10 +81,10 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		opts.Logger = &l
 	}
 	if opts.Plugins == nil {
-		opts.Plugins = Builtins()
+		opts.Plugins = defaultPlugins()
 	}
 	if opts.Transport == nil {
-		opts.Transport = proxy.NewTransport()
+		opts.Transport = forward.NewTransport()
 	}
 	m, err := metrics.New(opts.Registerer)
 	if err != nil {
@@ -89,6 +95,7 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		registerer: opts.Registerer,
 		log:        *opts.Logger,
 		transport:  opts.Transport,
+		shared:     pluginsdk.NewShared(),
 	}}
 	st, err := build(cfg, g.deps)
 	if err != nil {
@@ -101,25 +108,33 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 
 // Validate builds every plugin of cfg against a scratch registry without
 // serving anything: what `phasegate validate` runs after LoadConfig.
-func Validate(cfg *Config, plugins *Registry) error {
+func Validate(cfg *Config, plugins *pluginsdk.Registry) error {
 	l := zerolog.Nop()
-	_, err := New(cfg, Options{Plugins: plugins, Logger: &l, Transport: http.DefaultTransport})
-	return err
+	g, err := New(cfg, Options{Plugins: plugins, Logger: &l, Transport: http.DefaultTransport})
+	if err != nil {
+		return err
+	}
+	g.state.Load().release(l)
+	return nil
 }
 
 // Config returns the config being served.
 func (g *Gateway) Config() *Config { return g.state.Load().cfg }
 
 // Reload swaps in cfg. Requests in flight finish on the config they started
-// with; new requests see cfg. If cfg cannot be built, nothing changes and
-// the error says why. Listener addresses and the mock LLM are not changed
-// by a reload.
+// with; new requests see cfg. The old config's plugins that implement
+// io.Closer are closed once its last request has ended. If cfg cannot be
+// built, nothing changes and the error says why. Listener addresses are
+// not changed by a reload.
 func (g *Gateway) Reload(cfg *Config) error {
 	st, err := build(cfg, g.deps)
 	if err != nil {
 		return err
 	}
 	old := g.state.Swap(st)
+	// The old plugins close once the last request that started on them
+	// has ended.
+	old.release(g.deps.log)
 	g.deps.metrics.SetMaxModelsPerRoute(cfg.Metrics.MaxModelsPerRoute)
 	if old.cfg.Listen != cfg.Listen || old.cfg.Admin.Listen != cfg.Admin.Listen {
 		g.deps.log.Warn().Msg("reload: listen addresses do not change until a restart")
@@ -131,9 +146,14 @@ func (g *Gateway) Reload(cfg *Config) error {
 }
 
 // ServeHTTP routes r and runs it through its route's chain, with the
-// client's body and send timeouts on its connection.
+// client's body and send timeouts on its connection. A response cut short
+// panics with http.ErrAbortHandler (see phases.Chain.ServeHTTP).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := g.state.Load()
+	for !st.acquire() {
+		st = g.state.Load() // retired between the load and the hold
+	}
+	defer st.release(g.deps.log)
 	chain := st.notFound
 	// A path that cannot be made canonical, or that no route takes, goes to
 	// notFound, which answers 400, 404 or 405.
@@ -150,15 +170,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.URL.Path, r.URL.RawPath = p.Path, p.RawPath
 		}
 	}
-	sink := phases.NewHTTPSink(w)
-	sink.SetTimeouts(st.timeouts)
-	chain.Serve(r.Context(), r, sink)
-	if sink.Aborted() {
-		// The lifecycle has finished; break the connection so the client
-		// cannot take a cut-short response for a complete one.
-		panic(http.ErrAbortHandler)
-	}
-	sink.ExtendSend() // bounds net/http's flush of what is still buffered
+	chain.ServeHTTP(w, r)
 }
 
 // Metrics returns the gateway's metric set.
@@ -264,6 +276,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	if t, ok := g.opts.Transport.(*http.Transport); ok {
 		t.CloseIdleConnections()
+	}
+	if err == nil {
+		// Drained: the current plugins close once a request that is still
+		// running (the drain gave up on none) has ended.
+		g.state.Load().release(g.deps.log)
 	}
 	return err
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/plugins"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // upstream is a test origin with the behaviours the gateway tests need.
@@ -253,7 +255,7 @@ func counterGauge(t *testing.T, tg *testGateway, route string) float64 {
 func TestReloadUnderLoad(t *testing.T) {
 	up := newUpstream(t)
 	base := plainConfig(up.node())
-	reg := Builtins()
+	reg := plugins.Builtins()
 	reg.Register(flakySpec)
 	tg := newTestGatewayWith(t, base, reg)
 	var ok, failed atomic.Int64
@@ -385,10 +387,10 @@ type flakyPlugin struct{}
 
 func (flakyPlugin) Name() string { return "flaky" }
 
-var flakySpec = phases.Spec{
+var flakySpec = pluginsdk.Spec{
 	Name:   "flaky",
 	Config: func() any { return &flakyConfig{} },
-	New: func(cfg any, env phases.Env) (phases.Plugin, error) {
+	New: func(cfg any, env pluginsdk.Env) (phases.Plugin, error) {
 		if cfg.(*flakyConfig).Fail {
 			return nil, errors.New("flaky refuses to build")
 		}

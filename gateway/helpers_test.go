@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
+
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -91,7 +93,7 @@ func newTestGateway(t *testing.T, yamlText string) *testGateway {
 	return newTestGatewayWith(t, yamlText, nil)
 }
 
-func newTestGatewayWith(t *testing.T, yamlText string, plugins *Registry) *testGateway {
+func newTestGatewayWith(t *testing.T, yamlText string, plugins *pluginsdk.Registry) *testGateway {
 	t.Helper()
 	tg := buildTestGateway(t, yamlText, plugins)
 	tg.srv = httptest.NewServer(tg.Gateway)
@@ -106,7 +108,7 @@ func newTestGatewayWith(t *testing.T, yamlText string, plugins *Registry) *testG
 
 // buildTestGateway builds a Gateway for yamlText with its own registry and
 // a captured log, without serving it.
-func buildTestGateway(t *testing.T, yamlText string, plugins *Registry) *testGateway {
+func buildTestGateway(t *testing.T, yamlText string, plugins *pluginsdk.Registry) *testGateway {
 	t.Helper()
 	cfg, err := LoadConfig("test.yaml", []byte(yamlText), plugins, nil)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
 )
 
@@ -126,7 +126,7 @@ func send(t *testing.T, tg *testGateway, ai bool) (*http.Response, string) {
 	var resp *http.Response
 	var err error
 	if ai {
-		resp, err = http.Post(tg.url("/v1/chat/completions"), "application/json", strings.NewReader(llmtest.Chat("m", false)))
+		resp, err = http.Post(tg.url("/v1/chat/completions"), "application/json", strings.NewReader(providertest.Chat("m", false)))
 	} else {
 		resp, err = http.Get(tg.url("/plain/x"))
 	}
@@ -216,7 +216,7 @@ func TestLateSurplusClosesTheConnection(t *testing.T) {
 			var resp *http.Response
 			var got string
 			if c.ai {
-				r, err := http.Post(tg.url("/v1/chat/completions"), "application/json", strings.NewReader(llmtest.Chat("m", true)))
+				r, err := http.Post(tg.url("/v1/chat/completions"), "application/json", strings.NewReader(providertest.Chat("m", true)))
 				if err != nil {
 					t.Fatal(err)
 				}

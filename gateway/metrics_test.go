@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/phasegate/phasegate/internal/golden"
+	"github.com/phasegate/phasegate/golden"
 )
 
 // A known sequence of requests gives a known exposition: counters by route

@@ -1,19 +1,21 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/phasegate/phasegate/fsm"
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
-	"github.com/phasegate/phasegate/plugins/airatelimiting"
-	"github.com/phasegate/phasegate/plugins/keyauth"
-	"github.com/phasegate/phasegate/plugins/requestid"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // observer is one route's accounting: the active-requests gauge, held as a
@@ -21,6 +23,7 @@ import (
 // line recorded in log from the request's final state.
 type observer struct {
 	route     string
+	fielders  []pluginsdk.LogFielder // the chain's plugins that add access-log fields
 	m         *metrics.Set
 	active    phases.BoundGauge
 	duration  prometheus.Observer
@@ -50,13 +53,13 @@ func (o *observer) hooks() phases.Hooks {
 
 func (o *observer) entered(r *phases.Request, s fsm.Step) {
 	if s.To == fsm.StateAccess {
-		o.active.Acquire(r.Scope(), o.route)
+		o.active.Acquire(r.Scope, o.route)
 	}
 }
 
 func (o *observer) recovered(r *phases.Request, phase fsm.State, plugin string, v any) {
 	o.log.Error().Str("route", o.route).Str("phase", string(phase)).Str("plugin", plugin).
-		Str("request_id", requestid.From(r.Values())).Interface("panic", v).Msg("recovered panic")
+		Str("request_id", pluginsdk.Get(r.Values, pluginsdk.RequestID)).Interface("panic", v).Msg("recovered panic")
 }
 
 // statusText caches status codes as label values.
@@ -95,52 +98,58 @@ const maxLogModelBytes = 256
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// writeAccessLog writes CONTRACT §6's line. Only fields named here are
-// written: no header, no query string, so no credential can leak into it.
+// writeAccessLog writes the access-log line of docs/metrics.md. Only fields
+// named here or by a plugin's LogFields are written: no header, no query
+// string, so no credential can leak into it.
 func (o *observer) writeAccessLog(s *phases.Summary) {
-	v := s.Values()
-	llm, _ := phases.LLM.Get(v)
-	if llm == nil {
-		llm = &phases.LLMInfo{}
+	v := s.Values
+	info, _ := llm.InfoKey.Get(v)
+	if info == nil {
+		info = &llm.Info{}
 	}
 	ev := o.log.Info().
-		Str("request_id", requestid.From(v)).
+		Str("request_id", pluginsdk.Get(v, pluginsdk.RequestID)).
 		Str("route", o.route).
-		Str("method", s.Request.Method()).
-		Str("path", s.Request.Path()).
+		Str("method", s.Request.Method).
+		Str("path", s.Request.Path).
 		Int("status", s.Status).
 		Float64("duration_ms", ms(s.Duration)).
 		Float64("upstream_ms", ms(s.UpstreamDuration)).
-		Float64("ttft_ms", ms(llm.TTFT)).
-		Str("model", metrics.Cut(llm.Model, maxLogModelBytes)).
-		Str("instance", llm.Instance).
-		Int("prompt_tokens", llm.PromptTokens).
-		Int("completion_tokens", llm.CompletionTokens).
-		Str("lifecycle", s.Path()).
+		Float64("ttft_ms", ms(info.TTFT)).
+		Str("model", metrics.Cut(info.Model, maxLogModelBytes)).
+		Str("instance", info.Instance).
+		Int("prompt_tokens", info.PromptTokens).
+		Int("completion_tokens", info.CompletionTokens).
+		Str("lifecycle", fsm.Path(s.Trace)).
 		Str("cause", string(s.Cause)).
 		Str("exit_phase", string(s.ExitPhase)).
 		Str("exit_plugin", s.ExitPlugin)
-	if c := keyauth.ConsumerFrom(v); c != "" {
-		ev = ev.Str("consumer", c)
-	}
-	if llm.Moderation != "" {
-		ev = ev.Str("moderation", llm.Moderation)
-	}
-	if rl := airatelimiting.OutcomeFrom(v); rl != nil {
-		ev = ev.Str("ratelimit", rl.Rejected).
-			Dict("reserved", amounts(rl.Limits, rl.Reserved)).
-			Dict("committed", amounts(rl.Limits, rl.Committed))
+	for _, f := range o.fielders {
+		f.LogFields(s, ev)
 	}
 	ev.Msg("access")
 }
 
-// amounts is a rate limit's figures by limit name, for the access log.
-func amounts(names []string, v []int64) *zerolog.Event {
-	d := zerolog.Dict()
-	for i, n := range names {
-		if i < len(v) {
-			d = d.Int64(n, v[i])
+// logFielders returns the plugins of ps that add access-log fields, in the
+// order the chain runs them: descending priority, then ascending name.
+func logFielders(ps []phases.Plugin) []pluginsdk.LogFielder {
+	var out []pluginsdk.LogFielder
+	for _, p := range ps {
+		if f, ok := p.(pluginsdk.LogFielder); ok {
+			out = append(out, f)
 		}
 	}
-	return d
+	prio := func(p phases.Plugin) int {
+		if q, ok := p.(phases.Prioritized); ok {
+			return q.Priority()
+		}
+		return 0
+	}
+	slices.SortStableFunc(out, func(a, b pluginsdk.LogFielder) int {
+		if c := cmp.Compare(prio(b), prio(a)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name(), b.Name())
+	})
+	return out
 }

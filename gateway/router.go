@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/phasegate/phasegate/internal/canonpath"
+	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -142,18 +143,18 @@ func (notFound) Name() string  { return routerPlugin }
 func (notFound) Priority() int { return -1 << 30 }
 
 func (n notFound) Access(ctx context.Context, r *phases.Request) phases.Exit {
-	p, err := canonpath.FromURL(r.URL())
+	p, err := canonpath.FromURL(r.URL)
 	if err != nil || p.EncodedSlash {
 		return pathError(err)
 	}
-	_, allowed := n.router.match(r.Method(), r.Host(), p.Route)
+	_, allowed := n.router.match(r.Method, r.Host, p.Route)
 	if len(allowed) == 0 {
 		return phases.Error(http.StatusNotFound, "invalid_request_error", "no route matches "+p.Path)
 	}
 	allow := strings.Join(allowed, ", ")
 	return phases.Reply(http.StatusMethodNotAllowed,
 		http.Header{"Content-Type": {"application/json"}, "Allow": {allow}},
-		phases.ErrorBody(http.StatusMethodNotAllowed, "invalid_request_error", "method "+r.Method()+" is not allowed here; allowed: "+allow))
+		openai.ErrorBody("method "+r.Method+" is not allowed here; allowed: "+allow, "invalid_request_error", http.StatusMethodNotAllowed))
 }
 
 // routerPlugin names the router's exits in metrics and the access log.

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/sse"
 	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/llm/anthropic"
 	"github.com/phasegate/phasegate/llm/openai"
+	"github.com/phasegate/phasegate/sse"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/protocols")

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/phasegate/phasegate/internal/sse"
 	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/sse"
 )
 
 // wellFormed checks a stream written for protocol p against that

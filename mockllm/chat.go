@@ -3,13 +3,11 @@ package mockllm
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/phasegate/phasegate/llm"
 )
 
 // chatRequest is the part of an OpenAI chat completion request the mock
@@ -21,6 +19,8 @@ type chatRequest struct {
 	StreamOptions *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
+	Tools      []chatTool      `json:"tools"`
+	ToolChoice json.RawMessage `json:"tool_choice"`
 }
 
 type chatMessage struct {
@@ -31,6 +31,14 @@ type chatMessage struct {
 type contentPart struct {
 	Type string `json:"type"`
 	Text string `json:"text"`
+}
+
+// chatTool is a tool offered, or the tool a tool_choice object names.
+type chatTool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name string `json:"name"`
+	} `json:"function"`
 }
 
 type usage struct {
@@ -65,8 +73,24 @@ type chatChoice struct {
 }
 
 type responseMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	Role      string         `json:"role"`
+	Content   *string        `json:"content"`
+	ToolCalls []chatToolCall `json:"tool_calls,omitempty"`
+}
+
+// chatToolCall is a tool call of a reply or, with Index, of a chunk, where
+// the first chunk of a call has its id, type and name and the next ones
+// only arguments.
+type chatToolCall struct {
+	Index    *int         `json:"index,omitempty"`
+	ID       string       `json:"id,omitempty"`
+	Type     string       `json:"type,omitempty"`
+	Function chatFunction `json:"function"`
+}
+
+type chatFunction struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
 }
 
 type chatChunk struct {
@@ -85,67 +109,149 @@ type chunkChoice struct {
 }
 
 type delta struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role      string         `json:"role,omitempty"`
+	Content   *string        `json:"content,omitempty"`
+	ToolCalls []chatToolCall `json:"tool_calls,omitempty"`
 }
 
 // chat serves POST /v1/chat/completions.
 func (m *Mock) chat(w http.ResponseWriter, r *http.Request, b *behaviour) outcome {
-	body, res, ok := readBody(w, r)
+	body, res, ok := readRequest(w, r, b, doorOpenAI)
 	if !ok {
 		return res
 	}
-	if res, done := prelude(w, r, b); done {
-		return res
-	}
-	if !checkJSON(w, r) {
-		return outcomeCompleted
-	}
-	req, prompt, err := parseChatRequest(body)
+	req, prompt, offer, err := parseChatRequest(body)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, *err)
 		return outcomeCompleted
 	}
-
-	content := m.content
-	if b.hasContent {
-		content = b.content
-	}
-	u := usage{PromptTokens: prompt, CompletionTokens: int64(countWords(content))}
-	if b.hasPromptTokens {
-		u.PromptTokens = b.promptTokens
-	}
-	if b.hasCompletion {
-		u.CompletionTokens = b.completionTokens
-	}
-	u.TotalTokens = u.PromptTokens + u.CompletionTokens
-	if b.usageDetails {
-		u.PromptTokensDetails = &promptDetails{CachedTokens: min(2, u.PromptTokens)}
-		u.CompletionTokensDetails = &completionDetails{ReasoningTokens: min(3, u.CompletionTokens)}
-	}
-
+	rp := m.answer(b, prompt, offer, "call_")
 	id := fmt.Sprintf("chatcmpl-mock-%d", m.chatSeq.Add(1))
 	created := time.Now().Unix()
 	if !req.Stream {
-		return respondJSON(w, r, b, chatCompletion{
+		msg := responseMessage{Role: "assistant"}
+		if rp.hasText {
+			msg.Content = new(rp.text)
+		}
+		if rp.tool.Name != "" {
+			msg.ToolCalls = []chatToolCall{{
+				ID:       rp.tool.ID,
+				Type:     "function",
+				Function: chatFunction{Name: rp.tool.Name, Arguments: rp.tool.Arguments},
+			}}
+		}
+		return respondJSON(w, r, b, doorOpenAI, chatCompletion{
 			ID:      id,
 			Object:  "chat.completion",
 			Created: created,
 			Model:   req.Model,
-			Choices: []chatChoice{{
-				Message:      responseMessage{Role: "assistant", Content: content},
-				FinishReason: "stop",
-			}},
-			Usage: u,
+			Choices: []chatChoice{{Message: msg, FinishReason: finishReason(rp.stop)}},
+			Usage:   chatUsage(rp.usage, rp.details),
 		})
 	}
-	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
-	return streamChat(w, r, b, chatChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: req.Model}, content, includeUsage, u)
+	enc := &chatEncoder{
+		tmpl:         chatChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: req.Model},
+		includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage,
+		details:      rp.details,
+	}
+	return streamReply(w, r, b, enc, rp.events(id, req.Model, created, b.chunks))
+}
+
+// finishReason returns Chat's finish_reason for a stop reason.
+func finishReason(s llm.StopReason) string {
+	switch s {
+	case llm.StopToolCalls:
+		return "tool_calls"
+	case llm.StopMaxTokens:
+		return "length"
+	case llm.StopRefusal:
+		return "content_filter"
+	}
+	return "stop"
+}
+
+// chatUsage returns u as Chat's usage object; details adds the cached and
+// reasoning breakdowns.
+func chatUsage(u llm.Usage, details bool) usage {
+	cu := usage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.TotalTokens()}
+	if details {
+		cu.PromptTokensDetails = &promptDetails{CachedTokens: u.CacheReadTokens}
+		cu.CompletionTokensDetails = &completionDetails{ReasoningTokens: u.ReasoningTokens}
+	}
+	return cu
+}
+
+// chatEncoder writes a reply's neutral events as chat completion chunks:
+// a role chunk, content and tool call chunks, the finish chunk, the usage
+// chunk when the request asked for it, and [DONE]. Every chunk is a copy
+// of tmpl with its choices.
+type chatEncoder struct {
+	tmpl         chatChunk
+	includeUsage bool
+	details      bool
+	usage        llm.Usage
+	calls        map[int]int // tool_calls index by block index; absent: text
+}
+
+func (e *chatEncoder) Encode(dst []byte, ev *llm.Event) []byte {
+	switch ev.Kind {
+	case llm.EventStart:
+		return e.chunk(dst, delta{Role: "assistant", Content: new("")}, nil)
+	case llm.EventBlockStart:
+		if ev.Block != llm.BlockToolCall {
+			return dst
+		}
+		if e.calls == nil {
+			e.calls = map[int]int{}
+		}
+		i := len(e.calls)
+		e.calls[ev.Index] = i
+		return e.chunk(dst, delta{ToolCalls: []chatToolCall{{
+			Index: &i, ID: ev.ID, Type: "function", Function: chatFunction{Name: ev.Name},
+		}}}, nil)
+	case llm.EventBlockDelta:
+		if i, ok := e.calls[ev.Index]; ok {
+			return e.chunk(dst, delta{ToolCalls: []chatToolCall{{
+				Index: &i, Function: chatFunction{Arguments: string(ev.Delta)},
+			}}}, nil)
+		}
+		return e.chunk(dst, delta{Content: new(string(ev.Delta))}, nil)
+	case llm.EventStop:
+		return e.chunk(dst, delta{}, new(finishReason(ev.Stop)))
+	case llm.EventUsage:
+		e.usage = ev.Usage
+	case llm.EventEnd:
+		if e.includeUsage {
+			c := e.tmpl
+			c.Choices = []chunkChoice{}
+			c.Usage = new(chatUsage(e.usage, e.details))
+			dst = appendData(dst, c)
+		}
+		return append(dst, "data: [DONE]\n\n"...)
+	}
+	return dst
+}
+
+func (e *chatEncoder) chunk(dst []byte, d delta, finish *string) []byte {
+	c := e.tmpl
+	c.Choices = []chunkChoice{{Delta: d, FinishReason: finish}}
+	return appendData(dst, c)
+}
+
+// appendData appends v as the data of one server-sent event.
+func appendData(dst []byte, v any) []byte {
+	data, err := json.Marshal(v)
+	if err != nil { // unreachable: the chunk types always marshal
+		panic(err)
+	}
+	dst = append(dst, "data: "...)
+	dst = append(dst, data...)
+	return append(dst, "\n\n"...)
 }
 
 // parseChatRequest decodes and validates a chat completion request and
-// returns it with its prompt token count.
-func parseChatRequest(body []byte) (*chatRequest, int64, *apiError) {
+// returns it with its prompt token count and what it says about tools.
+func parseChatRequest(body []byte) (*chatRequest, int64, *toolOffer, *apiError) {
 	invalid := func(param, format string, args ...any) *apiError {
 		e := &apiError{Message: fmt.Sprintf(format, args...), Type: "invalid_request_error"}
 		if param != "" {
@@ -155,23 +261,61 @@ func parseChatRequest(body []byte) (*chatRequest, int64, *apiError) {
 	}
 	var req chatRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, 0, invalid("", "We could not parse the JSON body of your request: %v", err)
+		return nil, 0, nil, invalid("", "We could not parse the JSON body of your request: %v", err)
 	}
 	if req.Model == "" {
-		return nil, 0, invalid("model", "you must provide a model parameter")
+		return nil, 0, nil, invalid("model", "you must provide a model parameter")
 	}
 	if len(req.Messages) == 0 {
-		return nil, 0, invalid("messages", "messages must be a non-empty array")
+		return nil, 0, nil, invalid("messages", "messages must be a non-empty array")
 	}
 	var prompt int64
 	for i, msg := range req.Messages {
 		n, err := contentWords(msg.Content)
 		if err != nil {
-			return nil, 0, invalid(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
+			return nil, 0, nil, invalid(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
 		}
 		prompt += int64(n)
 	}
-	return &req, prompt, nil
+	offer := &toolOffer{answered: req.Messages[len(req.Messages)-1].Role == "tool"}
+	for _, t := range req.Tools {
+		if t.Type == "function" && t.Function.Name != "" {
+			offer.names = append(offer.names, t.Function.Name)
+		}
+	}
+	if err := offer.readChatChoice(req.ToolChoice); err != nil {
+		return nil, 0, nil, invalid("tool_choice", "tool_choice: %v", err)
+	}
+	return &req, prompt, offer, nil
+}
+
+// readChatChoice reads Chat's tool_choice: "auto", "none", "required", or
+// {"type":"function","function":{"name":...}}.
+func (o *toolOffer) readChatChoice(raw json.RawMessage) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	var mode string
+	if json.Unmarshal(raw, &mode) == nil {
+		switch mode {
+		case "auto":
+			o.mode = llm.ToolChoiceAuto
+		case "none":
+			o.mode = llm.ToolChoiceNone
+		case "required":
+			o.mode = llm.ToolChoiceRequired
+		default:
+			return fmt.Errorf(`must be "auto", "none", "required" or an object, not %q`, mode)
+		}
+		return nil
+	}
+	var named chatTool
+	if err := json.Unmarshal(raw, &named); err != nil || named.Function.Name == "" {
+		return fmt.Errorf("an object must name a function")
+	}
+	o.mode, o.forced = llm.ToolChoiceTool, named.Function.Name
+	return nil
 }
 
 // contentWords counts the words of a message content: a string, null, or an
@@ -202,191 +346,4 @@ func contentWords(raw json.RawMessage) (int, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("content must be a string, null or an array of content parts")
-}
-
-// countWords returns the number of whitespace-separated words in s.
-func countWords(s string) int {
-	n := 0
-	for range strings.FieldsSeq(s) {
-		n++
-	}
-	return n
-}
-
-// streamChat writes a streamed chat completion; tmpl carries the fields
-// shared by all chunks.
-func streamChat(w http.ResponseWriter, r *http.Request, b *behaviour, tmpl chatChunk, content string, includeUsage bool, u usage) outcome {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), r: r, split: b.split}
-	if err := sw.flush(); err != nil {
-		return outcomeCanceled
-	}
-	if b.hang {
-		return streamOutcome(wait(r, -1))
-	}
-
-	send := func(c chatChunk) error {
-		data, err := json.Marshal(c)
-		if err != nil { // unreachable: chatChunk always marshals
-			return err
-		}
-		return sw.event(data)
-	}
-	chunk := func(d delta, finish *string) chatChunk {
-		c := tmpl
-		c.Choices = []chunkChoice{{Delta: d, FinishReason: finish}}
-		return c
-	}
-
-	if err := send(chunk(delta{Role: "assistant", Content: new("")}, nil)); err != nil {
-		return streamOutcome(err)
-	}
-	for i, piece := range splitContent(content, b.chunks) {
-		if b.reset && i == b.resetAfter {
-			abort()
-		}
-		if b.chunkDelay > 0 {
-			if err := wait(r, b.chunkDelay); err != nil {
-				return streamOutcome(err)
-			}
-		}
-		if err := send(chunk(delta{Content: new(piece)}, nil)); err != nil {
-			return streamOutcome(err)
-		}
-	}
-	if b.reset { // resetAfter >= number of chunks
-		abort()
-	}
-	if err := send(chunk(delta{}, new("stop"))); err != nil {
-		return streamOutcome(err)
-	}
-	if includeUsage {
-		c := tmpl
-		c.Choices = []chunkChoice{}
-		c.Usage = &u
-		if err := send(c); err != nil {
-			return streamOutcome(err)
-		}
-	}
-	if err := sw.event([]byte("[DONE]")); err != nil {
-		return streamOutcome(err)
-	}
-	return outcomeCompleted
-}
-
-// sseWriter writes server-sent events, flushing each one.
-type sseWriter struct {
-	w     http.ResponseWriter
-	rc    *http.ResponseController
-	r     *http.Request
-	split bool
-	buf   []byte
-}
-
-// event writes "data: <data>\n\n" and flushes it. In split mode the event
-// goes out in two halves with a flush and a short pause in between. Errors
-// are errClientGone or errStopping.
-func (s *sseWriter) event(data []byte) error {
-	s.buf = append(s.buf[:0], "data: "...)
-	s.buf = append(s.buf, data...)
-	s.buf = append(s.buf, "\n\n"...)
-	if !s.split {
-		return s.write(s.buf)
-	}
-	half := len(s.buf) / 2
-	if err := s.write(s.buf[:half]); err != nil {
-		return err
-	}
-	if err := wait(s.r, splitPause); err != nil {
-		return err
-	}
-	return s.write(s.buf[half:])
-}
-
-// write writes and flushes p. It stops before writing once the client has
-// gone, so that a departed client does not keep the stream going, but does
-// not look afterwards: a client that hangs up right after receiving the
-// last event has received a complete reply.
-func (s *sseWriter) write(p []byte) error {
-	if s.r.Context().Err() != nil {
-		return errClientGone
-	}
-	if _, err := s.w.Write(p); err != nil {
-		return errClientGone
-	}
-	return s.flush()
-}
-
-// flush flushes buffered output to the client. A ResponseWriter that
-// cannot flush (some middleware wrappers) still gets the events, unflushed.
-func (s *sseWriter) flush() error {
-	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return errClientGone
-	}
-	return nil
-}
-
-// splitContent splits s into exactly n pieces (n >= 1) that concatenate to
-// s. Pieces are groups of nearly equal numbers of words, each word keeping
-// the whitespace that follows it; when s has fewer than n words it is split
-// into pieces of nearly equal numbers of characters instead, and when it has
-// fewer than n characters the trailing pieces are empty.
-func splitContent(s string, n int) []string {
-	if ends := wordSpans(s); len(ends) >= n {
-		return group(s, ends, n)
-	}
-	var ends []int // end offset of each rune
-	for i, rn := range s {
-		ends = append(ends, i+utf8.RuneLen(rn))
-	}
-	return group(s, ends, n)
-}
-
-// group distributes the units of s, unit i ending at byte offset ends[i]
-// (the last at len(s)), over n pieces whose sizes differ by at most one
-// unit, the larger pieces first.
-func group(s string, ends []int, n int) []string {
-	pieces := make([]string, n)
-	q, rem := len(ends)/n, len(ends)%n
-	start, units := 0, 0
-	for i := range pieces {
-		size := q
-		if i < rem {
-			size++
-		}
-		if size == 0 {
-			continue
-		}
-		units += size
-		stop := ends[units-1]
-		pieces[i] = s[start:stop]
-		start = stop
-	}
-	return pieces
-}
-
-// wordSpans returns the end offsets of the words of s, each word extended
-// by the whitespace that follows it; leading whitespace belongs to the first
-// word. The last end is len(s) when s has any word.
-func wordSpans(s string) []int {
-	var ends []int
-	seenWord, prevSpace := false, false
-	for i, rn := range s {
-		space := unicode.IsSpace(rn)
-		if !space && prevSpace && seenWord {
-			ends = append(ends, i)
-		}
-		if !space {
-			seenWord = true
-		}
-		prevSpace = space
-	}
-	if seenWord {
-		ends = append(ends, len(s))
-	}
-	return ends
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -207,4 +208,96 @@ func ExampleMock_Stats() {
 	fmt.Printf("%+v\n", srv.Mock().Stats())
 	// Output:
 	// {Requests:1 Active:0 Completed:1 Canceled:0 Aborted:0}
+}
+
+// The Messages door answers Anthropic clients with the same text and the
+// same token counts as the chat door, in Anthropic's shape.
+func Example_messages() {
+	srv, err := mockllm.Start("127.0.0.1:0", mockllm.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+
+	const body = `{"model":"claude-sonnet-4-5","max_tokens":256,"system":"Be brief.",` +
+		`"messages":[{"role":"user","content":"Say hello"}]}`
+	resp, err := http.Post(srv.URL()+mockllm.PathMessages, "application/json", strings.NewReader(body))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var msg struct {
+		ID      string `json:"id"`
+		Content []struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		} `json:"content"`
+		StopReason string `json:"stop_reason"`
+		Usage      struct {
+			InputTokens  int `json:"input_tokens"`
+			OutputTokens int `json:"output_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&msg); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(msg.ID, msg.StopReason)
+	fmt.Println(msg.Content[0].Type, msg.Content[0].Text)
+	fmt.Printf("usage: %d in, %d out\n", msg.Usage.InputTokens, msg.Usage.OutputTokens)
+
+	// count_tokens counts the same way.
+	count, err := http.Post(srv.URL()+mockllm.PathCountTokens, "application/json", strings.NewReader(body))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer count.Body.Close()
+	raw, err := io.ReadAll(count.Body)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(raw))
+	// Output:
+	// msg_mock_1 end_turn
+	// text Hello from the phasegate mock LLM.
+	// usage: 4 in, 6 out
+	// {"input_tokens":4}
+}
+
+// A request that offers tools gets a call of the first one, with the
+// arguments X-Mock-Tool-Arguments gives; one that answers a call gets text.
+func ExampleHeaderToolArguments() {
+	srv, err := mockllm.Start("127.0.0.1:0", mockllm.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+
+	req, err := http.NewRequest(http.MethodPost, srv.URL()+mockllm.PathMessages, strings.NewReader(
+		`{"model":"m","max_tokens":256,"tools":[{"name":"get_weather","input_schema":{"type":"object"}}],`+
+			`"messages":[{"role":"user","content":"Weather in Paris?"}]}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	req.Header.Set(mockllm.HeaderToolArguments, `{"city":"Paris"}`)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var msg struct {
+		Content []struct {
+			Type  string          `json:"type"`
+			ID    string          `json:"id"`
+			Name  string          `json:"name"`
+			Input json.RawMessage `json:"input"`
+		} `json:"content"`
+		StopReason string `json:"stop_reason"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&msg); err != nil {
+		log.Fatal(err)
+	}
+	call := msg.Content[0]
+	fmt.Println(msg.StopReason, call.Type, call.ID, call.Name, string(call.Input))
+	// Output:
+	// tool_use tool_use toolu_mock_1 get_weather {"city":"Paris"}
 }

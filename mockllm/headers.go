@@ -1,6 +1,7 @@
 package mockllm
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -9,8 +10,10 @@ import (
 
 // Request headers that select mock behaviour. Values are validated; an
 // invalid value makes the mock answer 400 with an error whose "param" is the
-// header name. Unless stated otherwise a header applies to both chat
-// completions and moderations.
+// header name (on the Messages paths, an Anthropic error whose message names
+// it). Unless stated otherwise a header applies to every endpoint but
+// GET /healthz; those that shape a reply apply to chat completions and
+// messages alike.
 const (
 	// HeaderStatus makes the mock reply with this HTTP status, which must be
 	// in the range 400-599, and an OpenAI-style error body instead of a
@@ -24,16 +27,20 @@ const (
 
 	// HeaderContent sets the completion text, overriding
 	// [Options.DefaultContent]; an empty value selects an empty completion.
-	// For a streamed reply this is the text split into content chunks. Chat
-	// completions only.
+	// For a streamed reply this is the text split into content chunks. With
+	// a tool call (see [HeaderToolArguments]) the text comes before the call
+	// when the header is present and not empty; otherwise the call has no
+	// text. Chat completions and messages.
 	HeaderContent = "X-Mock-Content"
 
 	// HeaderChunks sets the number of content chunks of a streamed reply, an
-	// integer >= 1 (default [DefaultStreamChunks]). Chat completions only.
+	// integer >= 1 (default [DefaultStreamChunks]). A tool call's arguments
+	// stream in as many chunks of their own. Chat completions and messages.
 	HeaderChunks = "X-Mock-Chunks"
 
 	// HeaderChunkDelay is a Go duration ("50ms") slept before each content
-	// chunk of a streamed reply. Chat completions only.
+	// chunk of a streamed reply (text or tool call arguments). Chat
+	// completions and messages.
 	HeaderChunkDelay = "X-Mock-Chunk-Delay"
 
 	// HeaderHeaderDelay is a Go duration ("2s") slept before the response
@@ -44,13 +51,18 @@ const (
 	// HeaderSplit, when true, writes each server-sent event in two writes,
 	// split in the middle of its JSON, with a flush and a pause of about
 	// 5ms in between, to exercise the reassembly of events by clients and
-	// proxies. Chat completions only.
+	// proxies. Chat completions and messages.
 	HeaderSplit = "X-Mock-Split"
 
 	// HeaderResetAfter aborts the connection abruptly. For a streamed reply
-	// the abort follows the role chunk and K content chunks, K being the
-	// header's value (an integer >= 0, clamped to the number of chunks), so
-	// that the finish chunk and [DONE] are never sent. For a non-streamed
+	// the abort follows the opening events (the role chunk; message_start,
+	// ping and the first content_block_start) and K content chunks (text
+	// and tool call arguments alike), K being the header's value (an
+	// integer >= 0, clamped to the number of chunks), so that the finish
+	// chunk and [DONE], or message_delta and message_stop, are never sent.
+	// Events that carry no content and come between content chunks
+	// (content_block_stop, content_block_start of the next block) are sent
+	// before the next content chunk. For a non-streamed
 	// reply the status line and headers (200) are sent and the connection is
 	// aborted before the body, whatever K is. Such requests are counted in
 	// [Stats].Aborted.
@@ -61,19 +73,31 @@ const (
 	// reply, before the headers of a non-streamed one.
 	HeaderHang = "X-Mock-Hang"
 
-	// HeaderPromptTokens overrides usage.prompt_tokens, an integer >= 0.
-	// Chat completions only.
+	// HeaderPromptTokens overrides the input token count, an integer >= 0:
+	// usage.prompt_tokens of chat completions, the input tokens of
+	// messages (cache counts included, see [HeaderUsageDetails]) and the
+	// input_tokens of count_tokens.
 	HeaderPromptTokens = "X-Mock-Prompt-Tokens"
 
-	// HeaderCompletionTokens overrides usage.completion_tokens, an integer
-	// >= 0. Chat completions only.
+	// HeaderCompletionTokens overrides the output token count, an integer
+	// >= 0: usage.completion_tokens of chat completions, output_tokens of
+	// messages.
 	HeaderCompletionTokens = "X-Mock-Completion-Tokens"
 
-	// HeaderUsageDetails, when true, adds
-	// usage.prompt_tokens_details.cached_tokens = min(2, prompt_tokens) and
-	// usage.completion_tokens_details.reasoning_tokens =
-	// min(3, completion_tokens). Chat completions only.
+	// HeaderUsageDetails, when true, makes min(2, input tokens) of the
+	// input tokens cache reads and min(3, output tokens) of the output
+	// tokens reasoning. Chat completions report them as
+	// usage.prompt_tokens_details.cached_tokens and
+	// usage.completion_tokens_details.reasoning_tokens; messages as
+	// cache_read_input_tokens, leaving them out of input_tokens as
+	// Anthropic does (Messages has no reasoning count).
 	HeaderUsageDetails = "X-Mock-Usage-Details"
+
+	// HeaderToolArguments is the JSON object the mock passes as the
+	// arguments of the tool calls it makes (default "{}"), verbatim. When
+	// it calls a tool is described in the package documentation. Chat
+	// completions and messages.
+	HeaderToolArguments = "X-Mock-Tool-Arguments"
 )
 
 // maxChunks bounds [HeaderChunks] so that a typo cannot make the mock
@@ -105,6 +129,8 @@ type behaviour struct {
 	hasCompletion    bool
 
 	usageDetails bool
+
+	toolArguments string
 }
 
 // headerError reports an invalid behaviour header value.
@@ -178,6 +204,14 @@ func parseBehaviour(h http.Header) (behaviour, *headerError) {
 	}
 	if b.usageDetails, err = boolHeader(h, HeaderUsageDetails); err != nil {
 		return b, err
+	}
+	b.toolArguments = "{}"
+	if v, ok := lookupHeader(h, HeaderToolArguments); ok {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal([]byte(v), &obj) != nil || obj == nil {
+			return b, &headerError{HeaderToolArguments, v, "must be a JSON object"}
+		}
+		b.toolArguments = v
 	}
 	return b, nil
 }

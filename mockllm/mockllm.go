@@ -13,6 +13,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/anthropic"
 )
 
 // Defaults used when [Options] and the request leave a choice open.
@@ -34,6 +37,8 @@ const (
 const (
 	PathChatCompletions = "/v1/chat/completions"
 	PathModerations     = "/v1/moderations"
+	PathMessages        = "/v1/messages"
+	PathCountTokens     = "/v1/messages/count_tokens"
 	PathHealth          = "/healthz"
 )
 
@@ -93,6 +98,8 @@ type Mock struct {
 	modWords []string // lower-cased, non-empty
 
 	chatSeq atomic.Uint64
+	msgSeq  atomic.Uint64
+	toolSeq atomic.Uint64
 	modSeq  atomic.Uint64
 
 	mu    sync.Mutex
@@ -160,32 +167,37 @@ func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (m *Mock) route(w http.ResponseWriter, r *http.Request) outcome {
 	var allow string
 	var serve func(http.ResponseWriter, *http.Request, *behaviour) outcome
+	d := doorOf(r.URL.Path)
 	switch r.URL.Path {
 	case PathChatCompletions:
 		allow, serve = http.MethodPost, m.chat
 	case PathModerations:
 		allow, serve = http.MethodPost, m.moderate
+	case PathMessages:
+		allow, serve = http.MethodPost, m.messages
+	case PathCountTokens:
+		allow, serve = http.MethodPost, m.countTokens
 	case PathHealth:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			return methodNotAllowed(w, r, "GET, HEAD")
+			return methodNotAllowed(w, r, "GET, HEAD", d)
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
 		_, _ = io.WriteString(w, "ok")
 		return outcomeCompleted
 	default:
-		writeError(w, http.StatusNotFound, apiError{
+		d.writeError(w, http.StatusNotFound, apiError{
 			Message: fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path),
 			Type:    "invalid_request_error",
 		})
 		return outcomeCompleted
 	}
 	if r.Method != allow {
-		return methodNotAllowed(w, r, allow)
+		return methodNotAllowed(w, r, allow, d)
 	}
 	b, herr := parseBehaviour(r.Header)
 	if herr != nil {
-		writeError(w, http.StatusBadRequest, apiError{
+		d.writeError(w, http.StatusBadRequest, apiError{
 			Message: herr.Error(),
 			Type:    "invalid_request_error",
 			Param:   new(herr.header),
@@ -195,9 +207,9 @@ func (m *Mock) route(w http.ResponseWriter, r *http.Request) outcome {
 	return serve(w, r, &b)
 }
 
-func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) outcome {
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string, d door) outcome {
 	w.Header().Set("Allow", allow)
-	writeError(w, http.StatusMethodNotAllowed, apiError{
+	d.writeError(w, http.StatusMethodNotAllowed, apiError{
 		Message: fmt.Sprintf("Method %s not allowed for URL %s; allowed: %s", r.Method, r.URL.Path, allow),
 		Type:    "invalid_request_error",
 	})
@@ -208,14 +220,14 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) outc
 // getting the bytes: net/http only starts watching the connection for a
 // client disconnect, which cancels the request context, once the body has
 // been consumed. On failure it writes the error reply and returns false.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, outcome, bool) {
+func readBody(w http.ResponseWriter, r *http.Request, d door) ([]byte, outcome, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err == nil {
 		return body, outcomeCompleted, true
 	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		writeError(w, http.StatusRequestEntityTooLarge, apiError{
+		d.writeError(w, http.StatusRequestEntityTooLarge, apiError{
 			Message: fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit),
 			Type:    "invalid_request_error",
 		})
@@ -224,7 +236,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, outcome, bool) {
 	if r.Context().Err() != nil {
 		return nil, outcomeCanceled, false
 	}
-	writeError(w, http.StatusBadRequest, apiError{
+	d.writeError(w, http.StatusBadRequest, apiError{
 		Message: "could not read request body: " + err.Error(),
 		Type:    "invalid_request_error",
 	})
@@ -234,7 +246,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, outcome, bool) {
 // checkJSON reports whether the request's Content-Type allows a JSON body
 // (application/json, possibly with parameters, or none at all) and writes a
 // 400 when it does not.
-func checkJSON(w http.ResponseWriter, r *http.Request) bool {
+func checkJSON(w http.ResponseWriter, r *http.Request, d door) bool {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
 		return true
@@ -242,7 +254,7 @@ func checkJSON(w http.ResponseWriter, r *http.Request) bool {
 	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == "application/json" {
 		return true
 	}
-	writeError(w, http.StatusBadRequest, apiError{
+	d.writeError(w, http.StatusBadRequest, apiError{
 		Message: fmt.Sprintf("unsupported Content-Type %q: the request body must be application/json", ct),
 		Type:    "invalid_request_error",
 	})
@@ -252,30 +264,51 @@ func checkJSON(w http.ResponseWriter, r *http.Request) bool {
 // prelude applies the behaviour that precedes request validation: the
 // header delay and an injected error status. It returns done == true when
 // it has ended the exchange.
-func prelude(w http.ResponseWriter, r *http.Request, b *behaviour) (res outcome, done bool) {
+func prelude(w http.ResponseWriter, r *http.Request, b *behaviour, d door) (res outcome, done bool) {
 	if b.headerDelay > 0 {
 		if err := wait(r, b.headerDelay); err != nil {
-			return interrupted(w, err), true
+			return interrupted(w, err, d), true
 		}
 	}
 	if b.status != 0 {
-		writeInjected(w, b)
+		writeInjected(w, b, d)
 		return outcomeCompleted, true
 	}
 	return outcomeCompleted, false
 }
 
-// respondJSON writes a non-streamed 200 reply with body v, honouring
-// HeaderHang and HeaderResetAfter.
-func respondJSON(w http.ResponseWriter, r *http.Request, b *behaviour, v any) outcome {
-	if b.hang {
-		return interrupted(w, wait(r, -1))
+// readRequest begins the exchange of a POST endpoint: it reads the body,
+// applies the behaviour that precedes validation (see prelude) and checks
+// the Content-Type. On failure it has written the reply and returns false
+// with the outcome.
+func readRequest(w http.ResponseWriter, r *http.Request, b *behaviour, d door) ([]byte, outcome, bool) {
+	body, res, ok := readBody(w, r, d)
+	if !ok {
+		return nil, res, false
 	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		// Unreachable with the package's own types; kept as a safety net.
-		writeError(w, http.StatusInternalServerError, apiError{Message: err.Error(), Type: "server_error"})
-		return outcomeCompleted
+	if res, done := prelude(w, r, b, d); done {
+		return nil, res, false
+	}
+	if !checkJSON(w, r, d) {
+		return nil, outcomeCompleted, false
+	}
+	return body, outcomeCompleted, true
+}
+
+// respondJSON writes a non-streamed 200 reply with body v, honouring
+// HeaderHang and HeaderResetAfter. A []byte v is sent as it is.
+func respondJSON(w http.ResponseWriter, r *http.Request, b *behaviour, d door, v any) outcome {
+	if b.hang {
+		return interrupted(w, wait(r, -1), d)
+	}
+	data, ok := v.([]byte)
+	if !ok {
+		var err error
+		if data, err = json.Marshal(v); err != nil {
+			// Unreachable with the package's own types; kept as a safety net.
+			d.writeError(w, http.StatusInternalServerError, apiError{Message: err.Error(), Type: "server_error"})
+			return outcomeCompleted
+		}
 	}
 	data = append(data, '\n')
 	w.Header().Set("Content-Type", "application/json")
@@ -333,9 +366,9 @@ func wait(r *http.Request, d time.Duration) error {
 // interrupted ends an exchange whose wait failed with err before the
 // headers were written, and returns its outcome. A nil err (a hang cannot
 // end normally) is treated as a client that went away.
-func interrupted(w http.ResponseWriter, err error) outcome {
+func interrupted(w http.ResponseWriter, err error, d door) outcome {
 	if errors.Is(err, errStopping) {
-		writeError(w, http.StatusServiceUnavailable, apiError{
+		d.writeError(w, http.StatusServiceUnavailable, apiError{
 			Message: "the mock server is shutting down",
 			Type:    "server_error",
 		})
@@ -368,14 +401,19 @@ func writeError(w http.ResponseWriter, status int, e apiError) {
 		http.Error(w, e.Message, status)
 		return
 	}
+	writeJSONError(w, status, data)
+}
+
+// writeJSONError writes an error reply with a JSON body.
+func writeJSONError(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(data, '\n'))
+	_, _ = w.Write(append(body, '\n'))
 }
 
 // writeInjected writes the error reply selected by HeaderStatus.
-func writeInjected(w http.ResponseWriter, b *behaviour) {
+func writeInjected(w http.ResponseWriter, b *behaviour, d door) {
 	if b.hasErrorBody {
 		ct := "text/plain; charset=utf-8"
 		if json.Valid([]byte(b.errorBody)) {
@@ -399,7 +437,36 @@ func writeInjected(w http.ResponseWriter, b *behaviour) {
 	case b.status >= 500:
 		e.Type = "server_error"
 	}
-	writeError(w, b.status, e)
+	d.writeError(w, b.status, e)
+}
+
+// door is the protocol a request came in by, which shapes its error
+// replies.
+type door uint8
+
+const (
+	doorOpenAI door = iota
+	doorAnthropic
+)
+
+// doorOf returns the door of a request path: Anthropic's for the Messages
+// paths and anything under them, OpenAI's for the rest.
+func doorOf(path string) door {
+	if path == PathMessages || strings.HasPrefix(path, PathMessages+"/") {
+		return doorAnthropic
+	}
+	return doorOpenAI
+}
+
+// writeError writes e in the door's error shape. Anthropic's error type
+// follows from the status, as anthropic.ErrorType maps it.
+func (d door) writeError(w http.ResponseWriter, status int, e apiError) {
+	if d == doorOpenAI {
+		writeError(w, status, e)
+		return
+	}
+	body := anthropic.Codec{}.EncodeError(&llm.Error{Status: status, Message: e.Message})
+	writeJSONError(w, status, body)
 }
 
 // withStop returns a copy of ctx carrying stop, a channel closed when the

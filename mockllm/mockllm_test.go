@@ -207,8 +207,8 @@ func TestChatCompletionOptionsAndHeaders(t *testing.T) {
 
 	var got chatCompletion
 	decode(t, mustPost(t, c, url, chatBody, nil), http.StatusOK, &got)
-	if content := got.Choices[0].Message.Content; content != "configured default" {
-		t.Errorf("content = %q, want Options.DefaultContent", content)
+	if content := got.Choices[0].Message.Content; content == nil || *content != "configured default" {
+		t.Errorf("message = %+v, want Options.DefaultContent", got.Choices[0].Message)
 	}
 	if got.Usage.CompletionTokens != 2 {
 		t.Errorf("completion_tokens = %d, want 2", got.Usage.CompletionTokens)
@@ -224,7 +224,7 @@ func TestChatCompletionOptionsAndHeaders(t *testing.T) {
 	var raw map[string]json.RawMessage
 	decode(t, resp, http.StatusOK, &raw)
 	var choices []chatChoice
-	if err := json.Unmarshal(raw["choices"], &choices); err != nil || choices[0].Message.Content != "a custom reply" {
+	if err := json.Unmarshal(raw["choices"], &choices); err != nil || *choices[0].Message.Content != "a custom reply" {
 		t.Errorf("choices = %s (%v), want content from %s", raw["choices"], err, HeaderContent)
 	}
 	const wantUsage = `{"prompt_tokens":100,"completion_tokens":7,"total_tokens":107,` +
@@ -239,7 +239,7 @@ func TestChatCompletionOptionsAndHeaders(t *testing.T) {
 		HeaderContent:      "",
 		HeaderUsageDetails: "1",
 	}), http.StatusOK, &got)
-	if got.Choices[0].Message.Content != "" || got.Usage.CompletionTokens != 0 {
+	if *got.Choices[0].Message.Content != "" || got.Usage.CompletionTokens != 0 {
 		t.Errorf("empty content: got %+v", got)
 	}
 	if got.Usage.PromptTokensDetails.CachedTokens != 1 || got.Usage.CompletionTokensDetails.ReasoningTokens != 0 {

@@ -51,15 +51,9 @@ type categoryScores struct {
 
 // moderate serves POST /v1/moderations.
 func (m *Mock) moderate(w http.ResponseWriter, r *http.Request, b *behaviour) outcome {
-	body, res, ok := readBody(w, r)
+	body, res, ok := readRequest(w, r, b, doorOpenAI)
 	if !ok {
 		return res
-	}
-	if res, done := prelude(w, r, b); done {
-		return res
-	}
-	if !checkJSON(w, r) {
-		return outcomeCompleted
 	}
 	var req moderationRequest
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -105,7 +99,7 @@ func (m *Mock) moderate(w http.ResponseWriter, r *http.Request, b *behaviour) ou
 		}
 		resp.Results[i] = res
 	}
-	return respondJSON(w, r, b, resp)
+	return respondJSON(w, r, b, doorOpenAI, resp)
 }
 
 // moderationInputs decodes "input": a string or a non-empty array of

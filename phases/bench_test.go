@@ -83,8 +83,7 @@ func BenchmarkPlainChain(b *testing.B) {
 // allocated per request, the way a hand-written handler would.
 func plainServe(c *Chain, ctx context.Context, hr *http.Request, sink Sink) {
 	x := &exchange{c: c, ctx: ctx, sink: sink}
-	x.req = Request{x: x, hr: hr}
-	x.head.x = x
+	x.req = Request{x: x, hr: hr, Method: hr.Method, URL: hr.URL, Header: hr.Header}
 	for _, h := range c.access {
 		if h.Access(ctx, &x.req).Exited() {
 			return
@@ -95,6 +94,7 @@ func plainServe(c *Chain, ctx context.Context, hr *http.Request, sink Sink) {
 		return
 	}
 	x.resp = resp
+	x.head = ResponseHead{Status: resp.Status, Header: resp.Header}
 	for _, h := range c.header {
 		if h.HeaderFilter(ctx, &x.head).Exited() {
 			return
@@ -103,7 +103,7 @@ func plainServe(c *Chain, ctx context.Context, hr *http.Request, sink Sink) {
 	_ = sink.WriteHeader(resp.Status, resp.Header)
 	for {
 		ch, err := resp.Body.Next()
-		x.chunk = BodyChunk{Data: ch.Data, EOS: err == io.EOF, x: x}
+		x.chunk = BodyChunk{Data: ch.Data, EOS: err == io.EOF, Status: resp.Status, Header: resp.Header}
 		for _, f := range c.body {
 			f.BodyFilter(ctx, &x.chunk)
 		}
@@ -113,7 +113,7 @@ func plainServe(c *Chain, ctx context.Context, hr *http.Request, sink Sink) {
 		}
 	}
 	_ = resp.Body.Close()
-	x.sum = Summary{Status: resp.Status, Request: x.req.Info()}
+	x.sum = Summary{Status: resp.Status, Request: x.req.Info}
 	for _, h := range c.log {
 		h.Log(ctx, &x.sum)
 	}

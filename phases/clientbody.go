@@ -10,7 +10,7 @@ import (
 )
 
 // bodyClock is implemented by sinks that bound the reads of the request
-// body (HTTPSink with a body timeout): startBodyRead restarts the clock
+// body (ServeHTTP's, with a body timeout): startBodyRead restarts the clock
 // before a read, endBodyRead stops it once the body has ended.
 type bodyClock interface {
 	bodyBounded() bool

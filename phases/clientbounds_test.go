@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -44,7 +45,7 @@ type streamingUp struct{ got chan int64 }
 
 func (streamingUp) Name() string { return "streaming" }
 func (u streamingUp) Upstream(_ context.Context, r *phases.Request) (*phases.Response, error) {
-	body := r.BodyReader()
+	body, _ := r.BodyReader()
 	errc := make(chan error, 1)
 	go func() {
 		n, err := io.Copy(io.Discard, body)
@@ -72,7 +73,7 @@ func serveOutcome(t *testing.T, opts phases.Options, req *http.Request, sink pha
 	t.Helper()
 	var o outcome
 	opts.Hooks = phases.Hooks{Finished: func(_ context.Context, s *phases.Summary) {
-		o.cause, o.path, o.code = s.Cause, s.Path(), s.Status
+		o.cause, o.path, o.code = s.Cause, fsm.Path(s.Trace), s.Status
 	}}
 	c, err := phases.NewChain(opts, plugins...)
 	if err != nil {
@@ -230,7 +231,7 @@ type limitProbe struct{ seen *int64 }
 
 func (limitProbe) Name() string { return "probe" }
 func (p limitProbe) Access(_ context.Context, r *phases.Request) phases.Exit {
-	*p.seen = r.MaxBodyBytes()
+	*p.seen = r.MaxBodyBytes
 	return phases.Exit{}
 }
 
@@ -245,7 +246,7 @@ func TestBodyMemoryFollowsBytesReceived(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for range 10 {
-		req := postBody(&stallingBody{data: []byte("x"), err: errReadDeadline}, phases.DefaultMaxRequestBodyBytes)
+		req := postBody(&stallingBody{data: []byte("x"), err: errReadDeadline}, (8 << 20))
 		c.Serve(context.Background(), req, &recordingSink{})
 	}
 	runtime.ReadMemStats(&after)

@@ -20,10 +20,10 @@ func (p *apiKey) Name() string  { return "api-key" }
 func (p *apiKey) Priority() int { return 2500 }
 
 func (p *apiKey) Access(ctx context.Context, r *phases.Request) phases.Exit {
-	if r.Header().Get("X-Api-Key") != p.key {
+	if r.Header.Get("X-Api-Key") != p.key {
 		return phases.Error(http.StatusUnauthorized, "invalid_request_error", "missing or wrong API key")
 	}
-	r.Header().Del("X-Api-Key") // the upstream never sees it
+	r.Header.Del("X-Api-Key") // the upstream never sees it
 	return phases.Exit{}
 }
 
@@ -46,11 +46,7 @@ func Example() {
 		panic(err)
 	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sink := phases.NewHTTPSink(w)
-		chain.Serve(r.Context(), r, sink)
-		if sink.Aborted() {
-			panic(http.ErrAbortHandler)
-		}
+		chain.ServeHTTP(w, r)
 	})
 
 	for _, key := range []string{"wrong", "s3cret"} {
@@ -81,7 +77,7 @@ func (redact) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.BodyRe
 func ExampleReplace() {
 	chain, _ := phases.NewChain(phases.Options{}, redact{}, secret{})
 	rec := httptest.NewRecorder()
-	chain.Serve(context.Background(), httptest.NewRequest("GET", "/", nil), phases.NewHTTPSink(rec))
+	chain.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	fmt.Println(rec.Body.String())
 	// Output: [redacted]
 }
@@ -115,20 +111,12 @@ func (reader) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	return phases.Exit{}
 }
 
-// A handler bounds its client's I/O with SetTimeouts: a client that sends
-// part of its body and stalls gets a 408 once the body timeout passes,
-// whatever the hook that read the body answered.
-func ExampleHTTPSink_SetTimeouts() {
-	chain, _ := phases.NewChain(phases.Options{}, reader{}, hello{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sink := phases.NewHTTPSink(w)
-		sink.SetTimeouts(phases.ClientTimeouts{Body: 50 * time.Millisecond, Send: time.Second})
-		chain.Serve(r.Context(), r, sink)
-		if sink.Aborted() {
-			panic(http.ErrAbortHandler)
-		}
-		sink.ExtendSend() // bounds the final flush too
-	}))
+// A chain bounds its client's I/O with Options.BodyTimeout and SendTimeout:
+// a client that sends part of its body and stalls gets a 408 once the body
+// timeout passes, whatever the hook that read the body answered.
+func ExampleOptions_timeouts() {
+	chain, _ := phases.NewChain(phases.Options{BodyTimeout: 50 * time.Millisecond, SendTimeout: time.Second}, reader{}, hello{})
+	srv := httptest.NewServer(chain)
 	defer srv.Close()
 
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())

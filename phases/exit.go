@@ -3,8 +3,9 @@ package phases
 import (
 	"errors"
 	"net/http"
-
-	"github.com/phasegate/phasegate/internal/openai"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // Cause says how a request ended. It is the access log's cause field and the
@@ -42,6 +43,9 @@ type exit struct {
 	body   []byte
 	cause  Cause
 	err    error
+	// typ and msg are set for an Error exit, which the request's Renderer
+	// renders again when it answers in another protocol.
+	typ, msg string
 }
 
 // Reply builds an exit answering with status, header (may be nil) and body.
@@ -53,21 +57,87 @@ func Reply(status int, header http.Header, body []byte) Exit {
 	return Exit{&exit{status: status, header: header, body: body, cause: CauseExit}}
 }
 
-// JSON builds an exit answering with status and a JSON body (Content-Type:
-// application/json).
-func JSON(status int, body []byte) Exit {
-	return Reply(status, http.Header{"Content-Type": {"application/json"}}, body)
-}
-
-// Error builds an exit whose body is an OpenAI-shaped error (ErrorBody).
+// Error builds an error exit. Its body is the request's Renderer's: by
+// default OpenAI's shape, {"error":{"message":…,"type":…,"code":status}}.
 func Error(status int, typ, message string) Exit {
-	return JSON(status, ErrorBody(status, typ, message))
+	h, body := defaultRenderer.Error(status, typ, message)
+	x := Reply(status, h, body)
+	x.e.typ, x.e.msg = typ, message
+	return x
 }
 
-// ErrorBody is the JSON body of every error the gateway makes, in OpenAI's
-// shape: {"error":{"message":…,"type":…,"code":status}}.
-func ErrorBody(status int, typ, message string) []byte {
-	return openai.ErrorBody(message, typ, status)
+// Renderer shapes what the framework itself writes, in the protocol of the
+// client: the body of every error exit (Error's, and the framework's own
+// 408, 413, 500, 502 and 504) and the final frame that ends a server-sent
+// event stream cut by an exit after its headers were sent. The default
+// answers in OpenAI's shape. Like httputil.ReverseProxy's ErrorHandler, it
+// is the one place a protocol's errors come from: set Options.Renderer for
+// a chain, or Request.Renderer from an access hook for one request.
+type Renderer interface {
+	// Error returns the header and body of an error response.
+	Error(status int, typ, message string) (http.Header, []byte)
+	// EndStream returns the bytes that end a stream whose headers are
+	// sent, carrying the body of the exit that ends it.
+	EndStream(exitBody []byte) []byte
+}
+
+// openAIShape is the default Renderer.
+type openAIShape struct{}
+
+var defaultRenderer Renderer = openAIShape{}
+
+func (openAIShape) Error(status int, typ, message string) (http.Header, []byte) {
+	b := make([]byte, 0, 64+len(message)+len(typ))
+	b = append(b, `{"error":{"message":`...)
+	b = appendJSONString(b, message)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, typ)
+	b = append(b, `,"code":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	return http.Header{"Content-Type": {"application/json"}}, append(b, `}}`...)
+}
+
+// EndStream is one data event carrying body (one data line per line of
+// body), then "data: [DONE]".
+func (openAIShape) EndStream(body []byte) []byte {
+	out := make([]byte, 0, len(body)+32)
+	for _, line := range strings.Split(strings.TrimRight(string(body), "\n"), "\n") {
+		out = append(out, "data: "...)
+		out = append(out, strings.TrimSuffix(line, "\r")...)
+		out = append(out, '\n')
+	}
+	return append(out, "\ndata: [DONE]\n\n"...)
+}
+
+// appendJSONString appends s as a JSON string, escaping as llm/openai's
+// error bodies do: invalid UTF-8 becomes U+FFFD, U+2028 and U+2029 are
+// escaped.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for len(s) > 0 {
+		r, size := utf8.DecodeRuneInString(s)
+		s = s[size:]
+		switch {
+		case r == '"' || r == '\\':
+			dst = append(dst, '\\', byte(r))
+		case r == '\n':
+			dst = append(dst, '\\', 'n')
+		case r == '\r':
+			dst = append(dst, '\\', 'r')
+		case r == '\t':
+			dst = append(dst, '\\', 't')
+		case r < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[r>>4], hex[r&0xF])
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, `\ufffd`...)
+		default:
+			dst = utf8.AppendRune(dst, r)
+		}
+	}
+	return append(dst, '"')
 }
 
 // Exited reports whether e ends the phase (it is not the zero Exit).
@@ -97,18 +167,18 @@ func (e Exit) Body() []byte {
 	return e.e.body
 }
 
-// Cause is how an exit ends the request: CauseExit for a plugin's exit; the
+// cause is how an exit ends the request: CauseExit for a plugin's exit; the
 // framework's own exits carry CauseUpstreamError, CauseTimeout or CausePanic.
-func (e Exit) Cause() Cause {
+func (e Exit) cause() Cause {
 	if e.e == nil {
 		return ""
 	}
 	return e.e.cause
 }
 
-// Err is the error behind a framework exit (an upstream failure, a panic),
-// or nil.
-func (e Exit) Err() error {
+// errBehind is the error behind a framework exit (an upstream failure, a
+// panic), or nil.
+func (e Exit) errBehind() error {
 	if e.e == nil {
 		return nil
 	}
@@ -130,8 +200,8 @@ func (e *ExitError) Error() string {
 	return http.StatusText(e.Exit.Status())
 }
 
-// AsExit returns the exit carried by err, if err wraps an *ExitError.
-func AsExit(err error) (Exit, bool) {
+// asExit returns the exit carried by err, if err wraps an *ExitError.
+func asExit(err error) (Exit, bool) {
 	var ee *ExitError
 	if errors.As(err, &ee) && ee.Exit.Exited() {
 		return ee.Exit, true

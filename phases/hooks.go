@@ -9,8 +9,8 @@ import (
 // Hooks are the framework's observation points on a chain: where the
 // gateway keeps its metrics and access log, and where the property-test
 // harness watches. They are not plugins: they cannot exit. Every field is
-// optional; EnsureDefaults fills the nil ones with no-ops, so the runner
-// never checks for nil.
+// optional: the chain fills the nil ones with no-ops, so the runner never
+// checks for nil.
 type Hooks struct {
 	// Entered is called for every state the request enters, after the
 	// transition and before that phase's plugins run. Accounting that must
@@ -32,8 +32,8 @@ type Hooks struct {
 	Ledger func(r *Request) fsm.Ledger
 }
 
-// EnsureDefaults fills every nil field with its default.
-func (h *Hooks) EnsureDefaults() {
+// ensureDefaults fills every nil field with its default.
+func (h *Hooks) ensureDefaults() {
 	if h.Entered == nil {
 		h.Entered = func(*Request, fsm.Step) {}
 	}
@@ -53,8 +53,8 @@ func (h *Hooks) EnsureDefaults() {
 
 // Then returns hooks that call h's then next's, for composing observers.
 func (h Hooks) Then(next Hooks) Hooks {
-	h.EnsureDefaults()
-	next.EnsureDefaults()
+	h.ensureDefaults()
+	next.ensureDefaults()
 	return Hooks{
 		Entered: func(r *Request, s fsm.Step) { h.Entered(r, s); next.Entered(r, s) },
 		Calling: func(r *Request, p fsm.State, n string) { h.Calling(r, p, n); next.Calling(r, p, n) },

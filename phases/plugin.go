@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 )
 
 // Plugin is implemented by every plugin. Name identifies it in logs, metrics
@@ -76,8 +77,8 @@ type BodyLimiter interface {
 	MaxRequestBodyBytes() int64
 }
 
-// Priority returns p's priority: its Priority method's, or 0.
-func Priority(p Plugin) int {
+// priority returns p's priority: its Priority method's, or 0.
+func priority(p Plugin) int {
 	if pr, ok := p.(Prioritized); ok {
 		return pr.Priority()
 	}
@@ -104,25 +105,40 @@ type Options struct {
 	Route string
 	// MaxRequestBodyBytes bounds the request body (Request.Body and
 	// Request.BodyReader) unless a BodyLimiter plugin sets the limit.
-	// Default 8 MiB.
+	// Default 8 MiB (8 << 20).
 	MaxRequestBodyBytes int64
 	// Hooks are the framework's own observation points (metrics, access
 	// log, tracing). Nil fields are no-ops.
 	Hooks Hooks
+	// BodyTimeout and SendTimeout bound the client's side of a request
+	// served by ServeHTTP, with the semantics of nginx's
+	// client_body_timeout and send_timeout: each is the longest gap
+	// allowed between two reads of the request body, or between two
+	// writes of the response, never a total, so a slow but live client is
+	// not cut. A write that passes it ends the request as
+	// CauseClientTimeout; a body read that does answers 408 when nothing
+	// was sent. Zero means no bound.
+	BodyTimeout, SendTimeout time.Duration
+	// Renderer shapes the framework's own error bodies and stream endings
+	// (see Renderer). Default: OpenAI's shape.
+	Renderer Renderer
 }
 
-// DefaultMaxRequestBodyBytes is Options.MaxRequestBodyBytes's default.
-const DefaultMaxRequestBodyBytes = 8 << 20
+// defaultMaxRequestBodyBytes is Options.MaxRequestBodyBytes's default.
+const defaultMaxRequestBodyBytes = 8 << 20
 
 // NewChain orders plugins into a chain. Exactly one plugin must implement
 // Upstream. Names must be unique and non-empty.
 func NewChain(opts Options, plugins ...Plugin) (*Chain, error) {
 	c := &Chain{opts: opts}
 	if c.opts.MaxRequestBodyBytes <= 0 {
-		c.opts.MaxRequestBodyBytes = DefaultMaxRequestBodyBytes
+		c.opts.MaxRequestBodyBytes = defaultMaxRequestBodyBytes
+	}
+	if c.opts.Renderer == nil {
+		c.opts.Renderer = defaultRenderer
 	}
 	c.hooks = opts.Hooks
-	c.hooks.EnsureDefaults()
+	c.hooks.ensureDefaults()
 	seen := map[string]bool{}
 	var errs []error
 	for _, p := range plugins {
@@ -181,16 +197,10 @@ func NewChain(opts Options, plugins ...Plugin) (*Chain, error) {
 // sortPlugins orders by descending priority, then ascending name.
 func sortPlugins(ps []Plugin) {
 	sort.SliceStable(ps, func(i, j int) bool {
-		pi, pj := Priority(ps[i]), Priority(ps[j])
+		pi, pj := priority(ps[i]), priority(ps[j])
 		if pi != pj {
 			return pi > pj
 		}
 		return ps[i].Name() < ps[j].Name()
 	})
 }
-
-// Plugins returns the chain's plugins in execution order.
-func (c *Chain) Plugins() []Plugin { return append([]Plugin(nil), c.plugins...) }
-
-// UpstreamName is the name of the plugin that provides the upstream.
-func (c *Chain) UpstreamName() string { return c.upstream.Name() }

@@ -21,35 +21,45 @@ var ErrBodyTooLarge = errors.New("request body too large")
 // the upstream sees it, the request's binding scope and its values. It has
 // no access to the response.
 type Request struct {
+	// Method is the request method.
+	Method string
+	// URL is the request URL; hooks may rewrite its path and query.
+	URL *url.URL
+	// Header is the request header; hooks may change it.
+	Header http.Header
+	// Host is the Host the client asked for.
+	Host string
+	// RemoteAddr is the client's address.
+	RemoteAddr string
+	// TLS reports whether the client connected over TLS.
+	TLS bool
+	// Route is the id of the route serving the request.
+	Route string
+	// Started is when the request entered the lifecycle.
+	Started time.Time
+	// MaxBodyBytes is the route's request body limit:
+	// Options.MaxRequestBodyBytes, or the limit a BodyLimiter plugin sets.
+	MaxBodyBytes int64
+	// Scope is the request's binding scope: whatever is acquired on it is
+	// released exactly once, at the latest when the request reaches done.
+	Scope *fsm.Scope
+	// Values are the request's typed values, shared by all its hooks.
+	Values *Values
+	// Info is the read-only view of the request that response-side and
+	// log hooks get.
+	Info RequestInfo
+	// Renderer shapes the framework's own error responses and the end of
+	// a stream cut after its headers, in the client's protocol. A hook
+	// that answers in another protocol sets it; nil means Options.Renderer.
+	Renderer Renderer
+
 	x  *exchange
 	hr *http.Request
 
 	body     []byte
 	bodyRead bool
 	bodyErr  error
-	route    string
 }
-
-// Method is the request method.
-func (r *Request) Method() string { return r.hr.Method }
-
-// URL is the request URL; hooks may rewrite its path and query.
-func (r *Request) URL() *url.URL { return r.hr.URL }
-
-// Header is the request header; hooks may change it.
-func (r *Request) Header() http.Header { return r.hr.Header }
-
-// Host is the Host the client asked for.
-func (r *Request) Host() string { return r.hr.Host }
-
-// RemoteAddr is the client's address.
-func (r *Request) RemoteAddr() string { return r.hr.RemoteAddr }
-
-// TLS reports whether the client connected over TLS.
-func (r *Request) TLS() bool { return r.hr.TLS != nil }
-
-// Route is the id of the route serving the request.
-func (r *Request) Route() string { return r.route }
 
 // Body reads the whole request body (once; later calls return the same
 // bytes) up to MaxBodyBytes, beyond which it returns ErrBodyTooLarge. A
@@ -65,7 +75,7 @@ func (r *Request) Body() ([]byte, error) {
 	if !hasBody(r.hr) {
 		return nil, nil
 	}
-	if r.hr.ContentLength > r.MaxBodyBytes() {
+	if r.hr.ContentLength > r.MaxBodyBytes {
 		r.bodyErr = ErrBodyTooLarge
 		return nil, r.bodyErr
 	}
@@ -81,106 +91,67 @@ func (r *Request) Body() ([]byte, error) {
 	return r.body, r.bodyErr
 }
 
-// MaxBodyBytes is the route's request body limit: Options.MaxRequestBodyBytes,
-// or the limit a BodyLimiter plugin sets.
-func (r *Request) MaxBodyBytes() int64 { return r.x.c.maxBody }
-
 // SetBody replaces the request body the upstream will see.
 func (r *Request) SetBody(b []byte) {
 	r.body, r.bodyRead, r.bodyErr = b, true, nil
 }
 
-// BodyReader returns the body for streaming to an upstream: the bytes read
-// or set so far, else the client's body itself, unread. Reading the
-// client's body is bounded like Body: a read past MaxBodyBytes fails with
-// ErrBodyTooLarge (the runner then answers 413 if nothing was sent) and a
-// read that breaks the body timeout ends the request as CauseClientTimeout.
-// The upstream should still refuse a declared ContentLength over
-// MaxBodyBytes before it calls anyone.
-func (r *Request) BodyReader() io.Reader {
+// BodyReader returns the body for streaming to an upstream, and its length
+// (-1 if unknown): the bytes read or set so far, else the client's body
+// itself, unread. Reading the client's body is bounded like Body: a read
+// past MaxBodyBytes fails with ErrBodyTooLarge (the runner then answers 413
+// if nothing was sent) and a read that breaks the body timeout ends the
+// request as CauseClientTimeout. The upstream should still refuse a
+// declared length over MaxBodyBytes before it calls anyone.
+func (r *Request) BodyReader() (io.Reader, int64) {
 	if r.bodyRead {
-		return bytes.NewReader(r.body)
+		return bytes.NewReader(r.body), int64(len(r.body))
 	}
 	if !hasBody(r.hr) {
-		return http.NoBody
+		return http.NoBody, 0
 	}
-	return r.x.clientBody()
+	return r.x.clientBody(), r.hr.ContentLength
 }
-
-// ContentLength is the length of what BodyReader yields, or -1 if unknown.
-func (r *Request) ContentLength() int64 {
-	if r.bodyRead {
-		return int64(len(r.body))
-	}
-	if !hasBody(r.hr) {
-		return 0
-	}
-	return r.hr.ContentLength
-}
-
-// Scope is the request's binding scope: whatever is acquired on it is
-// released exactly once, at the latest when the request reaches done.
-func (r *Request) Scope() *fsm.Scope { return r.x.m.Scope() }
-
-// Values are the request's typed values, shared by all its hooks.
-func (r *Request) Values() *Values { return &r.x.values }
 
 // SetResponseHeader sets a header on whatever response the client finally
 // gets, the upstream's or an exit's, including exits decided later. It is how
 // a request-side plugin decorates every response (for example X-Request-Id).
 func (r *Request) SetResponseHeader(key, value string) { r.x.setDecoration(key, value) }
 
-// Started is when the request entered the lifecycle.
-func (r *Request) Started() time.Time { return r.x.start }
-
-// Info is the read-only view of the request that response-side and log
-// hooks get.
-func (r *Request) Info() RequestInfo { return RequestInfo{r} }
-
-// RequestInfo is a read-only view of the request.
-type RequestInfo struct{ r *Request }
-
-// Method is the request method.
-func (i RequestInfo) Method() string { return i.r.hr.Method }
-
-// Path is the request path as it entered the chain, before any hook
-// rewrote it: the gateway hands chains the canonical path it routed on.
-func (i RequestInfo) Path() string { return i.r.x.origPath }
-
-// Header returns the first value of the request header key.
-func (i RequestInfo) Header(key string) string { return i.r.hr.Header.Get(key) }
-
-// Route is the id of the route serving the request.
-func (i RequestInfo) Route() string { return i.r.route }
-
-// Values are the request's typed values.
-func (i RequestInfo) Values() *Values { return &i.r.x.values }
+// RequestInfo is a read-only view of the request. Its Header must not be
+// changed.
+type RequestInfo struct {
+	// Method is the request method.
+	Method string
+	// Path is the request path as it entered the chain, before any hook
+	// rewrote it: the gateway hands chains the canonical path it routed on.
+	Path string
+	// Header is the request header.
+	Header http.Header
+	// Route is the id of the route serving the request.
+	Route string
+	// Values are the request's typed values.
+	Values *Values
+}
 
 // ResponseHead is the header_filter view: the status and header of a
 // response not yet sent (the upstream's, or an exit's), which the hook may
 // change.
-type ResponseHead struct{ x *exchange }
-
-// Status is the response status.
-func (h *ResponseHead) Status() int { return h.x.resp.Status }
-
-// SetStatus changes the response status.
-func (h *ResponseHead) SetStatus(code int) { h.x.resp.Status = code }
-
-// Header is the response header; the hook may change it.
-func (h *ResponseHead) Header() http.Header { return h.x.resp.Header }
-
-// SSE reports whether the body is a server-sent event stream.
-func (h *ResponseHead) SSE() bool { return h.x.resp.SSE }
-
-// Exit reports whether this response is an exit's rather than the upstream's.
-func (h *ResponseHead) Exit() bool { return h.x.respIsExit }
-
-// Request is the read-only request.
-func (h *ResponseHead) Request() RequestInfo { return h.x.req.Info() }
-
-// Values are the request's typed values.
-func (h *ResponseHead) Values() *Values { return &h.x.values }
+type ResponseHead struct {
+	// Status is the response status; the hook may change it.
+	Status int
+	// Header is the response header; the hook may change it.
+	Header http.Header
+	// SSE reports whether the body is a server-sent event stream.
+	SSE bool
+	// Exit reports whether this response is an exit's rather than the
+	// upstream's.
+	Exit bool
+	// Request is the read-only request.
+	Request RequestInfo
+	// Values are the request's typed values.
+	Values *Values
+}
 
 // BodyChunk is the body_filter view: one chunk of the response body, or the
 // end of it.
@@ -192,31 +163,24 @@ type BodyChunk struct {
 	// EOS is set on the final call, after the last chunk; Data is then
 	// usually empty.
 	EOS bool
-
-	x *exchange
+	// Status is the response status.
+	Status int
+	// Header is the response header. It must not be changed: it may be
+	// sent.
+	Header http.Header
+	// HeadersSent reports whether the status and header have reached the
+	// client; after that an exit can only end the stream.
+	HeadersSent bool
+	// SSE reports whether the body is a server-sent event stream.
+	SSE bool
+	// Exit reports whether the body is an exit's rather than the
+	// upstream's.
+	Exit bool
+	// Request is the read-only request.
+	Request RequestInfo
+	// Values are the request's typed values.
+	Values *Values
 }
-
-// Status is the response status.
-func (c *BodyChunk) Status() int { return c.x.resp.Status }
-
-// Header is the response header. It must not be changed: it may be sent.
-func (c *BodyChunk) Header() http.Header { return c.x.resp.Header }
-
-// HeadersSent reports whether the status and header have reached the
-// client; after that an exit can only end the stream.
-func (c *BodyChunk) HeadersSent() bool { return c.x.headersSent }
-
-// SSE reports whether the body is a server-sent event stream.
-func (c *BodyChunk) SSE() bool { return c.x.resp.SSE }
-
-// Exit reports whether the body is an exit's rather than the upstream's.
-func (c *BodyChunk) Exit() bool { return c.x.respIsExit }
-
-// Request is the read-only request.
-func (c *BodyChunk) Request() RequestInfo { return c.x.req.Info() }
-
-// Values are the request's typed values.
-func (c *BodyChunk) Values() *Values { return &c.x.values }
 
 // Summary is what log hooks see: how the request ended. A Summary, and
 // everything reached through it, is valid only during the log phase: copy
@@ -252,14 +216,9 @@ type Summary struct {
 	HeadersSent bool
 	// Request is the read-only request.
 	Request RequestInfo
+	// Values are the request's typed values.
+	Values *Values
 }
-
-// Values are the request's typed values.
-func (s *Summary) Values() *Values { return s.Request.Values() }
-
-// Path is the lifecycle path up to log, as in the access log:
-// "access>upstream>header_filter>body_filter>log".
-func (s *Summary) Path() string { return fsm.Path(s.Trace) }
 
 // Values holds a request's typed values: how plugins pass data to each other
 // and to the log (the consumer key-auth found, the model ai-proxy used).
@@ -304,5 +263,3 @@ func (k *Key[T]) Set(v *Values, val T) {
 	}
 	v.kv = append(v.kv, kv{k, val})
 }
-
-func (k *Key[T]) String() string { return "phases.Key(" + k.name + ")" }

@@ -13,17 +13,17 @@ import (
 	"time"
 
 	"github.com/phasegate/phasegate/fsm"
-	"github.com/phasegate/phasegate/internal/httpx"
 )
 
-// StatusClientClosed is the status recorded (never sent) for a request whose
+// statusClientClosed is the status recorded (never sent) for a request whose
 // client went away before a response started, as nginx and Caddy do.
-const StatusClientClosed = 499
+const statusClientClosed = 499
 
-// UpstreamBody is the name, in ledgers, of the binding that closes the
+// upstreamBody is the name, in ledgers, of the binding that closes the
 // upstream response's body: released when its stream ends, when an exit
-// replaces or ends the response, or when the request is aborted.
-const UpstreamBody = "upstream body"
+// replaces or ends the response, or when the request is aborted
+// (docs/lifecycle.md).
+const upstreamBody = "upstream body"
 
 // exchange is one request on its way through a chain. Exchanges are pooled.
 type exchange struct {
@@ -73,7 +73,6 @@ type exchange struct {
 var exchanges = sync.Pool{New: func() any {
 	x := &exchange{}
 	x.req.x = x
-	x.head.x = x
 	x.onMachinePanic = func(where string, v any) {
 		x.c.hooks.Recovered(&x.req, x.m.State(), "", fmt.Errorf("%s: %v", where, v))
 	}
@@ -87,10 +86,15 @@ var exchanges = sync.Pool{New: func() any {
 func (c *Chain) Serve(ctx context.Context, hr *http.Request, sink Sink) {
 	x := exchanges.Get().(*exchange)
 	x.c, x.ctx, x.sink = c, ctx, sink
-	x.req.hr, x.req.route = hr, c.opts.Route
 	x.origPath = hr.URL.Path
 	x.start = time.Now()
 	x.m = fsm.New(x)
+	x.req.hr = hr
+	x.req.Method, x.req.URL, x.req.Header = hr.Method, hr.URL, hr.Header
+	x.req.Host, x.req.RemoteAddr, x.req.TLS = hr.Host, hr.RemoteAddr, hr.TLS != nil
+	x.req.Route, x.req.Started, x.req.MaxBodyBytes = c.opts.Route, x.start, c.maxBody
+	x.req.Scope, x.req.Values = x.m.Scope(), &x.values
+	x.req.Info = RequestInfo{Method: hr.Method, Path: x.origPath, Header: hr.Header, Route: c.opts.Route, Values: &x.values}
 	x.m.Recovered = x.onMachinePanic
 	x.m.SetLedger(c.hooks.Ledger(&x.req))
 	if bc, ok := sink.(bodyClock); ok && bc.bodyBounded() && hasBody(hr) {
@@ -169,7 +173,7 @@ func (x *exchange) abort(cause Cause, err error) {
 	case x.headersSent:
 		x.abortSink()
 	case cause == CauseClientClosed:
-		x.status = StatusClientClosed
+		x.status = statusClientClosed
 	case cause == CauseClientTimeout:
 		x.writeError(http.StatusRequestTimeout, CauseClientTimeout, "the request did not arrive in time", true)
 		x.status = http.StatusRequestTimeout // even if the client could not get it
@@ -227,10 +231,11 @@ func (x *exchange) upstream() {
 	}
 	x.resp, x.respIsExit = resp, false
 	if resp.Body != nil {
-		x.upBody = x.m.Scope().Acquire(fsm.Resource{Name: UpstreamBody}, x.closeUpstreamBody)
+		x.upBody = x.m.Scope().Acquire(fsm.Resource{Name: upstreamBody}, x.closeUpstreamBody)
 	}
-	if !httpx.FinalStatus(resp.Status) {
-		// net/http's server would panic on it; no client may get it.
+	if resp.Status < 200 || resp.Status > 999 {
+		// Not a final status: a 1xx is interim, and net/http's server
+		// panics below 100 or above 999. No client may get it.
 		x.upstreamFailed(fmt.Errorf("upstream %s: status %d is not a final HTTP status", u.Name(), resp.Status), fsm.StateUpstream, u.Name())
 		return
 	}
@@ -272,7 +277,7 @@ func (x *exchange) upstreamFailed(err error, phase fsm.State, plugin string) {
 		x.abort(CauseClientTimeout, err)
 		return
 	}
-	if ex, ok := AsExit(err); ok {
+	if ex, ok := asExit(err); ok {
 		x.exitTo(ex, phase, plugin)
 		return
 	}
@@ -312,7 +317,14 @@ func (x *exchange) headerFilter() {
 			x.abortGone()
 			return
 		}
-		if ex := x.callHeader(h); ex.Exited() {
+		x.head = ResponseHead{Status: x.resp.Status, Header: x.resp.Header, SSE: x.resp.SSE,
+			Exit: x.respIsExit, Request: x.req.Info, Values: &x.values}
+		ex := x.callHeader(h)
+		x.resp.Status, x.resp.Header = x.head.Status, x.head.Header
+		if x.resp.Header == nil {
+			x.resp.Header = http.Header{}
+		}
+		if ex.Exited() {
 			x.exitTo(ex, fsm.StateHeaderFilter, h.Name())
 			return
 		}
@@ -351,7 +363,9 @@ func (x *exchange) bodyFilter() {
 		if eos && !x.respIsExit {
 			x.markUpstreamEnd()
 		}
-		x.chunk = BodyChunk{Data: c.Data, Event: c.Event, EOS: eos, x: x}
+		x.chunk = BodyChunk{Data: c.Data, Event: c.Event, EOS: eos,
+			Status: x.resp.Status, Header: x.resp.Header, HeadersSent: x.headersSent, SSE: x.resp.SSE,
+			Exit: x.respIsExit, Request: x.req.Info, Values: &x.values}
 		for _, f := range x.c.body {
 			res := x.callBody(f)
 			if res.exit.Exited() {
@@ -395,8 +409,9 @@ func (x *exchange) bodyFilter() {
 // hooks of later phases still see it); in body_filter it is written at once.
 // After the headers are sent it ends the stream.
 func (x *exchange) exitTo(ex Exit, phase fsm.State, plugin string) {
-	x.cause = ex.Cause()
-	if err := ex.Err(); err != nil {
+	ex = x.render(ex)
+	x.cause = ex.cause()
+	if err := ex.errBehind(); err != nil {
 		x.err = err
 	}
 	switch {
@@ -441,7 +456,7 @@ func (x *exchange) writeWhole() {
 	if err != nil {
 		x.cause, x.err = x.writeFailed(err), err
 		if !x.headersSent {
-			x.status = StatusClientClosed
+			x.status = statusClientClosed
 		}
 	}
 }
@@ -451,11 +466,11 @@ func (x *exchange) writeWhole() {
 // panic, is aborted (the client must not take it for complete).
 func (x *exchange) endStream(ex Exit) {
 	x.releaseUpstream()
-	if !x.resp.SSE || ex.Cause() == CausePanic {
+	if !x.resp.SSE || ex.cause() == CausePanic {
 		x.abortSink()
 		return
 	}
-	frame := FinalFrame(ex.Body())
+	frame := x.renderer().EndStream(ex.Body())
 	if err := x.sink.Write(frame); err != nil {
 		x.cause, x.err = x.writeFailed(err), err
 		return
@@ -463,17 +478,25 @@ func (x *exchange) endStream(ex Exit) {
 	x.bytesSent += int64(len(frame))
 }
 
-// FinalFrame is how an exit ends an SSE stream whose headers are sent: one
-// data event carrying body (one data line per line of body), then
-// "data: [DONE]".
-func FinalFrame(body []byte) []byte {
-	out := make([]byte, 0, len(body)+32)
-	for _, line := range strings.Split(strings.TrimRight(string(body), "\n"), "\n") {
-		out = append(out, "data: "...)
-		out = append(out, strings.TrimSuffix(line, "\r")...)
-		out = append(out, '\n')
+// renderer is the request's Renderer: its own, else the chain's.
+func (x *exchange) renderer() Renderer {
+	if x.req.Renderer != nil {
+		return x.req.Renderer
 	}
-	return append(out, "\ndata: [DONE]\n\n"...)
+	return x.c.opts.Renderer
+}
+
+// render gives an Error exit the body of the request's Renderer, when that
+// is not the default one that built it.
+func (x *exchange) render(ex Exit) Exit {
+	r := x.renderer()
+	if ex.e == nil || ex.e.typ == "" || r == defaultRenderer {
+		return ex
+	}
+	h, body := r.Error(ex.e.status, ex.e.typ, ex.e.msg)
+	e := *ex.e
+	e.header, e.body = h, body
+	return Exit{&e}
 }
 
 // sendHeaders sends the current response's status and header, with the
@@ -681,12 +704,16 @@ func (x *exchange) recoverSink() {
 }
 
 // writeError sends one of the framework's own JSON errors, with the
-// request's decorations, when nothing was sent yet; once written whole, the
-// response is over. A panic of the sink is recovered and reported: the
-// request is ending anyway.
+// request's decorations, when nothing was sent yet; once written whole, or
+// once the sink refused its header, the response is over and nothing more
+// is written. A panic of the sink is recovered and reported: the request
+// is ending anyway.
 func (x *exchange) writeError(status int, cause Cause, msg string, closeConn bool) {
+	if x.ended {
+		return
+	}
 	defer x.recoverSink()
-	h := http.Header{"Content-Type": {"application/json"}}
+	h, body := x.renderer().Error(status, string(cause), msg)
 	if closeConn {
 		h["Connection"] = []string{"close"}
 	}
@@ -694,10 +721,10 @@ func (x *exchange) writeError(status int, cause Cause, msg string, closeConn boo
 		h[k] = vs
 	}
 	if x.sink.WriteHeader(status, h) != nil {
+		x.ended = true
 		return
 	}
 	x.headersSent, x.status = true, status
-	body := ErrorBody(status, string(cause), msg)
 	if x.sink.Write(body) == nil {
 		x.bytesSent += int64(len(body))
 		x.ended = true
@@ -711,7 +738,7 @@ func (x *exchange) logPhase() {
 	x.logged = true
 	status := x.status
 	x.sum = Summary{
-		Route:       x.req.route,
+		Route:       x.req.Route,
 		Status:      status,
 		Cause:       x.cause,
 		ExitPhase:   x.exitPhase,
@@ -722,7 +749,8 @@ func (x *exchange) logPhase() {
 		Duration:    time.Since(x.start),
 		BytesSent:   x.bytesSent,
 		HeadersSent: x.headersSent,
-		Request:     x.req.Info(),
+		Request:     x.req.Info,
+		Values:      &x.values,
 	}
 	if !x.upStart.IsZero() {
 		end := x.upEnd
@@ -748,7 +776,6 @@ func (x *exchange) recycle() {
 	x.values.reset()
 	*x = exchange{
 		req:            Request{x: x},
-		head:           ResponseHead{x: x},
 		values:         x.values,
 		onMachinePanic: x.onMachinePanic,
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/phasegate/phasegate/fsm"
-	"github.com/phasegate/phasegate/internal/testhook"
+	"github.com/phasegate/phasegate/fsm/testhook"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -42,7 +42,7 @@ type holder struct{ released int }
 
 func (h *holder) Name() string { return "holder" }
 func (h *holder) Access(ctx context.Context, r *phases.Request) phases.Exit {
-	r.Scope().Acquire(fsm.Resource{Name: "slot"}, func() { h.released++ })
+	r.Scope.Acquire(fsm.Resource{Name: "slot"}, func() { h.released++ })
 	return phases.Exit{}
 }
 
@@ -115,7 +115,7 @@ func TestPanicWritingAnExitIsNotLoggedAsTheExit(t *testing.T) {
 	if sum.Cause != phases.CausePanic || sum.ExitPhase != "" || sum.ExitPlugin != "" || sum.Status != 500 {
 		t.Fatalf("logged cause %s, exit %q/%q, status %d; want panic, no exit, 500", sum.Cause, sum.ExitPhase, sum.ExitPlugin, sum.Status)
 	}
-	if got := sum.Path(); got != "access>upstream>header_filter>body_filter>log" {
+	if got := fsm.Path(sum.Trace); got != "access>upstream>header_filter>body_filter>log" {
 		t.Fatalf("path %s", got)
 	}
 }
@@ -125,7 +125,7 @@ type wedger struct{ ok bool }
 
 func (w *wedger) Name() string { return "wedger" }
 func (w *wedger) Access(ctx context.Context, r *phases.Request) phases.Exit {
-	w.ok = testhook.WedgeMachine(r.Scope())
+	w.ok = testhook.WedgeMachine(r.Scope)
 	return phases.Exit{}
 }
 
@@ -143,7 +143,7 @@ func TestWedgedMachineFailsLikeAPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	c.Serve(context.Background(), httptest.NewRequest("GET", "/", nil), phases.NewHTTPSink(rec))
+	c.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	if !w.ok {
 		t.Fatal("the machine could not be wedged")
 	}

@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// Sink is where the runner writes the response. The gateway's is the
-// client's http.ResponseWriter (NewHTTPSink); tests use recorders that fail
-// on demand.
+// Sink is where Serve writes the response. ServeHTTP's writes to the
+// client's http.ResponseWriter; test harnesses use recorders that fail on
+// demand.
 type Sink interface {
 	// WriteHeader sends the status and header. It is called at most once,
 	// just before the first body bytes (or at the end of an empty body).
@@ -29,51 +29,44 @@ type Sink interface {
 	Abort()
 }
 
-// ClientTimeouts bound the client's side of a request, with the semantics
-// of nginx's client_body_timeout and send_timeout: each is the longest gap
-// allowed between two reads of the request body, or between two writes of
-// the response, never a total, so a slow but live client is not cut. Zero
-// means no bound.
-type ClientTimeouts struct {
-	// Body bounds every read of the request body the chain makes
-	// (Request.Body, and the reader Request.BodyReader hands out).
-	Body time.Duration
-	// Send bounds every write and flush of the response.
-	Send time.Duration
-}
-
-// sendPiece is the most HTTPSink writes under one send deadline: a large
+// sendPiece is the most ServeHTTP writes under one send deadline: a large
 // body going to a slow but reading client is bounded per piece, not as a
 // whole.
 const sendPiece = 64 << 10
 
-// HTTPSink adapts an http.ResponseWriter to a Sink. With ClientTimeouts set
-// (SetTimeouts) it also bounds the client's connection: each write waits
-// at most Send, each read of the request body at most Body. A write that
-// times out fails with an error wrapping os.ErrDeadlineExceeded, which the
-// runner ends as CauseClientTimeout.
-type HTTPSink struct {
+// httpSink adapts an http.ResponseWriter to a Sink for ServeHTTP. With
+// the chain's client timeouts it also bounds the client's connection: each
+// write waits at most the send timeout, each read of the request body at
+// most the body timeout. A write that times out fails with an error
+// wrapping os.ErrDeadlineExceeded, which the runner ends as
+// CauseClientTimeout.
+type httpSink struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
-	t       ClientTimeouts
+	body    time.Duration
+	send    time.Duration
 	aborted bool
 }
 
-// NewHTTPSink returns a Sink writing to w, without time bounds.
-func NewHTTPSink(w http.ResponseWriter) *HTTPSink {
-	return &HTTPSink{w: w, rc: http.NewResponseController(w)}
-}
-
-// SetTimeouts bounds the client's I/O from now on (see ClientTimeouts). It
-// starts the send clock at once, so that what net/http writes on its own
-// before the response, such as "100 Continue", is bounded too.
-func (s *HTTPSink) SetTimeouts(t ClientTimeouts) {
-	s.t = t
-	s.ExtendSend()
+// ServeHTTP runs r through the chain, writing the response to w under the
+// chain's client timeouts. When the response must be cut short (the client
+// must not take it for complete), it panics with http.ErrAbortHandler once
+// the lifecycle has finished, which net/http turns into a broken
+// connection.
+func (c *Chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := &httpSink{w: w, rc: http.NewResponseController(w), body: c.opts.BodyTimeout, send: c.opts.SendTimeout}
+	// The send clock starts at once, so that what net/http writes on its
+	// own before the response, such as "100 Continue", is bounded too.
+	s.extendSend()
+	c.Serve(r.Context(), r, s)
+	if s.aborted {
+		panic(http.ErrAbortHandler)
+	}
+	s.extendSend() // bounds net/http's flush of what is still buffered
 }
 
 // WriteHeader copies header into the writer's header map and sends it.
-func (s *HTTPSink) WriteHeader(status int, header http.Header) error {
+func (s *httpSink) WriteHeader(status int, header http.Header) error {
 	dst := s.w.Header()
 	for k, vs := range header {
 		dst[k] = vs
@@ -84,12 +77,12 @@ func (s *HTTPSink) WriteHeader(status int, header http.Header) error {
 
 // Write writes p, in pieces of at most 64 KiB when a send timeout is set,
 // each with a fresh deadline.
-func (s *HTTPSink) Write(p []byte) error {
+func (s *httpSink) Write(p []byte) error {
 	for len(p) > 0 {
 		n := len(p)
-		if s.t.Send > 0 {
+		if s.send > 0 {
 			n = min(n, sendPiece)
-			s.ExtendSend()
+			s.extendSend()
 		}
 		if _, err := s.w.Write(p[:n]); err != nil {
 			return err
@@ -101,48 +94,41 @@ func (s *HTTPSink) Write(p []byte) error {
 
 // Flush flushes what was written; a writer that cannot flush is not an
 // error.
-func (s *HTTPSink) Flush() error {
-	s.ExtendSend()
+func (s *httpSink) Flush() error {
+	s.extendSend()
 	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
 	return nil
 }
 
-// ExtendSend restarts the send clock: the next write must complete within
-// the send timeout. The handler calls it once more after Chain.Serve
-// returns, to bound net/http's final flush of what is still buffered.
-// Between writes the deadline may lapse: on HTTP/1 it only fails a write
-// that is attempted, so an idle stream is never cut.
-func (s *HTTPSink) ExtendSend() {
-	if s.t.Send > 0 {
-		_ = s.rc.SetWriteDeadline(time.Now().Add(s.t.Send))
+// extendSend restarts the send clock: the next write must complete within
+// the send timeout. Between writes the deadline may lapse: on HTTP/1 it
+// only fails a write that is attempted, so an idle stream is never cut.
+func (s *httpSink) extendSend() {
+	if s.send > 0 {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(s.send))
 	}
 }
 
-// Abort records that the response must be aborted. The handler that called
-// Chain.Serve must then panic with http.ErrAbortHandler (see Aborted), which
-// net/http turns into a broken connection; Serve itself has finished the
-// lifecycle by then.
-func (s *HTTPSink) Abort() { s.aborted = true }
+// Abort records that the response must be aborted: ServeHTTP panics with
+// http.ErrAbortHandler once the lifecycle has finished.
+func (s *httpSink) Abort() { s.aborted = true }
 
-// Aborted reports whether the runner aborted the response.
-func (s *HTTPSink) Aborted() bool { return s.aborted }
-
-// startBodyRead and endBodyRead make HTTPSink a bodyClock.
-func (s *HTTPSink) startBodyRead() {
-	if s.t.Body > 0 {
-		_ = s.rc.SetReadDeadline(time.Now().Add(s.t.Body))
+// startBodyRead and endBodyRead make httpSink a bodyClock.
+func (s *httpSink) startBodyRead() {
+	if s.body > 0 {
+		_ = s.rc.SetReadDeadline(time.Now().Add(s.body))
 	}
 }
 
-func (s *HTTPSink) endBodyRead() {
-	if s.t.Body > 0 {
+func (s *httpSink) endBodyRead() {
+	if s.body > 0 {
 		_ = s.rc.SetReadDeadline(time.Time{})
 	}
 }
 
-func (s *HTTPSink) bodyBounded() bool { return s.t.Body > 0 }
+func (s *httpSink) bodyBounded() bool { return s.body > 0 }
 
 // isTimeout reports whether err is an I/O deadline's: the client broke a
 // time bound, as opposed to leaving.

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
-	"github.com/phasegate/phasegate/internal/yamlconf"
+	"github.com/phasegate/phasegate/yamlconf"
 )
 
 // Defaults, used for what neither the config nor the environment sets

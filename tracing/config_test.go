@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/yamlconf"
+	"github.com/phasegate/phasegate/yamlconf"
 )
 
 func ptr[T any](v T) *T { return &v }

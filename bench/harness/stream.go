@@ -5,13 +5,13 @@ import (
 	"errors"
 	"io"
 
-	"github.com/phasegate/phasegate/internal/sse"
+	"github.com/phasegate/phasegate/sse"
 )
 
 // Done is the data of the event that ends an OpenAI stream.
 const Done = "[DONE]"
 
-// Stream reads the events of a text/event-stream body with internal/sse,
+// Stream reads the events of a text/event-stream body with package sse,
 // skipping those without data (comments, keep-alives).
 type Stream struct{ rd *sse.Reader }
 

@@ -80,6 +80,14 @@ func chatWorkload() *workload {
 	}
 }
 
+// burstWorkload is a stream whose content events the upstream sends with
+// no delay between them, the shape that costs a gateway most per event.
+func burstWorkload(chunks int) *workload {
+	w := streamWorkload(chunks, "0s")
+	w.Name = "POST /v1/chat/completions (stream, back to back)"
+	return w
+}
+
 func streamWorkload(chunks int, delay string) *workload {
 	return &workload{
 		Name: "POST /v1/chat/completions (stream)", method: http.MethodPost, path: "/v1/chat/completions",

@@ -78,17 +78,20 @@ func main() {
 // options are the command-line flags.
 type options struct {
 	settings
-	streams    int
-	streamHold time.Duration
-	writeDocs  bool
-	docs       string
-	profileDir string
-	keep       bool
-	only       string
-	barePool   bool
-	overlay    string
-	abOverlay  string
-	accessLog  bool
+	streams     int
+	streamHold  time.Duration
+	burstChunks int
+	// burstConcurrency is the back-to-back streams' closed-loop concurrency.
+	burstConcurrency int
+	writeDocs        bool
+	docs             string
+	profileDir       string
+	keep             bool
+	only             string
+	barePool         bool
+	overlay          string
+	abOverlay        string
+	accessLog        bool
 
 	// Server modes of the re-executed binary.
 	serveUpstream bool
@@ -108,6 +111,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.streamRate, "stream-rate", 100, "streams started per second")
 	fs.IntVar(&o.chunks, "stream-chunks", 8, "content events per stream (X-Mock-Chunks)")
 	fs.DurationVar(&o.chunkDelay, "chunk-delay", time.Millisecond, "delay before each content event (X-Mock-Chunk-Delay)")
+	fs.IntVar(&o.burstConcurrency, "burst-concurrency", 64, "back-to-back streams: concurrent streams in the closed loop")
+	fs.IntVar(&o.burstChunks, "burst-chunks", 20, "back-to-back streams: content events per stream, sent with no delay (X-Mock-Chunks)")
 	fs.IntVar(&o.streams, "streams", 500, "many-streams mode: slow streams held open at once (0: skip); the issue asks for 2000")
 	fs.DurationVar(&o.streamHold, "stream-hold", 20*time.Second, "many-streams mode: how long each slow stream lasts")
 	fs.BoolVar(&o.writeDocs, "write-docs", false, "rewrite the load section of -docs with this run's results")
@@ -118,7 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.abOverlay, "ab-overlay", "", "also run a second phasegate built with this go build -overlay file, as \"B\" targets in the same rounds: a before/after comparison on a noisy machine")
 	fs.BoolVar(&o.accessLog, "phasegate-access-log", true, "phasegate's access log (to a file); false to measure what it costs")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, phasegate's logs)")
-	fs.StringVar(&o.only, "only", "", "comma-separated sections to run: plain, chat, stream, streams (default all)")
+	fs.StringVar(&o.only, "only", "", "comma-separated sections to run: plain, chat, stream, burst, streams (default all)")
 	fs.BoolVar(&o.serveUpstream, "serve-upstream", false, "internal: run as the bench upstream")
 	fs.BoolVar(&o.serveBare, "serve-bare-proxy", false, "internal: run as the bare reverse proxy to -upstream")
 	fs.StringVar(&o.upstream, "upstream", "", "internal: the bare proxy's upstream, host:port")
@@ -128,16 +133,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	switch {
 	case fs.NArg() > 0:
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
-	case o.duration <= 0 || o.warmup < 0 || o.rounds < 1 || o.concurrency < 1 || o.rate <= 0 || o.streamRate <= 0 || o.chunks < 1 || o.chunkDelay < 0:
-		return nil, errors.New("-duration, -rounds, -concurrency, -rate, -stream-rate and -stream-chunks must be positive, -warmup and -chunk-delay not negative")
+	case o.duration <= 0 || o.warmup < 0 || o.rounds < 1 || o.concurrency < 1 || o.rate <= 0 || o.streamRate <= 0 || o.chunks < 1 || o.burstChunks < 1 || o.burstConcurrency < 1 || o.chunkDelay < 0:
+		return nil, errors.New("-duration, -rounds, -concurrency, -rate, -stream-rate, -stream-chunks, -burst-chunks and -burst-concurrency must be positive, -warmup and -chunk-delay not negative")
 	case o.streams < 0 || (o.streams > 0 && o.streamHold < 4*time.Second):
 		return nil, errors.New("-streams must not be negative and -stream-hold at least 4s")
 	}
 	for s := range strings.SplitSeq(o.only, ",") {
 		switch strings.TrimSpace(s) {
-		case "", "plain", "chat", "stream", "streams":
+		case "", "plain", "chat", "stream", "burst", "streams":
 		default:
-			return nil, fmt.Errorf("-only: unknown section %q (plain, chat, stream, streams)", s)
+			return nil, fmt.Errorf("-only: unknown section %q (plain, chat, stream, burst, streams)", s)
 		}
 	}
 	return o, nil

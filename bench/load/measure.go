@@ -56,6 +56,21 @@ type section struct {
 	Targets  []*target
 	Results  map[string]*measurement // by target key
 	Stream   bool
+
+	// Events is the number of content events per response when the
+	// workload is a stream measured like requests (back to back): the
+	// report then shows server CPU per event.
+	Events int
+	// Concurrency overrides the closed loop's concurrency for this section.
+	Concurrency int
+}
+
+// settingsFor is cfg with the section's own concurrency, if it has one.
+func (s *section) settingsFor(cfg settings) settings {
+	if s.Concurrency > 0 {
+		cfg.concurrency = s.Concurrency
+	}
+	return cfg
 }
 
 // order returns the targets in round r: alternately forwards and
@@ -87,6 +102,7 @@ func alive(t *target) error {
 // runThroughput measures a non-stream section: warm-up, then the closed
 // loop and the open loop, each split into rounds interleaving the targets.
 func runThroughput(ctx context.Context, s *section, cfg settings, progress func(string)) error {
+	cfg = s.settingsFor(cfg)
 	s.Results = map[string]*measurement{}
 	clients := map[string]*http.Client{}
 	meters := map[string]*costMeter{}

@@ -156,6 +156,21 @@ func measureAll(ctx context.Context, o *options, progress func(string)) (*report
 		}
 		r.Sections = append(r.Sections, s)
 	}
+	if o.wants("burst") {
+		s := &section{
+			Title:       fmt.Sprintf("Chat completion, streamed: %d content events back to back", o.burstChunks),
+			Upstream:    mockNote + fmt.Sprintf("; `X-Mock-Chunks: %d`, `X-Mock-Chunk-Delay: 0s`", o.burstChunks),
+			Workload:    burstWorkload(o.burstChunks),
+			Targets:     chatTargets,
+			Events:      o.burstChunks,
+			Concurrency: o.burstConcurrency,
+		}
+		truncateLogs(logs)
+		if err := runThroughput(ctx, s, o.settings, progress); err != nil {
+			return nil, err
+		}
+		r.Sections = append(r.Sections, s)
+	}
 	if o.profileDir != "" {
 		if err := profileAll(ctx, o, bin, pg.pprof, []*target{pgPlain, &pgPlainChat, pgAI, bareT}, withAI, progress); err != nil {
 			return nil, err

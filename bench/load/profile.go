@@ -35,6 +35,7 @@ func profileAll(ctx context.Context, o *options, bin, pprof string, ts []*target
 	}
 	bare := ts[3]
 	stream := streamWorkload(o.chunks, o.chunkDelay.String())
+	burst := burstWorkload(o.burstChunks)
 	jobs := []job{
 		{"plain", ts[0], plainWorkload(), pprof},
 		{"bare-plain", bare, plainWorkload(), bare.admin},
@@ -42,11 +43,14 @@ func profileAll(ctx context.Context, o *options, bin, pprof string, ts []*target
 		{"bare-chat", bare, chatWorkload(), bare.admin},
 		{"plain-stream", ts[1], stream, pprof},
 		{"bare-stream", bare, stream, bare.admin},
+		{"plain-burst", ts[1], burst, pprof},
+		{"bare-burst", bare, burst, bare.admin},
 	}
 	if withAI {
 		jobs = append(jobs,
 			job{"ai-chat", ts[2], chatWorkload(), pprof},
-			job{"ai-stream", ts[2], stream, pprof})
+			job{"ai-stream", ts[2], stream, pprof},
+			job{"ai-burst", ts[2], burst, pprof})
 	}
 	secs := max(1, int(o.duration.Seconds()))
 	for _, j := range jobs {

@@ -291,7 +291,7 @@ func (r *report) sectionTable(s *section) *table {
 	cpu := costOf(func(c *cost) float64 { return c.CPU })
 	objects := costOf(func(c *cost) float64 { return c.Objects })
 	bytes := costOf(func(c *cost) float64 { return c.Bytes })
-	cfg := r.Settings
+	cfg := s.settingsFor(r.Settings)
 	if !s.Stream {
 		conc := fmt.Sprintf("%d concurrent", cfg.concurrency)
 		rate := fmt.Sprintf("%s req/s", fmtInt(cfg.rate))
@@ -304,6 +304,10 @@ func (r *report) sectionTable(s *section) *table {
 		row("added p50 at "+rate+" (vs direct)", added(func(m *measurement) time.Duration { return m.Open.P50 }), delta, asDelta,
 			r.addedChecks(s, pg, "added p50 latency at "+rate, targetAddedP50, func(m *measurement) time.Duration { return m.Open.P50 }))
 		row("server CPU per request", cpu, dur, asRatio, "")
+		if s.Events > 0 {
+			perEvent := func(m *measurement) float64 { return cpu(m) / float64(s.Events) }
+			row(fmt.Sprintf("server CPU per content event (%d per stream)", s.Events), perEvent, dur, asRatio, "")
+		}
 		row("heap allocations per request (server)", objects, fmtInt, asRatio, "")
 		row("heap bytes per request (server)", bytes, fmtBytes, asRatio, "")
 	} else {
@@ -542,7 +546,7 @@ func (r *report) body() string {
 		pool = "no `BufferPool` (ReverseProxy's default: 32 KiB allocated per request)"
 	}
 	fmt.Fprintf(&b, "- Bare proxy: `httputil.ReverseProxy` (`Rewrite`: `SetURL`, `SetXForwarded`, the client's Host) with phasegate's upstream transport "+
-		"(`internal/proxy.NewTransport`: keep-alive, 256 idle connections per host), `FlushInterval: -1`, %s, "+
+		"(`forward.NewTransport`: keep-alive, 256 idle connections per host), `FlushInterval: -1`, %s, "+
 		"and request bodies of known length ended at their length (without it, golang/go#40747 cuts about 5%% of streamed POSTs).\n", pool)
 	if r.Overlay != "" {
 		fmt.Fprintf(&b, "- **phasegate built with the overlay `%s`**, not the tree as it is.\n", r.Overlay)

@@ -22,7 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/phasegate/phasegate/bench/harness"
-	"github.com/phasegate/phasegate/internal/proxy"
+	"github.com/phasegate/phasegate/forward"
 	"github.com/phasegate/phasegate/mockllm"
 )
 
@@ -51,7 +51,7 @@ func serveUpstream() error {
 // to upstream (what NewSingleHostReverseProxy builds, with Rewrite, as
 // Director is deprecated: the target URL, X-Forwarded-* set, and the
 // client's Host kept, as phasegate's pass_host: pass does) with the
-// keep-alive transport phasegate uses (internal/proxy.NewTransport:
+// keep-alive transport phasegate uses (internal/forward.NewTransport:
 // MaxIdleConnsPerHost 256), flushing every write (FlushInterval -1) so
 // that streams pass event by event. With pooled, its copy buffers come
 // from a pool, as phasegate's do; without, ReverseProxy allocates 32 KiB
@@ -73,7 +73,7 @@ func serveBareProxy(upstream string, pooled bool) error {
 				pr.Out.Body = &exactBody{rc: pr.Out.Body, n: pr.Out.ContentLength}
 			}
 		},
-		Transport:     proxy.NewTransport(),
+		Transport:     forward.NewTransport(),
 		FlushInterval: -1,
 	}
 	if pooled {

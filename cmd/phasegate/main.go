@@ -33,6 +33,7 @@ import (
 	"github.com/phasegate/phasegate/gateway"
 	"github.com/phasegate/phasegate/internal/logbuf"
 	"github.com/phasegate/phasegate/mockllm"
+	"github.com/phasegate/phasegate/plugins"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise
@@ -103,9 +104,9 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 // loadConfig reads file, or the embedded demo when file is "".
 func loadConfig(file string) (*gateway.Config, error) {
 	if file == "" {
-		return gateway.LoadConfig(gateway.DemoConfigName, gateway.DemoConfig, nil, nil)
+		return gateway.LoadConfig(gateway.DemoConfigName, gateway.DemoConfig, plugins.Builtins(), nil)
 	}
-	return gateway.LoadFile(file, nil)
+	return gateway.LoadFile(file, plugins.Builtins())
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
@@ -120,7 +121,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := loadConfig(*file)
 	if err == nil {
-		err = gateway.Validate(cfg, nil)
+		err = gateway.Validate(cfg, plugins.Builtins())
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -182,7 +183,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// read; an embedding program decides that for itself.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	g, err := gateway.New(cfg, gateway.Options{Logger: &log, Registerer: reg})
+	g, err := gateway.New(cfg, gateway.Options{Logger: &log, Registerer: reg, Plugins: plugins.Builtins()})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage

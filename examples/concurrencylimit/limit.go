@@ -13,6 +13,7 @@ import (
 
 	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // Config is the plugin's YAML config: `concurrency-limit: { max: 8 }`.
@@ -22,17 +23,17 @@ type Config struct {
 
 // Validate is called by the gateway after decoding; each error is reported
 // at its field's file, line and column.
-func (c *Config) Validate() []phases.FieldError {
+func (c *Config) Validate() []pluginsdk.FieldError {
 	if c.Max < 1 {
-		return []phases.FieldError{{Field: "max", Msg: fmt.Sprintf("must be at least 1, got %d", c.Max)}}
+		return []pluginsdk.FieldError{{Field: "max", Msg: fmt.Sprintf("must be at least 1, got %d", c.Max)}}
 	}
 	return nil
 }
 
-// Spec registers the plugin with a gateway: gateway.Builtins().Register(Spec).
-var Spec = phases.Typed(phases.Spec{Name: "concurrency-limit"},
+// Spec registers the plugin with a gateway: plugins.Builtins().Register(Spec).
+var Spec = pluginsdk.Typed(pluginsdk.Spec{Name: "concurrency-limit"},
 	func() Config { return Config{Max: 64} },
-	func(c Config, env phases.Env) (phases.Plugin, error) { return New(c, env.Route, env.Registerer) })
+	func(c Config, env pluginsdk.Env) (phases.Plugin, error) { return New(c, env.Route, env.Registerer) })
 
 // Limit is the plugin. One value serves all of a route's requests, so it
 // keeps no per-request state in its fields.
@@ -47,7 +48,7 @@ func New(cfg Config, route string, reg prometheus.Registerer) (*Limit, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("concurrency-limit: %s: %s", errs[0].Field, errs[0].Msg)
 	}
-	vec, err := phases.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	vec, err := pluginsdk.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "phasegate_concurrency_limit_slots",
 		Help: "Slots of the concurrency limit in use.",
 	}, []string{"route"}))
@@ -75,8 +76,8 @@ func (l *Limit) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	default:
 		return phases.Error(http.StatusTooManyRequests, "rate_limit_error", "too many concurrent requests")
 	}
-	r.Scope().Acquire(fsm.Resource{Name: "concurrency slot"}, func() { <-l.slots })
-	l.held.Acquire(r.Scope(), r.Route())
+	r.Scope.Acquire(fsm.Resource{Name: "concurrency slot"}, func() { <-l.slots })
+	l.held.Acquire(r.Scope, r.Route)
 	return phases.Exit{}
 }
 

@@ -57,11 +57,11 @@ type inner struct {
 
 func (u *inner) Name() string { return "inner" }
 func (u *inner) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
-	if r.Header().Get("X-Nested") == "" {
+	if r.Header.Get("X-Nested") == "" {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest("GET", "/", nil)
 		req.Header.Set("X-Nested", "1")
-		(*u.chain).Serve(ctx, req, phases.NewHTTPSink(rec))
+		(*u.chain).ServeHTTP(rec, req.WithContext(ctx))
 		u.status = rec.Code
 	}
 	return &phases.Response{Status: 200, Body: phases.BytesBody([]byte("ok"))}, nil
@@ -79,7 +79,7 @@ func TestFullLimitRefusesWith429(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	chain.Serve(context.Background(), httptest.NewRequest("GET", "/", nil), phases.NewHTTPSink(rec))
+	chain.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	if rec.Code != 200 || up.status != 429 || l.InUse() != 0 {
 		t.Fatalf("outer %d, nested %d, in use %d", rec.Code, up.status, l.InUse())
 	}

@@ -33,7 +33,7 @@ func main() {
 	var (
 		dir       = flag.String("dir", ".", "the root of the module under test")
 		gremlins  = flag.String("gremlins", "", "gremlins to `go run`, as module/cmd/gremlins@version (required)")
-		targets   = flag.String("targets", "fsm,phases,internal/llmproxy/attempt.go", "comma-separated directories (with their subdirectories) or single files for gremlins, relative to -dir")
+		targets   = flag.String("targets", "fsm,phases,llm/provider/attempt.go", "comma-separated directories (with their subdirectories) or single files for gremlins, relative to -dir")
 		exclude   = flag.String("exclude", "", "comma-separated files or directories (ending in /) that gremlins leaves alone, relative to -dir")
 		coeff     = flag.Int("timeout-coefficient", 10, "gremlins stops a mutant's tests after this many times the unmutated run's duration")
 		mutants   = flag.String("mutants", "internal/mutate/mutants.json", "the semantic mutants, relative to -dir; empty for none")

@@ -19,7 +19,10 @@ func Draw(t *rapid.T, plugins []phases.Plugin, maxOthers int) Scenario {
 	}
 	prios := []int{-1 << 20, 1 << 20}
 	for _, p := range plugins {
-		q := phases.Priority(p)
+		q := 0
+		if pr, ok := p.(phases.Prioritized); ok {
+			q = pr.Priority()
+		}
 		prios = append(prios, q-1, q, q+1)
 	}
 	sort.Ints(prios)
@@ -62,7 +65,7 @@ func Draw(t *rapid.T, plugins []phases.Plugin, maxOthers int) Scenario {
 
 		TimeoutWrite: -1,
 	}
-	if rapid.IntRange(0, 2).Draw(t, "client leaves mid-body") == 2 {
+	if rapid.IntRange(0, 3).Draw(t, "client leaves mid-body") == 3 {
 		s.Client.FailWrite = rapid.IntRange(0, 5).Draw(t, "fail write")
 	}
 	if rapid.IntRange(0, 9).Draw(t, "sink panics mid-body") == 9 {

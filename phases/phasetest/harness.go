@@ -32,7 +32,7 @@ type Config struct {
 	Options phases.Options
 
 	// AttemptScope names the child scope the upstream under test opens for
-	// each attempt (for example llmproxy.AttemptScope), if it makes several.
+	// each attempt (for example provider.AttemptScope), if it makes several.
 	// The harness then checks that each attempt's scope has ended, and its
 	// gauges have fallen, when the next attempt starts, and that the last
 	// one has ended when the upstream body is released.
@@ -174,7 +174,7 @@ func runPath(t TB, cfg Config, s Scenario, req *http.Request) *Result {
 		Body:     r.sink.body.Bytes(),
 		Aborted:  r.sink.aborted,
 	}
-	r.check(chain, !hasUpstream, s)
+	r.check(all, !hasUpstream, s)
 	res.Bindings, res.Scopes = r.audit.Bindings(), r.audit.Scopes()
 	res.FrameworkFailed = r.escaped || r.wedged
 	res.BodyAltered = r.altered
@@ -192,3 +192,7 @@ func runPath(t TB, cfg Config, s Scenario, req *http.Request) *Result {
 func indent(s string) string {
 	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ")
 }
+
+// UpstreamBody is the name, in ledgers, of the binding that closes the
+// upstream response's body (docs/lifecycle.md).
+const UpstreamBody = "upstream body"

@@ -216,7 +216,7 @@ func (r *run) Acquired(e fsm.Entry) {
 func (r *run) Released(e fsm.Entry) {
 	r.note("    release %s%s", e.Resource, r.in(e.Scope))
 	r.audit.Released(e)
-	if e.Resource.Name == phases.UpstreamBody {
+	if e.Resource.Name == UpstreamBody {
 		// The last attempt's scope ends with the body that came of it.
 		r.allAttemptsEnded("the upstream body was released")
 	}
@@ -306,7 +306,7 @@ func (r *run) hooks() phases.Hooks {
 		Entered: func(req *phases.Request, s fsm.Step) {
 			r.note("%-6s %s -> %s", s.Event, s.From, s.To)
 			if s.Event == fsm.EventStart {
-				r.scope = req.Scope()
+				r.scope = req.Scope
 			}
 			r.entered(s)
 		},
@@ -333,7 +333,7 @@ func (r *run) hooks() phases.Hooks {
 			}
 		},
 		Finished: func(_ context.Context, s *phases.Summary) {
-			r.note("  log: status=%d cause=%s exit=%s/%s path=%s", s.Status, s.Cause, s.ExitPhase, s.ExitPlugin, s.Path())
+			r.note("  log: status=%d cause=%s exit=%s/%s path=%s", s.Status, s.Cause, s.ExitPhase, s.ExitPlugin, fsm.Path(s.Trace))
 			r.mu.Lock()
 			r.finished++
 			r.finishedIn = r.state
@@ -368,11 +368,11 @@ func (r *run) entered(s fsm.Step) {
 
 	// An exit or an abort replaces or ends the upstream's response, and
 	// leaving body_filter ends its stream: its body is released by then.
-	if (s.Event == fsm.EventExit || s.Event == fsm.EventAbort || s.From == fsm.StateBodyFilter) && r.held(phases.UpstreamBody) {
+	if (s.Event == fsm.EventExit || s.Event == fsm.EventAbort || s.From == fsm.StateBodyFilter) && r.held(UpstreamBody) {
 		r.bad("the upstream body was still held at step %v", s)
 	}
 	// An upstream phase that produced no body has ended all its attempts.
-	if s.From == fsm.StateUpstream && !r.held(phases.UpstreamBody) && !upstreamPanicked {
+	if s.From == fsm.StateUpstream && !r.held(UpstreamBody) && !upstreamPanicked {
 		r.allAttemptsEnded("the machine left upstream without a body")
 	}
 }
@@ -412,7 +412,7 @@ func (r *run) exitedBefore() bool {
 
 // check states the lifecycle's rules (docs/lifecycle.md) on what the whole
 // path did.
-func (r *run) check(chain *phases.Chain, scriptedUpstream bool, s Scenario) {
+func (r *run) check(plugins []phases.Plugin, scriptedUpstream bool, s Scenario) {
 	r.checkGauges("after the request")
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -444,7 +444,7 @@ func (r *run) check(chain *phases.Chain, scriptedUpstream bool, s Scenario) {
 	}
 
 	// Rule 5: log hooks exactly once, seeing the outcome.
-	for _, p := range chain.Plugins() {
+	for _, p := range plugins {
 		if _, ok := p.(phases.LogHook); ok {
 			if n := r.calls[string(fsm.StateLog)+"/"+p.Name()]; n != 1 {
 				bad("%s's log hook ran %d times, want 1", p.Name(), n)
@@ -490,7 +490,7 @@ func (r *run) checkSummary(bad func(string, ...any), count map[fsm.Event]int, s 
 			bad("the framework's log ran in state %s, not log", r.finishedIn)
 		}
 		if n := len(sum.Trace); n == 0 || sum.Trace[n-1].To != fsm.StateLog {
-			bad("the log's path %q does not end in log", sum.Path())
+			bad("the log's path %q does not end in log", fsm.Path(sum.Trace))
 		}
 	}
 	var lastExit *fsm.Step

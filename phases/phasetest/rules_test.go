@@ -18,7 +18,7 @@ import (
 
 type fakePath struct {
 	r     *run
-	chain *phases.Chain
+	chain []phases.Plugin
 	s     Scenario
 	reg   *prometheus.Registry
 }
@@ -26,9 +26,10 @@ type fakePath struct {
 func newFakePath(t *testing.T) *fakePath {
 	r := newRun("attempt")
 	r.cancel = func() {}
-	r.sink = &sink{run: r, c: ClientScript{FailWrite: -1, PanicWrite: -1}}
+	r.sink = &sink{run: r, c: ClientScript{FailWrite: -1, PanicWrite: -1, TimeoutWrite: -1}}
 	s := Scenario{Others: []PluginScript{{Name: "p1"}}, Upstream: UpstreamScript{Kind: UpstreamOK, BreakAt: -1}}
-	chain, err := phases.NewChain(phases.Options{}, &scripted{s: s.Others[0], run: r}, &upstream{s: s.Upstream, run: r})
+	chain := []phases.Plugin{&scripted{s: s.Others[0], run: r}, &upstream{s: s.Upstream, run: r}}
+	_, err := phases.NewChain(phases.Options{}, chain...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func TestEachRuleBites(t *testing.T) {
 		}, "body filter ran on an exit response whose headers were sent"},
 		{"an upstream body kept past an exit", func(f *fakePath) {
 			f.r.state = fsm.StateUpstream
-			f.r.Acquired(fsm.Entry{ID: 1, Resource: fsm.Resource{Name: phases.UpstreamBody}})
+			f.r.Acquired(fsm.Entry{ID: 1, Resource: fsm.Resource{Name: UpstreamBody}})
 			f.step(fsm.EventExit, fsm.StateUpstream, fsm.StateHeaderFilter)
 		}, "the upstream body was still held at step upstream -exit-> header_filter"},
 		{"an attempt kept past the upstream", func(f *fakePath) {
@@ -271,8 +272,8 @@ func TestEachRuleBites(t *testing.T) {
 		}, "attempt 1's scope was still open when attempt 2 started"},
 		{"an attempt kept past its body", func(f *fakePath) {
 			f.r.Acquired(fsm.Entry{ID: 1, Resource: fsm.Resource{Name: "attempt"}})
-			f.r.Acquired(fsm.Entry{ID: 2, Resource: fsm.Resource{Name: phases.UpstreamBody}})
-			f.r.Released(fsm.Entry{ID: 2, Resource: fsm.Resource{Name: phases.UpstreamBody}})
+			f.r.Acquired(fsm.Entry{ID: 2, Resource: fsm.Resource{Name: UpstreamBody}})
+			f.r.Released(fsm.Entry{ID: 2, Resource: fsm.Resource{Name: UpstreamBody}})
 		}, "attempt 1's scope was still open when the upstream body was released"},
 		{"a gauge behind its bindings", func(f *fakePath) {
 			f.gaugeLeftUp("sc")

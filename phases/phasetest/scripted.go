@@ -12,7 +12,7 @@ import (
 	"syscall"
 
 	"github.com/phasegate/phasegate/fsm"
-	"github.com/phasegate/phasegate/internal/testhook"
+	"github.com/phasegate/phasegate/fsm/testhook"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -31,14 +31,14 @@ func (p *scripted) Access(ctx context.Context, r *phases.Request) phases.Exit {
 		// The label slice is the plugin's own and changes right after:
 		// the binding must keep the values it was acquired with.
 		labels := []string{p.s.Name}
-		b := p.run.scriptedGauge.Acquire(r.Scope(), labels...)
+		b := p.run.scriptedGauge.Acquire(r.Scope, labels...)
 		labels[0] = p.s.Name + "~changed"
 		p.run.keepBinding(b)
 		p.run.useStale(p.s.Name)
 	}
 	if p.s.PanicRelease {
 		name := p.s.Name
-		r.Scope().Acquire(fsm.Resource{Name: "phasetest panicking release", Labels: []string{name}}, func() {
+		r.Scope.Acquire(fsm.Resource{Name: "phasetest panicking release", Labels: []string{name}}, func() {
 			p.run.note("    %s's release panics", name)
 			p.run.panic("scripted panic in " + name + "'s release")
 		})
@@ -70,7 +70,7 @@ func (p *scripted) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.B
 	if a.Kind == Transform {
 		p.run.note("    %s transforms chunk %d", p.s.Name, i)
 		p.run.altered = true
-		if c.SSE() {
+		if c.SSE {
 			return phases.Replace(append([]byte(nil), c.Data...))
 		}
 		return phases.Replace(bytes.ToUpper(c.Data))
@@ -102,13 +102,13 @@ func (p *scripted) act(a Action, phase fsm.State) phases.Exit {
 
 // mutate changes everything a plugin might wrongly re-read later.
 func mutate(r *phases.Request) {
-	for k, vs := range r.Header() {
+	for k, vs := range r.Header {
 		for i := range vs {
 			vs[i] += "~mutated"
 		}
-		r.Header()[k] = vs
+		r.Header[k] = vs
 	}
-	r.URL().Path += "/mutated"
+	r.URL.Path += "/mutated"
 	if b, err := r.Body(); err == nil {
 		r.SetBody(append(append([]byte(nil), b...), " mutated"...))
 	}
@@ -174,7 +174,7 @@ func (u *upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 
 // attempt opens the scope of attempt n and holds its gauge there.
 func (u *upstream) attempt(r *phases.Request, n int) *fsm.Scope {
-	sc := r.Scope().Child(AttemptScope)
+	sc := r.Scope.Child(AttemptScope)
 	u.run.keepScope(sc)
 	u.run.keepBinding(u.run.scriptedGauge.Acquire(sc, fmt.Sprintf("%s/%d", UpstreamName, n)))
 	u.run.useStale(UpstreamName)
@@ -185,7 +185,7 @@ func (u *upstream) attempt(r *phases.Request, n int) *fsm.Scope {
 // in a goroutine of its own, a failed read failing the call.
 func (u *upstream) readBody(r *phases.Request) error {
 	errc := make(chan error, 1)
-	body := r.BodyReader()
+	body, _ := r.BodyReader()
 	go func() {
 		_, err := io.Copy(io.Discard, body)
 		errc <- err

@@ -25,7 +25,7 @@ func panics(f func()) (v any) {
 
 func TestSinkDoesWhatItsClientDoes(t *testing.T) {
 	t.Run("misuse is recorded", func(t *testing.T) {
-		s := &sink{run: newTestRun(), c: ClientScript{FailWrite: -1, PanicWrite: -1}}
+		s := &sink{run: newTestRun(), c: ClientScript{FailWrite: -1, PanicWrite: -1, TimeoutWrite: -1}}
 		_ = s.Write([]byte("x"))
 		_ = s.Flush()
 		_ = s.WriteHeader(200, http.Header{})
@@ -46,7 +46,7 @@ func TestSinkDoesWhatItsClientDoes(t *testing.T) {
 		}
 	})
 	t.Run("every chunk but the last is flushed", func(t *testing.T) {
-		s := &sink{run: newTestRun(), c: ClientScript{FailWrite: -1, PanicWrite: -1}}
+		s := &sink{run: newTestRun(), c: ClientScript{FailWrite: -1, PanicWrite: -1, TimeoutWrite: -1}}
 		_ = s.WriteHeader(200, http.Header{})
 		_ = s.Write([]byte("a"))
 		_ = s.Flush()
@@ -60,7 +60,7 @@ func TestSinkDoesWhatItsClientDoes(t *testing.T) {
 		}
 	})
 	t.Run("gone at the header", func(t *testing.T) {
-		s := &sink{run: newTestRun(), c: ClientScript{FailHeader: true, FailWrite: -1, PanicWrite: -1}}
+		s := &sink{run: newTestRun(), c: ClientScript{FailHeader: true, FailWrite: -1, PanicWrite: -1, TimeoutWrite: -1}}
 		if err := s.WriteHeader(200, nil); err == nil || !s.gone || s.run.left == "" {
 			t.Fatalf("err %v gone %v left %q", err, s.gone, s.run.left)
 		}
@@ -69,14 +69,14 @@ func TestSinkDoesWhatItsClientDoes(t *testing.T) {
 		}
 	})
 	t.Run("gone at the second write", func(t *testing.T) {
-		s := &sink{run: newTestRun(), c: ClientScript{FailWrite: 1, PanicWrite: -1}}
+		s := &sink{run: newTestRun(), c: ClientScript{FailWrite: 1, PanicWrite: -1, TimeoutWrite: -1}}
 		_ = s.WriteHeader(200, http.Header{})
 		if s.Write([]byte("a")) != nil || s.Write([]byte("b")) == nil || s.Write([]byte("c")) == nil || s.body.String() != "a" {
 			t.Fatalf("body %q", s.body.String())
 		}
 	})
 	t.Run("panics at the header, once", func(t *testing.T) {
-		s := &sink{run: newTestRun(), c: ClientScript{PanicHeader: true, FailWrite: -1, PanicWrite: -1}}
+		s := &sink{run: newTestRun(), c: ClientScript{PanicHeader: true, FailWrite: -1, PanicWrite: -1, TimeoutWrite: -1}}
 		if panics(func() { _ = s.WriteHeader(200, http.Header{}) }) == nil {
 			t.Fatal("no panic")
 		}
@@ -88,7 +88,7 @@ func TestSinkDoesWhatItsClientDoes(t *testing.T) {
 		}
 	})
 	t.Run("panics at the second write, once", func(t *testing.T) {
-		s := &sink{run: newTestRun(), c: ClientScript{FailWrite: -1, PanicWrite: 1}}
+		s := &sink{run: newTestRun(), c: ClientScript{FailWrite: -1, PanicWrite: 1, TimeoutWrite: -1}}
 		_ = s.WriteHeader(200, http.Header{})
 		_ = s.Write([]byte("a"))
 		if panics(func() { _ = s.Write([]byte("b")) }) == nil || s.run.escapedUnsent || s.run.panics != 1 {

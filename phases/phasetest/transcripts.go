@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/phasegate/phasegate/internal/golden"
+	"github.com/phasegate/phasegate/golden"
 )
 
 // Transcripts replays every *.txt file of dir as a golden transcript: a

@@ -118,7 +118,7 @@
 // # Verdicts
 //
 // The plugin records its verdict under Verdict (read it with VerdictFrom)
-// and, when ai-proxy has recorded the request's *phases.LLMInfo, in its
+// and, when ai-proxy has recorded the request's *llm.Info, in its
 // Moderation field, which the access log prints: "refused" when it refused
 // the prompt or the response, "flagged" or "passed" after a final_packet
 // check, and "error" when the endpoint failed where that decided the outcome
@@ -142,8 +142,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/phasegate/phasegate/internal/openai"
+	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // Name is the plugin's name in routes' plugins mappings and in logs.
@@ -154,7 +156,7 @@ const Name = "ai-content-moderation"
 // rejections are cheaper than a moderation call.
 const priority = 1050
 
-// Verdicts, as recorded under Verdict and in phases.LLMInfo.Moderation.
+// Verdicts, as recorded under Verdict and in llm.Info.Moderation.
 const (
 	VerdictRefused = "refused"
 	VerdictFlagged = "flagged"
@@ -190,8 +192,8 @@ const maxBufferedBody = 8 << 20
 const endpointOverlap = 64
 
 // Spec declares ai-content-moderation to the gateway's registry.
-var Spec = phases.Typed(phases.Spec{Name: Name}, DefaultConfig,
-	func(c Config, env phases.Env) (phases.Plugin, error) { return New(c, env) })
+var Spec = pluginsdk.Typed(pluginsdk.Spec{Name: Name}, DefaultConfig,
+	func(c Config, env pluginsdk.Env) (phases.Plugin, error) { return New(c, env) })
 
 // Plugin is the ai-content-moderation plugin. It is immutable and safe for
 // concurrent use.
@@ -215,7 +217,7 @@ type Plugin struct {
 // Config.Validate). It calls the moderation endpoint through env.Transport
 // (http.DefaultTransport when nil) and logs to env.Logger unless the
 // request's context carries a logger (zerolog.Ctx).
-func New(cfg Config, env phases.Env) (*Plugin, error) {
+func New(cfg Config, env pluginsdk.Env) (*Plugin, error) {
 	if fe := cfg.Validate(); len(fe) > 0 {
 		errs := make([]error, len(fe))
 		for i, e := range fe {
@@ -290,9 +292,9 @@ func getState(v *phases.Values) *state {
 // flagged prompt. It also notes the body's model and stream flag for the
 // body filter when ai-proxy has not recorded them.
 func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
-	v := r.Values()
+	v := r.Values
 	st := getState(v)
-	info, _ := phases.LLM.Get(v)
+	info, _ := llm.InfoKey.Get(v)
 	if !p.checkRequest && (info != nil || !p.checkResponse) {
 		return phases.Exit{}
 	}
@@ -394,14 +396,14 @@ func (p *Plugin) matchString(text string) bool {
 // 2xx response's text and refuses it, or records the verdict, as the
 // package documentation describes.
 func (p *Plugin) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.BodyResult {
-	if !p.checkResponse || c.Exit() || c.Status() < 200 || c.Status() > 299 {
+	if !p.checkResponse || c.Exit || c.Status < 200 || c.Status > 299 {
 		return phases.BodyResult{}
 	}
-	st := getState(c.Values())
+	st := getState(c.Values)
 	if st.done {
 		return phases.BodyResult{}
 	}
-	if c.SSE() {
+	if c.SSE {
 		return p.streamEvent(ctx, c, st)
 	}
 	return p.wholeBody(ctx, c, st)
@@ -438,7 +440,7 @@ func (p *Plugin) wholeBody(ctx context.Context, c *phases.BodyChunk, st *state) 
 		if ctx.Err() != nil {
 			return pass // the client is gone: the runner aborts
 		}
-		if ex, failed := p.endpointFailed(ctx, c.Values(), "response", err); failed {
+		if ex, failed := p.endpointFailed(ctx, c.Values, "response", err); failed {
 			return phases.End(ex)
 		}
 	}
@@ -446,9 +448,9 @@ func (p *Plugin) wholeBody(ctx context.Context, c *phases.BodyChunk, st *state) 
 	if !hit {
 		return pass
 	}
-	v := c.Values()
+	v := c.Values
 	setVerdict(v, VerdictRefused)
-	info, _ := phases.LLM.Get(v)
+	info, _ := llm.InfoKey.Get(v)
 	model, _ := st.modelStream(info)
 	usage := usageOf(info)
 	if !usage.Known {
@@ -461,8 +463,8 @@ var doneEvent = []byte("[DONE]")
 
 // streamEvent checks a stream, one event per call.
 func (p *Plugin) streamEvent(ctx context.Context, c *phases.BodyChunk, st *state) phases.BodyResult {
-	v := c.Values()
-	info, _ := phases.LLM.Get(v)
+	v := c.Values
+	info, _ := llm.InfoKey.Get(v)
 	ev := bytes.TrimSpace(c.Event)
 	isDone := bytes.Equal(ev, doneEvent)
 	final := c.EOS || isDone
@@ -507,7 +509,7 @@ func (p *Plugin) streamEvent(ctx context.Context, c *phases.BodyChunk, st *state
 	if !usage.Known {
 		usage = st.usage
 	}
-	if !c.HeadersSent() {
+	if !c.HeadersSent {
 		return phases.End(p.refusal(p.denyCode, model, true, usage))
 	}
 	// The runner frames the body as the stream's last event and adds
@@ -551,12 +553,12 @@ func (p *Plugin) endpointFailed(ctx context.Context, v *phases.Values, side stri
 	p.logger(ctx).Error().Str("plugin", Name).Str("checking", side).Err(err).
 		Msg("moderation endpoint failed: answering 502 (fail_mode error)")
 	setVerdict(v, VerdictError)
-	return phases.JSON(http.StatusBadGateway, unavailableBody), true
+	return phases.Reply(http.StatusBadGateway, http.Header{"Content-Type": {"application/json"}}, unavailableBody), true
 }
 
 // unavailableBody is the body of the fail_mode error 502, made once: an
 // exit's body is never modified.
-var unavailableBody = phases.ErrorBody(http.StatusBadGateway, ErrorType, MsgUnavailable)
+var unavailableBody = openai.ErrorBody(MsgUnavailable, ErrorType, http.StatusBadGateway)
 
 // refusal is the complete refusal response: a chat.completion, or a stream
 // of one chunk and [DONE].
@@ -564,7 +566,7 @@ func (p *Plugin) refusal(status int, model string, stream bool, usage openai.Usa
 	if stream {
 		return phases.Reply(status, sseHeader(), openai.RefusalStream(model, p.denyMessage, usage))
 	}
-	return phases.JSON(status, openai.RefusalCompletion(model, p.denyMessage, usage))
+	return phases.Reply(status, http.Header{"Content-Type": {"application/json"}}, openai.RefusalCompletion(model, p.denyMessage, usage))
 }
 
 func sseHeader() http.Header {
@@ -573,7 +575,7 @@ func sseHeader() http.Header {
 
 // modelStream returns the request's model and whether the client streams:
 // ai-proxy's record, else the body's.
-func (st *state) modelStream(info *phases.LLMInfo) (string, bool) {
+func (st *state) modelStream(info *llm.Info) (string, bool) {
 	if info != nil {
 		model := info.Model
 		if model == "" {
@@ -585,7 +587,7 @@ func (st *state) modelStream(info *phases.LLMInfo) (string, bool) {
 }
 
 // usageOf returns the usage ai-proxy recorded, if any.
-func usageOf(info *phases.LLMInfo) openai.Usage {
+func usageOf(info *llm.Info) openai.Usage {
 	if info == nil || !info.UsageKnown {
 		return openai.Usage{}
 	}
@@ -600,10 +602,16 @@ func usageOf(info *phases.LLMInfo) openai.Usage {
 }
 
 // setVerdict records verdict for the log.
-func setVerdict(v *phases.Values, verdict string) {
-	Verdict.Set(v, verdict)
-	if info, ok := phases.LLM.Get(v); ok && info != nil {
-		info.Moderation = verdict
+func setVerdict(v *phases.Values, verdict string) { Verdict.Set(v, verdict) }
+
+// LogFields adds the verdict to the access log as "moderation", on
+// requests an AI upstream served (docs/metrics.md).
+func (p *Plugin) LogFields(s *phases.Summary, ev *zerolog.Event) {
+	if info, ok := llm.InfoKey.Get(s.Values); !ok || info == nil {
+		return
+	}
+	if verdict, _ := Verdict.Get(s.Values); verdict != "" {
+		ev.Str("moderation", verdict)
 	}
 }
 

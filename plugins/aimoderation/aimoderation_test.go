@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aimoderation"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 const denyMsg = "rejected by content policy"
@@ -33,7 +35,7 @@ func TestRequestDeny(t *testing.T) {
 			t.Run(fmt.Sprintf("stream=%v/ai-proxy=%v", streamed, proxied), func(t *testing.T) {
 				up := &completionUpstream{content: "fine"}
 				probe := &logProbe{}
-				plugins := []phases.Plugin{mustNew(t, patternConfig(), phases.Env{}), up, probe}
+				plugins := []phases.Plugin{mustNew(t, patternConfig(), pluginsdk.Env{}), up, probe}
 				model := clientModel
 				if proxied {
 					plugins = append(plugins, fakeProxy{})
@@ -98,7 +100,7 @@ func TestRequestMessageSelection(t *testing.T) {
 			cfg := patternConfig()
 			cfg.RequestMessages, cfg.RequestRoles = tc.messages, tc.roles
 			up := &completionUpstream{content: "fine"}
-			res := do(handler(t, fakeProxy{}, mustNew(t, cfg, phases.Env{}), up), chatBody(false, tc.msgs...))
+			res := do(handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), up), chatBody(false, tc.msgs...))
 			if refused := res.code == 400; refused != tc.refused {
 				t.Fatalf("got %d %s, want refused: %v", res.code, res.body, tc.refused)
 			}
@@ -132,7 +134,7 @@ func TestRequestEveryTextPlace(t *testing.T) {
 			cfg := patternConfig()
 			cfg.RequestRoles = tc.roles
 			up := &completionUpstream{content: "fine"}
-			res := do(handler(t, fakeProxy{}, mustNew(t, cfg, phases.Env{}), up), tc.body)
+			res := do(handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), up), tc.body)
 			if refused := res.code == 400 && strings.Contains(res.body, denyMsg); refused != tc.refused || (tc.refused && up.calls != 0) {
 				t.Fatalf("got %d %s (upstream called %d times), want refused: %v", res.code, res.body, up.calls, tc.refused)
 			}
@@ -142,7 +144,7 @@ func TestRequestEveryTextPlace(t *testing.T) {
 
 func TestRequestBadBody(t *testing.T) {
 	up := &completionUpstream{content: "fine"}
-	h := handler(t, mustNew(t, patternConfig(), phases.Env{}), up)
+	h := handler(t, mustNew(t, patternConfig(), pluginsdk.Env{}), up)
 	for body, want := range map[string]string{
 		"":                    "request body is empty",
 		`{"messages":`:        "request body is not valid JSON",
@@ -165,7 +167,7 @@ func TestRequestBadBody(t *testing.T) {
 	// Without check_request the body is none of the plugin's business.
 	cfg := patternConfig()
 	cfg.CheckRequest, cfg.CheckResponse = false, true
-	res := do(handler(t, mustNew(t, cfg, phases.Env{}), up), `{"messages":`)
+	res := do(handler(t, mustNew(t, cfg, pluginsdk.Env{}), up), `{"messages":`)
 	if res.code != 200 {
 		t.Fatalf("check_request false: got %d %s, want the upstream's 200", res.code, res.body)
 	}
@@ -196,7 +198,7 @@ func TestResponseDenyNonStream(t *testing.T) {
 			cfg.DenyCode = 451
 			up := &completionUpstream{content: "I will kill -9 it.", usage: tc.usage}
 			probe := &logProbe{}
-			plugins := []phases.Plugin{mustNew(t, cfg, phases.Env{}), up, probe}
+			plugins := []phases.Plugin{mustNew(t, cfg, pluginsdk.Env{}), up, probe}
 			if tc.proxied {
 				plugins = append(plugins, fakeProxy{})
 			}
@@ -220,7 +222,7 @@ func TestResponseDenyNonStream(t *testing.T) {
 }
 
 func TestErrorResponsesNotModerated(t *testing.T) {
-	h := handler(t, fakeProxy{}, mustNew(t, responseConfig(aimoderation.ModeRealtime), phases.Env{}),
+	h := handler(t, fakeProxy{}, mustNew(t, responseConfig(aimoderation.ModeRealtime), pluginsdk.Env{}),
 		&completionUpstream{status: 500, content: "kill: upstream crashed"})
 	res := do(h, chatBody(false, user("hi")))
 	if res.code != 500 || !strings.Contains(res.body, "kill: upstream crashed") {
@@ -228,7 +230,7 @@ func TestErrorResponsesNotModerated(t *testing.T) {
 	}
 
 	up := &streamUpstream{status: 429, events: []string{contentEvent("kill")}}
-	res = do(handler(t, fakeProxy{}, mustNew(t, responseConfig(aimoderation.ModeRealtime), phases.Env{}), up), chatBody(true, user("hi")))
+	res = do(handler(t, fakeProxy{}, mustNew(t, responseConfig(aimoderation.ModeRealtime), pluginsdk.Env{}), up), chatBody(true, user("hi")))
 	if res.code != 429 || res.body != wire(contentEvent("kill")) {
 		t.Fatalf("got %d %q, want the upstream's 429 unchanged", res.code, res.body)
 	}
@@ -259,7 +261,7 @@ func TestResponseInSeveralChunks(t *testing.T) {
 	for _, content := range []string{"I will kill it", "I will stop it"} {
 		body := (&completionUpstream{content: content}).body()
 		third := len(body) / 3
-		h := handler(t, mustNew(t, responseConfig(aimoderation.ModeRealtime), phases.Env{}),
+		h := handler(t, mustNew(t, responseConfig(aimoderation.ModeRealtime), pluginsdk.Env{}),
 			&chunkedUpstream{parts: []string{body[:third], body[third : 2*third], body[2*third:]}})
 		res := do(h, chatBody(false, user("hi")))
 		if strings.Contains(content, "kill") {
@@ -287,7 +289,7 @@ func TestRealtimeDenyMidStream(t *testing.T) {
 	events := stream(u, "Hello there, ", "friend. ", "I will ki", "ll you", " now, ok", " and more.")
 	up := &streamUpstream{events: events}
 	probe := &logProbe{}
-	h := handler(t, fakeProxy{}, mustNew(t, cfg, phases.Env{}), up, probe)
+	h := handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), up, probe)
 	res := do(h, chatBody(true, user("hi")))
 	if res.code != 200 || res.header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("got %d %v, want 200 text/event-stream", res.code, res.header)
@@ -317,7 +319,7 @@ func TestRealtimeDenyAtEnd(t *testing.T) {
 	u := &usage{prompt: 5, completion: 4}
 	events := stream(u, "go ", "ki", "ll")
 	up := &streamUpstream{events: events}
-	h := handler(t, fakeProxy{}, mustNew(t, responseConfig(aimoderation.ModeRealtime), phases.Env{}), up)
+	h := handler(t, fakeProxy{}, mustNew(t, responseConfig(aimoderation.ModeRealtime), pluginsdk.Env{}), up)
 	res := do(h, chatBody(true, user("hi")))
 	sent := wire(events[:len(events)-1]...)
 	rest, ok := strings.CutPrefix(res.body, sent)
@@ -340,7 +342,7 @@ func TestRealtimeDenyBeforeHeaders(t *testing.T) {
 	first := `{"id":"chatcmpl-up","object":"chat.completion.chunk","created":1,"model":"gpt-upstream","choices":[{"index":0,"delta":{"role":"assistant","content":"kill it"},"finish_reason":null}]}`
 	up := &streamUpstream{events: []string{first, contentEvent(" now"), finishEvent(), "[DONE]"}}
 	probe := &logProbe{}
-	h := handler(t, fakeProxy{}, mustNew(t, cfg, phases.Env{}), up, probe)
+	h := handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), up, probe)
 	res := do(h, chatBody(true, user("hi")))
 	if res.code != 403 || res.header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("got %d %v %q, want 403 text/event-stream", res.code, res.header, res.body)
@@ -356,7 +358,7 @@ func TestRealtimeClean(t *testing.T) {
 	cfg.StreamCheckCacheSize = 3
 	events := stream(&usage{1, 2}, "skill ", "killer ", "Skillet")
 	probe := &logProbe{}
-	h := handler(t, fakeProxy{}, mustNew(t, cfg, phases.Env{}), &streamUpstream{events: events}, probe)
+	h := handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), &streamUpstream{events: events}, probe)
 	res := do(h, chatBody(true, user("hi")))
 	if res.code != 200 || res.body != wire(events...) {
 		t.Fatalf("got %d %q, want the stream unchanged", res.code, res.body)
@@ -382,7 +384,7 @@ func TestRealtimeWordCutByEvents(t *testing.T) {
 		{[]string{"The kill"}, true},
 	} {
 		events := stream(nil, tc.pieces...)
-		res := do(handler(t, fakeProxy{}, mustNew(t, cfg, phases.Env{}), &streamUpstream{events: events}), chatBody(true, user("hi")))
+		res := do(handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), &streamUpstream{events: events}), chatBody(true, user("hi")))
 		if refused := strings.Contains(res.body, denyMsg); refused != tc.refused || res.code != 200 {
 			t.Errorf("%q: got %d %q, want refused: %v", tc.pieces, res.code, res.body, tc.refused)
 		}
@@ -403,7 +405,7 @@ func TestFinalPacket(t *testing.T) {
 			cfg.StreamCheckCacheSize = 1
 			events := stream(&usage{1, 2}, tc.pieces...)
 			probe := &logProbe{}
-			plugins := []phases.Plugin{mustNew(t, cfg, phases.Env{}), &streamUpstream{events: events}, probe}
+			plugins := []phases.Plugin{mustNew(t, cfg, pluginsdk.Env{}), &streamUpstream{events: events}, probe}
 			if proxied {
 				plugins = append(plugins, fakeProxy{})
 			}
@@ -425,7 +427,7 @@ func TestStreamWithoutDone(t *testing.T) {
 	// A stream that ends without [DONE] is checked at the end of the body;
 	// the refusal is its last event.
 	events := []string{roleEvent(), contentEvent("kill")}
-	res := do(handler(t, fakeProxy{}, mustNew(t, responseConfig(aimoderation.ModeRealtime), phases.Env{}), &streamUpstream{events: events}), chatBody(true, user("hi")))
+	res := do(handler(t, fakeProxy{}, mustNew(t, responseConfig(aimoderation.ModeRealtime), pluginsdk.Env{}), &streamUpstream{events: events}), chatBody(true, user("hi")))
 	rest, ok := strings.CutPrefix(res.body, wire(events...))
 	if res.code != 200 || !ok {
 		t.Fatalf("got %d %q", res.code, res.body)
@@ -442,7 +444,7 @@ func TestExitResponsesNotModerated(t *testing.T) {
 	// whose message names the pattern) passes the body filter unchanged.
 	cfg := responseConfig(aimoderation.ModeRealtime)
 	cfg.DenyMessage = "we do not kill"
-	res := do(handler(t, fakeProxy{}, mustNew(t, cfg, phases.Env{}), &completionUpstream{content: "ok"}), chatBody(false, user("kill")))
+	res := do(handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), &completionUpstream{content: "ok"}), chatBody(false, user("kill")))
 	if res.code != 400 {
 		t.Fatalf("got %d %s", res.code, res.body)
 	}
@@ -455,8 +457,8 @@ type echoUpstream struct{}
 
 func (echoUpstream) Name() string { return "upstream" }
 func (echoUpstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
-	content := r.Header().Get("X-Content")
-	info, _ := phases.LLM.Get(r.Values())
+	content := r.Header.Get("X-Content")
+	info, _ := llm.InfoKey.Get(r.Values)
 	if info.Stream {
 		return (&streamUpstream{events: stream(&usage{1, 2}, strings.SplitAfter(content, " ")...)}).Upstream(ctx, r)
 	}
@@ -466,7 +468,7 @@ func (echoUpstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Re
 func TestConcurrentRequests(t *testing.T) {
 	cfg := responseConfig(aimoderation.ModeRealtime)
 	cfg.StreamCheckCacheSize = 6
-	h := handler(t, fakeProxy{}, mustNew(t, cfg, phases.Env{}), echoUpstream{})
+	h := handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), echoUpstream{})
 	var wg sync.WaitGroup
 	errs := make(chan error, 200)
 	for i := range 200 {
@@ -515,7 +517,7 @@ func TestValidate(t *testing.T) {
 	cases := []struct {
 		name string
 		cfg  aimoderation.Config
-		want []phases.FieldError
+		want []pluginsdk.FieldError
 	}{
 		{"patterns", mod(func(*aimoderation.Config) {}), nil},
 		{"endpoint only", mod(func(c *aimoderation.Config) {
@@ -527,13 +529,13 @@ func TestValidate(t *testing.T) {
 		{"response only, final_packet", mod(func(c *aimoderation.Config) {
 			c.CheckRequest, c.CheckResponse, c.StreamCheckMode = false, true, "final_packet"
 		}), nil},
-		{"defaults", aimoderation.DefaultConfig(), []phases.FieldError{
+		{"defaults", aimoderation.DefaultConfig(), []pluginsdk.FieldError{
 			{Msg: "deny_patterns and moderation.endpoint are both empty: set at least one"},
 		}},
-		{"nothing to check", mod(func(c *aimoderation.Config) { c.CheckRequest = false }), []phases.FieldError{
+		{"nothing to check", mod(func(c *aimoderation.Config) { c.CheckRequest = false }), []pluginsdk.FieldError{
 			{Msg: "check_request and check_response are both false: nothing would be checked"},
 		}},
-		{"bad patterns", mod(func(c *aimoderation.Config) { c.DenyPatterns = []string{"ok", "(?i)\\bkill(", "", "a|"} }), []phases.FieldError{
+		{"bad patterns", mod(func(c *aimoderation.Config) { c.DenyPatterns = []string{"ok", "(?i)\\bkill(", "", "a|"} }), []pluginsdk.FieldError{
 			{Field: "deny_patterns[1]", Msg: "invalid RE2: error parsing regexp: missing closing ): `(?i)\\bkill(`"},
 			{Field: "deny_patterns[2]", Msg: "empty pattern: it would match every text"},
 			{Field: "deny_patterns[3]", Msg: `"a|" matches the empty string: it would refuse everything`},
@@ -544,29 +546,29 @@ func TestValidate(t *testing.T) {
 				Auth:     aimoderation.Auth{Header: map[string]string{"Bad Name": "x", "X-Ok": "a\r\nInjected: 1"}},
 				FailMode: "retry",
 			}
-		}), []phases.FieldError{
+		}), []pluginsdk.FieldError{
 			{Field: "moderation.endpoint", Msg: `"127.0.0.1:9082/v1/moderations" is not an absolute http or https URL`},
 			{Field: "moderation.timeout", Msg: "must be positive, got 0s"},
 			{Field: "moderation.fail_mode", Msg: `must be "skip" or "error", got "retry"`},
 			{Field: `moderation.auth.header["Bad Name"]`, Msg: `"Bad Name" is not a valid HTTP header name`},
 			{Field: "moderation.auth.header.X-Ok", Msg: "the value contains a line break or NUL"},
 		}},
-		{"request", mod(func(c *aimoderation.Config) { c.RequestMessages, c.RequestRoles = "first", []string{"user", ""} }), []phases.FieldError{
+		{"request", mod(func(c *aimoderation.Config) { c.RequestMessages, c.RequestRoles = "first", []string{"user", ""} }), []pluginsdk.FieldError{
 			{Field: "request_messages", Msg: `must be "last" or "all", got "first"`},
 			{Field: "request_roles[1]", Msg: "is empty"},
 		}},
-		{"no roles", mod(func(c *aimoderation.Config) { c.RequestRoles = nil }), []phases.FieldError{
+		{"no roles", mod(func(c *aimoderation.Config) { c.RequestRoles = nil }), []pluginsdk.FieldError{
 			{Field: "request_roles", Msg: `is empty: list the roles to check, or "*" for every role`},
 		}},
-		{"response", mod(func(c *aimoderation.Config) { c.StreamCheckMode, c.StreamCheckCacheSize = "batch", 0 }), []phases.FieldError{
+		{"response", mod(func(c *aimoderation.Config) { c.StreamCheckMode, c.StreamCheckCacheSize = "batch", 0 }), []pluginsdk.FieldError{
 			{Field: "stream_check_mode", Msg: `must be "realtime" or "final_packet", got "batch"`},
 			{Field: "stream_check_cache_size", Msg: "must be positive, got 0"},
 		}},
-		{"refusal", mod(func(c *aimoderation.Config) { c.DenyCode, c.DenyMessage = 199, "" }), []phases.FieldError{
+		{"refusal", mod(func(c *aimoderation.Config) { c.DenyCode, c.DenyMessage = 199, "" }), []pluginsdk.FieldError{
 			{Field: "deny_code", Msg: "must be an HTTP status from 200 to 599, got 199"},
 			{Field: "deny_message", Msg: "is empty: a refusal needs a message"},
 		}},
-		{"deny_code 600", mod(func(c *aimoderation.Config) { c.DenyCode = 600 }), []phases.FieldError{
+		{"deny_code 600", mod(func(c *aimoderation.Config) { c.DenyCode = 600 }), []pluginsdk.FieldError{
 			{Field: "deny_code", Msg: "must be an HTTP status from 200 to 599, got 600"},
 		}},
 	}
@@ -576,7 +578,7 @@ func TestValidate(t *testing.T) {
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("Validate() =\n%#v\nwant\n%#v", got, tc.want)
 			}
-			_, err := aimoderation.New(tc.cfg, phases.Env{})
+			_, err := aimoderation.New(tc.cfg, pluginsdk.Env{})
 			if (err != nil) != (len(tc.want) > 0) {
 				t.Fatalf("New error %v, want one: %v", err, len(tc.want) > 0)
 			}
@@ -612,17 +614,17 @@ func TestSpec(t *testing.T) {
 		t.Fatalf("Spec.Config() = %#v, want a *Config with the defaults", s.Config())
 	}
 	cfg.DenyPatterns = []string{"x"}
-	p, err := s.New(cfg, phases.Env{})
+	p, err := s.New(cfg, pluginsdk.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Name() != aimoderation.Name || phases.Priority(p) != 1050 {
-		t.Fatalf("plugin %q priority %d", p.Name(), phases.Priority(p))
+	if p.Name() != aimoderation.Name || p.(phases.Prioritized).Priority() != 1050 {
+		t.Fatalf("plugin %q priority %d", p.Name(), p.(phases.Prioritized).Priority())
 	}
-	if _, err := s.New(*cfg, phases.Env{}); err == nil {
+	if _, err := s.New(*cfg, pluginsdk.Env{}); err == nil {
 		t.Fatal("Spec.New accepted a Config value instead of a pointer")
 	}
-	if _, err := s.New(nil, phases.Env{}); err == nil {
+	if _, err := s.New(nil, pluginsdk.Env{}); err == nil {
 		t.Fatal("Spec.New accepted no config, which has nothing to check with")
 	}
 }

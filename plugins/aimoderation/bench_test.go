@@ -10,6 +10,7 @@ import (
 
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aimoderation"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // chunkUpstream streams prepared SSE chunks.
@@ -85,7 +86,7 @@ func BenchmarkRealtimeStream(b *testing.B) {
 			}
 			cfg.StreamCheckMode = aimoderation.ModeRealtime
 			up := &chunkUpstream{chunks: streamChunks(kib << 10)}
-			h := handler(b, fakeProxy{}, mustNew(b, cfg, phases.Env{}), up)
+			h := handler(b, fakeProxy{}, mustNew(b, cfg, pluginsdk.Env{}), up)
 			body := chatBody(true, user("hi"))
 			b.ReportAllocs()
 			for b.Loop() {

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/httpx"
-	"github.com/phasegate/phasegate/internal/yamlconf"
-	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/httpx"
+	"github.com/phasegate/phasegate/pluginsdk"
+	"github.com/phasegate/phasegate/yamlconf"
 )
 
 // Values of Config.RequestMessages.
@@ -127,10 +127,10 @@ func DefaultConfig() Config {
 }
 
 // Validate reports the config's problems, each at its field.
-func (c *Config) Validate() []phases.FieldError {
-	var errs []phases.FieldError
+func (c *Config) Validate() []pluginsdk.FieldError {
+	var errs []pluginsdk.FieldError
 	add := func(field, format string, args ...any) {
-		errs = append(errs, phases.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, pluginsdk.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if len(c.DenyPatterns) == 0 && c.Moderation.Endpoint == "" {
 		add("", "deny_patterns and moderation.endpoint are both empty: set at least one")
@@ -196,22 +196,22 @@ func (c *Config) Validate() []phases.FieldError {
 
 // compile compiles deny patterns, reporting each problem at
 // deny_patterns[i].
-func compile(patterns []string) ([]*regexp.Regexp, []phases.FieldError) {
-	var errs []phases.FieldError
+func compile(patterns []string) ([]*regexp.Regexp, []pluginsdk.FieldError) {
+	var errs []pluginsdk.FieldError
 	res := make([]*regexp.Regexp, 0, len(patterns))
 	for i, s := range patterns {
 		f := fmt.Sprintf("deny_patterns[%d]", i)
 		if s == "" {
-			errs = append(errs, phases.FieldError{Field: f, Msg: "empty pattern: it would match every text"})
+			errs = append(errs, pluginsdk.FieldError{Field: f, Msg: "empty pattern: it would match every text"})
 			continue
 		}
 		re, err := regexp.Compile(s)
 		if err != nil {
-			errs = append(errs, phases.FieldError{Field: f, Msg: "invalid RE2: " + err.Error()})
+			errs = append(errs, pluginsdk.FieldError{Field: f, Msg: "invalid RE2: " + err.Error()})
 			continue
 		}
 		if re.MatchString("") {
-			errs = append(errs, phases.FieldError{Field: f, Msg: fmt.Sprintf("%q matches the empty string: it would refuse everything", s)})
+			errs = append(errs, pluginsdk.FieldError{Field: f, Msg: fmt.Sprintf("%q matches the empty string: it would refuse everything", s)})
 			continue
 		}
 		res = append(res, re)

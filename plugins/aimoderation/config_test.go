@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/yamlconf"
 	"github.com/phasegate/phasegate/plugins/aimoderation"
+	"github.com/phasegate/phasegate/yamlconf"
 )
 
 // TestDecodeYAML decodes configs as the gateway does: into the value

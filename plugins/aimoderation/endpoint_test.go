@@ -17,11 +17,12 @@ import (
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aimoderation"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // startMock runs the mock LLM, which flags "bomb", and returns its
 // moderation URL and a transport closed with the test.
-func startMock(t *testing.T) (*mockllm.Server, string, phases.Env) {
+func startMock(t *testing.T) (*mockllm.Server, string, pluginsdk.Env) {
 	t.Helper()
 	srv, err := mockllm.Start("127.0.0.1:0", mockllm.Options{ModerationWords: []string{"bomb"}})
 	if err != nil {
@@ -33,10 +34,10 @@ func startMock(t *testing.T) (*mockllm.Server, string, phases.Env) {
 
 // testEnv is an Env with its own transport, whose idle connections are
 // closed with the test.
-func testEnv(t *testing.T) phases.Env {
+func testEnv(t *testing.T) pluginsdk.Env {
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	return phases.Env{Transport: tr}
+	return pluginsdk.Env{Transport: tr}
 }
 
 func endpointConfig(url string) aimoderation.Config {
@@ -288,7 +289,7 @@ func TestEndpointClientGone(t *testing.T) {
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(chatBody(false, user("hi"))))
 	start := time.Now()
-	chain.Serve(ctx, req.WithContext(ctx), phases.NewHTTPSink(rec))
+	chain.ServeHTTP(rec, req.WithContext(ctx).WithContext(ctx))
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("Serve took %v after the client left", d)
 	}

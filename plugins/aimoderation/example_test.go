@@ -11,6 +11,7 @@ import (
 
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aimoderation"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // wordsUpstream is an upstream that streams its words as OpenAI chunks, one per
@@ -68,7 +69,7 @@ func Example() {
 	cfg.DenyPatterns = []string{`(?i)\bkill\b`}
 	cfg.CheckResponse = true
 	cfg.StreamCheckCacheSize = 10
-	moderation, err := aimoderation.New(cfg, phases.Env{})
+	moderation, err := aimoderation.New(cfg, pluginsdk.Env{})
 	if err != nil {
 		panic(err)
 	}
@@ -80,7 +81,7 @@ func Example() {
 	ask := func(prompt string) *httptest.ResponseRecorder {
 		body := fmt.Sprintf(`{"model":"m1","stream":true,"messages":[{"role":"user","content":%q}]}`, prompt)
 		rec := httptest.NewRecorder()
-		chain.Serve(context.Background(), httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body)), phases.NewHTTPSink(rec))
+		chain.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body)))
 		return rec
 	}
 

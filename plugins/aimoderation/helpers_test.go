@@ -13,8 +13,10 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aimoderation"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -40,7 +42,7 @@ func (fakeProxy) Access(ctx context.Context, r *phases.Request) phases.Exit {
 		Stream bool `json:"stream"`
 	}
 	_ = json.Unmarshal(body, &req)
-	phases.LLM.Set(r.Values(), &phases.LLMInfo{Model: upstreamModel, Instance: "ai-proxy", Stream: req.Stream})
+	llm.InfoKey.Set(r.Values, &llm.Info{Model: upstreamModel, Instance: "ai-proxy", Stream: req.Stream})
 	return phases.Exit{}
 }
 
@@ -64,7 +66,7 @@ func (u *completionUpstream) Upstream(ctx context.Context, r *phases.Request) (*
 	if status == 0 {
 		status = http.StatusOK
 	}
-	if info, ok := phases.LLM.Get(r.Values()); ok && u.usage != nil && status < 400 {
+	if info, ok := llm.InfoKey.Get(r.Values); ok && u.usage != nil && status < 400 {
 		info.UsageKnown, info.PromptTokens, info.CompletionTokens = true, u.usage.prompt, u.usage.completion
 	}
 	return &phases.Response{
@@ -157,7 +159,7 @@ func (u *streamUpstream) Upstream(ctx context.Context, r *phases.Request) (*phas
 	if status == 0 {
 		status = http.StatusOK
 	}
-	info, _ := phases.LLM.Get(r.Values())
+	info, _ := llm.InfoKey.Get(r.Values)
 	return &phases.Response{
 		Status: status,
 		Header: http.Header{"Content-Type": {"text/event-stream"}},
@@ -174,7 +176,7 @@ func (u *streamUpstream) closes() int {
 
 type sseBody struct {
 	u    *streamUpstream
-	info *phases.LLMInfo
+	info *llm.Info
 	i    int
 }
 
@@ -216,14 +218,14 @@ type logProbe struct {
 
 func (p *logProbe) Name() string { return "log-probe" }
 func (p *logProbe) Log(ctx context.Context, s *phases.Summary) {
-	p.verdict = aimoderation.VerdictFrom(s.Values())
-	if info, ok := phases.LLM.Get(s.Values()); ok {
-		p.moderation = info.Moderation
+	p.verdict = aimoderation.VerdictFrom(s.Values)
+	if info, ok := llm.InfoKey.Get(s.Values); ok && info != nil {
+		p.moderation = p.verdict // what the access log prints (LogFields)
 	}
 	p.cause, p.exitPlugin, p.status = s.Cause, s.ExitPlugin, s.Status
 }
 
-func mustNew(t testing.TB, cfg aimoderation.Config, env phases.Env) *aimoderation.Plugin {
+func mustNew(t testing.TB, cfg aimoderation.Config, env pluginsdk.Env) *aimoderation.Plugin {
 	t.Helper()
 	p, err := aimoderation.New(cfg, env)
 	if err != nil {
@@ -239,11 +241,7 @@ func handler(t testing.TB, plugins ...phases.Plugin) http.Handler {
 		t.Fatal(err)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sink := phases.NewHTTPSink(w)
-		chain.Serve(r.Context(), r, sink)
-		if sink.Aborted() {
-			panic(http.ErrAbortHandler)
-		}
+		chain.ServeHTTP(w, r)
 	})
 }
 

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // TestRealtimeWorkIsLinear streams 1 KiB, then 256 KiB, of text through
@@ -28,7 +28,7 @@ func TestRealtimeWorkIsLinear(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.DenyPatterns, cfg.CheckResponse = tc.patterns, true
-			p, err := New(cfg, phases.Env{})
+			p, err := New(cfg, pluginsdk.Env{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,9 +13,11 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/phasegate/phasegate/fsm"
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/phases/phasetest"
 	"github.com/phasegate/phasegate/plugins/aimoderation"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 var flaggedWord = regexp.MustCompile(`(?i)\bkill\b`)
@@ -73,7 +75,7 @@ func TestPropertyScriptedUpstream(t *testing.T) {
 			var rec *recorder
 			phasetest.Check(t, phasetest.Config{
 				Plugins: func(*phasetest.Env) []phases.Plugin {
-					rec = &recorder{Plugin: mustNew(t, cfg, phases.Env{})}
+					rec = &recorder{Plugin: mustNew(t, cfg, pluginsdk.Env{})}
 					return []phases.Plugin{fakeProxy{}, rec}
 				},
 				Request: drawRequest,
@@ -117,7 +119,7 @@ type openaiUpstream struct {
 
 func (u openaiUpstream) Name() string { return "openai-upstream" }
 func (u openaiUpstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
-	info, _ := phases.LLM.Get(r.Values())
+	info, _ := llm.InfoKey.Get(r.Values)
 	if info.Stream {
 		var pieces []string
 		for _, w := range *u.content {
@@ -162,7 +164,7 @@ func TestPropertyOpenAIUpstream(t *testing.T) {
 			cfg := responseConfig(aimoderation.ModeRealtime)
 			cfg.CheckRequest = false
 			cfg.StreamCheckCacheSize = cacheSize
-			return []phases.Plugin{fakeProxy{}, mustNew(t, cfg, phases.Env{}), openaiUpstream{&content, &sep}}
+			return []phases.Plugin{fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), openaiUpstream{&content, &sep}}
 		},
 		Request: func(rt *rapid.T) *http.Request {
 			content = rapid.SliceOfN(rapid.SampledFrom(words), 0, 6).Draw(rt, "content")

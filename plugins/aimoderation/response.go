@@ -6,7 +6,7 @@ import (
 	"regexp/syntax"
 	"unicode/utf8"
 
-	"github.com/phasegate/phasegate/internal/openai"
+	"github.com/phasegate/phasegate/llm/openai"
 )
 
 // pattern is a deny pattern compiled for whole texts and for the windows of

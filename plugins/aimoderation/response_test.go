@@ -16,6 +16,7 @@ import (
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aimoderation"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // bodyUpstream answers a non-streamed 200 with body.
@@ -77,7 +78,7 @@ func refusedAt(t *testing.T, res response, events []string, n int) {
 // streamOf serves events through the plugin with cfg.
 func streamOf(t *testing.T, cfg aimoderation.Config, events []string) response {
 	t.Helper()
-	return do(handler(t, fakeProxy{}, mustNew(t, cfg, phases.Env{}), &streamUpstream{events: events}), chatBody(true, user("hi")))
+	return do(handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), &streamUpstream{events: events}), chatBody(true, user("hi")))
 }
 
 // exactConfig checks each event (the cache size is the pattern's reach:
@@ -109,7 +110,7 @@ func TestResponseChoicesSeparately(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				up := &bodyUpstream{body: tc.body}
-				res := do(handler(t, fakeProxy{}, mustNew(t, cfg, phases.Env{}), up), chatBody(false, user("hi")))
+				res := do(handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), up), chatBody(false, user("hi")))
 				if tc.refused {
 					if res.code != 400 {
 						t.Fatalf("got %d %s, want the refusal", res.code, res.body)
@@ -305,7 +306,7 @@ func TestResponseFlaggedWithoutCheck(t *testing.T) {
 	}
 	many := completionOf(choice(0, "message", `{"tool_calls":[`+strings.Join(calls, ",")+`]}`))
 	logs := &logBuffer{}
-	env := phases.Env{Logger: zerolog.New(logs)}
+	env := pluginsdk.Env{Logger: zerolog.New(logs)}
 	res := do(handler(t, fakeProxy{}, mustNew(t, cfg, env), &bodyUpstream{body: many}), chatBody(false, user("hi")))
 	if res.code != 400 || !strings.Contains(logs.String(), "too many choices and tool calls") {
 		t.Fatalf("got %d %.200s, log %q; want the refusal and a warning", res.code, res.body, logs.String())

@@ -42,8 +42,9 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/phasegate/phasegate/internal/openai"
+	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // Name is the plugin's name in routes' plugins mappings and in logs.
@@ -85,10 +86,10 @@ func DefaultConfig() Config { return Config{} }
 // Validate reports the config's problems: no pattern at all, a pattern that
 // does not compile, and a deny pattern that matches the empty string (it
 // would reject every request).
-func (c *Config) Validate() []phases.FieldError {
-	var errs []phases.FieldError
+func (c *Config) Validate() []pluginsdk.FieldError {
+	var errs []pluginsdk.FieldError
 	if len(c.AllowPatterns) == 0 && len(c.DenyPatterns) == 0 {
-		errs = append(errs, phases.FieldError{Msg: "allow_patterns and deny_patterns are both empty: set at least one pattern"})
+		errs = append(errs, pluginsdk.FieldError{Msg: "allow_patterns and deny_patterns are both empty: set at least one pattern"})
 	}
 	_, e := compile("allow_patterns", c.AllowPatterns, false)
 	errs = append(errs, e...)
@@ -99,22 +100,22 @@ func (c *Config) Validate() []phases.FieldError {
 
 // compile compiles patterns, reporting each problem at field[i]. A deny
 // pattern must not match the empty string.
-func compile(field string, patterns []string, deny bool) ([]*regexp.Regexp, []phases.FieldError) {
-	var errs []phases.FieldError
+func compile(field string, patterns []string, deny bool) ([]*regexp.Regexp, []pluginsdk.FieldError) {
+	var errs []pluginsdk.FieldError
 	res := make([]*regexp.Regexp, 0, len(patterns))
 	for i, s := range patterns {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		if s == "" {
-			errs = append(errs, phases.FieldError{Field: f, Msg: "empty pattern: it would match every message"})
+			errs = append(errs, pluginsdk.FieldError{Field: f, Msg: "empty pattern: it would match every message"})
 			continue
 		}
 		re, err := regexp.Compile(s)
 		if err != nil {
-			errs = append(errs, phases.FieldError{Field: f, Msg: "invalid RE2: " + err.Error()})
+			errs = append(errs, pluginsdk.FieldError{Field: f, Msg: "invalid RE2: " + err.Error()})
 			continue
 		}
 		if deny && re.MatchString("") {
-			errs = append(errs, phases.FieldError{Field: f, Msg: fmt.Sprintf("%q matches the empty string: it would reject every request", s)})
+			errs = append(errs, pluginsdk.FieldError{Field: f, Msg: fmt.Sprintf("%q matches the empty string: it would reject every request", s)})
 			continue
 		}
 		res = append(res, re)
@@ -123,8 +124,8 @@ func compile(field string, patterns []string, deny bool) ([]*regexp.Regexp, []ph
 }
 
 // Spec declares ai-prompt-guard to the gateway's registry.
-var Spec = phases.Typed(phases.Spec{Name: Name}, DefaultConfig,
-	func(c Config, env phases.Env) (phases.Plugin, error) { return New(c) })
+var Spec = pluginsdk.Typed(pluginsdk.Spec{Name: Name}, DefaultConfig,
+	func(c Config, env pluginsdk.Env) (phases.Plugin, error) { return New(c) })
 
 // Plugin is the ai-prompt-guard plugin. It is immutable and safe for
 // concurrent use.
@@ -180,14 +181,14 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 		return phases.Error(http.StatusBadRequest, "invalid_request_error", err.Error())
 	}
 	if !p.allowed(&req) {
-		return phases.JSON(http.StatusBadRequest, rejectedBody)
+		return phases.Reply(http.StatusBadRequest, http.Header{"Content-Type": {"application/json"}}, rejectedBody)
 	}
 	return phases.Exit{}
 }
 
 // rejectedBody is the body of every rejection, made once: an exit's body is
 // never modified.
-var rejectedBody = phases.ErrorBody(http.StatusBadRequest, "invalid_request_error", MsgRejected)
+var rejectedBody = openai.ErrorBody(MsgRejected, "invalid_request_error", http.StatusBadRequest)
 
 // allowed reports whether the guard lets req through: whether none of the
 // checked texts matches a deny pattern and, with allow patterns, the content

@@ -15,20 +15,22 @@ import (
 	"go.uber.org/goleak"
 	"pgregory.net/rapid"
 
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/phases/phasetest"
 	"github.com/phasegate/phasegate/plugins/aipromptguard"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // llm mimics ai-proxy's access hook: it records the request's LLMInfo.
-type llm struct{}
+type fakeLLM struct{}
 
-func (llm) Name() string  { return "fake-ai-proxy" }
-func (llm) Priority() int { return 1100 }
-func (llm) Access(ctx context.Context, r *phases.Request) phases.Exit {
-	phases.LLM.Set(r.Values(), &phases.LLMInfo{Model: "m1", Instance: "ai-proxy"})
+func (fakeLLM) Name() string  { return "fake-ai-proxy" }
+func (fakeLLM) Priority() int { return 1100 }
+func (fakeLLM) Access(ctx context.Context, r *phases.Request) phases.Exit {
+	llm.InfoKey.Set(r.Values, &llm.Info{Model: "m1", Instance: "ai-proxy"})
 	return phases.Exit{}
 }
 
@@ -64,11 +66,7 @@ func handler(t testing.TB, opts phases.Options, plugins ...phases.Plugin) http.H
 		t.Fatal(err)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sink := phases.NewHTTPSink(w)
-		chain.Serve(r.Context(), r, sink)
-		if sink.Aborted() {
-			panic(http.ErrAbortHandler)
-		}
+		chain.ServeHTTP(w, r)
 	})
 }
 
@@ -151,7 +149,7 @@ func TestGuard(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			up := &upstream{}
-			h := handler(t, phases.Options{}, llm{}, mustNew(t, tc.cfg), up)
+			h := handler(t, phases.Options{}, fakeLLM{}, mustNew(t, tc.cfg), up)
 			code, body, called := post(t, h, up, chatBody(t, tc.msgs...))
 			if tc.reject {
 				if code != http.StatusBadRequest || body != rejected || called {
@@ -201,7 +199,7 @@ func TestGuardReadsEveryTextPlace(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			up := &upstream{}
-			h := handler(t, phases.Options{}, llm{}, mustNew(t, tc.cfg), up)
+			h := handler(t, phases.Options{}, fakeLLM{}, mustNew(t, tc.cfg), up)
 			code, body, called := post(t, h, up, tc.body)
 			if tc.reject {
 				if code != http.StatusBadRequest || body != rejected || called {
@@ -266,26 +264,26 @@ func TestValidate(t *testing.T) {
 	cases := []struct {
 		name string
 		cfg  aipromptguard.Config
-		want []phases.FieldError
+		want []pluginsdk.FieldError
 	}{
 		{"deny only", aipromptguard.Config{DenyPatterns: []string{"a"}}, nil},
 		{"allow only", aipromptguard.Config{AllowPatterns: []string{"a"}}, nil},
 		{"allow may match empty", aipromptguard.Config{AllowPatterns: []string{"a*"}}, nil},
-		{"no pattern", aipromptguard.DefaultConfig(), []phases.FieldError{
+		{"no pattern", aipromptguard.DefaultConfig(), []pluginsdk.FieldError{
 			{Msg: "allow_patterns and deny_patterns are both empty: set at least one pattern"},
 		}},
-		{"invalid patterns", aipromptguard.Config{AllowPatterns: []string{"ok", "(a"}, DenyPatterns: []string{"a", "b", "[z-a]"}}, []phases.FieldError{
+		{"invalid patterns", aipromptguard.Config{AllowPatterns: []string{"ok", "(a"}, DenyPatterns: []string{"a", "b", "[z-a]"}}, []pluginsdk.FieldError{
 			{Field: "allow_patterns[1]", Msg: "invalid RE2: error parsing regexp: missing closing ): `(a`"},
 			{Field: "deny_patterns[2]", Msg: "invalid RE2: error parsing regexp: invalid character class range: `z-a`"},
 		}},
-		{"not RE2", aipromptguard.Config{DenyPatterns: []string{`(?=x)`}}, []phases.FieldError{
+		{"not RE2", aipromptguard.Config{DenyPatterns: []string{`(?=x)`}}, []pluginsdk.FieldError{
 			{Field: "deny_patterns[0]", Msg: "invalid RE2: error parsing regexp: invalid or unsupported Perl syntax: `(?=`"},
 		}},
-		{"empty patterns", aipromptguard.Config{AllowPatterns: []string{""}, DenyPatterns: []string{""}}, []phases.FieldError{
+		{"empty patterns", aipromptguard.Config{AllowPatterns: []string{""}, DenyPatterns: []string{""}}, []pluginsdk.FieldError{
 			{Field: "allow_patterns[0]", Msg: "empty pattern: it would match every message"},
 			{Field: "deny_patterns[0]", Msg: "empty pattern: it would match every message"},
 		}},
-		{"deny matching everything", aipromptguard.Config{DenyPatterns: []string{"x", "(?i)y*"}}, []phases.FieldError{
+		{"deny matching everything", aipromptguard.Config{DenyPatterns: []string{"x", "(?i)y*"}}, []pluginsdk.FieldError{
 			{Field: "deny_patterns[1]", Msg: `"(?i)y*" matches the empty string: it would reject every request`},
 		}},
 	}
@@ -318,24 +316,24 @@ func TestSpec(t *testing.T) {
 		t.Fatalf("Spec.Config() = %#v, want a *Config with the defaults", s.Config())
 	}
 	cfg.DenyPatterns = []string{"x"}
-	p, err := s.New(cfg, phases.Env{})
+	p, err := s.New(cfg, pluginsdk.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Name() != aipromptguard.Name || phases.Priority(p) != 1070 {
-		t.Fatalf("plugin %q priority %d", p.Name(), phases.Priority(p))
+	if p.Name() != aipromptguard.Name || p.(phases.Prioritized).Priority() != 1070 {
+		t.Fatalf("plugin %q priority %d", p.Name(), p.(phases.Prioritized).Priority())
 	}
-	if _, err := s.New(aipromptguard.DefaultConfig(), phases.Env{}); err == nil {
+	if _, err := s.New(aipromptguard.DefaultConfig(), pluginsdk.Env{}); err == nil {
 		t.Fatal("Spec.New accepted a Config value instead of a pointer")
 	}
-	if _, err := s.New(nil, phases.Env{}); err == nil {
+	if _, err := s.New(nil, pluginsdk.Env{}); err == nil {
 		t.Fatal("Spec.New accepted no config, which has no pattern")
 	}
 }
 
 func TestConcurrent(t *testing.T) {
 	up := &upstream{}
-	h := handler(t, phases.Options{}, llm{}, mustNew(t, aipromptguard.Config{DenyPatterns: []string{`\bbad\b`}}), up)
+	h := handler(t, phases.Options{}, fakeLLM{}, mustNew(t, aipromptguard.Config{DenyPatterns: []string{`\bbad\b`}}), up)
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for i := range 64 {
@@ -392,7 +390,7 @@ func TestProperty(t *testing.T) {
 	phasetest.Check(t, phasetest.Config{
 		Plugins: func(*phasetest.Env) []phases.Plugin {
 			rec = &recorder{Plugin: mustNew(t, aipromptguard.Config{DenyPatterns: []string{`(?i)\bjailbreak\b`}, MatchAllConversationHistory: true})}
-			return []phases.Plugin{llm{}, rec}
+			return []phases.Plugin{fakeLLM{}, rec}
 		},
 		Request: func(rt *rapid.T) *http.Request {
 			words := rapid.SliceOfN(rapid.SampledFrom([]string{"hello", "world", "jailbreak", "JailBreak", "jailbreaking"}), 0, 4).Draw(rt, "words")

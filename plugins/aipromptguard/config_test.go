@@ -4,8 +4,8 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/phasegate/phasegate/internal/yamlconf"
 	"github.com/phasegate/phasegate/plugins/aipromptguard"
+	"github.com/phasegate/phasegate/yamlconf"
 )
 
 // TestDecodeYAML decodes configs as the gateway does: into the value

@@ -39,7 +39,7 @@ func Example() {
 	} {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
-		chain.Serve(context.Background(), req, phases.NewHTTPSink(rec))
+		chain.ServeHTTP(rec, req)
 		fmt.Println(rec.Code, rec.Body)
 	}
 	// Output:

@@ -26,7 +26,7 @@
 // gateway's client.max_body_bytes, else theirs; a valid JSON object whose known fields
 // have the right types, and a model, the client's or options.model. Each
 // problem is answered with an OpenAI-shaped JSON error, 400 or 413. It
-// then records the request's *phases.LLMInfo under phases.LLM: the model
+// then records the request's *llm.Info under llm.InfoKey: the model
 // that will be sent, instance "ai-proxy", and whether the client streams.
 //
 // # Upstream
@@ -55,7 +55,7 @@
 // phasegate_llm_active_connections{route,instance="ai-proxy",model,request_type}
 // is raised for each upstream attempt and bound to the attempt's scope, so
 // it falls exactly once however the request ends (see package
-// internal/llmproxy). The log hook records the token counters, the request
+// llm/provider). The log hook records the token counters, the request
 // duration (statuses below 400) and, for streams, the time to first token.
 package aiproxy
 
@@ -63,8 +63,9 @@ import (
 	"context"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/llmproxy"
+	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // Name is the plugin's name in routes' plugins mappings, in logs and the
@@ -77,16 +78,16 @@ const priority = 1100
 
 // Providers.
 const (
-	ProviderOpenAI           = llmproxy.ProviderOpenAI
-	ProviderOpenAICompatible = llmproxy.ProviderOpenAICompatible
+	ProviderOpenAI           = provider.ProviderOpenAI
+	ProviderOpenAICompatible = provider.ProviderOpenAICompatible
 )
 
 // Defaults of Config.
 const (
-	DefaultTimeout           = llmproxy.DefaultTimeout
-	DefaultMaxResponseBytes  = llmproxy.DefaultMaxResponseBytes
-	DefaultMaxStreamDuration = llmproxy.DefaultMaxStreamDuration
-	DefaultOpenAIEndpoint    = llmproxy.DefaultOpenAIEndpoint
+	DefaultTimeout           = provider.DefaultTimeout
+	DefaultMaxResponseBytes  = provider.DefaultMaxResponseBytes
+	DefaultMaxStreamDuration = provider.DefaultMaxStreamDuration
+	DefaultOpenAIEndpoint    = provider.DefaultOpenAIEndpoint
 )
 
 // Config is ai-proxy's configuration. Start from DefaultConfig.
@@ -137,9 +138,9 @@ func DefaultConfig() Config {
 	}
 }
 
-// instance returns the llmproxy instance config of c, named name.
-func (c *Config) instance(name string) llmproxy.Config {
-	return llmproxy.Config{
+// instance returns the provider instance config of c, named name.
+func (c *Config) instance(name string) provider.Config {
+	return provider.Config{
 		Name:              name,
 		Provider:          c.Provider,
 		Endpoint:          c.Endpoint,
@@ -153,21 +154,21 @@ func (c *Config) instance(name string) llmproxy.Config {
 }
 
 // Validate reports the config's problems, each at its field.
-func (c *Config) Validate() []phases.FieldError {
+func (c *Config) Validate() []pluginsdk.FieldError {
 	ic := c.instance(Name)
 	errs := ic.Validate(false)
-	return append(errs, llmproxy.ValidateRequestLimit(c.MaxRequestBodyBytes)...)
+	return append(errs, provider.ValidateRequestLimit(c.MaxRequestBodyBytes)...)
 }
 
 // Spec declares ai-proxy to the gateway's registry.
-var Spec = phases.Typed(phases.Spec{Name: Name, Upstream: true}, DefaultConfig,
-	func(c Config, env phases.Env) (phases.Plugin, error) { return New(c, env) })
+var Spec = pluginsdk.Typed(pluginsdk.Spec{Name: Name, Upstream: true}, DefaultConfig,
+	func(c Config, env pluginsdk.Env) (phases.Plugin, error) { return New(c, env) })
 
 // Plugin is the ai-proxy plugin. It is immutable and safe for concurrent
 // use: per-request state lives in the request's values.
 type Plugin struct {
-	proxy    *llmproxy.Proxy
-	instance *llmproxy.Instance
+	proxy    *provider.Proxy
+	instance *provider.Instance
 	maxBody  int64
 }
 
@@ -175,18 +176,18 @@ type Plugin struct {
 // Config.Validate). It records metrics into env.Metrics (none when nil)
 // under the route env.Route, calls the upstream through env.Transport
 // (http.DefaultTransport when nil) and logs to env.Logger.
-func New(cfg Config, env phases.Env) (*Plugin, error) {
-	if err := phases.ConfigError(Name, cfg.Validate()); err != nil {
+func New(cfg Config, env pluginsdk.Env) (*Plugin, error) {
+	if err := pluginsdk.ConfigError(Name, cfg.Validate()); err != nil {
 		return nil, err
 	}
-	in, err := llmproxy.NewInstance(cfg.instance(Name), env.Transport)
+	in, err := provider.NewInstance(cfg.instance(Name), env.Transport)
 	if err != nil {
 		return nil, err
 	}
 	return &Plugin{
 		instance: in,
 		maxBody:  cfg.MaxRequestBodyBytes,
-		proxy: &llmproxy.Proxy{
+		proxy: &provider.Proxy{
 			Route:    env.Route,
 			Metrics:  env.Metrics,
 			Logger:   env.Logger,
@@ -215,7 +216,7 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 // Upstream implements phases.Upstream: one attempt on the endpoint.
 func (p *Plugin) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
 	used := false
-	next := func() *llmproxy.Instance {
+	next := func() *provider.Instance {
 		if used {
 			return nil
 		}

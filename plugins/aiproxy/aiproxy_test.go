@@ -9,24 +9,26 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
+	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
 	"github.com/phasegate/phasegate/plugins/keyauth"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // A non-streamed completion passes through with its usage; options.model
 // overrides the client's and is the model label; the metrics are those of
 // one chat request.
 func TestNonStreamPassesThrough(t *testing.T) {
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	cfg := config(mockURL(m))
 	cfg.Options = map[string]any{"model": "gpt-override"}
 	f := serve(t, cfg)
 
-	resp := f.Post(t, llmtest.Chat("client-model", false), nil)
+	resp := f.Post(t, providertest.Chat("client-model", false), nil)
 	o := f.Wait(t)
 	if resp.Status != http.StatusOK || o.Cause != phases.CauseCompleted {
 		t.Fatalf("status %d cause %s (%v): %s", resp.Status, o.Cause, o.Err, resp.Body)
@@ -50,7 +52,7 @@ func TestNonStreamPassesThrough(t *testing.T) {
 	if got.Model != "gpt-override" || got.Choices[0].Message.Content != mockllm.DefaultCompletionText {
 		t.Errorf("the upstream answered %+v", got)
 	}
-	want := phases.LLMInfo{
+	want := llm.Info{
 		Model: "gpt-override", Instance: aiproxy.Name, Attempts: 1,
 		UsageKnown: true, PromptTokens: got.Usage.Prompt, CompletionTokens: got.Usage.Completion,
 	}
@@ -77,7 +79,7 @@ func TestNonStreamPassesThrough(t *testing.T) {
 	if v, ok := f.counts(t, nameActive)[k]; !ok || v != 0 {
 		t.Errorf("active series %v (present %v), want 0", v, ok)
 	}
-	llmtest.AssertNoneActive(t, f.reg)
+	providertest.AssertNoneActive(t, f.reg)
 }
 
 // The upstream request: options merged into the client's body, model
@@ -85,7 +87,7 @@ func TestNonStreamPassesThrough(t *testing.T) {
 // client's credentials, no Accept-Encoding, no hop-by-hop headers, the
 // client's other headers and query forwarded.
 func TestUpstreamRequest(t *testing.T) {
-	up := llmtest.NewUpstream(t, nil)
+	up := providertest.NewUpstream(t, nil)
 	cfg := config(up.URL + "?api-version=1")
 	cfg.Options = map[string]any{"model": "gpt-4o-mini", "temperature": 0.5}
 	cfg.Auth = aiproxy.Auth{Header: map[string]string{"Authorization": "Bearer upstream-key", "X-Api-Key": "k2"}, Query: map[string]string{"key": "q-secret"}}
@@ -103,7 +105,7 @@ func TestUpstreamRequest(t *testing.T) {
 	req.URL.RawQuery = "key=client-secret&foo=bar&api-version=2"
 	resp := f.Do(t, req)
 	f.Wait(t)
-	if resp.Status != http.StatusOK || string(resp.Body) != llmtest.Completion {
+	if resp.Status != http.StatusOK || string(resp.Body) != providertest.Completion {
 		t.Fatalf("status %d: %s", resp.Status, resp.Body)
 	}
 	got := up.Last(t)
@@ -141,9 +143,9 @@ func TestUpstreamRequest(t *testing.T) {
 
 // Without auth configured the client's Authorization reaches the upstream.
 func TestClientAuthorizationWithoutAuth(t *testing.T) {
-	up := llmtest.NewUpstream(t, nil)
+	up := providertest.NewUpstream(t, nil)
 	f := serve(t, config(up.URL))
-	f.Post(t, llmtest.Chat("m", false), map[string]string{"Authorization": "Bearer mine"})
+	f.Post(t, providertest.Chat("m", false), map[string]string{"Authorization": "Bearer mine"})
 	f.Wait(t)
 	if v := up.Last(t).Header.Get("Authorization"); v != "Bearer mine" {
 		t.Errorf("Authorization %q", v)
@@ -153,7 +155,7 @@ func TestClientAuthorizationWithoutAuth(t *testing.T) {
 // Upstream error statuses reach the client with their bodies as they are;
 // they are not observed as durations.
 func TestUpstreamErrorsPassThrough(t *testing.T) {
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	f := serve(t, config(mockURL(m)))
 	for _, tc := range []struct {
 		status int
@@ -164,7 +166,7 @@ func TestUpstreamErrorsPassThrough(t *testing.T) {
 		{429, `{"error":{"message":"slow down","type":"rate_limit"}}`, "application/json"},
 		{500, "upstream exploded", "text/plain"},
 	} {
-		resp := f.Post(t, llmtest.Chat("m", false), map[string]string{mockllm.HeaderStatus: itoa(tc.status), mockllm.HeaderErrorBody: tc.body})
+		resp := f.Post(t, providertest.Chat("m", false), map[string]string{mockllm.HeaderStatus: itoa(tc.status), mockllm.HeaderErrorBody: tc.body})
 		o := f.Wait(t)
 		if resp.Status != tc.status || string(resp.Body) != tc.body || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.ct) {
 			t.Errorf("%d: got %d %q (%s)", tc.status, resp.Status, resp.Body, resp.Header.Get("Content-Type"))
@@ -173,7 +175,7 @@ func TestUpstreamErrorsPassThrough(t *testing.T) {
 			t.Errorf("%d: cause %s, LLMInfo %+v", tc.status, o.Cause, o.LLM)
 		}
 		// A streamed request answered with an error gets it as is too.
-		resp = f.Post(t, llmtest.Chat("m", true), map[string]string{mockllm.HeaderStatus: itoa(tc.status), mockllm.HeaderErrorBody: tc.body})
+		resp = f.Post(t, providertest.Chat("m", true), map[string]string{mockllm.HeaderStatus: itoa(tc.status), mockllm.HeaderErrorBody: tc.body})
 		f.Wait(t)
 		if resp.Status != tc.status || string(resp.Body) != tc.body {
 			t.Errorf("%d stream: got %d %q", tc.status, resp.Status, resp.Body)
@@ -192,9 +194,9 @@ func TestUpstreamErrorsPassThrough(t *testing.T) {
 
 // serveLimited serves ai-proxy with max_request_body_bytes plugin on a
 // route whose limit is route.
-func serveLimited(t *testing.T, plugin, route int64) (*fixture, *llmtest.Upstream) {
+func serveLimited(t *testing.T, plugin, route int64) (*fixture, *providertest.Upstream) {
 	t.Helper()
-	up := llmtest.NewUpstream(t, nil)
+	up := providertest.NewUpstream(t, nil)
 	cfg := config(up.URL)
 	cfg.MaxRequestBodyBytes = plugin
 	return serveOpts(t, phases.Options{MaxRequestBodyBytes: route}, cfg), up
@@ -229,8 +231,8 @@ func TestValidation(t *testing.T) {
 		status         int
 		msg            string
 	}{
-		{"text/plain", "text/plain", llmtest.Chat("m", false), 400, "Content-Type must be application/json"},
-		{"no content type", "-", llmtest.Chat("m", false), 400, "Content-Type must be application/json"},
+		{"text/plain", "text/plain", providertest.Chat("m", false), 400, "Content-Type must be application/json"},
+		{"no content type", "-", providertest.Chat("m", false), 400, "Content-Type must be application/json"},
 		{"empty body", "application/json", "", 400, "request body is empty"},
 		{"blank body", "application/json", "  \n", 400, "request body is empty"},
 		{"malformed", "application/json", `{"model":`, 400, "request body is not valid JSON: unexpected end of JSON input"},
@@ -268,7 +270,7 @@ func TestValidation(t *testing.T) {
 	}
 	// A JSON Content-Type with parameters is fine, and options.model makes
 	// a model in the body optional.
-	if resp := f.Post(t, llmtest.Chat("m", false), map[string]string{"Content-Type": "Application/JSON; charset=utf-8"}); resp.Status != 200 {
+	if resp := f.Post(t, providertest.Chat("m", false), map[string]string{"Content-Type": "Application/JSON; charset=utf-8"}); resp.Status != 200 {
 		t.Errorf("application/json with parameters: %d %s", resp.Status, resp.Body)
 	}
 	f.Wait(t)
@@ -289,7 +291,7 @@ func TestValidation(t *testing.T) {
 
 // Requests rejected in access make no LLM series at all.
 func TestNoSeriesWithoutAttempt(t *testing.T) {
-	up := llmtest.NewUpstream(t, nil)
+	up := providertest.NewUpstream(t, nil)
 	f := serve(t, config(up.URL))
 	f.Post(t, "{", nil)
 	f.Wait(t)
@@ -303,10 +305,10 @@ func TestNoSeriesWithoutAttempt(t *testing.T) {
 
 // The model label is cut to 128 bytes; LLMInfo keeps the whole model.
 func TestModelLabelIsCut(t *testing.T) {
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	f := serve(t, config(mockURL(m)))
 	long := strings.Repeat("m", 100) + strings.Repeat("é", 40) // 180 bytes
-	resp := f.Post(t, llmtest.Chat(long, false), nil)
+	resp := f.Post(t, providertest.Chat(long, false), nil)
 	o := f.Wait(t)
 	if resp.Status != 200 || o.LLM.Model != long {
 		t.Fatalf("%d %s; model %q", resp.Status, resp.Body, o.LLM.Model)
@@ -337,18 +339,18 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // key-auth hiding its credential: the upstream never sees the gateway's
 // key, only ai-proxy's own auth.
 func TestKeyAuthCredentialNotForwarded(t *testing.T) {
-	up := llmtest.NewUpstream(t, nil)
-	env, _ := llmtest.NewEnv(t)
+	up := providertest.NewUpstream(t, nil)
+	env, _ := providertest.NewEnv(t)
 	cfg := config(up.URL)
 	cfg.Auth = aiproxy.Auth{Header: map[string]string{"Authorization": "Bearer upstream"}}
 	ka := keyauth.DefaultConfig()
 	ka.HideCredentials = true
-	auth, err := keyauth.New(ka, []phases.Consumer{{Username: "alice", Key: "gw-key"}})
+	auth, err := keyauth.New(ka, []pluginsdk.ConsumerConfig{{Username: "alice", Key: "gw-key"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := llmtest.Serve(t, phases.Options{}, newPlugin(t, cfg, env), auth)
-	req := g.Request(t, llmtest.Chat("m", false), map[string]string{"apikey": "gw-key"})
+	g := providertest.Serve(t, phases.Options{}, newPlugin(t, cfg, env), auth)
+	req := g.Request(t, providertest.Chat("m", false), map[string]string{"apikey": "gw-key"})
 	req.URL.RawQuery = "apikey=gw-key&x=1"
 	if resp := g.Do(t, req); resp.Status != 200 {
 		t.Fatalf("%d %s", resp.Status, resp.Body)

@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/yamlconf"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
+	"github.com/phasegate/phasegate/pluginsdk"
+	"github.com/phasegate/phasegate/yamlconf"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -63,7 +64,7 @@ func TestConfigValidate(t *testing.T) {
 			if len(errs) != 1 || errs[0].Field != tc.field || !strings.Contains(errs[0].Msg, tc.msg) {
 				t.Errorf("got %v, want %s: …%s…", errs, tc.field, tc.msg)
 			}
-			if _, err := aiproxy.New(c, phases.Env{}); err == nil || !strings.Contains(err.Error(), tc.field) {
+			if _, err := aiproxy.New(c, pluginsdk.Env{}); err == nil || !strings.Contains(err.Error(), tc.field) {
 				t.Errorf("New: %v", err)
 			}
 		})
@@ -88,7 +89,7 @@ max_stream_duration: 1m
 	if c.Auth.Header["Authorization"] != "Bearer sk-test" || c.Options["model"] != "gpt-4o-mini" || c.MaxStreamDuration != time.Minute || c.MaxResponseBytes != 16<<20 {
 		t.Errorf("decoded %+v", c)
 	}
-	if _, err := aiproxy.Spec.New(&c, phases.Env{}); err != nil {
+	if _, err := aiproxy.Spec.New(&c, pluginsdk.Env{}); err != nil {
 		t.Error(err)
 	}
 
@@ -104,15 +105,15 @@ func TestSpec(t *testing.T) {
 	if aiproxy.Spec.Name != "ai-proxy" || !aiproxy.Spec.Upstream {
 		t.Errorf("name %q", aiproxy.Spec.Name)
 	}
-	if _, err := aiproxy.Spec.New(struct{}{}, phases.Env{}); err == nil {
+	if _, err := aiproxy.Spec.New(struct{}{}, pluginsdk.Env{}); err == nil {
 		t.Error("a config of the wrong type was accepted")
 	}
 	c := config("http://127.0.0.1:9/v1/chat/completions")
-	p, err := aiproxy.Spec.New(&c, phases.Env{})
+	p, err := aiproxy.Spec.New(&c, pluginsdk.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Name() != aiproxy.Name || phases.Priority(p) != 1100 {
-		t.Errorf("%s at %d", p.Name(), phases.Priority(p))
+	if p.Name() != aiproxy.Name || p.(phases.Prioritized).Priority() != 1100 {
+		t.Errorf("%s at %d", p.Name(), p.(phases.Prioritized).Priority())
 	}
 }

@@ -12,11 +12,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/phasegate/phasegate/internal/proxy"
+	"github.com/phasegate/phasegate/forward"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // A chat route whose upstream is ai-proxy, in front of the mock LLM.
@@ -26,7 +27,7 @@ func Example() {
 		panic(err)
 	}
 	defer mock.Close()
-	transport := proxy.NewTransport() // the gateway's shared transport
+	transport := forward.NewTransport() // the gateway's shared transport
 	defer transport.CloseIdleConnections()
 	set, _ := metrics.New(prometheus.NewRegistry())
 
@@ -36,7 +37,7 @@ func Example() {
 	cfg.Endpoint = mock.URL() + "/v1/chat/completions"
 	cfg.Options = map[string]any{"model": "gpt-4o-mini"}
 	cfg.Timeout = 10 * time.Second
-	plugin, err := aiproxy.New(cfg, phases.Env{Route: "chat", Metrics: set, Transport: transport})
+	plugin, err := aiproxy.New(cfg, pluginsdk.Env{Route: "chat", Metrics: set, Transport: transport})
 	if err != nil {
 		panic(err)
 	}
@@ -46,12 +47,8 @@ func Example() {
 	}
 	served := make(chan struct{}, 1)
 	gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sink := phases.NewHTTPSink(w)
-		chain.Serve(r.Context(), r, sink) // returns once the request has reached done
-		served <- struct{}{}
-		if sink.Aborted() {
-			panic(http.ErrAbortHandler)
-		}
+		defer func() { served <- struct{}{} }()
+		chain.ServeHTTP(w, r) // returns once the request has reached done
 	}))
 	defer gateway.Close()
 

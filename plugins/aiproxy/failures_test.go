@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
@@ -36,7 +36,7 @@ func errorOf(t *testing.T, b []byte) (msg string, code int) {
 // whether the stream ends with "data: [DONE]".
 func finalFrame(t *testing.T, body []byte) (msg string, code int, done bool) {
 	t.Helper()
-	events := llmtest.Events(body)
+	events := providertest.Events(body)
 	if len(events) < 2 {
 		t.Fatalf("no final frame in %q", body)
 	}
@@ -47,8 +47,8 @@ func finalFrame(t *testing.T, body []byte) (msg string, code int, done bool) {
 
 // An unreachable upstream is answered 502.
 func TestUnreachable(t *testing.T) {
-	f := serve(t, config("http://"+llmtest.DeadAddr(t)+"/v1/chat/completions"))
-	resp := f.Post(t, llmtest.Chat("m", false), nil)
+	f := serve(t, config("http://"+providertest.DeadAddr(t)+"/v1/chat/completions"))
+	resp := f.Post(t, providertest.Chat("m", false), nil)
 	o := f.Wait(t)
 	if msg, code := errorOf(t, resp.Body); resp.Status != 502 || code != 502 || msg == "" {
 		t.Errorf("%d %s", resp.Status, resp.Body)
@@ -67,12 +67,12 @@ func TestUnreachable(t *testing.T) {
 // An upstream slower than the timeout to answer is answered 504, at the
 // timeout, and its request is cancelled.
 func TestSlowHeaders(t *testing.T) {
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	cfg := config(mockURL(m))
 	cfg.Timeout = 100 * time.Millisecond
 	f := serve(t, cfg)
 	start := time.Now()
-	resp := f.Post(t, llmtest.Chat("m", false), map[string]string{mockllm.HeaderHeaderDelay: "5s"})
+	resp := f.Post(t, providertest.Chat("m", false), map[string]string{mockllm.HeaderHeaderDelay: "5s"})
 	o := f.Wait(t)
 	if _, code := errorOf(t, resp.Body); resp.Status != 504 || code != 504 || o.Cause != phases.CauseTimeout {
 		t.Errorf("%d %s, cause %s", resp.Status, resp.Body, o.Cause)
@@ -80,17 +80,17 @@ func TestSlowHeaders(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("answered after %s", d)
 	}
-	if !llmtest.Eventually(2*time.Second, func() bool { return m.Mock().Stats().Canceled == 1 }) {
+	if !providertest.Eventually(2*time.Second, func() bool { return m.Mock().Stats().Canceled == 1 }) {
 		t.Errorf("the upstream request was not cancelled: %+v", m.Mock().Stats())
 	}
-	llmtest.AssertNoneActive(t, f.reg)
+	providertest.AssertNoneActive(t, f.reg)
 }
 
 // An upstream that stalls mid-stream for the timeout ends the stream with
 // a final frame; one that stalls after its header, before any event, is
 // answered 504 as a whole.
 func TestStreamStall(t *testing.T) {
-	up := llmtest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := providertest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, `data: {"choices":[{"delta":{"content":"a"}}]}`+"\n\n")
 		w.(http.Flusher).Flush()
@@ -99,7 +99,7 @@ func TestStreamStall(t *testing.T) {
 	cfg := config(up.URL)
 	cfg.Timeout = 100 * time.Millisecond
 	f := serve(t, cfg)
-	resp := f.Post(t, llmtest.Chat("m", true), nil)
+	resp := f.Post(t, providertest.Chat("m", true), nil)
 	o := f.Wait(t)
 	if _, code, done := finalFrame(t, resp.Body); resp.Status != 200 || code != 504 || !done {
 		t.Errorf("%d %q", resp.Status, resp.Body)
@@ -107,31 +107,31 @@ func TestStreamStall(t *testing.T) {
 	if o.Cause != phases.CauseTimeout {
 		t.Errorf("cause %s (%v)", o.Cause, o.Err)
 	}
-	llmtest.AssertNoneActive(t, f.reg)
+	providertest.AssertNoneActive(t, f.reg)
 
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	cfg = config(mockURL(m))
 	cfg.Timeout = 100 * time.Millisecond
 	f = serve(t, cfg)
-	resp = f.Post(t, llmtest.Chat("m", true), map[string]string{mockllm.HeaderHang: "true"})
+	resp = f.Post(t, providertest.Chat("m", true), map[string]string{mockllm.HeaderHang: "true"})
 	o = f.Wait(t)
 	if _, code := errorOf(t, resp.Body); resp.Status != 504 || code != 504 || o.Cause != phases.CauseTimeout {
 		t.Errorf("%d %q, cause %s", resp.Status, resp.Body, o.Cause)
 	}
-	if !llmtest.Eventually(2*time.Second, func() bool { return m.Mock().Stats().Canceled == 1 }) {
+	if !providertest.Eventually(2*time.Second, func() bool { return m.Mock().Stats().Canceled == 1 }) {
 		t.Errorf("the upstream request was not cancelled: %+v", m.Mock().Stats())
 	}
-	llmtest.AssertNoneActive(t, f.reg)
+	providertest.AssertNoneActive(t, f.reg)
 }
 
 // An upstream that resets mid-stream: the stream ends with a final frame,
 // the gauge falls. Before the body, the reset is a 502.
 func TestResetMidStream(t *testing.T) {
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	f := serve(t, config(mockURL(m)))
-	resp := f.Post(t, llmtest.Chat("m", true), map[string]string{mockllm.HeaderResetAfter: "2"})
+	resp := f.Post(t, providertest.Chat("m", true), map[string]string{mockllm.HeaderResetAfter: "2"})
 	o := f.Wait(t)
-	events := llmtest.Events(resp.Body)
+	events := providertest.Events(resp.Body)
 	if len(events) != 5 || !strings.Contains(events[2], `"content"`) {
 		t.Errorf("events %q", events)
 	}
@@ -141,25 +141,25 @@ func TestResetMidStream(t *testing.T) {
 	if o.Cause != phases.CauseUpstreamError {
 		t.Errorf("cause %s", o.Cause)
 	}
-	llmtest.AssertNoneActive(t, f.reg)
+	providertest.AssertNoneActive(t, f.reg)
 
-	resp = f.Post(t, llmtest.Chat("m", false), map[string]string{mockllm.HeaderResetAfter: "0"})
+	resp = f.Post(t, providertest.Chat("m", false), map[string]string{mockllm.HeaderResetAfter: "0"})
 	f.Wait(t)
 	if resp.Status != 502 {
 		t.Errorf("non-stream reset: %d %s", resp.Status, resp.Body)
 	}
-	llmtest.AssertNoneActive(t, f.reg)
+	providertest.AssertNoneActive(t, f.reg)
 }
 
 // max_stream_duration ends a started stream cleanly: a final frame and
 // [DONE]; the upstream request is cancelled.
 func TestStreamDurationCap(t *testing.T) {
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	cfg := config(mockURL(m))
 	cfg.MaxStreamDuration = 150 * time.Millisecond
 	f := serve(t, cfg)
 	start := time.Now()
-	resp := f.Post(t, llmtest.Chat("m", true), map[string]string{mockllm.HeaderChunks: "20", mockllm.HeaderChunkDelay: "40ms"})
+	resp := f.Post(t, providertest.Chat("m", true), map[string]string{mockllm.HeaderChunks: "20", mockllm.HeaderChunkDelay: "40ms"})
 	o := f.Wait(t)
 	msg, code, done := finalFrame(t, resp.Body)
 	if resp.Status != 200 || code != 504 || !done || !strings.Contains(msg, "max_stream_duration") {
@@ -171,20 +171,20 @@ func TestStreamDurationCap(t *testing.T) {
 	if o.Cause != phases.CauseExit || o.ExitPlugin != aiproxy.Name || o.ExitPhase != "body_filter" {
 		t.Errorf("cause %s exit %s/%s", o.Cause, o.ExitPhase, o.ExitPlugin)
 	}
-	if !llmtest.Eventually(2*time.Second, func() bool { return m.Mock().Stats().Canceled == 1 }) {
+	if !providertest.Eventually(2*time.Second, func() bool { return m.Mock().Stats().Canceled == 1 }) {
 		t.Errorf("the upstream request was not cancelled: %+v", m.Mock().Stats())
 	}
-	llmtest.AssertNoneActive(t, f.reg)
+	providertest.AssertNoneActive(t, f.reg)
 }
 
 // max_response_bytes: a whole body over it is a 502 before anything is
 // sent; a stream over it ends with a final frame.
 func TestMaxResponseBytes(t *testing.T) {
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	cfg := config(mockURL(m))
 	cfg.MaxResponseBytes = 100
 	f := serve(t, cfg)
-	resp := f.Post(t, llmtest.Chat("m", false), nil)
+	resp := f.Post(t, providertest.Chat("m", false), nil)
 	f.Wait(t)
 	if msg, code := errorOf(t, resp.Body); resp.Status != 502 || code != 502 || !strings.Contains(msg, "max_response_bytes") {
 		t.Errorf("%d %s", resp.Status, resp.Body)
@@ -192,29 +192,29 @@ func TestMaxResponseBytes(t *testing.T) {
 
 	cfg.MaxResponseBytes = 700
 	f = serve(t, cfg)
-	resp = f.Post(t, llmtest.Chat("m", true), map[string]string{mockllm.HeaderChunks: "10"})
+	resp = f.Post(t, providertest.Chat("m", true), map[string]string{mockllm.HeaderChunks: "10"})
 	o := f.Wait(t)
 	msg, code, done := finalFrame(t, resp.Body)
 	if resp.Status != 200 || code != 502 || !done || !strings.Contains(msg, "max_response_bytes") {
 		t.Errorf("%d %q", resp.Status, resp.Body)
 	}
-	if n := len(llmtest.Events(resp.Body)); n < 3 {
+	if n := len(providertest.Events(resp.Body)); n < 3 {
 		t.Errorf("only %d events before the cap", n)
 	}
 	if o.Cause != phases.CauseExit {
 		t.Errorf("cause %s", o.Cause)
 	}
-	llmtest.AssertNoneActive(t, f.reg)
+	providertest.AssertNoneActive(t, f.reg)
 }
 
 // A client that goes away mid-stream: the upstream request is cancelled at
 // once, the gauge falls, the metrics of what was seen are recorded.
 func TestClientDisconnectMidStream(t *testing.T) {
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	f := serve(t, config(mockURL(m)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req := f.Request(t, llmtest.Chat("m", true), map[string]string{mockllm.HeaderChunks: "50", mockllm.HeaderChunkDelay: "100ms"})
+	req := f.Request(t, providertest.Chat("m", true), map[string]string{mockllm.HeaderChunks: "50", mockllm.HeaderChunkDelay: "100ms"})
 	resp, err := f.Client.Do(req.WithContext(ctx))
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +230,7 @@ func TestClientDisconnectMidStream(t *testing.T) {
 	cancel()
 	resp.Body.Close()
 	o := f.Wait(t)
-	if !llmtest.Eventually(2*time.Second, func() bool { return m.Mock().Stats().Canceled == 1 }) {
+	if !providertest.Eventually(2*time.Second, func() bool { return m.Mock().Stats().Canceled == 1 }) {
 		t.Fatalf("the upstream request was not cancelled: %+v", m.Mock().Stats())
 	}
 	if d := time.Since(left); d > time.Second {
@@ -239,7 +239,7 @@ func TestClientDisconnectMidStream(t *testing.T) {
 	if o.Cause != phases.CauseClientClosed {
 		t.Errorf("cause %s", o.Cause)
 	}
-	llmtest.AssertNoneActive(t, f.reg)
+	providertest.AssertNoneActive(t, f.reg)
 	if v := f.counts(t, nameDuration)[key("m", metrics.RequestTypeStream)]; v != 1 {
 		t.Errorf("duration observations %v", v)
 	}
@@ -248,7 +248,7 @@ func TestClientDisconnectMidStream(t *testing.T) {
 // Usage seen before the client left is kept in LLMInfo and counted.
 func TestClientDisconnectKeepsUsage(t *testing.T) {
 	upstreamDone := make(chan struct{})
-	up := llmtest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := providertest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		defer close(upstreamDone)
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, `data: {"choices":[{"delta":{"content":"partial"}}],"usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9}}`+"\n\n")
@@ -258,7 +258,7 @@ func TestClientDisconnectKeepsUsage(t *testing.T) {
 	f := serve(t, config(up.URL))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	resp, err := f.Client.Do(f.Request(t, llmtest.Chat("m", true), nil).WithContext(ctx))
+	resp, err := f.Client.Do(f.Request(t, providertest.Chat("m", true), nil).WithContext(ctx))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,8 +280,8 @@ func TestClientDisconnectKeepsUsage(t *testing.T) {
 	if p, c := f.counts(t, namePrompt)[k], f.counts(t, nameCompletion)[k]; p != 7 || c != 2 {
 		t.Errorf("tokens %v %v", p, c)
 	}
-	if v := f.counts(t, nameTTFT)[llmtest.Labels(aiproxy.Name, "m", llmtest.Route)]; v != 1 {
+	if v := f.counts(t, nameTTFT)[providertest.Labels(aiproxy.Name, "m", providertest.Route)]; v != 1 {
 		t.Errorf("TTFT observations %v", v)
 	}
-	llmtest.AssertNoneActive(t, f.reg)
+	providertest.AssertNoneActive(t, f.reg)
 }

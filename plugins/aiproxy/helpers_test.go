@@ -7,19 +7,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fixture is a gateway whose chain ends in ai-proxy, with its registry.
 type fixture struct {
-	*llmtest.Gateway
+	*providertest.Gateway
 	reg    *prometheus.Registry
-	env    phases.Env
+	env    pluginsdk.Env
 	plugin *aiproxy.Plugin
 }
 
@@ -40,12 +41,12 @@ func serve(t *testing.T, cfg aiproxy.Config, others ...phases.Plugin) *fixture {
 
 func serveOpts(t *testing.T, opts phases.Options, cfg aiproxy.Config, others ...phases.Plugin) *fixture {
 	t.Helper()
-	env, reg := llmtest.NewEnv(t)
+	env, reg := providertest.NewEnv(t)
 	p, err := aiproxy.New(cfg, env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := llmtest.Serve(t, opts, append([]phases.Plugin{p}, others...)...)
+	g := providertest.Serve(t, opts, append([]phases.Plugin{p}, others...)...)
 	return &fixture{Gateway: g, reg: reg, env: env, plugin: p}
 }
 
@@ -53,13 +54,13 @@ func mockURL(m *mockllm.Server) string { return m.URL() + mockllm.PathChatComple
 
 // key is the Samples key of an ai-proxy LLM series.
 func key(model, requestType string) string {
-	return llmtest.LLMKey(llmtest.Route, aiproxy.Name, model, requestType)
+	return providertest.LLMKey(providertest.Route, aiproxy.Name, model, requestType)
 }
 
 // counts returns the LLM series of the fixture's registry.
 func (f *fixture) counts(t *testing.T, name string) map[string]float64 {
 	t.Helper()
-	return llmtest.Samples(t, f.reg, name)
+	return providertest.Samples(t, f.reg, name)
 }
 
 const (
@@ -71,7 +72,7 @@ const (
 )
 
 // newPlugin builds ai-proxy with cfg in env.
-func newPlugin(t *testing.T, cfg aiproxy.Config, env phases.Env) *aiproxy.Plugin {
+func newPlugin(t *testing.T, cfg aiproxy.Config, env pluginsdk.Env) *aiproxy.Plugin {
 	t.Helper()
 	p, err := aiproxy.New(cfg, env)
 	if err != nil {

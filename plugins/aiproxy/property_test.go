@@ -10,14 +10,15 @@ import (
 
 	"pgregory.net/rapid"
 
-	"github.com/phasegate/phasegate/internal/llmproxy"
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
-	"github.com/phasegate/phasegate/internal/proxy"
+	"github.com/phasegate/phasegate/forward"
+	"github.com/phasegate/phasegate/llm/provider"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/phases/phasetest"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // faults are the mock behaviours a path draws; "" is a plain answer.
@@ -63,13 +64,13 @@ func propertyConfig(endpoint string) aiproxy.Config {
 // in-flight gauge falls back to 0, and every upstream request ends with
 // its path.
 func TestPropertyAIProxyKeepsTheRules(t *testing.T) {
-	m := llmtest.StartMock(t)
-	transport := proxy.NewTransport()
+	m := providertest.StartMock(t)
+	transport := forward.NewTransport()
 	defer transport.CloseIdleConnections()
 	var fault string
 	var stream bool
 	phasetest.Check(t, phasetest.Config{
-		AttemptScope: llmproxy.AttemptScope,
+		AttemptScope: provider.AttemptScope,
 		Request: func(rt *rapid.T) *http.Request {
 			var req *http.Request
 			req, fault, stream = drawRequest(rt)
@@ -80,7 +81,7 @@ func TestPropertyAIProxyKeepsTheRules(t *testing.T) {
 			if err != nil {
 				panic(err)
 			}
-			p, err := aiproxy.New(propertyConfig(mockURL(m)), phases.Env{Route: "r", Metrics: set, Transport: transport})
+			p, err := aiproxy.New(propertyConfig(mockURL(m)), pluginsdk.Env{Route: "r", Metrics: set, Transport: transport})
 			if err != nil {
 				panic(err)
 			}

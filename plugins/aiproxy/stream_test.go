@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
@@ -63,7 +63,7 @@ func (c *chunkLog) BodyFilter(ctx context.Context, b *phases.BodyChunk) phases.B
 // times aside), one chunk per event, with its usage in LLMInfo and the
 // stream's metrics.
 func TestStreamByteForByte(t *testing.T) {
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	log := &chunkLog{}
 	f := serve(t, config(mockURL(m)), log)
 	body := `{"model":"gpt-s","messages":[{"role":"user","content":"say hello to the gateway"}],"stream":true,"stream_options":{"include_usage":true}}`
@@ -78,10 +78,10 @@ func TestStreamByteForByte(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 		t.Errorf("Content-Type %q", ct)
 	}
-	if llmtest.Normalize(resp.Body) != llmtest.Normalize(want) {
+	if providertest.Normalize(resp.Body) != providertest.Normalize(want) {
 		t.Errorf("the client got\n%s\nthe mock sends\n%s", resp.Body, want)
 	}
-	events := llmtest.Events(resp.Body)
+	events := providertest.Events(resp.Body)
 	if len(events) != 9 || strings.Join(log.data, "") != string(resp.Body) {
 		t.Errorf("%d events; chunks %q", len(events), log.data)
 	}
@@ -97,13 +97,13 @@ func TestStreamByteForByte(t *testing.T) {
 	if v := f.counts(t, nameDuration)[k]; v != 1 {
 		t.Errorf("duration observations %v", v)
 	}
-	if v := f.counts(t, nameTTFT)[llmtest.Labels("ai-proxy", "gpt-s", llmtest.Route)]; v != 1 {
+	if v := f.counts(t, nameTTFT)[providertest.Labels("ai-proxy", "gpt-s", providertest.Route)]; v != 1 {
 		t.Errorf("TTFT observations %v (%v)", v, f.counts(t, nameTTFT))
 	}
 	if p, c := f.counts(t, namePrompt)[k], f.counts(t, nameCompletion)[k]; p != 5 || c != 6 {
 		t.Errorf("tokens %v %v", p, c)
 	}
-	llmtest.AssertNoneActive(t, f.reg)
+	providertest.AssertNoneActive(t, f.reg)
 }
 
 // Whatever the framing (comments, CRLF, several data lines, an event
@@ -116,7 +116,7 @@ func TestStreamExactBytes(t *testing.T) {
 		"data: line1\ndata: line2\n\n",
 		"id: 7\ndata: [DONE]\n",
 	}
-	up := llmtest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := providertest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 		for _, e := range events {
 			io.WriteString(w, e)
@@ -125,7 +125,7 @@ func TestStreamExactBytes(t *testing.T) {
 	})
 	log := &chunkLog{}
 	f := serve(t, config(up.URL), log)
-	resp := f.Post(t, llmtest.Chat("m", true), nil)
+	resp := f.Post(t, providertest.Chat("m", true), nil)
 	o := f.Wait(t)
 	if want := strings.Join(events, ""); string(resp.Body) != want {
 		t.Errorf("got %q, want %q", resp.Body, want)
@@ -144,7 +144,7 @@ func TestStreamExactBytes(t *testing.T) {
 // The client gets the first event before the upstream sends the second.
 func TestStreamIsNotBuffered(t *testing.T) {
 	release := make(chan struct{})
-	up := llmtest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := providertest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"first\"}}]}\n\n")
 		w.(http.Flusher).Flush()
@@ -156,7 +156,7 @@ func TestStreamIsNotBuffered(t *testing.T) {
 		io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"second\"}}]}\n\ndata: [DONE]\n\n")
 	})
 	f := serve(t, config(up.URL))
-	resp, err := f.Client.Do(f.Request(t, llmtest.Chat("m", true), nil))
+	resp, err := f.Client.Do(f.Request(t, providertest.Chat("m", true), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,14 +193,14 @@ func TestStreamIsNotBuffered(t *testing.T) {
 // Events the mock writes in two halves reach the client whole, one chunk
 // each, and the same as unsplit.
 func TestStreamSplitEventsReassembled(t *testing.T) {
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	log := &chunkLog{}
 	f := serve(t, config(mockURL(m)), log)
 	body := `{"model":"m","messages":[{"role":"user","content":"a b c"}],"stream":true,"stream_options":{"include_usage":true}}`
 	want := direct(t, m, body, nil)
 	resp := f.Post(t, body, map[string]string{mockllm.HeaderSplit: "true"})
 	f.Wait(t)
-	if llmtest.Normalize(resp.Body) != llmtest.Normalize(want) {
+	if providertest.Normalize(resp.Body) != providertest.Normalize(want) {
 		t.Errorf("got\n%s\nwant\n%s", resp.Body, want)
 	}
 	for i, d := range log.data {
@@ -211,17 +211,17 @@ func TestStreamSplitEventsReassembled(t *testing.T) {
 			t.Errorf("chunk %d's event is not whole JSON: %q", i, ev)
 		}
 	}
-	if len(log.data) != len(llmtest.Events(want)) {
-		t.Errorf("%d chunks, want %d", len(log.data), len(llmtest.Events(want)))
+	if len(log.data) != len(providertest.Events(want)) {
+		t.Errorf("%d chunks, want %d", len(log.data), len(providertest.Events(want)))
 	}
 }
 
 // A stream request without stream_options gets include_usage: the usage
 // chunk the mock then sends reaches LLMInfo and the metrics.
 func TestStreamIncludeUsageAdded(t *testing.T) {
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	f := serve(t, config(mockURL(m)))
-	body := llmtest.Chat("m", true)
+	body := providertest.Chat("m", true)
 	if plain := direct(t, m, body, nil); strings.Contains(string(plain), `"usage"`) {
 		t.Fatalf("the mock sends usage unasked: %s", plain)
 	}

@@ -58,8 +58,9 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/phasegate/phasegate/internal/llmproxy"
+	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // Name is the plugin's name in routes' plugins mappings and in logs.
@@ -70,15 +71,15 @@ const Name = "ai-proxy-multi"
 const priority = 1100
 
 // Spec declares ai-proxy-multi to the gateway's registry.
-var Spec = phases.Typed(phases.Spec{Name: Name, Upstream: true}, DefaultConfig,
-	func(c Config, env phases.Env) (phases.Plugin, error) { return New(c, env) })
+var Spec = pluginsdk.Typed(pluginsdk.Spec{Name: Name, Upstream: true}, DefaultConfig,
+	func(c Config, env pluginsdk.Env) (phases.Plugin, error) { return New(c, env) })
 
 // Plugin is the ai-proxy-multi plugin. It is safe for concurrent use: its
 // only mutable state is the balancer's, behind a mutex; per-request state
 // lives in the request's values and in Upstream's locals.
 type Plugin struct {
-	proxy      *llmproxy.Proxy
-	instances  []*llmproxy.Instance
+	proxy      *provider.Proxy
+	instances  []*provider.Instance
 	balancer   *balancer
 	maxTries   int // 1 + max_retries
 	on5xx      bool
@@ -94,8 +95,8 @@ type Plugin struct {
 // Config.Validate). It records metrics into env.Metrics (none when nil)
 // under the route env.Route, calls the instances through env.Transport
 // (http.DefaultTransport when nil) and logs fallbacks to env.Logger.
-func New(cfg Config, env phases.Env) (*Plugin, error) {
-	if err := phases.ConfigError(Name, cfg.Validate()); err != nil {
+func New(cfg Config, env pluginsdk.Env) (*Plugin, error) {
+	if err := pluginsdk.ConfigError(Name, cfg.Validate()); err != nil {
 		return nil, err
 	}
 	p := &Plugin{
@@ -109,7 +110,7 @@ func New(cfg Config, env phases.Env) (*Plugin, error) {
 	priorities := make([]int, len(cfg.Instances))
 	for i := range cfg.Instances {
 		ic := &cfg.Instances[i]
-		in, err := llmproxy.NewInstance(ic.llm(), env.Transport)
+		in, err := provider.NewInstance(ic.llm(), env.Transport)
 		if err != nil {
 			return nil, fmt.Errorf("%s: instances[%d]: %w", Name, i, err)
 		}
@@ -129,7 +130,7 @@ func New(cfg Config, env phases.Env) (*Plugin, error) {
 	}
 	p.maxTries = 1 + retries
 	p.maxBody = cfg.MaxRequestBodyBytes
-	p.proxy = &llmproxy.Proxy{
+	p.proxy = &provider.Proxy{
 		Route:    env.Route,
 		Metrics:  env.Metrics,
 		Logger:   env.Logger,
@@ -170,7 +171,7 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 func (p *Plugin) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
 	tried := make([]bool, len(p.instances))
 	attempts := 0
-	next := func() *llmproxy.Instance {
+	next := func() *provider.Instance {
 		if attempts >= p.maxTries {
 			return nil
 		}
@@ -186,7 +187,7 @@ func (p *Plugin) Upstream(ctx context.Context, r *phases.Request) (*phases.Respo
 }
 
 // eligible reports whether f is a failure to fall back from.
-func (p *Plugin) eligible(f llmproxy.Failure) bool {
+func (p *Plugin) eligible(f provider.Failure) bool {
 	switch {
 	case f.Network():
 		return p.onNetwork

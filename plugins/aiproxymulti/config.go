@@ -5,10 +5,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/llmproxy"
-	"github.com/phasegate/phasegate/internal/yamlconf"
-	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
+	"github.com/phasegate/phasegate/pluginsdk"
+	"github.com/phasegate/phasegate/yamlconf"
 )
 
 // Values of Config.FallbackOn.
@@ -88,8 +88,8 @@ func DefaultConfig() Config {
 	}
 }
 
-func (i *Instance) llm() llmproxy.Config {
-	return llmproxy.Config{
+func (i *Instance) llm() provider.Config {
+	return provider.Config{
 		Name:              i.Name,
 		Provider:          i.Provider,
 		Endpoint:          i.Endpoint,
@@ -104,10 +104,10 @@ func (i *Instance) llm() llmproxy.Config {
 
 // Validate reports the config's problems, each at its field
 // ("instances[1].endpoint", "fallback_on[0]", ...).
-func (c *Config) Validate() []phases.FieldError {
-	var errs []phases.FieldError
+func (c *Config) Validate() []pluginsdk.FieldError {
+	var errs []pluginsdk.FieldError
 	add := func(field, format string, args ...any) {
-		errs = append(errs, phases.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, pluginsdk.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if len(c.Instances) == 0 {
 		add("instances", "must list at least one instance")
@@ -128,7 +128,7 @@ func (c *Config) Validate() []phases.FieldError {
 			add(base+".weight", "must be at least 1, got %d", in.Weight)
 		}
 		ic := in.llm()
-		errs = append(errs, llmproxy.Prefix(base, ic.Validate(true))...)
+		errs = append(errs, provider.Prefix(base, ic.Validate(true))...)
 	}
 	for i, f := range c.FallbackOn {
 		switch f {
@@ -145,7 +145,7 @@ func (c *Config) Validate() []phases.FieldError {
 	if c.MaxRetries != nil && *c.MaxRetries < 0 {
 		add("max_retries", "must not be negative, got %d", *c.MaxRetries)
 	}
-	return append(errs, llmproxy.ValidateRequestLimit(c.MaxRequestBodyBytes)...)
+	return append(errs, provider.ValidateRequestLimit(c.MaxRequestBodyBytes)...)
 }
 
 // fallbackOn reports whether the config falls back on what.

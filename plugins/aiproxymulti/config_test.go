@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/yamlconf"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aiproxymulti"
+	"github.com/phasegate/phasegate/pluginsdk"
+	"github.com/phasegate/phasegate/yamlconf"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -29,7 +30,7 @@ func TestConfigValidate(t *testing.T) {
 	valid := func() aiproxymulti.Config {
 		return multi(instance("a", "http://127.0.0.1:9/v1/chat/completions"), instance("b", "http://127.0.0.1:8/v1/chat/completions"))
 	}
-	if errs := func() []phases.FieldError { c := valid(); return c.Validate() }(); len(errs) != 0 {
+	if errs := func() []pluginsdk.FieldError { c := valid(); return c.Validate() }(); len(errs) != 0 {
 		t.Fatalf("valid config: %v", errs)
 	}
 	for _, tc := range []struct {
@@ -58,7 +59,7 @@ func TestConfigValidate(t *testing.T) {
 			if len(errs) != 1 || errs[0].Field != tc.field || !strings.Contains(errs[0].Msg, tc.msg) {
 				t.Errorf("got %v, want %s: …%s…", errs, tc.field, tc.msg)
 			}
-			if _, err := aiproxymulti.New(c, phases.Env{}); err == nil {
+			if _, err := aiproxymulti.New(c, pluginsdk.Env{}); err == nil {
 				t.Error("New accepted it")
 			}
 		})
@@ -86,7 +87,7 @@ instances:
 	if len(c.Instances) != 2 || c.Instances[0].Weight != 4 || c.Instances[0].Priority != 1 || c.Instances[1].Name != "backup" {
 		t.Errorf("decoded %+v", c)
 	}
-	if _, err := aiproxymulti.Spec.New(&c, phases.Env{}); err != nil {
+	if _, err := aiproxymulti.Spec.New(&c, pluginsdk.Env{}); err != nil {
 		t.Error(err)
 	}
 
@@ -105,15 +106,15 @@ func TestSpec(t *testing.T) {
 	if aiproxymulti.Spec.Name != "ai-proxy-multi" || !aiproxymulti.Spec.Upstream {
 		t.Errorf("name %q", aiproxymulti.Spec.Name)
 	}
-	if _, err := aiproxymulti.Spec.New(struct{}{}, phases.Env{}); err == nil {
+	if _, err := aiproxymulti.Spec.New(struct{}{}, pluginsdk.Env{}); err == nil {
 		t.Error("a config of the wrong type was accepted")
 	}
 	c := multi(instance("a", "http://127.0.0.1:9/"))
-	p, err := aiproxymulti.Spec.New(&c, phases.Env{})
+	p, err := aiproxymulti.Spec.New(&c, pluginsdk.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Name() != aiproxymulti.Name || phases.Priority(p) != 1100 {
-		t.Errorf("%s at %d", p.Name(), phases.Priority(p))
+	if p.Name() != aiproxymulti.Name || p.(phases.Prioritized).Priority() != 1100 {
+		t.Errorf("%s at %d", p.Name(), p.(phases.Prioritized).Priority())
 	}
 }

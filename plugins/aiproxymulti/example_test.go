@@ -12,11 +12,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/phasegate/phasegate/internal/proxy"
+	"github.com/phasegate/phasegate/forward"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aiproxymulti"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // A primary instance that fails with 503 and a backup (the mock LLM): the
@@ -32,7 +33,7 @@ func Example() {
 		panic(err)
 	}
 	defer backup.Close()
-	transport := proxy.NewTransport()
+	transport := forward.NewTransport()
 	defer transport.CloseIdleConnections()
 	set, _ := metrics.New(prometheus.NewRegistry())
 
@@ -43,7 +44,7 @@ func Example() {
 		{Name: "backup", Provider: "openai-compatible", Endpoint: backup.URL() + "/v1/chat/completions",
 			Options: map[string]any{"model": "small-model"}, Timeout: 10 * time.Second},
 	}
-	plugin, err := aiproxymulti.New(cfg, phases.Env{Route: "chat", Metrics: set, Transport: transport})
+	plugin, err := aiproxymulti.New(cfg, pluginsdk.Env{Route: "chat", Metrics: set, Transport: transport})
 	if err != nil {
 		panic(err)
 	}
@@ -53,12 +54,8 @@ func Example() {
 	}
 	served := make(chan struct{}, 1)
 	gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sink := phases.NewHTTPSink(w)
-		chain.Serve(r.Context(), r, sink) // returns once the request has reached done
-		served <- struct{}{}
-		if sink.Aborted() {
-			panic(http.ErrAbortHandler)
-		}
+		defer func() { served <- struct{}{} }()
+		chain.ServeHTTP(w, r) // returns once the request has reached done
 	}))
 	defer gateway.Close()
 

@@ -8,10 +8,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aiproxymulti"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -24,19 +25,19 @@ const (
 
 // fixture is a gateway whose chain ends in ai-proxy-multi.
 type fixture struct {
-	*llmtest.Gateway
+	*providertest.Gateway
 	reg *prometheus.Registry
-	env phases.Env
+	env pluginsdk.Env
 }
 
 func serve(t *testing.T, cfg aiproxymulti.Config, others ...phases.Plugin) *fixture {
 	t.Helper()
-	env, reg := llmtest.NewEnv(t)
+	env, reg := providertest.NewEnv(t)
 	p, err := aiproxymulti.New(cfg, env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{Gateway: llmtest.Serve(t, phases.Options{}, append([]phases.Plugin{p}, others...)...), reg: reg, env: env}
+	return &fixture{Gateway: providertest.Serve(t, phases.Options{}, append([]phases.Plugin{p}, others...)...), reg: reg, env: env}
 }
 
 // instance is an openai-compatible instance named name at endpoint.
@@ -52,16 +53,18 @@ func multi(instances ...aiproxymulti.Instance) aiproxymulti.Config {
 
 func mockURL(m *mockllm.Server) string { return m.URL() + mockllm.PathChatCompletions }
 
-func deadURL(t *testing.T) string { return "http://" + llmtest.DeadAddr(t) + "/v1/chat/completions" }
+func deadURL(t *testing.T) string {
+	return "http://" + providertest.DeadAddr(t) + "/v1/chat/completions"
+}
 
 // failing is an upstream answering status with body.
-func failing(t *testing.T, status int, body string) *llmtest.Upstream {
-	return llmtest.NewUpstream(t, llmtest.Reply(status, "application/json", body))
+func failing(t *testing.T, status int, body string) *providertest.Upstream {
+	return providertest.NewUpstream(t, providertest.Reply(status, "application/json", body))
 }
 
 // key is the Samples key of an LLM series of instance.
 func key(instance, model, requestType string) string {
-	return llmtest.LLMKey(llmtest.Route, instance, model, requestType)
+	return providertest.LLMKey(providertest.Route, instance, model, requestType)
 }
 
 // gate holds an upstream's answer until released, telling when a request

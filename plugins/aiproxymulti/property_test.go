@@ -12,14 +12,15 @@ import (
 
 	"pgregory.net/rapid"
 
-	"github.com/phasegate/phasegate/internal/llmproxy"
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
-	"github.com/phasegate/phasegate/internal/proxy"
+	"github.com/phasegate/phasegate/forward"
+	"github.com/phasegate/phasegate/llm/provider"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/phases/phasetest"
 	"github.com/phasegate/phasegate/plugins/aiproxymulti"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // The harness's random exits, panics, mutations and disconnects around
@@ -29,7 +30,7 @@ import (
 // scope ends before the next opens and by the release of the client's
 // body, and every upstream request ends with its path.
 func TestPropertyAIProxyMultiKeepsTheRules(t *testing.T) {
-	m := llmtest.StartMock(t)
+	m := providertest.StartMock(t)
 	var running atomic.Int64
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		running.Add(1)
@@ -39,14 +40,14 @@ func TestPropertyAIProxyMultiKeepsTheRules(t *testing.T) {
 		_, _ = w.Write([]byte(`{"error":"broken"}`))
 	}))
 	defer broken.Close()
-	transport := proxy.NewTransport()
+	transport := forward.NewTransport()
 	defer transport.CloseIdleConnections()
-	probe := &llmtest.InFlightProbe{Base: transport}
+	probe := &providertest.InFlightProbe{Base: transport}
 	dead := deadURL(t)
 
 	var cfg aiproxymulti.Config
 	phasetest.Check(t, phasetest.Config{
-		AttemptScope: llmproxy.AttemptScope,
+		AttemptScope: provider.AttemptScope,
 		Request: func(rt *rapid.T) *http.Request {
 			cfg = drawConfig(rt, map[string]string{"dead": dead, "broken": broken.URL + "/v1/chat/completions", "mock": mockURL(m)})
 			return drawRequest(rt)
@@ -61,7 +62,7 @@ func TestPropertyAIProxyMultiKeepsTheRules(t *testing.T) {
 				c = multi(instance("mock", mockURL(m)))
 			}
 			probe.Watch(env.Registry)
-			p, err := aiproxymulti.New(c, phases.Env{Route: "r", Metrics: set, Transport: probe})
+			p, err := aiproxymulti.New(c, pluginsdk.Env{Route: "r", Metrics: set, Transport: probe})
 			if err != nil {
 				panic(err)
 			}
@@ -71,7 +72,7 @@ func TestPropertyAIProxyMultiKeepsTheRules(t *testing.T) {
 			if p := probe.Problems(); len(p) > 0 {
 				t.Fatalf("%s\n%s", strings.Join(p, "\n"), strings.Join(r.Journal, "\n"))
 			}
-			if !llmtest.Eventually(2*time.Second, func() bool { return m.Mock().Stats().Active == 0 && running.Load() == 0 }) {
+			if !providertest.Eventually(2*time.Second, func() bool { return m.Mock().Stats().Active == 0 && running.Load() == 0 }) {
 				t.Fatalf("an upstream request outlived its path:\n%s", strings.Join(r.Journal, "\n"))
 			}
 		},

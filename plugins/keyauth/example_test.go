@@ -8,6 +8,7 @@ import (
 
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/keyauth"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // hello answers with the consumer key-auth found and what it can see of the
@@ -17,13 +18,13 @@ type hello struct{}
 func (hello) Name() string { return "hello" }
 func (hello) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
 	body := fmt.Sprintf("hello %s (apikey header %q, query %q)",
-		keyauth.ConsumerFrom(r.Values()), r.Header().Get("apikey"), r.URL().RawQuery)
+		keyauth.ConsumerFrom(r.Values), r.Header.Get("apikey"), r.URL.RawQuery)
 	return &phases.Response{Status: http.StatusOK, Body: phases.BytesBody([]byte(body))}, nil
 }
 
 func Example() {
 	cfg := keyauth.DefaultConfig() // hide_credentials: the key stays here
-	auth, err := keyauth.New(cfg, []phases.Consumer{
+	auth, err := keyauth.New(cfg, []pluginsdk.ConsumerConfig{
 		{Username: "alice", Key: "alice-secret"},
 		{Username: "bob", Key: "bob-secret"},
 	})
@@ -35,7 +36,7 @@ func Example() {
 		panic(err)
 	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		chain.Serve(r.Context(), r, phases.NewHTTPSink(w))
+		chain.ServeHTTP(w, r)
 	})
 
 	for _, target := range []string{

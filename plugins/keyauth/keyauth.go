@@ -3,7 +3,7 @@
 // plugins and the access log which consumer it was.
 //
 // Consumers are the gateway config's top-level list; key-auth gets them from
-// phases.Env.Consumers:
+// pluginsdk.Env.Consumers:
 //
 //	consumers:
 //	  - username: alice
@@ -44,8 +44,12 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/phasegate/phasegate/internal/httpx"
+	"github.com/rs/zerolog"
+
+	"github.com/phasegate/phasegate/httpx"
+	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // Name is the plugin's name in routes' plugins mappings and in logs.
@@ -72,7 +76,7 @@ const (
 
 // Consumer is the request value holding the username of the consumer whose
 // key the request carried.
-var Consumer = phases.NewKey[string]("consumer")
+var Consumer = pluginsdk.Consumer
 
 // ConsumerFrom returns the consumer's username stored in v, or "" if the
 // request was not authenticated by key-auth.
@@ -99,20 +103,20 @@ func DefaultConfig() Config {
 }
 
 // Validate reports the config's problems.
-func (c *Config) Validate() []phases.FieldError {
-	var errs []phases.FieldError
+func (c *Config) Validate() []pluginsdk.FieldError {
+	var errs []pluginsdk.FieldError
 	if c.Header == "" && c.Query == "" {
-		errs = append(errs, phases.FieldError{Msg: "header and query are both empty: no request could carry a key"})
+		errs = append(errs, pluginsdk.FieldError{Msg: "header and query are both empty: no request could carry a key"})
 	}
 	if c.Header != "" && !httpx.IsToken(c.Header) {
-		errs = append(errs, phases.FieldError{Field: "header", Msg: fmt.Sprintf("%q is not a valid HTTP header name", c.Header)})
+		errs = append(errs, pluginsdk.FieldError{Field: "header", Msg: fmt.Sprintf("%q is not a valid HTTP header name", c.Header)})
 	}
 	return errs
 }
 
 // Spec declares key-auth to the gateway's registry.
-var Spec = phases.Typed(phases.Spec{Name: Name}, DefaultConfig,
-	func(c Config, env phases.Env) (phases.Plugin, error) { return New(c, env.Consumers) })
+var Spec = pluginsdk.Typed(pluginsdk.Spec{Name: Name}, DefaultConfig,
+	func(c Config, env pluginsdk.Env) (phases.Plugin, error) { return New(c, env.Consumers) })
 
 // Plugin is the key-auth plugin. It is safe for concurrent use.
 type Plugin struct {
@@ -131,7 +135,7 @@ type consumer struct {
 // New builds the plugin from cfg, which must be valid (see Config.Validate),
 // and consumers, whose usernames and keys must be non-empty and unique. With
 // no consumers every request is refused.
-func New(cfg Config, consumers []phases.Consumer) (*Plugin, error) {
+func New(cfg Config, consumers []pluginsdk.ConsumerConfig) (*Plugin, error) {
 	var errs []error
 	for _, e := range cfg.Validate() {
 		if e.Field == "" {
@@ -182,6 +186,14 @@ func New(cfg Config, consumers []phases.Consumer) (*Plugin, error) {
 // Name implements phases.Plugin.
 func (*Plugin) Name() string { return Name }
 
+// LogFields adds the authenticated consumer to the access log as
+// "consumer" (docs/metrics.md).
+func (*Plugin) LogFields(s *phases.Summary, ev *zerolog.Event) {
+	if c := ConsumerFrom(s.Values); c != "" {
+		ev.Str("consumer", c)
+	}
+}
+
 // Priority implements phases.Prioritized.
 func (*Plugin) Priority() int { return priority }
 
@@ -197,13 +209,13 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	if !ok {
 		return unauthorized(invalidBody)
 	}
-	Consumer.Set(r.Values(), name)
+	Consumer.Set(r.Values, name)
 	if p.hide {
 		if p.header != "" {
-			r.Header().Del(p.header)
+			r.Header.Del(p.header)
 		}
 		if p.query != "" {
-			u := r.URL()
+			u := r.URL
 			u.RawQuery = withoutParam(u.RawQuery, p.query)
 		}
 	}
@@ -214,12 +226,12 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 // else "".
 func (p *Plugin) key(r *phases.Request) string {
 	if p.header != "" {
-		if k := r.Header().Get(p.header); k != "" {
+		if k := r.Header.Get(p.header); k != "" {
 			return k
 		}
 	}
 	if p.query != "" {
-		return queryParam(r.URL().RawQuery, p.query)
+		return queryParam(r.URL.RawQuery, p.query)
 	}
 	return ""
 }
@@ -242,8 +254,8 @@ func (p *Plugin) match(key string) (string, bool) {
 
 // The bodies of the two 401s, made once: an exit's body is never modified.
 var (
-	missingBody = phases.ErrorBody(http.StatusUnauthorized, "invalid_request_error", MsgMissingKey)
-	invalidBody = phases.ErrorBody(http.StatusUnauthorized, "invalid_request_error", MsgInvalidKey)
+	missingBody = openai.ErrorBody(MsgMissingKey, "invalid_request_error", http.StatusUnauthorized)
+	invalidBody = openai.ErrorBody(MsgInvalidKey, "invalid_request_error", http.StatusUnauthorized)
 )
 
 // unauthorized is a 401 with body and a challenge. Its header is made afresh:

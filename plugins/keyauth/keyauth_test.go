@@ -19,11 +19,12 @@ import (
 	"github.com/phasegate/phasegate/phases/phasetest"
 	"github.com/phasegate/phasegate/plugins/keyauth"
 	"github.com/phasegate/phasegate/plugins/requestid"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-var consumers = []phases.Consumer{
+var consumers = []pluginsdk.ConsumerConfig{
 	{Username: "alice", Key: "alice-key-0123456789"},
 	{Username: "bob", Key: "b"},
 	{Username: "carol", Key: "carol's key with spaces & symbols=+/?"},
@@ -43,7 +44,7 @@ type received struct {
 func (e *echo) Name() string { return "echo" }
 func (e *echo) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
 	e.calls.Add(1)
-	b, err := json.Marshal(received{Header: r.Header(), Path: r.URL().Path, Query: r.URL().RawQuery})
+	b, err := json.Marshal(received{Header: r.Header, Path: r.URL.Path, Query: r.URL.RawQuery})
 	if err != nil {
 		return nil, err
 	}
@@ -56,14 +57,14 @@ type reader struct{ access, log string }
 func (p *reader) Name() string  { return "reader" }
 func (p *reader) Priority() int { return 1000 }
 func (p *reader) Access(ctx context.Context, r *phases.Request) phases.Exit {
-	p.access = keyauth.ConsumerFrom(r.Values())
+	p.access = keyauth.ConsumerFrom(r.Values)
 	return phases.Exit{}
 }
 func (p *reader) Log(ctx context.Context, s *phases.Summary) {
-	p.log = keyauth.ConsumerFrom(s.Values())
+	p.log = keyauth.ConsumerFrom(s.Values)
 }
 
-func mustNew(t testing.TB, cfg keyauth.Config, cs []phases.Consumer) *keyauth.Plugin {
+func mustNew(t testing.TB, cfg keyauth.Config, cs []pluginsdk.ConsumerConfig) *keyauth.Plugin {
 	t.Helper()
 	p, err := keyauth.New(cfg, cs)
 	if err != nil {
@@ -79,11 +80,7 @@ func handler(t *testing.T, plugins ...phases.Plugin) http.Handler {
 		t.Fatal(err)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sink := phases.NewHTTPSink(w)
-		chain.Serve(r.Context(), r, sink)
-		if sink.Aborted() {
-			panic(http.ErrAbortHandler)
-		}
+		chain.ServeHTTP(w, r)
 	})
 }
 
@@ -272,9 +269,9 @@ func TestSeveralConsumers(t *testing.T) {
 		})
 	}
 	// With many consumers, the first and the last one still match.
-	many := make([]phases.Consumer, 64)
+	many := make([]pluginsdk.ConsumerConfig, 64)
 	for i := range many {
-		many[i] = phases.Consumer{Username: fmt.Sprintf("u%02d", i), Key: fmt.Sprintf("key-%02d", i)}
+		many[i] = pluginsdk.ConsumerConfig{Username: fmt.Sprintf("u%02d", i), Key: fmt.Sprintf("key-%02d", i)}
 	}
 	ka = mustNew(t, keyauth.DefaultConfig(), many)
 	wantOK(t, do(t, ka, withHeader("apikey", "key-00")), "u00")
@@ -283,7 +280,7 @@ func TestSeveralConsumers(t *testing.T) {
 }
 
 func TestZeroConsumers(t *testing.T) {
-	for _, cs := range [][]phases.Consumer{nil, {}} {
+	for _, cs := range [][]pluginsdk.ConsumerConfig{nil, {}} {
 		ka := mustNew(t, keyauth.DefaultConfig(), cs)
 		want401(t, do(t, ka, httptest.NewRequest(http.MethodGet, "/", nil)), keyauth.MsgMissingKey)
 		want401(t, do(t, ka, withHeader("apikey", "anything")), keyauth.MsgInvalidKey)
@@ -375,24 +372,24 @@ func TestNewErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		cfg  keyauth.Config
-		cs   []phases.Consumer
+		cs   []pluginsdk.ConsumerConfig
 		want []string
 	}{
 		{"duplicate key", keyauth.DefaultConfig(),
-			[]phases.Consumer{{Username: "alice", Key: "secret-1"}, {Username: "bob", Key: "secret-2"}, {Username: "carol", Key: "secret-1"}},
+			[]pluginsdk.ConsumerConfig{{Username: "alice", Key: "secret-1"}, {Username: "bob", Key: "secret-2"}, {Username: "carol", Key: "secret-1"}},
 			[]string{`key-auth: consumers[2] ("carol") has the same key as consumers[0] ("alice")`}},
 		{"duplicate username", keyauth.DefaultConfig(),
-			[]phases.Consumer{{Username: "alice", Key: "secret-1"}, {Username: "alice", Key: "secret-2"}},
+			[]pluginsdk.ConsumerConfig{{Username: "alice", Key: "secret-1"}, {Username: "alice", Key: "secret-2"}},
 			[]string{`key-auth: consumers[1]: username "alice" is also consumers[0]'s`}},
 		{"empty key", keyauth.DefaultConfig(),
-			[]phases.Consumer{{Username: "alice", Key: "secret-1"}, {Username: "bob", Key: ""}},
+			[]pluginsdk.ConsumerConfig{{Username: "alice", Key: "secret-1"}, {Username: "bob", Key: ""}},
 			[]string{`key-auth: consumers[1] ("bob") has an empty key`}},
 		{"empty username", keyauth.DefaultConfig(),
-			[]phases.Consumer{{Username: "", Key: "secret-1"}},
+			[]pluginsdk.ConsumerConfig{{Username: "", Key: "secret-1"}},
 			[]string{`key-auth: consumers[0] has an empty username`}},
 		{"invalid config", keyauth.Config{Header: "bad header"}, consumers[:1],
 			[]string{`key-auth: header: "bad header" is not a valid HTTP header name`}},
-		{"all at once", keyauth.Config{}, []phases.Consumer{{Username: "a", Key: "secret-1"}, {Username: "a", Key: "secret-1"}, {Username: "", Key: ""}},
+		{"all at once", keyauth.Config{}, []pluginsdk.ConsumerConfig{{Username: "a", Key: "secret-1"}, {Username: "a", Key: "secret-1"}, {Username: "", Key: ""}},
 			[]string{
 				"key-auth: header and query are both empty: no request could carry a key",
 				`key-auth: consumers[1]: username "a" is also consumers[0]'s`,
@@ -436,7 +433,7 @@ func TestConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		cfg  keyauth.Config
-		want []phases.FieldError
+		want []pluginsdk.FieldError
 	}{
 		{"defaults", keyauth.DefaultConfig(), nil},
 		{"hide", keyauth.Config{Header: "apikey", Query: "apikey", HideCredentials: true}, nil},
@@ -444,13 +441,13 @@ func TestConfigValidate(t *testing.T) {
 		{"query only", keyauth.Config{Query: "key"}, nil},
 		{"any query name", keyauth.Config{Query: "api key[]"}, nil},
 		{"neither", keyauth.Config{HideCredentials: true},
-			[]phases.FieldError{{Msg: "header and query are both empty: no request could carry a key"}}},
+			[]pluginsdk.FieldError{{Msg: "header and query are both empty: no request could carry a key"}}},
 		{"bad header", keyauth.Config{Header: "api key", Query: "apikey"},
-			[]phases.FieldError{{Field: "header", Msg: `"api key" is not a valid HTTP header name`}}},
+			[]pluginsdk.FieldError{{Field: "header", Msg: `"api key" is not a valid HTTP header name`}}},
 		{"header with colon", keyauth.Config{Header: "apikey:"},
-			[]phases.FieldError{{Field: "header", Msg: `"apikey:" is not a valid HTTP header name`}}},
+			[]pluginsdk.FieldError{{Field: "header", Msg: `"apikey:" is not a valid HTTP header name`}}},
 		{"non-ascii header", keyauth.Config{Header: "clé", Query: "apikey"},
-			[]phases.FieldError{{Field: "header", Msg: `"clé" is not a valid HTTP header name`}}},
+			[]pluginsdk.FieldError{{Field: "header", Msg: `"clé" is not a valid HTTP header name`}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.cfg.Validate(); !reflect.DeepEqual(got, tc.want) {
@@ -468,15 +465,15 @@ func TestSpec(t *testing.T) {
 	if !ok || *cfg != (keyauth.Config{Header: "apikey", Query: "apikey", HideCredentials: true}) {
 		t.Fatalf("Spec.Config() = %#v", keyauth.Spec.Config())
 	}
-	p, err := keyauth.Spec.New(cfg, phases.Env{Consumers: consumers})
-	if err != nil || p.Name() != "key-auth" || phases.Priority(p) != 2500 {
+	p, err := keyauth.Spec.New(cfg, pluginsdk.Env{Consumers: consumers})
+	if err != nil || p.Name() != "key-auth" || p.(phases.Prioritized).Priority() != 2500 {
 		t.Fatalf("Spec.New = %v, %v", p, err)
 	}
 	wantOK(t, do(t, p.(*keyauth.Plugin), withHeader("apikey", "b")), "bob")
-	if _, err := keyauth.Spec.New(cfg, phases.Env{Consumers: []phases.Consumer{{Username: "a", Key: ""}}}); err == nil {
+	if _, err := keyauth.Spec.New(cfg, pluginsdk.Env{Consumers: []pluginsdk.ConsumerConfig{{Username: "a", Key: ""}}}); err == nil {
 		t.Error("Spec.New accepted a consumer without a key")
 	}
-	if _, err := keyauth.Spec.New(keyauth.Config{}, phases.Env{}); err == nil {
+	if _, err := keyauth.Spec.New(keyauth.Config{}, pluginsdk.Env{}); err == nil {
 		t.Error("Spec.New accepted a config of the wrong type")
 	}
 }
@@ -505,12 +502,12 @@ func (o *observer) Name() string  { return "observer" }
 func (o *observer) Priority() int { return 1 }
 func (o *observer) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	o.reached = true
-	o.header = r.Header().Values("apikey")
-	o.query = r.URL().Query()
+	o.header = r.Header.Values("apikey")
+	o.query = r.URL.Query()
 	return phases.Exit{}
 }
 func (o *observer) Log(ctx context.Context, s *phases.Summary) {
-	o.consumer = keyauth.ConsumerFrom(s.Values())
+	o.consumer = keyauth.ConsumerFrom(s.Values)
 }
 
 type keyKind int

@@ -15,7 +15,7 @@ type upstreamEcho struct{}
 
 func (upstreamEcho) Name() string { return "upstream" }
 func (upstreamEcho) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
-	body := "upstream got " + r.Header().Get("X-Request-Id") + ", values hold " + requestid.From(r.Values())
+	body := "upstream got " + r.Header.Get("X-Request-Id") + ", values hold " + requestid.From(r.Values)
 	return &phases.Response{Status: http.StatusOK, Body: phases.BytesBody([]byte(body))}, nil
 }
 
@@ -29,7 +29,7 @@ func Example() {
 		panic(err)
 	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		chain.Serve(r.Context(), r, phases.NewHTTPSink(w))
+		chain.ServeHTTP(w, r)
 	})
 
 	// An acceptable id is kept, and passed on.

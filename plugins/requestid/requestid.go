@@ -28,8 +28,9 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/phasegate/phasegate/internal/httpx"
+	"github.com/phasegate/phasegate/httpx"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // Name is the plugin's name in routes' plugins mappings and in logs.
@@ -50,7 +51,7 @@ const (
 const priority = 12000
 
 // Key is the request value holding the request's id.
-var Key = phases.NewKey[string]("request-id")
+var Key = pluginsdk.RequestID
 
 // From returns the request id stored in v, or "" if there is none.
 func From(v *phases.Values) string {
@@ -80,23 +81,23 @@ func DefaultConfig() Config {
 }
 
 // Validate reports the config's problems.
-func (c *Config) Validate() []phases.FieldError {
-	var errs []phases.FieldError
+func (c *Config) Validate() []pluginsdk.FieldError {
+	var errs []pluginsdk.FieldError
 	switch {
 	case c.HeaderName == "":
-		errs = append(errs, phases.FieldError{Field: "header_name", Msg: "must not be empty"})
+		errs = append(errs, pluginsdk.FieldError{Field: "header_name", Msg: "must not be empty"})
 	case !httpx.IsToken(c.HeaderName):
-		errs = append(errs, phases.FieldError{Field: "header_name", Msg: fmt.Sprintf("%q is not a valid HTTP header name", c.HeaderName)})
+		errs = append(errs, pluginsdk.FieldError{Field: "header_name", Msg: fmt.Sprintf("%q is not a valid HTTP header name", c.HeaderName)})
 	}
 	if c.MaxLength < MinMaxLength || c.MaxLength > MaxMaxLength {
-		errs = append(errs, phases.FieldError{Field: "max_length", Msg: fmt.Sprintf("must be between %d (the length of a generated id) and %d", MinMaxLength, MaxMaxLength)})
+		errs = append(errs, pluginsdk.FieldError{Field: "max_length", Msg: fmt.Sprintf("must be between %d (the length of a generated id) and %d", MinMaxLength, MaxMaxLength)})
 	}
 	return errs
 }
 
 // Spec declares request-id to the gateway's registry.
-var Spec = phases.Typed(phases.Spec{Name: Name}, DefaultConfig,
-	func(c Config, env phases.Env) (phases.Plugin, error) { return New(c) })
+var Spec = pluginsdk.Typed(pluginsdk.Spec{Name: Name}, DefaultConfig,
+	func(c Config, env pluginsdk.Env) (phases.Plugin, error) { return New(c) })
 
 // Plugin is the request-id plugin. It is safe for concurrent use.
 type Plugin struct {
@@ -108,7 +109,7 @@ type Plugin struct {
 // New builds the plugin from cfg, which must be valid (see Config.Validate).
 func New(cfg Config) (*Plugin, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
-		return nil, phases.ConfigError(Name, errs)
+		return nil, pluginsdk.ConfigError(Name, errs)
 	}
 	return &Plugin{
 		header:  http.CanonicalHeaderKey(cfg.HeaderName),
@@ -127,15 +128,15 @@ func (*Plugin) Priority() int { return priority }
 // it to the upstream, sets it on the response and stores it under Key. It
 // never exits.
 func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
-	id := r.Header().Get(p.header)
+	id := r.Header.Get(p.header)
 	if !Valid(id, p.maxLen) {
 		id = NewID()
 	}
-	r.Header().Set(p.header, id)
+	r.Header.Set(p.header, id)
 	if p.include {
 		r.SetResponseHeader(p.header, id)
 	}
-	Key.Set(r.Values(), id)
+	Key.Set(r.Values, id)
 	return phases.Exit{}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/phases/phasetest"
 	"github.com/phasegate/phasegate/plugins/requestid"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -34,7 +35,7 @@ type received struct {
 
 func (echo) Name() string { return "echo" }
 func (echo) Upstream(ctx context.Context, r *phases.Request) (*phases.Response, error) {
-	b, err := json.Marshal(received{Header: r.Header(), Path: r.URL().Path, Query: r.URL().RawQuery})
+	b, err := json.Marshal(received{Header: r.Header, Path: r.URL.Path, Query: r.URL.RawQuery})
 	if err != nil {
 		return nil, err
 	}
@@ -63,10 +64,10 @@ type reader struct{ access, log string }
 
 func (p *reader) Name() string { return "reader" }
 func (p *reader) Access(ctx context.Context, r *phases.Request) phases.Exit {
-	p.access = requestid.From(r.Values())
+	p.access = requestid.From(r.Values)
 	return phases.Exit{}
 }
-func (p *reader) Log(ctx context.Context, s *phases.Summary) { p.log = requestid.From(s.Values()) }
+func (p *reader) Log(ctx context.Context, s *phases.Summary) { p.log = requestid.From(s.Values) }
 
 func mustNew(t testing.TB, cfg requestid.Config) *requestid.Plugin {
 	t.Helper()
@@ -86,11 +87,14 @@ func serve(t *testing.T, req *http.Request, plugins ...phases.Plugin) (*httptest
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	sink := phases.NewHTTPSink(rec)
-	chain.Serve(req.Context(), req, sink)
-	if sink.Aborted() {
-		t.Fatal("response aborted")
-	}
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				t.Fatalf("response aborted: %v", v)
+			}
+		}()
+		chain.ServeHTTP(rec, req)
+	}()
 	var got received
 	if rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &got) == nil && got.Header != nil {
 		return rec, &got
@@ -308,22 +312,22 @@ func TestConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		modify func(*requestid.Config)
-		want   []phases.FieldError
+		want   []pluginsdk.FieldError
 	}{
 		{"defaults", func(*requestid.Config) {}, nil},
 		{"other header", func(c *requestid.Config) { c.HeaderName = "X-Trace-Id" }, nil},
 		{"bounds", func(c *requestid.Config) { c.MaxLength = requestid.MinMaxLength }, nil},
 		{"upper bound", func(c *requestid.Config) { c.MaxLength = requestid.MaxMaxLength }, nil},
 		{"no header", func(c *requestid.Config) { c.HeaderName = "" },
-			[]phases.FieldError{{Field: "header_name", Msg: "must not be empty"}}},
+			[]pluginsdk.FieldError{{Field: "header_name", Msg: "must not be empty"}}},
 		{"bad header", func(c *requestid.Config) { c.HeaderName = "X Request:Id" },
-			[]phases.FieldError{{Field: "header_name", Msg: `"X Request:Id" is not a valid HTTP header name`}}},
+			[]pluginsdk.FieldError{{Field: "header_name", Msg: `"X Request:Id" is not a valid HTTP header name`}}},
 		{"too short", func(c *requestid.Config) { c.MaxLength = 35 },
-			[]phases.FieldError{{Field: "max_length", Msg: "must be between 36 (the length of a generated id) and 1024"}}},
+			[]pluginsdk.FieldError{{Field: "max_length", Msg: "must be between 36 (the length of a generated id) and 1024"}}},
 		{"too long", func(c *requestid.Config) { c.MaxLength = 1025 },
-			[]phases.FieldError{{Field: "max_length", Msg: "must be between 36 (the length of a generated id) and 1024"}}},
+			[]pluginsdk.FieldError{{Field: "max_length", Msg: "must be between 36 (the length of a generated id) and 1024"}}},
 		{"zero config", func(c *requestid.Config) { *c = requestid.Config{} },
-			[]phases.FieldError{{Field: "header_name", Msg: "must not be empty"}, {Field: "max_length", Msg: "must be between 36 (the length of a generated id) and 1024"}}},
+			[]pluginsdk.FieldError{{Field: "header_name", Msg: "must not be empty"}, {Field: "max_length", Msg: "must be between 36 (the length of a generated id) and 1024"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := requestid.DefaultConfig()
@@ -350,14 +354,14 @@ func TestSpec(t *testing.T) {
 	if requestid.DefaultConfig() != (requestid.Config{HeaderName: "X-Request-Id", MaxLength: 128, IncludeInResponse: true}) {
 		t.Errorf("DefaultConfig() = %+v", requestid.DefaultConfig())
 	}
-	p, err := requestid.Spec.New(cfg, phases.Env{})
-	if err != nil || p.Name() != "request-id" || phases.Priority(p) != 12000 {
+	p, err := requestid.Spec.New(cfg, pluginsdk.Env{})
+	if err != nil || p.Name() != "request-id" || p.(phases.Prioritized).Priority() != 12000 {
 		t.Fatalf("Spec.New = %v, %v", p, err)
 	}
-	if _, err := requestid.Spec.New(&requestid.Config{}, phases.Env{}); err == nil || !strings.Contains(err.Error(), "header_name") {
+	if _, err := requestid.Spec.New(&requestid.Config{}, pluginsdk.Env{}); err == nil || !strings.Contains(err.Error(), "header_name") {
 		t.Errorf("Spec.New accepted an invalid config: %v", err)
 	}
-	if _, err := requestid.Spec.New(struct{}{}, phases.Env{}); err == nil {
+	if _, err := requestid.Spec.New(struct{}{}, pluginsdk.Env{}); err == nil {
 		t.Errorf("Spec.New accepted a config of the wrong type")
 	}
 }
@@ -385,7 +389,7 @@ type logged struct{ id *string }
 
 func (logged) Name() string { return "logged" }
 func (l logged) Log(ctx context.Context, s *phases.Summary) {
-	*l.id = requestid.From(s.Values())
+	*l.id = requestid.From(s.Values)
 }
 
 // Over random paths (other plugins exiting, panicking, mutating the request,

@@ -1,0 +1,12 @@
+package plugins_test
+
+import (
+	"fmt"
+
+	"github.com/phasegate/phasegate/plugins"
+)
+
+func ExampleBuiltins() {
+	fmt.Println(plugins.Builtins().Names())
+	// Output: [ai-content-moderation ai-prompt-guard ai-proxy ai-proxy-multi key-auth request-id]
+}
