@@ -9,6 +9,7 @@ import (
 	"github.com/phasegate/phasegate/plugins/aipromptguard"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
 	"github.com/phasegate/phasegate/plugins/aiproxymulti"
+	"github.com/phasegate/phasegate/plugins/airatelimiting"
 	"github.com/phasegate/phasegate/plugins/keyauth"
 	"github.com/phasegate/phasegate/plugins/requestid"
 	"github.com/phasegate/phasegate/pluginsdk"
@@ -19,6 +20,7 @@ func Specs() []pluginsdk.Spec {
 	return []pluginsdk.Spec{
 		requestid.Spec,
 		keyauth.Spec,
+		airatelimiting.Spec,
 		aipromptguard.Spec,
 		aimoderation.Spec,
 		aiproxy.Spec,

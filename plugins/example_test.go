@@ -8,5 +8,5 @@ import (
 
 func ExampleBuiltins() {
 	fmt.Println(plugins.Builtins().Names())
-	// Output: [ai-content-moderation ai-prompt-guard ai-proxy ai-proxy-multi key-auth request-id]
+	// Output: [ai-content-moderation ai-prompt-guard ai-proxy ai-proxy-multi ai-rate-limiting key-auth request-id]
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -15,11 +16,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/phasegate/phasegate/fsm"
-	"github.com/phasegate/phasegate/internal/openai"
 	"github.com/phasegate/phasegate/llm"
 	llmopenai "github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
-	"github.com/phasegate/phasegate/plugins/keyauth"
+	"github.com/phasegate/phasegate/pluginsdk"
 	"github.com/phasegate/phasegate/ratelimit"
 )
 
@@ -50,10 +50,11 @@ const (
 const maxAmount = ratelimit.MaxAmount
 
 // Spec declares ai-rate-limiting to the gateway's registry. Plugins built
-// from it share one store per policy (and Redis connection) in the
-// process, so a reload keeps the counters and connections.
-var Spec = phases.Typed(phases.Spec{Name: Name}, DefaultConfig,
-	func(c Config, env phases.Env) (phases.Plugin, error) { return New(c, env) })
+// from it share one store per policy (and Redis connection) through the
+// gateway's pluginsdk.Shared, so a reload that keeps a store keeps its
+// counters and connections, and one that drops its last route closes it.
+var Spec = pluginsdk.Typed(pluginsdk.Spec{Name: Name}, DefaultConfig,
+	func(c Config, env pluginsdk.Env) (phases.Plugin, error) { return New(c, env) })
 
 // Plugin is the ai-rate-limiting plugin. It is safe for concurrent use:
 // per-request state lives in the request's values.
@@ -63,11 +64,13 @@ type Plugin struct {
 	limits []limit
 	keeper *ratelimit.Keeper
 	local  bool // the store answers in process: commits need no goroutine
-	owned  bool // Close closes the keeper
+	stores io.Closer
 	log    zerolog.Logger
 
 	storeErrors prometheus.Counter
 	commits     sync.WaitGroup // commits in flight
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // limit is one configured limit with its metric series.
@@ -84,24 +87,30 @@ type limit struct {
 	rejected  prometheus.Counter
 }
 
-// New builds the plugin for env.Route on the process's shared store of
-// cfg.Policy.
-func New(cfg Config, env phases.Env) (*Plugin, error) {
-	if err := phases.ConfigError(Name, cfg.Validate()); err != nil {
+// New builds the plugin for env.Route on the store of cfg.Policy held in
+// env.Shared, which the plugins of every route and config using that
+// store share; Close gives the hold back. With a nil env.Shared the store
+// is the plugin's own.
+func New(cfg Config, env pluginsdk.Env) (*Plugin, error) {
+	if err := pluginsdk.ConfigError(Name, cfg.Validate()); err != nil {
 		return nil, err
 	}
-	sh, err := sharedStore(cfg, env.Logger)
+	sh, err := acquireStores(env.Shared, cfg, env.Logger)
 	if err != nil {
 		return nil, err
 	}
-	return build(cfg, env, sh.keeper, sh.local, false)
+	p, err := build(cfg, env, sh.keeper, sh.local, sh)
+	if err != nil {
+		return nil, errors.Join(err, sh.Close())
+	}
+	return p, nil
 }
 
 // NewWithStore builds the plugin on store, with a keeper of its own that
-// Close stops; cfg.Policy and cfg.Redis are ignored. Tests and embedding
-// programs use it to choose the store.
-func NewWithStore(cfg Config, env phases.Env, store ratelimit.Store) (*Plugin, error) {
-	if err := phases.ConfigError(Name, cfg.Validate()); err != nil {
+// Close stops; cfg.Policy and cfg.Redis are ignored and Close does not
+// close store. Tests and embedding programs use it to choose the store.
+func NewWithStore(cfg Config, env pluginsdk.Env, store ratelimit.Store) (*Plugin, error) {
+	if err := pluginsdk.ConfigError(Name, cfg.Validate()); err != nil {
 		return nil, err
 	}
 	k, err := newKeeper(store, cfg.Lease, env.Logger)
@@ -109,36 +118,41 @@ func NewWithStore(cfg Config, env phases.Env, store ratelimit.Store) (*Plugin, e
 		return nil, err
 	}
 	_, local := store.(*ratelimit.Local)
-	return build(cfg, env, k, local, true)
+	p, err := build(cfg, env, k, local, sharedKeeper{k})
+	if err != nil {
+		k.Close()
+		return nil, err
+	}
+	return p, nil
 }
 
-func build(cfg Config, env phases.Env, k *ratelimit.Keeper, local, owned bool) (*Plugin, error) {
+func build(cfg Config, env pluginsdk.Env, k *ratelimit.Keeper, local bool, stores io.Closer) (*Plugin, error) {
 	reg := env.Registerer
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	reserved, err := phases.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	reserved, err := pluginsdk.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: MetricReserved,
 		Help: "Amounts reserved by requests in flight, in the limit's unit (requests, tokens, micro-dollars, slots).",
 	}, []string{"route", "limit"}))
 	if err != nil {
 		return nil, err
 	}
-	committed, err := phases.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	committed, err := pluginsdk.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricCommitted,
 		Help: "Amounts charged to limits when requests ended, in the limit's unit (requests, tokens, micro-dollars).",
 	}, []string{"route", "limit"}))
 	if err != nil {
 		return nil, err
 	}
-	rejected, err := phases.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	rejected, err := pluginsdk.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricRejected,
 		Help: "Requests rejected by a limit.",
 	}, []string{"route", "limit"}))
 	if err != nil {
 		return nil, err
 	}
-	storeErrors, err := phases.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	storeErrors, err := pluginsdk.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricStoreErrors,
 		Help: "Calls to the rate-limit store that failed or timed out.",
 	}, []string{"route"}))
@@ -150,7 +164,7 @@ func build(cfg Config, env phases.Env, k *ratelimit.Keeper, local, owned bool) (
 		route:       env.Route,
 		keeper:      k,
 		local:       local,
-		owned:       owned,
+		stores:      stores,
 		log:         env.Logger,
 		storeErrors: storeErrors.WithLabelValues(env.Route),
 	}
@@ -181,13 +195,38 @@ func build(cfg Config, env phases.Env, k *ratelimit.Keeper, local, owned bool) (
 	return p, nil
 }
 
-// Close waits for the commits in flight and, for a plugin built by
-// NewWithStore, stops its keeper. It does not close the store.
-func (p *Plugin) Close() {
+// Close waits for the commits in flight, then gives back the plugin's
+// hold on its keeper and store: the last hold closes them. The gateway
+// calls it once a reload has retired the plugin and its last request has
+// ended. Close is idempotent.
+func (p *Plugin) Close() error {
 	p.commits.Wait()
-	if p.owned {
-		p.keeper.Close()
+	p.closeOnce.Do(func() { p.closeErr = p.stores.Close() })
+	return p.closeErr
+}
+
+// LogFields implements pluginsdk.LogFielder: the access log's ratelimit
+// (the limit that rejected the request, or ""), and reserved and committed
+// by limit name.
+func (p *Plugin) LogFields(s *phases.Summary, ev *zerolog.Event) {
+	o := OutcomeFrom(s.Values)
+	if o == nil {
+		return
 	}
+	ev.Str("ratelimit", o.Rejected).
+		Dict("reserved", amounts(o.Limits, o.Reserved)).
+		Dict("committed", amounts(o.Limits, o.Committed))
+}
+
+// amounts is a limit's figures by limit name, for the access log.
+func amounts(names []string, v []int64) *zerolog.Event {
+	d := zerolog.Dict()
+	for i, n := range names {
+		if i < len(v) {
+			d = d.Int64(n, v[i])
+		}
+	}
+	return d
 }
 
 // Name implements phases.Plugin.
@@ -261,7 +300,7 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	case err != nil:
 		return phases.Error(http.StatusBadRequest, "invalid_request_error", "could not read the request body")
 	}
-	st := &state{p: p, values: r.Values(), out: &Outcome{}}
+	st := &state{p: p, values: r.Values, out: &Outcome{}}
 	if ex := p.estimate(r, body, st); ex.Exited() {
 		return ex
 	}
@@ -280,7 +319,7 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	for i := range p.limits {
 		st.out.Limits[i] = p.limits[i].name
 	}
-	Result.Set(r.Values(), st.out)
+	Result.Set(r.Values, st.out)
 
 	// The answer must arrive even when the client leaves meanwhile, so that
 	// what it reserved is bound and comes back; the store bounds the call.
@@ -316,8 +355,8 @@ func (p *Plugin) bind(r *phases.Request, st *state) {
 		}
 	}
 	// Named apart from the gauge, whose amounts are not one per binding.
-	r.Scope().Acquire(fsm.Resource{Name: "ratelimit reservation", Labels: []string{p.route}}, st.release)
-	stateKey.Set(r.Values(), st)
+	r.Scope.Acquire(fsm.Resource{Name: "ratelimit reservation", Labels: []string{p.route}}, st.release)
+	stateKey.Set(r.Values, st)
 }
 
 // estimate fills in st's model, prompt estimate and completion reserve,
@@ -334,7 +373,7 @@ func (p *Plugin) estimate(r *phases.Request, body []byte, st *state) phases.Exit
 		return phases.Exit{}
 	}
 	st.model = req.Model
-	if info, ok := phases.LLM.Get(r.Values()); ok && info != nil && info.Model != "" {
+	if info, ok := llm.InfoKey.Get(r.Values); ok && info != nil && info.Model != "" {
 		st.model = info.Model // after ai-proxy's options.model
 	}
 	if mode == EstimateUpperBound {
@@ -359,7 +398,7 @@ func (p *Plugin) estimate(r *phases.Request, body []byte, st *state) phases.Exit
 		}
 	}
 	if len(options) > 0 {
-		out, err := openai.Rewrite(body, options, false)
+		out, err := llmopenai.Rewrite(body, options, false)
 		if err != nil {
 			return phases.Error(http.StatusBadRequest, "invalid_request_error", err.Error())
 		}
@@ -384,15 +423,15 @@ func textCap(n int64) int { return int(min(8*n+64, 64<<20)) }
 func (p *Plugin) keyValue(k keySpec, r *phases.Request) string {
 	switch k.kind {
 	case keyConsumer:
-		return keyauth.ConsumerFrom(r.Values())
+		return pluginsdk.Get(r.Values, pluginsdk.Consumer)
 	case keyRoute:
-		return r.Route()
+		return r.Route
 	case keyHeader:
-		return r.Header().Get(k.header)
+		return r.Header.Get(k.header)
 	case keyIP:
-		host, _, err := net.SplitHostPort(r.RemoteAddr())
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
-			return r.RemoteAddr()
+			return r.RemoteAddr
 		}
 		return host
 	}
@@ -405,19 +444,15 @@ func (p *Plugin) reject(r *phases.Request, d ratelimit.Decision, st *state) phas
 	l.rejected.Inc()
 	st.out.Rejected = l.name
 	p.quotaHeaders(r, d)
-	h := http.Header{"Content-Type": {"application/json"}}
 	if l.kind == ratelimit.Cost {
-		msg := fmt.Sprintf("budget %q is exhausted", l.name)
-		return phases.Reply(http.StatusTooManyRequests, h, phases.ErrorBody(http.StatusTooManyRequests, TypeInsufficientQuota, msg))
+		return phases.Error(http.StatusTooManyRequests, TypeInsufficientQuota, fmt.Sprintf("budget %q is exhausted", l.name))
 	}
 	retry := d.States[d.Rejected].RetryAfter()
 	if l.kind == ratelimit.Concurrent {
 		retry = 1 // a slot may free at any moment
 	}
-	h.Set("Retry-After", strconv.FormatInt(max(retry, 1), 10))
-	code := p.cfg.RejectedCode
-	msg := fmt.Sprintf("rate limit %q exceeded", l.name)
-	return phases.Reply(code, h, phases.ErrorBody(code, TypeRateLimited, msg))
+	r.SetResponseHeader("Retry-After", strconv.FormatInt(max(retry, 1), 10))
+	return phases.Error(p.cfg.RejectedCode, TypeRateLimited, fmt.Sprintf("rate limit %q exceeded", l.name))
 }
 
 // quotaHeaders sets every limit's X-RateLimit-* headers on the response.
@@ -436,8 +471,8 @@ func (p *Plugin) quotaHeaders(r *phases.Request, d ratelimit.Decision) {
 // HeaderFilter implements phases.HeaderFilter: it notes the upstream's
 // status.
 func (p *Plugin) HeaderFilter(ctx context.Context, h *phases.ResponseHead) phases.Exit {
-	if st, ok := stateKey.Get(h.Values()); ok && !h.Exit() {
-		st.status = h.Status()
+	if st, ok := stateKey.Get(h.Values); ok && !h.Exit {
+		st.status = h.Status
 	}
 	return phases.Exit{}
 }
@@ -446,11 +481,11 @@ func (p *Plugin) HeaderFilter(ctx context.Context, h *phases.ResponseHead) phase
 // for its usage and the completion text delivered, and keeps the usage
 // chunk from a streaming client that did not ask for it.
 func (p *Plugin) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.BodyResult {
-	st, ok := stateKey.Get(c.Values())
-	if !ok || c.Exit() {
+	st, ok := stateKey.Get(c.Values)
+	if !ok || c.Exit {
 		return phases.BodyResult{}
 	}
-	if !c.SSE() {
+	if !c.SSE {
 		if len(st.whole)+len(c.Data) <= wholeCap {
 			st.whole = append(st.whole, c.Data...)
 		}
@@ -517,7 +552,7 @@ func (st *state) readWhole() {
 // Log implements phases.LogHook: it settles the request's actual cost,
 // for the access log; the binding commits it when the request is done.
 func (p *Plugin) Log(ctx context.Context, s *phases.Summary) {
-	st, ok := stateKey.Get(s.Values())
+	st, ok := stateKey.Get(s.Values)
 	if !ok {
 		return
 	}
@@ -538,7 +573,7 @@ func (st *state) settle(called bool) {
 	}
 	st.settled = true
 	if !st.hasUsage && called {
-		if info, ok := phases.LLM.Get(st.values); ok && info != nil && info.UsageKnown {
+		if info, ok := llm.InfoKey.Get(st.values); ok && info != nil && info.UsageKnown {
 			st.usage = llm.Usage{InputTokens: int64(info.PromptTokens), OutputTokens: int64(info.CompletionTokens)}
 			st.hasUsage = true
 		}
@@ -596,7 +631,7 @@ func (p *Plugin) price(model string) Price {
 // made), lowers the reserved gauge, counts what is charged and commits.
 func (st *state) release() {
 	if !st.settled {
-		info, _ := phases.LLM.Get(st.values)
+		info, _ := llm.InfoKey.Get(st.values)
 		st.settle(st.status != 0 || (info != nil && info.Attempts > 0))
 	}
 	p := st.p
@@ -637,9 +672,11 @@ func (p *Plugin) commit(res *ratelimit.Reservation, actual []int64) {
 
 // Interface guards.
 var (
-	_ phases.AccessHook   = (*Plugin)(nil)
-	_ phases.HeaderFilter = (*Plugin)(nil)
-	_ phases.BodyFilter   = (*Plugin)(nil)
-	_ phases.LogHook      = (*Plugin)(nil)
-	_ phases.Prioritized  = (*Plugin)(nil)
+	_ phases.AccessHook    = (*Plugin)(nil)
+	_ phases.HeaderFilter  = (*Plugin)(nil)
+	_ phases.BodyFilter    = (*Plugin)(nil)
+	_ phases.LogHook       = (*Plugin)(nil)
+	_ phases.Prioritized   = (*Plugin)(nil)
+	_ pluginsdk.LogFielder = (*Plugin)(nil)
+	_ io.Closer            = (*Plugin)(nil)
 )

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/plugins/airatelimiting"
 	"github.com/phasegate/phasegate/ratelimit"
@@ -30,7 +30,7 @@ func errorOf(t *testing.T, body []byte) (typ, msg string) {
 func TestRequestsOverTheLimitGet429WithRetryAfter(t *testing.T) {
 	f := serve(t, limits(airatelimiting.LimitConfig{Name: "rpm", Requests: 2, Window: time.Hour}), nil)
 	for i := range 2 {
-		r := f.Post(t, llmtest.Chat("m", false), nil)
+		r := f.Post(t, providertest.Chat("m", false), nil)
 		f.Wait(t)
 		if r.Status != 200 {
 			t.Fatalf("request %d: %d %s", i, r.Status, r.Body)
@@ -42,7 +42,7 @@ func TestRequestsOverTheLimitGet429WithRetryAfter(t *testing.T) {
 			t.Fatalf("request %d: headers %v", i, r.Header)
 		}
 	}
-	r := f.Post(t, llmtest.Chat("m", false), nil)
+	r := f.Post(t, providertest.Chat("m", false), nil)
 	o := f.Wait(t)
 	if r.Status != 429 || o.ExitPlugin != airatelimiting.Name {
 		t.Fatalf("third request: %d by %q", r.Status, o.ExitPlugin)
@@ -54,10 +54,10 @@ func TestRequestsOverTheLimitGet429WithRetryAfter(t *testing.T) {
 	if ra := r.Header.Get("Retry-After"); ra == "" || ra == "0" {
 		t.Fatalf("Retry-After %q", ra)
 	}
-	if n := sample(t, f.reg, airatelimiting.MetricRejected, "rpm", llmtest.Route); n != 1 {
+	if n := sample(t, f.reg, airatelimiting.MetricRejected, "rpm", providertest.Route); n != 1 {
 		t.Fatalf("rejected_total = %v", n)
 	}
-	if n := sample(t, f.reg, airatelimiting.MetricCommitted, "rpm", llmtest.Route); n != 2 {
+	if n := sample(t, f.reg, airatelimiting.MetricCommitted, "rpm", providertest.Route); n != 2 {
 		t.Fatalf("committed_total = %v", n)
 	}
 	if f.mock.Mock().Stats().Requests != 2 {
@@ -73,7 +73,7 @@ func TestCostBudgetAnswersInsufficientQuotaWithoutRetryAfter(t *testing.T) {
 	team := map[string]string{"X-Team": "a"}
 	var statuses []int
 	for range 3 {
-		r := f.Post(t, llmtest.Chat("m", false), team)
+		r := f.Post(t, providertest.Chat("m", false), team)
 		f.Wait(t)
 		statuses = append(statuses, r.Status)
 		if r.Status == 429 {
@@ -97,7 +97,7 @@ func TestCostBudgetAnswersInsufficientQuotaWithoutRetryAfter(t *testing.T) {
 }
 
 func TestStoreDownFailClosedAnswers503(t *testing.T) {
-	store, err := ratelimit.NewRedis(ratelimit.RedisConfig{Address: llmtest.DeadAddr(t), Timeout: 50 * time.Millisecond})
+	store, err := ratelimit.NewRedis(ratelimit.RedisConfig{Address: providertest.DeadAddr(t), Timeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestStoreDownFailClosedAnswers503(t *testing.T) {
 	cfg := limits(airatelimiting.LimitConfig{Name: "rpm", Requests: 10, Window: time.Minute})
 	f := serve(t, cfg, store)
 	start := time.Now()
-	r := f.Post(t, llmtest.Chat("m", false), nil)
+	r := f.Post(t, providertest.Chat("m", false), nil)
 	f.Wait(t)
 	if typ, _ := errorOf(t, r.Body); r.Status != 503 || typ != airatelimiting.TypeServiceUnavailable {
 		t.Fatalf("%d %s", r.Status, r.Body)
@@ -113,19 +113,19 @@ func TestStoreDownFailClosedAnswers503(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("the answer took %v", d)
 	}
-	if n := sample(t, f.reg, airatelimiting.MetricStoreErrors, llmtest.Route); n != 1 {
+	if n := sample(t, f.reg, airatelimiting.MetricStoreErrors, providertest.Route); n != 1 {
 		t.Fatalf("store_errors_total = %v", n)
 	}
 
 	cfg.OnStoreError = airatelimiting.FailOpen
 	f = serve(t, cfg, store)
-	r = f.Post(t, llmtest.Chat("m", false), nil)
+	r = f.Post(t, providertest.Chat("m", false), nil)
 	f.Wait(t)
 	if r.Status != 200 {
 		t.Fatalf("fail_open: %d %s", r.Status, r.Body)
 	}
 	f.plugin.Close()
-	if n := sample(t, f.reg, airatelimiting.MetricCommitted, "rpm", llmtest.Route); n != 1 {
+	if n := sample(t, f.reg, airatelimiting.MetricCommitted, "rpm", providertest.Route); n != 1 {
 		t.Fatalf("fail_open counts locally: committed_total = %v", n)
 	}
 }
@@ -151,7 +151,7 @@ func TestStreamUsageChunkKeptFromAClientThatDidNotAskForIt(t *testing.T) {
 				t.Fatalf("usage in the stream: %v, want %v\n%s", got, tc.usage, r.Body)
 			}
 			// the mock counts words: 3 prompt, 4 completion
-			if n := sample(t, f.reg, airatelimiting.MetricCommitted, "tpm", llmtest.Route); n != 7 || !o.LLM.UsageKnown {
+			if n := sample(t, f.reg, airatelimiting.MetricCommitted, "tpm", providertest.Route); n != 7 || !o.LLM.UsageKnown {
 				t.Fatalf("committed %v, usage known %v", n, o.LLM.UsageKnown)
 			}
 		})
@@ -162,10 +162,10 @@ func TestEnforceMaxTokensSetsWhatWasReserved(t *testing.T) {
 	cfg := limits(airatelimiting.LimitConfig{Name: "tpm", Tokens: 100000, Window: time.Minute})
 	cfg.Estimate.EnforceMaxTokens = true
 	cfg.Estimate.CompletionTokens = 77
-	up := llmtest.NewUpstream(t, llmtest.Reply(200, "application/json", llmtest.Completion))
-	env, _ := llmtest.NewEnv(t)
+	up := providertest.NewUpstream(t, providertest.Reply(200, "application/json", providertest.Completion))
+	env, _ := providertest.NewEnv(t)
 	f := serveOn(t, cfg, env, up.URL)
-	r := f.Post(t, llmtest.Chat("m", false), nil)
+	r := f.Post(t, providertest.Chat("m", false), nil)
 	f.Wait(t)
 	if r.Status != 200 || !strings.Contains(string(up.Last(t).Body), `"max_tokens":77`) {
 		t.Fatalf("%d; upstream got %s", r.Status, up.Last(t).Body)

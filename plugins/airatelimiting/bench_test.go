@@ -13,6 +13,7 @@ import (
 	"github.com/phasegate/phasegate/internal/redistest"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/airatelimiting"
+	"github.com/phasegate/phasegate/pluginsdk"
 	"github.com/phasegate/phasegate/ratelimit"
 )
 
@@ -47,7 +48,7 @@ func BenchmarkRequest(b *testing.B) {
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("X-Tenant", "acme")
 			rec := httptest.NewRecorder()
-			chain.Serve(context.Background(), req, phases.NewHTTPSink(rec))
+			chain.ServeHTTP(rec, req)
 			if rec.Code != 200 {
 				b.Fatalf("%d %s", rec.Code, rec.Body)
 			}
@@ -55,7 +56,7 @@ func BenchmarkRequest(b *testing.B) {
 	}
 	b.Run("none", func(b *testing.B) { run(b) })
 	b.Run("local", func(b *testing.B) {
-		p := newPlugin(b, cfg, phases.Env{Route: "bench", Registerer: prometheus.NewRegistry()}, ratelimit.NewLocal(ratelimit.LocalOptions{}))
+		p := newPlugin(b, cfg, pluginsdk.Env{Route: "bench", Registerer: prometheus.NewRegistry()}, ratelimit.NewLocal(ratelimit.LocalOptions{}))
 		run(b, p)
 	})
 	b.Run("redis", func(b *testing.B) {
@@ -65,7 +66,7 @@ func BenchmarkRequest(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = store.Close() })
-		p := newPlugin(b, cfg, phases.Env{Route: "bench", Registerer: prometheus.NewRegistry()}, store)
+		p := newPlugin(b, cfg, pluginsdk.Env{Route: "bench", Registerer: prometheus.NewRegistry()}, store)
 		run(b, p)
 		p.Close()
 	})

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 	"github.com/phasegate/phasegate/ratelimit"
 )
 
@@ -150,10 +150,10 @@ func DefaultConfig() Config {
 }
 
 // Validate reports the config's problems, each at its field.
-func (c *Config) Validate() []phases.FieldError {
-	var errs []phases.FieldError
+func (c *Config) Validate() []pluginsdk.FieldError {
+	var errs []pluginsdk.FieldError
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, phases.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, pluginsdk.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	oneOf := func(field, v string, allowed ...string) {
 		for _, a := range allowed {
@@ -225,10 +225,10 @@ func (c *Config) Validate() []phases.FieldError {
 	return errs
 }
 
-func (l *LimitConfig) validate() []phases.FieldError {
-	var errs []phases.FieldError
+func (l *LimitConfig) validate() []pluginsdk.FieldError {
+	var errs []pluginsdk.FieldError
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, phases.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, pluginsdk.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if !validName(l.Name) {
 		bad("name", "must be 1 to 64 letters, digits, '-' or '_', got %q", l.Name)

@@ -31,7 +31,17 @@
 // answered an error status, else the prompt estimate plus the completion
 // text delivered so far (at most what was reserved). A concurrency slot is
 // held from access to done. The log hook settles the actual cost first,
-// so that the access log shows it.
+// so that the access log shows it: the plugin adds the fields ratelimit
+// (the limit that rejected the request, or ""), reserved and committed (by
+// limit name) through LogFields.
+//
+// The stores live in the gateway's pluginsdk.Shared: one local store, and
+// one Redis client per connection config, each with a keeper per lease
+// that renews the reservations of requests in flight. A reload builds the
+// new plugins before it closes the old ones, so the counters and
+// connections of a store that the new config still uses carry over; the
+// reload that retires the last route on a store closes its keeper, then
+// its client.
 //
 // The body filter reads the usage and text from the response itself, and
 // drops the usage chunk of a stream whose client did not ask for it (the

@@ -1,7 +1,6 @@
 package airatelimiting_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/airatelimiting"
+	"github.com/phasegate/phasegate/pluginsdk"
 	"github.com/phasegate/phasegate/ratelimit"
 )
 
@@ -18,7 +18,7 @@ import (
 func ExampleNewWithStore() {
 	cfg := airatelimiting.DefaultConfig()
 	cfg.Limits = []airatelimiting.LimitConfig{{Name: "rpm", Key: "header:X-Tenant", Requests: 1, Window: time.Hour}}
-	p, err := airatelimiting.NewWithStore(cfg, phases.Env{Route: "chat"}, ratelimit.NewLocal(ratelimit.LocalOptions{}))
+	p, err := airatelimiting.NewWithStore(cfg, pluginsdk.Env{Route: "chat"}, ratelimit.NewLocal(ratelimit.LocalOptions{}))
 	if err != nil {
 		panic(err)
 	}
@@ -32,7 +32,7 @@ func ExampleNewWithStore() {
 			strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
 		req.Header.Set("X-Tenant", "acme")
 		rec := httptest.NewRecorder()
-		chain.Serve(context.Background(), req, phases.NewHTTPSink(rec))
+		chain.ServeHTTP(rec, req)
 		fmt.Println(rec.Code, rec.Header().Get("X-RateLimit-Remaining-rpm"), rec.Header().Get("Retry-After") != "")
 	}
 	// Output:

@@ -8,11 +8,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
 	"github.com/phasegate/phasegate/plugins/airatelimiting"
+	"github.com/phasegate/phasegate/pluginsdk"
 	"github.com/phasegate/phasegate/ratelimit"
 )
 
@@ -27,7 +28,7 @@ func TestMain(m *testing.M) {
 
 // fixture is ai-rate-limiting in front of ai-proxy and the mock LLM.
 type fixture struct {
-	*llmtest.Gateway
+	*providertest.Gateway
 	reg    *prometheus.Registry
 	plugin *airatelimiting.Plugin
 	mock   *mockllm.Server
@@ -46,8 +47,8 @@ func serve(t *testing.T, cfg airatelimiting.Config, store ratelimit.Store) *fixt
 	if store == nil {
 		store = ratelimit.NewLocal(ratelimit.LocalOptions{})
 	}
-	env, reg := llmtest.NewEnv(t)
-	mock := llmtest.StartMock(t)
+	env, reg := providertest.NewEnv(t)
+	mock := providertest.StartMock(t)
 	pc := aiproxy.DefaultConfig()
 	pc.Provider = aiproxy.ProviderOpenAICompatible
 	pc.Endpoint = mock.URL() + mockllm.PathChatCompletions
@@ -57,18 +58,22 @@ func serve(t *testing.T, cfg airatelimiting.Config, store ratelimit.Store) *fixt
 		t.Fatal(err)
 	}
 	p := newPlugin(t, cfg, env, store)
-	g := llmtest.Serve(t, phases.Options{}, proxy, p)
+	g := providertest.Serve(t, phases.Options{}, proxy, p)
 	return &fixture{Gateway: g, reg: reg, plugin: p, mock: mock}
 }
 
 // newPlugin builds the plugin on store, closed when t ends.
-func newPlugin(t testing.TB, cfg airatelimiting.Config, env phases.Env, store ratelimit.Store) *airatelimiting.Plugin {
+func newPlugin(t testing.TB, cfg airatelimiting.Config, env pluginsdk.Env, store ratelimit.Store) *airatelimiting.Plugin {
 	t.Helper()
 	p, err := airatelimiting.NewWithStore(cfg, env, store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(p.Close)
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	return p
 }
 
@@ -76,11 +81,11 @@ func newPlugin(t testing.TB, cfg airatelimiting.Config, env phases.Env, store ra
 // label-name order (limit before route).
 func sample(t testing.TB, reg prometheus.Gatherer, name string, labels ...string) float64 {
 	t.Helper()
-	return llmtest.Samples(t, reg, name)[llmtest.Labels(labels...)]
+	return providertest.Samples(t, reg, name)[providertest.Labels(labels...)]
 }
 
 // serveOn serves cfg (on a fresh Local store) before ai-proxy to endpoint.
-func serveOn(t *testing.T, cfg airatelimiting.Config, env phases.Env, endpoint string) *fixture {
+func serveOn(t *testing.T, cfg airatelimiting.Config, env pluginsdk.Env, endpoint string) *fixture {
 	t.Helper()
 	pc := aiproxy.DefaultConfig()
 	pc.Provider = aiproxy.ProviderOpenAICompatible
@@ -90,5 +95,5 @@ func serveOn(t *testing.T, cfg airatelimiting.Config, env phases.Env, endpoint s
 		t.Fatal(err)
 	}
 	p := newPlugin(t, cfg, env, ratelimit.NewLocal(ratelimit.LocalOptions{}))
-	return &fixture{Gateway: llmtest.Serve(t, phases.Options{}, proxy, p), plugin: p}
+	return &fixture{Gateway: providertest.Serve(t, phases.Options{}, proxy, p), plugin: p}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/phases/phasetest"
 	"github.com/phasegate/phasegate/plugins/airatelimiting"
+	"github.com/phasegate/phasegate/pluginsdk"
 	"github.com/phasegate/phasegate/ratelimit"
 )
 
@@ -139,17 +140,17 @@ func TestPropertyReservationsSettleOnEveryPath(t *testing.T) {
 				Plugins: func(e *phasetest.Env) []phases.Plugin {
 					env = e
 					store = newLedger()
-					p, err := airatelimiting.NewWithStore(cfg, phases.Env{Route: "test", Registerer: e.Registry}, store)
+					p, err := airatelimiting.NewWithStore(cfg, pluginsdk.Env{Route: "test", Registerer: e.Registry}, store)
 					if err != nil {
 						t.Fatal(err)
 					}
-					t.Cleanup(p.Close)
+					t.Cleanup(func() { _ = p.Close() })
 					plug = &bodySeen{Plugin: p}
 					return []phases.Plugin{plug}
 				},
 				Request: drawChat,
 				Check: func(tb phasetest.TB, r *phasetest.Result) {
-					plug.Close()
+					_ = plug.Close()
 					store.mu.Lock()
 					defer store.mu.Unlock()
 					if len(store.outstanding) != 0 {

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasegate/phasegate/internal/llmproxy/llmtest"
 	"github.com/phasegate/phasegate/internal/redistest"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/plugins/airatelimiting"
 	"github.com/phasegate/phasegate/ratelimit"
@@ -83,7 +83,7 @@ func TestRedisReconcileAfterTheWindowEnds(t *testing.T) {
 	if n := remaining(t, store, l); n != 1000 {
 		t.Fatalf("the new window shows %d tokens taken by a request of the last one", 1000-n)
 	}
-	if n := sample(t, f.reg, airatelimiting.MetricCommitted, "tps", llmtest.Route); n == 0 {
+	if n := sample(t, f.reg, airatelimiting.MetricCommitted, "tps", providertest.Route); n == 0 {
 		t.Fatal("the request was not reconciled")
 	}
 }
@@ -101,18 +101,18 @@ func TestRedisLeaseExpiryAfterAKilledHolder(t *testing.T) {
 	cfg := limits(airatelimiting.LimitConfig{Name: "slots", Concurrent: 1})
 	cfg.Lease = 300 * time.Millisecond
 	f := serve(t, cfg, store)
-	if r := f.Post(t, llmtest.Chat("m", false), nil); r.Status != http.StatusTooManyRequests {
+	if r := f.Post(t, providertest.Chat("m", false), nil); r.Status != http.StatusTooManyRequests {
 		t.Fatalf("while the slot is held: %d", r.Status)
 	}
 	f.Wait(t)
 	time.Sleep(350 * time.Millisecond)
 	// a live stream longer than three leases keeps its slot
-	done := make(chan llmtest.Response, 1)
+	done := make(chan providertest.Response, 1)
 	go func() {
-		done <- f.Post(t, llmtest.Chat("m", true), map[string]string{mockllm.HeaderChunks: "5", mockllm.HeaderChunkDelay: "200ms"})
+		done <- f.Post(t, providertest.Chat("m", true), map[string]string{mockllm.HeaderChunks: "5", mockllm.HeaderChunkDelay: "200ms"})
 	}()
 	time.Sleep(800 * time.Millisecond)
-	second := f.Post(t, llmtest.Chat("m", false), nil)
+	second := f.Post(t, providertest.Chat("m", false), nil)
 	f.Wait(t)
 	r := <-done
 	f.Wait(t)

@@ -1,78 +1,88 @@
 package airatelimiting
 
 import (
-	"sync"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/phasegate/phasegate/pluginsdk"
 	"github.com/phasegate/phasegate/ratelimit"
 )
 
-// The process's stores, shared by every plugin built by New: one Local
-// store, and one Redis store per connection config, each with a keeper per
-// lease. They live as long as the process, so a reload keeps counters,
-// connections and the renewal of requests in flight.
-var shared struct {
-	mu      sync.Mutex
-	local   *ratelimit.Local
-	redis   map[Redis]*ratelimit.Redis
-	keepers map[keeperKey]*ratelimit.Keeper
+// stores is what a plugin holds in the gateway's pluginsdk.Shared: its
+// store (one Local per gateway, one Redis client per connection config)
+// and the keeper of that store and lease. The plugins of every route and
+// of successive configs that use the same store share it, so a reload
+// keeps the counters, the connection and the renewals of requests in
+// flight; the last plugin to let go closes the keeper, then the store.
+type stores struct {
+	keeper  *ratelimit.Keeper
+	local   bool
+	release []func() error // keeper's, then store's
 }
 
-type keeperKey struct {
-	store ratelimit.Store
-	lease time.Duration
-}
-
-type sharedStores struct {
-	keeper *ratelimit.Keeper
-	local  bool
-}
-
-// sharedStore returns the keeper of cfg's store and lease.
-func sharedStore(cfg Config, log zerolog.Logger) (sharedStores, error) {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	var store ratelimit.Store
+// acquireStores takes a hold on cfg's store and keeper in shared (a
+// store of the plugin's own when shared is nil).
+func acquireStores(shared *pluginsdk.Shared, cfg Config, log zerolog.Logger) (stores, error) {
+	storeKey, open := localStore()
 	if cfg.Policy == PolicyRedis {
-		rs, ok := shared.redis[cfg.Redis]
-		if !ok {
-			var err error
-			rs, err = ratelimit.NewRedis(ratelimit.RedisConfig{
-				Address: cfg.Redis.Address, Username: cfg.Redis.Username, Password: cfg.Redis.Password,
-				DB: cfg.Redis.DB, Timeout: cfg.Redis.Timeout, KeyPrefix: cfg.Redis.KeyPrefix,
-			})
-			if err != nil {
-				return sharedStores{}, err
-			}
-			if shared.redis == nil {
-				shared.redis = map[Redis]*ratelimit.Redis{}
-			}
-			shared.redis[cfg.Redis] = rs
-		}
-		store = rs
-	} else {
-		if shared.local == nil {
-			shared.local = ratelimit.NewLocal(ratelimit.LocalOptions{})
-		}
-		store = shared.local
+		storeKey, open = redisStore(cfg.Redis)
 	}
-	k := keeperKey{store, cfg.Lease}
-	keeper, ok := shared.keepers[k]
-	if !ok {
-		var err error
-		keeper, err = newKeeper(store, cfg.Lease, log)
-		if err != nil {
-			return sharedStores{}, err
-		}
-		if shared.keepers == nil {
-			shared.keepers = map[keeperKey]*ratelimit.Keeper{}
-		}
-		shared.keepers[k] = keeper
+	store, releaseStore, err := pluginsdk.AcquireShared(shared, storeKey, open)
+	if err != nil {
+		return stores{}, err
 	}
-	return sharedStores{keeper: keeper, local: cfg.Policy != PolicyRedis}, nil
+	keeper, releaseKeeper, err := pluginsdk.AcquireShared(shared, fmt.Sprintf("%s keeper lease=%s", storeKey, cfg.Lease),
+		func() (sharedKeeper, error) {
+			k, err := newKeeper(store, cfg.Lease, log)
+			return sharedKeeper{k}, err
+		})
+	if err != nil {
+		return stores{}, errors.Join(err, releaseStore())
+	}
+	return stores{keeper: keeper.Keeper, local: cfg.Policy != PolicyRedis, release: []func() error{releaseKeeper, releaseStore}}, nil
 }
+
+// Close gives back the holds, the keeper's first: it renews on the store.
+func (s stores) Close() error {
+	var errs []error
+	for _, r := range s.release {
+		errs = append(errs, r())
+	}
+	return errors.Join(errs...)
+}
+
+// localStore is the gateway's in-process store.
+func localStore() (string, func() (ratelimit.Store, error)) {
+	return Name + " local", func() (ratelimit.Store, error) { return ratelimit.NewLocal(ratelimit.LocalOptions{}), nil }
+}
+
+// redisStore is the client of one Redis connection config. The key names
+// the password by a digest only.
+func redisStore(c Redis) (string, func() (ratelimit.Store, error)) {
+	pw := sha256.Sum256([]byte(c.Password))
+	key := fmt.Sprintf("%s redis %s user=%q db=%d timeout=%s prefix=%q password=%s",
+		Name, c.Address, c.Username, c.DB, c.Timeout, c.KeyPrefix, hex.EncodeToString(pw[:8]))
+	return key, func() (ratelimit.Store, error) {
+		rs, err := ratelimit.NewRedis(ratelimit.RedisConfig{
+			Address: c.Address, Username: c.Username, Password: c.Password,
+			DB: c.DB, Timeout: c.Timeout, KeyPrefix: c.KeyPrefix,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return rs, nil
+	}
+}
+
+// sharedKeeper is a keeper as an io.Closer.
+type sharedKeeper struct{ *ratelimit.Keeper }
+
+func (k sharedKeeper) Close() error { k.Keeper.Close(); return nil }
 
 // newKeeper starts a keeper that logs failed renewals and lost
 // reservations.
