@@ -117,6 +117,19 @@ func (p *Proxy) Serve(ctx context.Context, r *phases.Request, next func() *Insta
 			return nil, context.Cause(ctx)
 		}
 		resp, err := in.do(ctx, r, p, c, body)
+		var refused *RefusedError
+		if errors.As(err, &refused) {
+			// Nothing was sent: skip the instance, or answer with the
+			// gate's exit when none is left and none answered.
+			if in = next(); in == nil && kept == nil {
+				return nil, &phases.ExitError{Exit: refused.Exit}
+			}
+			if in == nil {
+				break
+			}
+			p.logSkip(r, refused)
+			continue
+		}
 		var f Failure
 		if err != nil {
 			if ctx.Err() != nil {
@@ -194,9 +207,13 @@ func (c *call) use(a *attempt) {
 // before do returns; otherwise the response body's Close closes it.
 func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call, body []byte) (*phases.Response, error) {
 	a := &attempt{in: in, model: in.Model(c.clientModel)}
+	if err := in.admit(ctx, r, a); err != nil {
+		return nil, err
+	}
 	c.begin(a)
 	payload, err := openai.Rewrite(body, in.options, true)
 	if err != nil {
+		a.close()
 		var re *openai.RequestError
 		if errors.As(err, &re) {
 			return nil, &phases.ExitError{Exit: phases.Error(http.StatusBadRequest, "invalid_request_error", re.Error())}
@@ -208,12 +225,16 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 	out, err := in.outgoing(actx, r, payload)
 	if err != nil {
 		cancel(err)
+		a.close()
 		return nil, err
 	}
 
 	// The in-flight gauge: one binding per attempt, on the attempt's own
-	// scope, with the labels of this attempt captured now.
-	a.scope = r.Scope.Child(AttemptScope)
+	// scope (opened by admit when the request has a gate), with the labels
+	// of this attempt captured now.
+	if a.scope == nil {
+		a.scope = r.Scope.Child(AttemptScope)
+	}
 	if p.Metrics != nil {
 		a.label = p.Metrics.ModelLabel(p.route(r), a.model)
 		phases.BoundGauge{Name: metrics.NameLLMActive, Vec: p.Metrics.LLMActive}.
