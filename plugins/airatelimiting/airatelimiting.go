@@ -18,6 +18,7 @@ import (
 	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/llm"
 	llmopenai "github.com/phasegate/phasegate/llm/openai"
+	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/pluginsdk"
 	"github.com/phasegate/phasegate/ratelimit"
@@ -62,10 +63,12 @@ type Plugin struct {
 	cfg    Config
 	route  string
 	limits []limit
-	keeper *ratelimit.Keeper
-	local  bool // the store answers in process: commits need no goroutine
-	stores io.Closer
-	log    zerolog.Logger
+	// instances are the limits of upstream instances, by instance name.
+	instances map[string]*limit
+	keeper    *ratelimit.Keeper
+	local     bool // the store answers in process: commits need no goroutine
+	stores    io.Closer
+	log       zerolog.Logger
 
 	storeErrors prometheus.Counter
 	commits     sync.WaitGroup // commits in flight
@@ -160,6 +163,7 @@ func build(cfg Config, env pluginsdk.Env, k *ratelimit.Keeper, local bool, store
 		return nil, err
 	}
 	p := &Plugin{
+		instances:   instanceLimits(cfg, env.Route, reserved, committed, rejected),
 		cfg:         cfg,
 		route:       env.Route,
 		keeper:      k,
@@ -338,6 +342,9 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 		st.res = d.Reservation
 	}
 	p.bind(r, st)
+	if len(p.instances) > 0 {
+		provider.Gate.Set(r.Values, provider.AttemptGate(st))
+	}
 	if err == nil {
 		p.quotaHeaders(r, d)
 	}
@@ -560,6 +567,9 @@ func (p *Plugin) Log(ctx context.Context, s *phases.Summary) {
 	for _, step := range s.Trace {
 		called = called || step.To == fsm.StateUpstream
 	}
+	if info, ok := llm.InfoKey.Get(s.Values); ok && info != nil && info.Attempts == 0 {
+		called = false // an AI upstream that sent nothing: every instance refused
+	}
 	st.settle(called)
 }
 
@@ -579,20 +589,30 @@ func (st *state) settle(called bool) {
 		}
 	}
 	var prompt, completion int64
-	switch {
-	case !called:
-	case st.hasUsage:
-		prompt, completion = max(st.usage.InputTokens, 0), max(st.usage.OutputTokens, 0)
-	case st.status >= http.StatusBadRequest:
-	default:
-		prompt = st.prompt
-		completion = min(textTokens(st.p.cfg.Estimate.Prompt, st.text), st.reserved)
+	if called && (st.hasUsage || st.status < http.StatusBadRequest) {
+		prompt, completion = st.delivered()
 	}
 	st.actual = make([]int64, len(st.items))
 	for i := range st.p.limits {
 		st.actual[i] = min(st.amount(&st.p.limits[i], prompt, completion, called), maxAmount)
 	}
 	st.out.Committed = st.actual
+}
+
+// delivered is the tokens of an answer the client got: the upstream's
+// usage, else the prompt estimate plus the completion text delivered (at
+// most what was reserved).
+func (st *state) delivered() (prompt, completion int64) {
+	if !st.hasUsage {
+		if info, ok := llm.InfoKey.Get(st.values); ok && info != nil && info.UsageKnown {
+			st.usage = llm.Usage{InputTokens: int64(info.PromptTokens), OutputTokens: int64(info.CompletionTokens)}
+			st.hasUsage = true
+		}
+	}
+	if st.hasUsage {
+		return max(st.usage.InputTokens, 0), max(st.usage.OutputTokens, 0)
+	}
+	return st.prompt, min(textTokens(st.p.cfg.Estimate.Prompt, st.text), st.reserved)
 }
 
 // amount is what tokens of prompt and completion count on l; called says
@@ -641,19 +661,23 @@ func (st *state) release() {
 		}
 		p.limits[i].committed.Add(float64(st.actual[i]))
 	}
-	if st.res == nil {
-		return
+	if st.res != nil {
+		p.commitSoon(st.res, st.actual)
 	}
+}
+
+// commitSoon commits res at once on the local store. Nothing waits for the
+// shared store: there the commit runs on its own, bounded by the store's
+// timeout, retried once, else left to the lease.
+func (p *Plugin) commitSoon(res *ratelimit.Reservation, actual []int64) {
 	if p.local {
-		p.commit(st.res, st.actual)
+		p.commit(res, actual)
 		return
 	}
-	// Nothing waits for the shared store: the commit runs on its own,
-	// bounded by the store's timeout, retried once, else left to the lease.
 	p.commits.Add(1)
 	go func() {
 		defer p.commits.Done()
-		p.commit(st.res, st.actual)
+		p.commit(res, actual)
 	}()
 }
 

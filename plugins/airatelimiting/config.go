@@ -71,6 +71,11 @@ type Config struct {
 	Estimate Estimate `yaml:"estimate"`
 	// Limits must all admit a request. Required, names unique.
 	Limits []LimitConfig `yaml:"limits" conf:"required"`
+	// Instances limit the upstream instances of the route, by instance
+	// name (ai-proxy-multi's names, or "ai-proxy"): an attempt on an
+	// instance reserves on its limit, and an instance over its limit is
+	// skipped like a failed one. Default none.
+	Instances map[string]InstanceLimit `yaml:"instances"`
 	// Prices are dollars per million tokens by model, for cost limits;
 	// "*" is the fallback. A model without a price costs nothing.
 	Prices map[string]Price `yaml:"prices"`
@@ -219,6 +224,7 @@ func (c *Config) Validate() []pluginsdk.FieldError {
 			}
 		}
 	}
+	errs = append(errs, c.validateInstances()...)
 	if hasCost && len(c.Prices) == 0 {
 		bad("prices", "cost limits need prices (\"*\" is the fallback)")
 	}
