@@ -17,6 +17,8 @@
 //	      - { name: tenant-concurrency, key: consumer, concurrent: 4 }
 //	      - { name: monthly-budget, key: "header:X-Team", cost: 50.0, window: 720h }
 //	    prices: { "*": { prompt: 1.0, completion: 4.0 } }
+//	    instances:                      # per attempt on an upstream instance
+//	      primary: { tokens: 200000, window: 1m }
 //
 // In the access phase (priority 1080: after key-auth and ai-proxy, before
 // the prompt guard and moderation) the plugin estimates the request's
@@ -42,6 +44,12 @@
 // connections of a store that the new config still uses carry over; the
 // reload that retires the last route on a store closes its keeper, then
 // its client.
+//
+// An instances entry limits the attempts on one upstream instance of the
+// route (ai-proxy-multi's by name, or "ai-proxy"): the plugin is the
+// request's provider.AttemptGate, each attempt reserves on its own scope,
+// an instance over its limit is skipped like a failed one, and the
+// attempt's reservation is committed when the attempt ends.
 //
 // The body filter reads the usage and text from the response itself, and
 // drops the usage chunk of a stream whose client did not ask for it (the
