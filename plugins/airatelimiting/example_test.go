@@ -50,3 +50,18 @@ func ExampleConfig_Validate() {
 	// Output:
 	// limits[0].window: must be a positive whole number of milliseconds, got 0s
 }
+
+// A limit on one upstream instance of ai-proxy-multi, by its name.
+func ExampleInstanceLimit() {
+	cfg := airatelimiting.DefaultConfig()
+	cfg.Limits = []airatelimiting.LimitConfig{{Name: "rpm", Requests: 600, Window: time.Minute}}
+	cfg.Instances = map[string]airatelimiting.InstanceLimit{
+		"primary": {Tokens: 200000, Window: time.Minute},
+		"backup":  {Tokens: 1000, Requests: 10, Window: time.Minute},
+	}
+	for _, e := range cfg.Validate() {
+		fmt.Println(e.Field+":", e.Msg)
+	}
+	// Output:
+	// instances["backup"]: exactly one of tokens or requests must be set
+}
