@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/phasegate/phasegate/forward/wrr"
 	"github.com/phasegate/phasegate/httpx"
 	"github.com/phasegate/phasegate/phases"
 )
@@ -23,7 +26,8 @@ const Name = "upstream"
 // phases.Upstream and is safe for concurrent use.
 type Upstream struct {
 	cfg       Config
-	nodes     *balancer
+	addrs     []string // the nodes' addresses, sorted: ties go to the first
+	nodes     *wrr.Balancer
 	transport http.RoundTripper
 }
 
@@ -47,12 +51,13 @@ func New(cfg Config, transport http.RoundTripper) (*Upstream, error) {
 		}
 		return nil, fmt.Errorf("proxy: invalid upstream: %s", strings.Join(msgs, "; "))
 	}
-	nodes := make(map[string]int, len(cfg.Nodes))
-	for a, w := range cfg.Nodes {
-		nodes[a] = w
+	cfg.Nodes = maps.Clone(cfg.Nodes)
+	addrs := slices.Sorted(maps.Keys(cfg.Nodes))
+	weights := make([]int, len(addrs))
+	for i, a := range addrs {
+		weights[i] = cfg.Nodes[a]
 	}
-	cfg.Nodes = nodes
-	return &Upstream{cfg: cfg, nodes: newBalancer(nodes), transport: transport}, nil
+	return &Upstream{cfg: cfg, addrs: addrs, nodes: wrr.New(weights), transport: transport}, nil
 }
 
 // Name returns "upstream".
@@ -80,7 +85,7 @@ func (u *Upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 		// 413 then.
 		return nil, &phases.ExitError{Exit: phases.Error(http.StatusRequestEntityTooLarge, "invalid_request_error", phases.ErrBodyTooLarge.Error())}
 	}
-	node := u.nodes.next()
+	node := u.addrs[u.nodes.Next(nil)]
 	ctx, cancel := context.WithCancelCause(ctx)
 	ctx, watch := WatchResponse(ctx, r.Method)
 	out, err := u.outgoing(ctx, node, r)

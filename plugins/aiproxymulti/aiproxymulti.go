@@ -56,8 +56,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 
+	"github.com/phasegate/phasegate/forward/wrr"
 	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/pluginsdk"
@@ -204,25 +204,30 @@ func (p *Plugin) Log(ctx context.Context, s *phases.Summary) { p.proxy.Log(s) }
 
 // balancer is smooth weighted round robin within priority groups.
 type balancer struct {
-	mu      sync.Mutex
-	groups  [][]int // instance indexes, highest priority first
-	weight  []int
-	current []int
+	groups [][]int // instance indexes, highest priority first
+	wrr    []*wrr.Balancer
 }
 
 func newBalancer(weights, priorities []int) *balancer {
-	b := &balancer{weight: weights, current: make([]int, len(weights))}
 	order := make([]int, len(weights))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(x, y int) int { return priorities[y] - priorities[x] })
+	b := &balancer{}
 	for k, i := range order {
 		if k == 0 || priorities[i] != priorities[order[k-1]] {
 			b.groups = append(b.groups, nil)
 		}
 		g := &b.groups[len(b.groups)-1]
 		*g = append(*g, i)
+	}
+	for _, g := range b.groups {
+		w := make([]int, len(g))
+		for k, i := range g {
+			w[k] = weights[i]
+		}
+		b.wrr = append(b.wrr, wrr.New(w))
 	}
 	return b
 }
@@ -231,23 +236,9 @@ func newBalancer(weights, priorities []int) *balancer {
 // untried instances, by smooth weighted round robin among that group's
 // untried instances, or -1 when every instance has been tried.
 func (b *balancer) pick(tried []bool) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, g := range b.groups {
-		best, total := -1, 0
-		for _, i := range g {
-			if tried[i] {
-				continue
-			}
-			b.current[i] += b.weight[i]
-			total += b.weight[i]
-			if best < 0 || b.current[i] > b.current[best] {
-				best = i
-			}
-		}
-		if best >= 0 {
-			b.current[best] -= total
-			return best
+	for n, g := range b.groups {
+		if k := b.wrr[n].Next(func(k int) bool { return tried[g[k]] }); k >= 0 {
+			return g[k]
 		}
 	}
 	return -1
