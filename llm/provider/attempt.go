@@ -16,6 +16,7 @@ import (
 	"github.com/phasegate/phasegate/forward"
 	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/httpx"
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
@@ -96,13 +97,13 @@ func (p *Proxy) Serve(ctx context.Context, r *phases.Request, next func() *Insta
 	}
 	body, err := r.Body()
 	if err != nil {
-		return nil, &phases.ExitError{Exit: invalid(http.StatusBadRequest, MsgUnreadable)}
+		return nil, &phases.ExitError{Exit: llm.Refuse(http.StatusBadRequest, MsgUnreadable)}
 	}
 	if !sameBytes(body, c.body) {
 		// A later access hook replaced the body: take its model and stream.
 		req, err := openai.ParseChatRequest(body)
 		if err != nil {
-			return nil, &phases.ExitError{Exit: invalid(http.StatusBadRequest, err.Error())}
+			return nil, &phases.ExitError{Exit: llm.Refuse(http.StatusBadRequest, err.Error())}
 		}
 		c.body, c.clientModel, c.stream = body, req.Model, req.Stream
 		c.info.Stream = req.Stream

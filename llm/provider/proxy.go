@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -20,12 +19,12 @@ import (
 const (
 	MsgContentType = "Content-Type must be application/json"
 	MsgNoModel     = "you must provide a model parameter"
-	MsgTooLarge    = "request body too large"
-	MsgUnreadable  = "could not read the request body"
+	MsgTooLarge    = llm.MsgTooLarge
+	MsgUnreadable  = llm.MsgUnreadable
 )
 
 // ErrorTypeInvalidRequest is the error type of the access phase's errors.
-const ErrorTypeInvalidRequest = "invalid_request_error"
+const ErrorTypeInvalidRequest = llm.TypeInvalidRequest
 
 // Proxy is a route's AI upstream front, shared by its requests: it
 // validates requests (Access), runs the upstream phase over instances its
@@ -83,10 +82,6 @@ func (p *Proxy) route(r *phases.Request) string {
 	return r.Route
 }
 
-func invalid(status int, msg string) phases.Exit {
-	return phases.Error(status, ErrorTypeInvalidRequest, msg)
-}
-
 // Access validates the client's chat-completions request and records its
 // *llm.Info under llm.InfoKey: Content-Type application/json
 // (parameters allowed), a body within the route's limit
@@ -102,22 +97,15 @@ func invalid(status int, msg string) phases.Exit {
 // body while the upstream acts on another.
 func (p *Proxy) Access(r *phases.Request) phases.Exit {
 	if !httpx.IsMediaType(r.Header.Get("Content-Type"), "application/json") {
-		return invalid(http.StatusBadRequest, MsgContentType)
+		return llm.Refuse(http.StatusBadRequest, MsgContentType)
 	}
-	body, err := r.Body()
-	switch {
-	case errors.Is(err, phases.ErrBodyTooLarge):
-		return invalid(http.StatusRequestEntityTooLarge, MsgTooLarge)
-	case err != nil:
-		return invalid(http.StatusBadRequest, MsgUnreadable)
-	}
-	req, err := openai.ParseChatRequest(body)
-	if err != nil {
-		return invalid(http.StatusBadRequest, err.Error())
+	body, req, ex := llm.ReadRequest(r, openai.ParseChatRequest)
+	if ex.Exited() {
+		return ex
 	}
 	model := p.Model(req.Model)
 	if model == "" {
-		return invalid(http.StatusBadRequest, MsgNoModel)
+		return llm.Refuse(http.StatusBadRequest, MsgNoModel)
 	}
 	info := &llm.Info{Model: model, Instance: p.Instance, Stream: req.Stream}
 	v := r.Values

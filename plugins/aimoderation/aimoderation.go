@@ -298,22 +298,12 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	if !p.checkRequest && (info != nil || !p.checkResponse) {
 		return phases.Exit{}
 	}
-	body, err := r.Body()
-	if err != nil {
+	_, req, ex := llm.ReadRequest(r, openai.ParseChatRequest)
+	if ex.Exited() {
 		if !p.checkRequest {
 			return phases.Exit{}
 		}
-		if errors.Is(err, phases.ErrBodyTooLarge) {
-			return phases.Error(http.StatusRequestEntityTooLarge, "invalid_request_error", "request body too large")
-		}
-		return phases.Error(http.StatusBadRequest, "invalid_request_error", "could not read the request body")
-	}
-	req, err := openai.ParseChatRequest(body)
-	if err != nil {
-		if !p.checkRequest {
-			return phases.Exit{}
-		}
-		return phases.Error(http.StatusBadRequest, "invalid_request_error", err.Error())
+		return ex
 	}
 	st.model, st.stream = req.Model, req.Stream
 	if !p.checkRequest {
@@ -323,6 +313,7 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	texts := p.requestTexts(&req)
 	hit := p.matchStrings(texts)
 	if !hit && p.api != nil && len(texts) > 0 {
+		var err error
 		hit, err = p.api.flagged(ctx, texts)
 		if err != nil {
 			if ctx.Err() != nil {

@@ -42,6 +42,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/pluginsdk"
@@ -169,16 +170,9 @@ func (*Plugin) Priority() int { return priority }
 // Access implements phases.AccessHook: it answers 400 when the body is not a
 // chat-completions request or when the checked messages fail the patterns.
 func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
-	body, err := r.Body()
-	if err != nil {
-		if errors.Is(err, phases.ErrBodyTooLarge) {
-			return phases.Error(http.StatusRequestEntityTooLarge, "invalid_request_error", "request body too large")
-		}
-		return phases.Error(http.StatusBadRequest, "invalid_request_error", "could not read the request body")
-	}
-	req, err := openai.ParseChatRequest(body)
-	if err != nil {
-		return phases.Error(http.StatusBadRequest, "invalid_request_error", err.Error())
+	_, req, ex := llm.ReadRequest(r, openai.ParseChatRequest)
+	if ex.Exited() {
+		return ex
 	}
 	if !p.allowed(&req) {
 		return phases.Reply(http.StatusBadRequest, http.Header{"Content-Type": {"application/json"}}, rejectedBody)
