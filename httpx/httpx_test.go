@@ -38,17 +38,62 @@ func TestIsToken(t *testing.T) {
 	}
 }
 
-func TestIsMediaTypeAndSSE(t *testing.T) {
-	for ct, want := range map[string]bool{
-		"text/event-stream": true, "Text/Event-Stream; charset=utf-8": true, "text/event-stream;;bad": true,
-		"application/json": false, "": false,
+// IsSSE is the one answer to "is this body an event stream" for the
+// runner, the upstreams and the test harness: media types compare without
+// case (RFC 9110 §8.3.1), parameters and the spaces around them do not
+// matter, and a longer type that merely starts alike is not one.
+func TestIsSSE(t *testing.T) {
+	for _, tc := range []struct {
+		ct   string
+		want bool
+	}{
+		{"text/event-stream", true},
+		{"TEXT/EVENT-STREAM", true},
+		{"Text/Event-Stream; charset=utf-8", true},
+		{"text/event-stream;charset=UTF-8", true},
+		{" text/event-stream ", true},
+		{"\ttext/event-stream\t;\tcharset=utf-8", true},
+		{"text/event-stream ; charset=utf-8", true},
+		{"text/event-stream;", true},
+		{"text/event-stream;;bad", true},     // a malformed parameter list still names its type
+		{"text/event-stream; charset", true}, // likewise
+		{"text/event-streams", false},
+		{"text/event-stream-json", false},
+		{"text/event-streamx; charset=utf-8", false},
+		{"text/event", false},
+		{"text/plain", false},
+		{"application/json", false},
+		{"application/x-ndjson", false},
+		{"event-stream", false},
+		{"", false},
+		{"   ", false},
 	} {
-		if IsSSE(http.Header{"Content-Type": {ct}}) != want {
-			t.Errorf("IsSSE(%q) = %v", ct, !want)
+		h := http.Header{}
+		if tc.ct != "" {
+			h.Set("Content-Type", tc.ct)
+		}
+		if got := IsSSE(h); got != tc.want {
+			t.Errorf("IsSSE(%q) = %v, want %v", tc.ct, got, tc.want)
 		}
 	}
-	if !IsMediaType("application/json; charset=utf-8", "application/json") {
-		t.Error("parameters must be allowed")
+	if IsSSE(http.Header{}) {
+		t.Error("no Content-Type is not an event stream")
+	}
+}
+
+func TestIsMediaType(t *testing.T) {
+	for _, tc := range []struct {
+		ct, want string
+		ok       bool
+	}{
+		{"application/json; charset=utf-8", "application/json", true},
+		{"Application/JSON", "application/json", true},
+		{"application/jsonx", "application/json", false},
+		{"", "application/json", false},
+	} {
+		if got := IsMediaType(tc.ct, tc.want); got != tc.ok {
+			t.Errorf("IsMediaType(%q, %q) = %v, want %v", tc.ct, tc.want, got, tc.ok)
+		}
 	}
 }
 

@@ -8,11 +8,11 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/phasegate/phasegate/fsm"
+	"github.com/phasegate/phasegate/httpx"
 )
 
 // statusClientClosed is the status recorded (never sent) for a request whose
@@ -434,12 +434,8 @@ func (x *exchange) exitTo(ex Exit, phase fsm.State, plugin string) {
 func (x *exchange) useExit(ex Exit) {
 	x.releaseUpstream()
 	h := ex.Header()
-	x.exitResp = Response{Status: ex.Status(), Header: h, Body: BytesBody(ex.Body()), SSE: isSSE(h)}
+	x.exitResp = Response{Status: ex.Status(), Header: h, Body: BytesBody(ex.Body()), SSE: httpx.IsSSE(h)}
 	x.resp, x.respIsExit = &x.exitResp, true
-}
-
-func isSSE(h http.Header) bool {
-	return strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
 }
 
 // writeWhole sends the current (exit) response without further filters. A

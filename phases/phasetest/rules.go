@@ -14,6 +14,7 @@ import (
 
 	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/fsm/fsmtest"
+	"github.com/phasegate/phasegate/httpx"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -543,7 +544,7 @@ func (r *run) checkSummary(bad func(string, ...any), count map[fsm.Event]int, s 
 		}
 	}
 	// Rule 3: after headers are sent, an exit ends the stream well formed.
-	sse := strings.HasPrefix(r.sink.header.Get("Content-Type"), "text/event-stream")
+	sse := httpx.IsSSE(r.sink.header)
 	if lastExit != nil && lastExit.From == fsm.StateBodyFilter && sum.HeadersSent && !r.sink.gone && sse && sum.Cause != phases.CausePanic {
 		if !r.sink.aborted && !strings.HasSuffix(r.sink.body.String(), "data: [DONE]\n\n") {
 			bad("an SSE stream ended by an exit lacks its final [DONE] frame")
