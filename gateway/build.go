@@ -115,15 +115,11 @@ func build(cfg *Config, d deps) (*state, error) {
 				ps.Add(cfg.problem(path+".upstream", "%v", err))
 			} else {
 				plugins = append(plugins, up)
-				upstreams = append(upstreams, "upstream")
+				upstreams = append(upstreams, upstreamBlock)
 			}
 		}
-		switch {
-		case len(upstreams) == 0:
-			ps.Add(cfg.problem(path, "%s", msgNoUpstream))
-			continue
-		case len(upstreams) > 1:
-			ps.Add(cfg.problem(path, "route has %d upstreams (%s): keep exactly one", len(upstreams), strings.Join(upstreams, ", ")))
+		if msg := upstreamProblem(upstreams); msg != "" {
+			ps.Add(cfg.problem(path, "%s", msg))
 			continue
 		}
 		obs := newObserver(rc.ID, d.metrics, log, cfg.Log.AccessLogEnabled())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -343,9 +344,9 @@ func (c *Config) check(reg *pluginsdk.Registry) yamlconf.Problems {
 				add(fmt.Sprintf("%s.hosts[%d]", p, j), "%s", msg)
 			}
 		}
-		upstreams := 0
+		var upstreams []string
 		if r.Upstream != nil {
-			upstreams++
+			upstreams = append(upstreams, upstreamBlock)
 		}
 		names := make([]string, 0, len(r.Plugins))
 		for name := range r.Plugins {
@@ -361,7 +362,7 @@ func (c *Config) check(reg *pluginsdk.Registry) yamlconf.Problems {
 				continue
 			}
 			if spec.Upstream {
-				upstreams++
+				upstreams = append(upstreams, name)
 			}
 			cfg, probs := c.decodePlugin(spec, r.Plugins[name], pp)
 			ps = append(ps, probs...)
@@ -369,17 +370,29 @@ func (c *Config) check(reg *pluginsdk.Registry) yamlconf.Problems {
 				r.plugins = append(r.plugins, pluginConfig{name: name, spec: spec, cfg: cfg, path: pp})
 			}
 		}
-		switch {
-		case upstreams == 0:
-			add(p, "%s", msgNoUpstream)
-		case upstreams > 1:
-			add(p, "route has %d upstreams: keep exactly one of upstream: and the AI upstream plugins", upstreams)
+		if msg := upstreamProblem(upstreams); msg != "" {
+			add(p, "%s", msg)
 		}
 	}
 	return ps
 }
 
-const msgNoUpstream = "route has no upstream: add an upstream: block or an AI upstream plugin (ai-proxy, ai-proxy-multi)"
+// upstreamBlock names a route's upstream: block among its upstreams.
+const upstreamBlock = "upstream"
+
+// upstreamProblem is what is wrong with a route whose upstreams (the
+// upstream: block and the plugins that provide one) are named, or "" when
+// there is exactly one: config loading and route building both ask.
+func upstreamProblem(names []string) string {
+	switch len(names) {
+	case 1:
+		return ""
+	case 0:
+		return "route has no upstream: add an upstream: block or an AI upstream plugin (ai-proxy, ai-proxy-multi)"
+	}
+	names = slices.Sorted(slices.Values(names))
+	return fmt.Sprintf("route has %d upstreams (%s): keep exactly one of upstream: and the AI upstream plugins", len(names), strings.Join(names, ", "))
+}
 
 func (c *Config) decodePlugin(spec pluginsdk.Spec, n *yaml.Node, path string) (any, yamlconf.Problems) {
 	if spec.Config == nil {

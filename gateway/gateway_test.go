@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
 
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
@@ -396,4 +398,37 @@ var flakySpec = pluginsdk.Spec{
 		}
 		return flakyPlugin{}, nil
 	},
+}
+
+// undeclared provides an upstream although its spec does not say so.
+type undeclared struct{}
+
+func (undeclared) Name() string { return "undeclared" }
+func (undeclared) Upstream(context.Context, *phases.Request) (*phases.Response, error) {
+	return &phases.Response{Status: http.StatusOK}, nil
+}
+
+// A plugin that provides an upstream without declaring it passes config
+// loading, and building the route finds the second upstream with the same
+// problem loading reports.
+func TestUndeclaredSecondUpstream(t *testing.T) {
+	reg := plugins.Builtins()
+	reg.Register(pluginsdk.Spec{Name: "undeclared", New: func(any, pluginsdk.Env) (phases.Plugin, error) { return undeclared{}, nil }})
+	cfg, err := LoadConfig("two.yaml", []byte(`
+routes:
+  - id: two
+    uri: /two
+    plugins:
+      undeclared: {}
+    upstream: { nodes: { "127.0.0.1:1": 1 } }
+`), reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := zerolog.Nop()
+	_, err = New(cfg, Options{Registerer: prometheus.NewRegistry(), Logger: &quiet, Plugins: reg})
+	want := "routes[0]: route has 2 upstreams (undeclared, upstream): keep exactly one of upstream: and the AI upstream plugins"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("New: %v, want an error with %q", err, want)
+	}
 }
