@@ -9,13 +9,13 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/phasegate/phasegate/forward/wrr"
 	"github.com/phasegate/phasegate/httpx"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 // Name is the plugin name of every Upstream, as logs, metrics and traces
@@ -41,15 +41,8 @@ func New(cfg Config, transport http.RoundTripper) (*Upstream, error) {
 		return nil, errors.New("proxy: nil transport")
 	}
 	cfg.SetDefaults()
-	if errs := cfg.Validate(); len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, e := range errs {
-			msgs[i] = e.Msg
-			if e.Field != "" {
-				msgs[i] = e.Field + ": " + e.Msg
-			}
-		}
-		return nil, fmt.Errorf("proxy: invalid upstream: %s", strings.Join(msgs, "; "))
+	if err := pluginsdk.ConfigError(Name, cfg.Validate()); err != nil {
+		return nil, err
 	}
 	cfg.Nodes = maps.Clone(cfg.Nodes)
 	addrs := slices.Sorted(maps.Keys(cfg.Nodes))

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -116,19 +115,9 @@ func Typed[C any](s Spec, defaults func() C, build func(cfg C, env Env) (phases.
 	return s
 }
 
-// ConfigError turns a config's field errors into one error naming the
-// plugin, or nil when there are none: what a plugin's New returns for a
-// config that does not validate.
+// ConfigError turns a config's field errors into one error, a line
+// "plugin: field: problem" per error, or nil when there are none: what a
+// plugin's New returns for a config that does not validate.
 func ConfigError(plugin string, errs []FieldError) error {
-	if len(errs) == 0 {
-		return nil
-	}
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.Msg
-		if e.Field != "" {
-			msgs[i] = e.Field + ": " + e.Msg
-		}
-	}
-	return fmt.Errorf("%s: invalid config: %s", plugin, strings.Join(msgs, "; "))
+	return yamlconf.JoinFieldErrors(plugin, errs)
 }

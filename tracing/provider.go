@@ -7,11 +7,11 @@ import (
 	"os"
 	"reflect"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/phasegate/phasegate/yamlconf"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/attribute"
@@ -188,12 +188,8 @@ func (p *Provider) build(cfg *Config) (*generation, error) {
 	if cfg == nil {
 		return off, nil
 	}
-	if errs := cfg.Validate(); len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, e := range errs {
-			msgs[i] = e.Field + ": " + e.Msg
-		}
-		return nil, fmt.Errorf("tracing: invalid config: %s", strings.Join(msgs, "; "))
+	if err := yamlconf.JoinFieldErrors("tracing", cfg.Validate()); err != nil {
+		return nil, err
 	}
 	s, err := cfg.settings(p.env)
 	if err != nil {

@@ -34,3 +34,18 @@ upstream:
 	// gateway.yaml:5:12: upstream.timeout: must be a duration like 30s, got 30
 	// listen: :8080
 }
+
+// A constructor refuses a config that does not validate with one error, a
+// line per problem.
+func ExampleJoinFieldErrors() {
+	err := yamlconf.JoinFieldErrors("my-plugin", []yamlconf.FieldError{
+		{Field: "timeout", Msg: "must be positive, got -1s"},
+		{Msg: "header and query are both empty"},
+	})
+	fmt.Println(err)
+	fmt.Println(yamlconf.JoinFieldErrors("my-plugin", nil) == nil)
+	// Output:
+	// my-plugin: timeout: must be positive, got -1s
+	// my-plugin: header and query are both empty
+	// true
+}

@@ -1,6 +1,7 @@
 package yamlconf
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -110,6 +111,22 @@ func (ps Problems) Sort() {
 type FieldError struct {
 	Field string
 	Msg   string
+}
+
+// JoinFieldErrors turns the field errors of what prefix names (a plugin,
+// "tracing") into one error, a line "prefix: Field: Msg" per error, or
+// nil when there are none: what a constructor returns for a config that
+// does not validate. An error without a Field is "prefix: Msg".
+func JoinFieldErrors(prefix string, errs []FieldError) error {
+	joined := make([]error, len(errs))
+	for i, e := range errs {
+		if e.Field == "" {
+			joined[i] = fmt.Errorf("%s: %s", prefix, e.Msg)
+		} else {
+			joined[i] = fmt.Errorf("%s: %s: %s", prefix, e.Field, e.Msg)
+		}
+	}
+	return errors.Join(joined...)
 }
 
 // Validator is implemented by config structs (usually on the pointer

@@ -134,8 +134,6 @@ package aimoderation
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -218,16 +216,8 @@ type Plugin struct {
 // (http.DefaultTransport when nil) and logs to env.Logger unless the
 // request's context carries a logger (zerolog.Ctx).
 func New(cfg Config, env pluginsdk.Env) (*Plugin, error) {
-	if fe := cfg.Validate(); len(fe) > 0 {
-		errs := make([]error, len(fe))
-		for i, e := range fe {
-			if e.Field == "" {
-				errs[i] = fmt.Errorf("%s: %s", Name, e.Msg)
-			} else {
-				errs[i] = fmt.Errorf("%s: %s: %s", Name, e.Field, e.Msg)
-			}
-		}
-		return nil, errors.Join(errs...)
+	if err := pluginsdk.ConfigError(Name, cfg.Validate()); err != nil {
+		return nil, err
 	}
 	deny, _ := compile(cfg.DenyPatterns)
 	p := &Plugin{

@@ -36,7 +36,6 @@ package aipromptguard
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -140,16 +139,8 @@ type Plugin struct {
 // New builds the plugin from cfg; it fails if cfg is not valid (see
 // Config.Validate).
 func New(cfg Config) (*Plugin, error) {
-	if fe := cfg.Validate(); len(fe) > 0 {
-		errs := make([]error, len(fe))
-		for i, e := range fe {
-			if e.Field == "" {
-				errs[i] = fmt.Errorf("%s: %s", Name, e.Msg)
-			} else {
-				errs[i] = fmt.Errorf("%s: %s: %s", Name, e.Field, e.Msg)
-			}
-		}
-		return nil, errors.Join(errs...)
+	if err := pluginsdk.ConfigError(Name, cfg.Validate()); err != nil {
+		return nil, err
 	}
 	allow, _ := compile("allow_patterns", cfg.AllowPatterns, false)
 	deny, _ := compile("deny_patterns", cfg.DenyPatterns, true)

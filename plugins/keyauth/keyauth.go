@@ -136,14 +136,7 @@ type consumer struct {
 // and consumers, whose usernames and keys must be non-empty and unique. With
 // no consumers every request is refused.
 func New(cfg Config, consumers []pluginsdk.ConsumerConfig) (*Plugin, error) {
-	var errs []error
-	for _, e := range cfg.Validate() {
-		if e.Field == "" {
-			errs = append(errs, fmt.Errorf("%s: %s", Name, e.Msg))
-		} else {
-			errs = append(errs, fmt.Errorf("%s: %s: %s", Name, e.Field, e.Msg))
-		}
-	}
+	errs := []error{pluginsdk.ConfigError(Name, cfg.Validate())}
 	p := &Plugin{
 		header:    cfg.Header,
 		query:     cfg.Query,
@@ -177,8 +170,8 @@ func New(cfg Config, consumers []pluginsdk.ConsumerConfig) (*Plugin, error) {
 		byDigest[d] = i
 		p.consumers = append(p.consumers, consumer{name: c.Username, digest: d})
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
