@@ -334,7 +334,7 @@ func (c *framedConn) endHead() {
 	case c.status >= 100 && c.status <= 199 && c.status != http.StatusSwitchingProtocols:
 		c.startHead() // an interim response; the final one follows
 	case c.status == http.StatusSwitchingProtocols:
-		c.st = stUntracked // the connection is no longer HTTP
+		c.st = stUntracked // the connection now carries another protocol
 	case c.head, c.status == http.StatusNoContent, c.status == http.StatusNotModified:
 		c.st = stDone
 	case c.te && !c.http10:

@@ -139,8 +139,7 @@ func (u *Upstream) outgoing(ctx context.Context, node string, r *phases.Request)
 		// A known length is read through a LimitReader, so the transport's
 		// check for bytes beyond it ends at EOF instead of reading the
 		// client's body again: net/http closes that body once the response
-		// has started, and the failed read would cut a streaming response
-		// (found by the soak test).
+		// has started, and the failed read would cut a streaming response.
 		if n > 0 {
 			body = io.LimitReader(body, n)
 		}

@@ -23,10 +23,9 @@
 // check that each binding is released by the time its scope ends.
 //
 // The package knows nothing of HTTP. It guards against the hazards of the
-// underlying library (see ../shared/NOTES-looplab-fsm.md in the project
-// history and docs/lifecycle.md): no cancellable context ever reaches
+// underlying library (docs/lifecycle.md): no cancellable context ever reaches
 // looplab's Event, no code of ours runs inside looplab (it has no callbacks:
 // the Observer and releases run after Event returns), re-entrant Fire calls
 // are refused instead of deadlocking, and ForceDone finishes a machine that
-// can no longer move.
+// is stuck.
 package fsm

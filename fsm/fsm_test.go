@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// The table is the contract (CONTRACT §1); this golden file is its
+// The table is the lifecycle (docs/lifecycle.md); this golden file is its
 // human-readable copy, so a change to the lifecycle shows up in review.
 func TestTableGolden(t *testing.T) {
 	var b strings.Builder

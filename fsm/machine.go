@@ -21,8 +21,8 @@ const maxSteps = 6
 // outer one; phasegate refuses instead.
 var ErrReentrant = errors.New("fsm: Fire called while the machine is firing")
 
-// ErrStuck is returned by Fire when the underlying looplab instance no longer
-// accepts events (it reports a transition in progress). ForceDone finishes
+// ErrStuck is returned by Fire when the underlying looplab instance refuses
+// events (it reports a transition in progress). ForceDone finishes
 // such a machine.
 var ErrStuck = errors.New("fsm: machine is stuck in a transition")
 

@@ -13,7 +13,7 @@ var contractFields = []string{
 	"lifecycle", "cause", "exit_phase", "exit_plugin",
 }
 
-// One line per request with every field of CONTRACT §6, and no credential
+// One line per request with every field of docs/metrics.md's access log, and no credential
 // anywhere in the log, whether the request passed key-auth or not.
 func TestAccessLogFieldsAndNoCredentials(t *testing.T) {
 	up := newUpstream(t)

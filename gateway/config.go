@@ -20,7 +20,7 @@ import (
 	"github.com/phasegate/phasegate/yamlconf"
 )
 
-// Default addresses and limits (CONTRACT §3).
+// Default addresses and limits (docs/configuration.md).
 const (
 	DefaultListen          = "127.0.0.1:9080"
 	DefaultAdminListen     = "127.0.0.1:9091"

@@ -3,7 +3,7 @@
 // access log, all on the request lifecycle of package phases.
 //
 // A Gateway is an http.Handler. Build one from a Config (LoadConfig reads
-// the YAML of CONTRACT §3, reporting every problem as FILE:LINE:COL:
+// the YAML of docs/configuration.md, reporting every problem as FILE:LINE:COL:
 // path.to.field: what is wrong) and Options (a prometheus.Registerer, a
 // zerolog logger, a plugin Registry so that programs add their own plugins by
 // name). Reload swaps in a new config atomically: requests in flight finish

@@ -280,7 +280,7 @@ func TestDecodersLeaveTheirInputAlone(t *testing.T) {
 			})
 			for i := range fed {
 				if !bytes.Equal(fed[i], orig[i]) {
-					t.Fatalf("event %d was changed to %q", i, fed[i])
+					t.Fatalf("event %d became %q", i, fed[i])
 				}
 			}
 		})

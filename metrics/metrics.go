@@ -1,4 +1,4 @@
-// Package metrics defines phasegate's Prometheus metrics (CONTRACT §5): one
+// Package metrics defines phasegate's Prometheus metrics (docs/metrics.md): one
 // Set per gateway, registered on the Registerer the embedding program
 // passes, never on the global registry.
 package metrics
@@ -29,7 +29,7 @@ const (
 	RequestTypeStream = "ai_stream"
 )
 
-// MaxModelLabelBytes bounds the model label (CONTRACT §5).
+// MaxModelLabelBytes bounds the model label (docs/metrics.md).
 const MaxModelLabelBytes = 128
 
 // Model cuts a model name to MaxModelLabelBytes without splitting a UTF-8

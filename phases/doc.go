@@ -18,7 +18,7 @@
 // cannot be confused.
 //
 // The rules every request obeys, whatever its hooks do, are those of
-// CONTRACT §1 and docs/lifecycle.md: start and done exactly once, log hooks
+// docs/lifecycle.md: start and done exactly once, log hooks
 // exactly once, no request-side hook after an exit, response-side hooks only
 // while the response is unsent, panics recovered into exits, and every
 // resource acquired on the request's Scope released exactly once. Package

@@ -148,6 +148,8 @@ func (x *exchange) fire(ev fsm.Event) bool {
 // gone reports whether the client has left or broken a time bound.
 func (x *exchange) gone() bool { return x.ctx.Err() != nil || x.clientTimedOut() }
 
+// goneCause names why gone is true: a broken time bound, the request's
+// deadline, or the client leaving.
 func (x *exchange) goneCause() Cause {
 	switch {
 	case x.clientTimedOut():
@@ -653,7 +655,7 @@ func (x *exchange) escaped(v any) {
 	x.failInternally()
 }
 
-// wedged ends a request whose machine can no longer move, stuck in st: a
+// wedged ends a request whose machine is stuck in st: a
 // failure of the framework, reported like a panic. Before body_filter
 // nothing has been sent, so the client gets a 500; in body_filter the
 // response's end is already written.

@@ -129,7 +129,7 @@ func (w *wedger) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	return phases.Exit{}
 }
 
-// A machine that can no longer move mid-request is the safety net's own
+// A machine stuck mid-request is the safety net's own
 // path: the client gets a 500, the log runs once with cause panic, and
 // every binding is released as the machine is forced to done.
 func TestWedgedMachineFailsLikeAPanic(t *testing.T) {

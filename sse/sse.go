@@ -118,7 +118,7 @@ type Reader struct {
 	bomPending bool   // no event has been parsed yet
 	err        error  // sticky error from the underlying reader or limit
 	data       []byte // scratch space for joining multi-line data
-	event      string // last event type seen, reused to avoid allocations
+	event      string // last event type seen, kept to avoid allocations
 }
 
 // NewReader returns a Reader that reads events from r. Events larger than

@@ -4,7 +4,7 @@ package tracing
 // of OpenTelemetry's semantic conventions: every attribute, event and span
 // name phasegate emits comes from here. HTTP, URL, server and error names
 // are semconv v1.43.0's (stable); the GenAI conventions are still in
-// development and no longer ship in the Go semconv packages, so their
+// development and not in the Go semconv packages, so their
 // names are constants here, as the GenAI spec writes them; phasegate's own
 // lifecycle attributes live under phasegate.*. docs/tracing.md lists them.
 

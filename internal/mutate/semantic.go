@@ -41,7 +41,7 @@ type semantic struct {
 }
 
 // loadMutants reads the mutants and applies each in memory. A mutant that
-// no longer applies (its file, function or text has moved) is an error
+// does not apply (its file, function or text has moved) is an error
 // naming every such mutant.
 func loadMutants(root, path string) ([]semantic, error) {
 	raw, err := os.ReadFile(path)

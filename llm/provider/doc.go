@@ -3,7 +3,7 @@
 // request in the access phase, performing upstream attempts against
 // OpenAI-compatible instances, falling back from one instance to another,
 // handing responses to the lifecycle runner, and recording the LLM metrics
-// of CONTRACT §5 from the request's final state.
+// of docs/metrics.md from the request's final state.
 //
 // # Pieces
 //

@@ -8,8 +8,8 @@ import (
 )
 
 // A scenario is the harness's description of one path; Parse reads the
-// syntax the harness prints in its failure reports, so a failure found by
-// Check can be replayed as a plain test.
+// syntax the harness prints in its failure reports, so a failure that
+// Check reports can be replayed as a plain test.
 func ExampleParse() {
 	s, err := phasetest.Parse(`
 plugin guard priority=10 acquire access=exit:403

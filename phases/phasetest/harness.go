@@ -107,7 +107,7 @@ func Run(t *rapid.T, cfg Config) *Result {
 }
 
 // RunScenario runs one given path, checks the rules and fails t if one is
-// broken. It is how a regression found by Check becomes a plain test.
+// broken. It is how a failure Check reports becomes a plain test.
 func RunScenario(t TB, cfg Config, s Scenario) *Result {
 	t.Helper()
 	return runPath(t, cfg, s, nil)

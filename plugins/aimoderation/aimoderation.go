@@ -44,7 +44,7 @@
 // its "name", its "refusal" and each of its tool calls (see
 // openai.ChatRequest). A flagged prompt is refused with status deny_code and
 // a complete OpenAI-shaped response whose assistant content is deny_message
-// (CONTRACT §4): a chat.completion (application/json) or, when the client
+// (docs/configuration.md): a chat.completion (application/json) or, when the client
 // asked to stream, a text/event-stream of one chat.completion.chunk and
 // "data: [DONE]". With check_request, a body that cannot be read as a
 // chat-completions request, or that could be read in two ways (see

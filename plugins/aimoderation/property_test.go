@@ -155,7 +155,7 @@ func streamText(body string) (string, bool) {
 
 // TestPropertyOpenAIUpstream runs realtime moderation of OpenAI responses
 // on random lifecycle paths: a response the client gets in full never
-// contains a flagged word, and a refused one ends as CONTRACT §4 says.
+// contains a flagged word, and a refused one ends as docs/configuration.md says.
 func TestPropertyOpenAIUpstream(t *testing.T) {
 	var content []string
 	sep, cacheSize := " ", 1

@@ -617,7 +617,7 @@ func digits(b []byte, i int) int {
 // StrAppend is Str for decoders that hand out several strings at once: a
 // string with escapes is decoded onto the end of *arena, so strings
 // decoded earlier stay intact. Reset the arena (to (*arena)[:0]) once the
-// strings are no longer used.
+// strings are not needed.
 func StrAppend(raw []byte, arena *[]byte) (s []byte, ok bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return nil, false
