@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/phasegate/phasegate/llm/internal/wire"
 )
 
 var jsonCases = []string{
@@ -25,16 +27,16 @@ var jsonCases = []string{
 // deepJSONCases probe the nesting limit. They are kept out of the fuzz
 // corpus, where minimising such large inputs stalls the fuzzer.
 var deepJSONCases = []string{
-	strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth),
-	strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1),
-	strings.Repeat(`{"a":`, maxDepth) + "1" + strings.Repeat("}", maxDepth),
-	strings.Repeat(`{"a":`, maxDepth+1) + "1" + strings.Repeat("}", maxDepth+1),
+	strings.Repeat("[", wire.MaxDepth) + strings.Repeat("]", wire.MaxDepth),
+	strings.Repeat("[", wire.MaxDepth+1) + strings.Repeat("]", wire.MaxDepth+1),
+	strings.Repeat(`{"a":`, wire.MaxDepth) + "1" + strings.Repeat("}", wire.MaxDepth),
+	strings.Repeat(`{"a":`, wire.MaxDepth+1) + "1" + strings.Repeat("}", wire.MaxDepth+1),
 }
 
 func TestValidJSON(t *testing.T) {
 	for _, in := range append(jsonCases[:len(jsonCases):len(jsonCases)], deepJSONCases...) {
-		if got, want := validJSON([]byte(in)), json.Valid([]byte(in)); got != want {
-			t.Errorf("validJSON(%.40q) = %v, encoding/json says %v", in, got, want)
+		if got, want := wire.Valid([]byte(in)), json.Valid([]byte(in)); got != want {
+			t.Errorf("wire.Valid(%.40q) = %v, encoding/json says %v", in, got, want)
 		}
 	}
 }
@@ -44,9 +46,9 @@ func FuzzJSONScanner(f *testing.F) {
 		f.Add([]byte(in))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		valid := validJSON(in)
+		valid := wire.Valid(in)
 		if want := json.Valid(in); valid != want {
-			t.Fatalf("validJSON(%q) = %v, encoding/json says %v", in, valid, want)
+			t.Fatalf("wire.Valid(%q) = %v, encoding/json says %v", in, valid, want)
 		}
 		if !valid {
 			return
@@ -54,33 +56,33 @@ func FuzzJSONScanner(f *testing.F) {
 		if got, want := hasDuplicateKey(in), refDuplicateKey(t, in); got != want {
 			t.Fatalf("keyCheck finds a duplicate key in %q: %v; reference: %v", in, got, want)
 		}
-		i := skipSpace(in, 0)
+		i := len(in) - len(bytes.TrimLeft(in, " \t\n\r"))
 		switch in[i] {
 		case '"':
 			// Strings decode as with encoding/json.
-			end := skipString(in, i)
+			end := wire.StringEnd(in, i)
 			var want string
 			if err := json.Unmarshal(in, &want); err != nil {
 				t.Fatal(err)
 			}
-			got, ok := decodeString(in[i:end])
+			got, ok := wire.StringOf(in[i:end])
 			if !ok || got != want {
-				t.Fatalf("decodeString(%q) = %q, %v; want %q", in, got, ok, want)
+				t.Fatalf("wire.StringOf(%q) = %q, %v; want %q", in, got, ok, want)
 			}
-			if !keyIs(in[i:end], want) && !strings.ContainsAny(want, "\"\\") && len(want) <= 20 && isPlainASCII([]byte(want)) {
-				t.Fatalf("keyIs(%q, %q) = false", in[i:end], want)
+			if !wire.KeyIs(in[i:end], want) && !strings.ContainsAny(want, "\"\\") && len(want) <= 20 && isPlainASCII([]byte(want)) {
+				t.Fatalf("wire.KeyIs(%q, %q) = false", in[i:end], want)
 			}
 			// And re-encode to valid JSON with the same value.
-			q := appendQuoted(nil, want)
+			q := wire.AppendString(nil, want)
 			var back string
 			if err := json.Unmarshal(q, &back); err != nil || back != want {
-				t.Fatalf("appendQuoted(%q) = %q: %v", want, q, err)
+				t.Fatalf("wire.AppendString(%q) = %q: %v", want, q, err)
 			}
 		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 			// Integers decode as with encoding/json into an int.
 			var want int
 			werr := json.Unmarshal(in, &want)
-			got, ok := decodeInt(in[i:skipNumber(in, i)])
+			got, ok := decodeInt(bytes.TrimRight(in[i:], " \t\n\r"))
 			if ok != (werr == nil) || got != want {
 				t.Fatalf("decodeInt(%q) = %d, %v; encoding/json: %d, %v", in, got, ok, want, werr)
 			}
@@ -92,7 +94,7 @@ func BenchmarkValidJSONDeep(b *testing.B) {
 	in := []byte(deepJSONCases[2])
 	b.ReportAllocs()
 	for b.Loop() {
-		if !validJSON(in) {
+		if !wire.Valid(in) {
 			b.Fatal("invalid")
 		}
 	}
@@ -139,8 +141,8 @@ func TestAppendQuoted(t *testing.T) {
 		{"<script>&", `"<script>&"`},
 	}
 	for _, tc := range tests {
-		if got := string(appendQuoted(nil, tc.in)); got != tc.want {
-			t.Errorf("appendQuoted(%q) = %s, want %s", tc.in, got, tc.want)
+		if got := string(wire.AppendString(nil, tc.in)); got != tc.want {
+			t.Errorf("wire.AppendString(%q) = %s, want %s", tc.in, got, tc.want)
 		}
 	}
 }
@@ -160,8 +162,8 @@ func TestKeyIs(t *testing.T) {
 		{``, "text", false},
 	}
 	for _, tc := range tests {
-		if got := keyIs([]byte(tc.raw), tc.name); got != tc.want {
-			t.Errorf("keyIs(%s, %q) = %v", tc.raw, tc.name, got)
+		if got := wire.KeyIs([]byte(tc.raw), tc.name); got != tc.want {
+			t.Errorf("wire.KeyIs(%s, %q) = %v", tc.raw, tc.name, got)
 		}
 	}
 }
@@ -170,7 +172,7 @@ func TestKeyIs(t *testing.T) {
 func hasDuplicateKey(in []byte) bool {
 	kc := newKeyCheck(in)
 	defer kc.release()
-	if skipValue(in, skipSpace(in, 0), 0, kc) < 0 {
+	if !wire.ValidKeys(in, kc) {
 		panic("invalid JSON")
 	}
 	return kc.dup != nil
@@ -239,7 +241,7 @@ func TestKeyCheck(t *testing.T) {
 			t.Errorf("keyCheck finds a duplicate key in %.60q: %v; reference: %v", in, got, want)
 		}
 	}
-	deep := strings.Repeat(`{"a":`, maxDepth-1) + `{"b":1,"b":2}` + strings.Repeat("}", maxDepth-1)
+	deep := strings.Repeat(`{"a":`, wire.MaxDepth-1) + `{"b":1,"b":2}` + strings.Repeat("}", wire.MaxDepth-1)
 	if !hasDuplicateKey([]byte(deep)) {
 		t.Error("no duplicate found at the nesting limit")
 	}

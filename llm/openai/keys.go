@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/phasegate/phasegate/llm/internal/wire"
 )
 
 // keyCheck, carried by a walk, finds the first object in which two members
@@ -68,7 +70,7 @@ func (kc *keyCheck) release() {
 	keyChecks.Put(kc)
 }
 
-func (kc *keyCheck) open(obj bool) {
+func (kc *keyCheck) Open(obj bool) {
 	if kc.dup != nil {
 		return
 	}
@@ -76,7 +78,7 @@ func (kc *keyCheck) open(obj bool) {
 }
 
 // key records the raw key b[off:off+len(raw)] of the innermost object.
-func (kc *keyCheck) key(raw []byte, off int) {
+func (kc *keyCheck) Key(raw []byte, off int) {
 	if kc.dup != nil {
 		return
 	}
@@ -85,12 +87,12 @@ func (kc *keyCheck) key(raw []byte, off int) {
 		return
 	}
 	start := len(kc.arena)
-	kc.arena, _ = appendUnquote(kc.arena, raw)
+	kc.arena, _ = wire.AppendUnquote(kc.arena, raw)
 	kc.keys = append(kc.keys, keyRef{uint32(start) | inArena, uint32(len(kc.arena))})
 }
 
 // elem counts an element of the innermost array.
-func (kc *keyCheck) elem() {
+func (kc *keyCheck) Elem() {
 	if kc.dup == nil {
 		kc.frames[len(kc.frames)-1].idx++
 	}
@@ -98,7 +100,7 @@ func (kc *keyCheck) elem() {
 
 // close ends the innermost container, looking for a duplicate key when it
 // is an object.
-func (kc *keyCheck) close() {
+func (kc *keyCheck) Close() {
 	if kc.dup != nil {
 		return
 	}
@@ -193,7 +195,7 @@ func appendPathKey(p, name []byte) []byte {
 		s += "…"
 	}
 	p = append(p, '[')
-	p = appendQuoted(p, s)
+	p = wire.AppendString(p, s)
 	return append(p, ']')
 }
 
@@ -259,7 +261,7 @@ func foldKey(dst, raw []byte) ([]byte, bool) {
 		r, size := rune(s[0]), 1
 		switch {
 		case r == '\\':
-			if r, size = unescape(s); size == 0 {
+			if r, size = wire.Unescape(s); size == 0 {
 				return dst, false
 			}
 		case r >= utf8.RuneSelf:
@@ -309,7 +311,7 @@ func newFieldSet(names ...string) fieldSet {
 // upstreams read it as that field, the gateway would not.
 func (fs *fieldSet) lookup(raw []byte) (i int, ambiguous bool) {
 	for i, n := range fs.names {
-		if keyIs(raw, n) {
+		if wire.KeyIs(raw, n) {
 			return i, false
 		}
 	}
@@ -332,9 +334,9 @@ func (fs *fieldSet) lookup(raw []byte) (i int, ambiguous bool) {
 // ambiguousKey is the error for the raw key k at path, which names field
 // loosely.
 func ambiguousKey(path []byte, k []byte, field string) *RequestError {
-	name, _ := appendUnquote(nil, k)
+	name, _ := wire.AppendUnquote(nil, k)
 	return &RequestError{
 		Field: string(appendPathKey(path, name)),
-		Msg:   "ambiguous key: some upstreams read it as " + string(appendQuoted(nil, field)),
+		Msg:   "ambiguous key: some upstreams read it as " + string(wire.AppendString(nil, field)),
 	}
 }

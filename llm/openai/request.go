@@ -17,10 +17,13 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/phasegate/phasegate/llm/internal/wire"
 )
 
 // ChatRequest holds the fields of a chat-completions request body that the
@@ -107,16 +110,16 @@ const (
 // checkObject returns a walker over the members of body, or a
 // *RequestError if body is empty or is valid JSON but not an object. A
 // malformed body is only detected by the walk (see badJSON).
-func checkObject(body []byte) (objIter, *RequestError) {
-	if skipSpace(body, 0) == len(body) {
-		return objIter{}, &RequestError{Msg: msgEmpty}
+func checkObject(body []byte) (wire.Object, *RequestError) {
+	if len(bytes.TrimLeft(body, " \t\n\r")) == 0 {
+		return wire.Object{}, &RequestError{Msg: msgEmpty}
 	}
-	it, ok := topObject(body)
+	it, ok := wire.ParseObject(body)
 	if !ok {
-		if validJSON(body) {
-			return objIter{}, &RequestError{Msg: msgNotObject}
+		if wire.Valid(body) {
+			return wire.Object{}, &RequestError{Msg: msgNotObject}
 		}
-		return objIter{}, badJSON(body)
+		return wire.Object{}, badJSON(body)
 	}
 	return it, nil
 }
@@ -203,11 +206,11 @@ func ParseChatRequest(body []byte) (ChatRequest, error) {
 	}
 	kc := newKeyCheck(body)
 	defer kc.release()
-	it.check(kc)
+	it.Check(kc)
 	var vals [nRequestFields][]byte
 	var ambiguous *RequestError
 	for {
-		k, v, ok := it.next()
+		k, v, ok := it.Next()
 		if !ok {
 			break
 		}
@@ -221,7 +224,7 @@ func ParseChatRequest(body []byte) (ChatRequest, error) {
 			vals[i] = v
 		}
 	}
-	if !topEnd(&it) {
+	if it.Err() != nil {
 		return req, badJSON(body)
 	}
 	if kc.dup != nil {
@@ -232,7 +235,7 @@ func ParseChatRequest(body []byte) (ChatRequest, error) {
 	}
 
 	if model := vals[fModel]; model != nil && !isNull(model) {
-		s, ok := decodeString(model)
+		s, ok := wire.StringOf(model)
 		if !ok {
 			return req, &RequestError{Field: "model", Msg: "must be a string"}
 		}
@@ -247,9 +250,9 @@ func ParseChatRequest(body []byte) (ChatRequest, error) {
 			return req, &RequestError{Field: "stream_options", Msg: "must be an object"}
 		}
 		var usage []byte
-		oit := newObjIter(so, 0, 0)
+		oit, _ := wire.ObjectOf(so)
 		for {
-			k, v, ok := oit.next()
+			k, v, ok := oit.Next()
 			if !ok {
 				break
 			}
@@ -324,9 +327,9 @@ func (p *path) err(msg string) *RequestError {
 // members returns the raw values of the members of the raw object obj
 // that fields names, checking that no key names one of them loosely.
 func members(vals [][]byte, obj []byte, fields *fieldSet, at *path) error {
-	it := newObjIter(obj, 0, 0)
+	it, _ := wire.ObjectOf(obj)
 	for {
-		k, v, ok := it.next()
+		k, v, ok := it.Next()
 		if !ok {
 			return nil
 		}
@@ -345,10 +348,10 @@ func decodeMessages(raw []byte) ([]Message, error) {
 		return nil, &RequestError{Field: "messages", Msg: "must be an array"}
 	}
 	msgs := []Message{}
-	it := newArrIter(raw, 0, 0)
+	it, _ := wire.ArrayOf(raw)
 	root := path{key: "messages"}
 	for i := 0; ; i++ {
-		v, ok := it.next()
+		v, ok := it.Next()
 		if !ok {
 			return msgs, nil
 		}
@@ -376,7 +379,7 @@ func decodeMessage(raw []byte, at *path) (Message, error) {
 		dst *string
 	}{{fRole, &m.Role}, {fName, &m.Name}, {fRefusal, &m.Refusal}} {
 		if v := vals[f.i]; v != nil && !isNull(v) {
-			if *f.dst, ok = decodeString(v); !ok {
+			if *f.dst, ok = wire.StringOf(v); !ok {
 				fp := at.child(messageFields.names[f.i])
 				return m, fp.err("must be a string")
 			}
@@ -385,7 +388,7 @@ func decodeMessage(raw []byte, at *path) (Message, error) {
 	switch content := vals[fContent]; {
 	case content == nil || isNull(content):
 	case isString(content):
-		m.Content, _ = decodeString(content)
+		m.Content, _ = wire.StringOf(content)
 	case isArray(content):
 		cp := at.child("content")
 		s, err := decodeParts(content, &cp)
@@ -416,9 +419,9 @@ func decodeMessage(raw []byte, at *path) (Message, error) {
 func decodeParts(raw []byte, at *path) (string, error) {
 	var text []byte
 	nText := 0
-	it := newArrIter(raw, 0, 0)
+	it, _ := wire.ArrayOf(raw)
 	for j := 0; ; j++ {
-		part, ok := it.next()
+		part, ok := it.Next()
 		if !ok {
 			break
 		}
@@ -441,7 +444,7 @@ func decodeParts(raw []byte, at *path) (string, error) {
 		for _, f := range [...]int{fText, fPart} {
 			v := vals[f]
 			if !isString(v) {
-				if keyIs(typ, partFields.names[f]) { // typ is a raw string here: compare like a key
+				if wire.KeyIs(typ, partFields.names[f]) { // typ is a raw string here: compare like a key
 					fp := pat.child(partFields.names[f])
 					return "", fp.err("must be a string")
 				}
@@ -450,7 +453,7 @@ func decodeParts(raw []byte, at *path) (string, error) {
 			if nText > 0 {
 				text = append(text, '\n')
 			}
-			text, _ = appendUnquote(text, v)
+			text, _ = wire.AppendUnquote(text, v)
 			nText++
 		}
 	}
@@ -468,9 +471,9 @@ func appendEntryTexts(dst []string, raw []byte, at *path, holder bool) ([]string
 	if !isArray(raw) {
 		return dst, at.err("must be an array")
 	}
-	it := newArrIter(raw, 0, 0)
+	it, _ := wire.ArrayOf(raw)
 	for j := 0; ; j++ {
-		v, ok := it.next()
+		v, ok := it.Next()
 		if !ok {
 			return dst, nil
 		}
@@ -525,11 +528,11 @@ func stringsText(v []byte) string {
 			i++
 			continue
 		}
-		end := skipString(v, i)
+		end := wire.StringEnd(v, i)
 		if len(out) > 0 {
 			out = append(out, '\n')
 		}
-		out, _ = appendUnquote(out, v[i:end])
+		out, _ = wire.AppendUnquote(out, v[i:end])
 		i = end
 	}
 	return string(out)
@@ -575,7 +578,7 @@ func Rewrite(body []byte, options map[string]any, forceIncludeUsage bool) ([]byt
 		}
 		o := option{key: k, val: val, nf: -1}
 		var qb [2 * maxFolded]byte
-		if f, ok := foldKey(o.folded[:0], appendQuoted(qb[:0], k)); ok {
+		if f, ok := foldKey(o.folded[:0], wire.AppendString(qb[:0], k)); ok {
 			o.nf = len(f)
 			lens |= 1 << o.nf
 		}
@@ -596,18 +599,18 @@ func Rewrite(body []byte, options map[string]any, forceIncludeUsage bool) ([]byt
 	var stream, streamOptions []byte
 	var keyBuf []byte
 	for {
-		k, v, ok := it.next()
+		k, v, ok := it.Next()
 		if !ok {
 			break
 		}
 		switch {
-		case keyIs(k, "stream"):
+		case wire.KeyIs(k, "stream"):
 			stream = v
-		case keyIs(k, "stream_options"):
+		case wire.KeyIs(k, "stream_options"):
 			streamOptions = v
 		}
 	}
-	if !topEnd(&it) {
+	if it.Err() != nil {
 		return nil, badJSON(body)
 	}
 	for _, o := range opts {
@@ -626,9 +629,9 @@ func Rewrite(body []byte, options map[string]any, forceIncludeUsage bool) ([]byt
 	// Second pass: copy the members that are kept.
 	out := make([]byte, 0, len(body)+extra+len(mergedStreamOptions)+24)
 	out = append(out, '{')
-	it, _ = topObject(body)
+	it, _ = wire.ParseObject(body)
 	for {
-		k, v, ok := it.next()
+		k, v, ok := it.Next()
 		if !ok {
 			break
 		}
@@ -647,7 +650,7 @@ func Rewrite(body []byte, options map[string]any, forceIncludeUsage bool) ([]byt
 				}
 			}
 		}
-		if mergedStreamOptions != nil && keyIs(k, "stream_options") {
+		if mergedStreamOptions != nil && wire.KeyIs(k, "stream_options") {
 			continue
 		}
 		if len(out) > 1 {
@@ -664,7 +667,7 @@ func Rewrite(body []byte, options map[string]any, forceIncludeUsage bool) ([]byt
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		out = appendQuoted(out, o.key)
+		out = wire.AppendString(out, o.key)
 		out = append(out, ':')
 		out = append(out, o.val...)
 	}
@@ -685,7 +688,7 @@ func rawKeyName(k, buf []byte) (name, newBuf []byte) {
 	if isPlainASCII(inner) {
 		return inner, buf
 	}
-	buf, _ = appendUnquote(buf[:0], k)
+	buf, _ = wire.AppendUnquote(buf[:0], k)
 	return buf, buf
 }
 
@@ -716,13 +719,13 @@ func forceUsage(streamOptions []byte) []byte {
 	}
 	out := make([]byte, 0, len(streamOptions)+len(include))
 	out = append(out, include...)
-	it := newObjIter(streamOptions, 0, 0)
+	it, _ := wire.ObjectOf(streamOptions)
 	for {
-		k, v, ok := it.next()
+		k, v, ok := it.Next()
 		if !ok {
 			break
 		}
-		if keyIs(k, "include_usage") {
+		if wire.KeyIs(k, "include_usage") {
 			continue // a null include_usage
 		}
 		out = append(out, ',')

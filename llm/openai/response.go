@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/phasegate/phasegate/llm/internal/wire"
 	"github.com/phasegate/phasegate/sse"
 )
 
@@ -27,43 +28,43 @@ type Usage struct {
 // Counts that are absent, null or not integers in the range of int read as
 // 0. The returned Usage has Known set exactly when the result is true.
 func ParseUsage(obj []byte) (Usage, bool) {
-	it, ok := topObject(obj)
+	it, ok := wire.ParseObject(obj)
 	if !ok {
 		return Usage{}, false
 	}
 	var raw []byte
 	for {
-		k, v, ok := it.next()
+		k, v, ok := it.Next()
 		if !ok {
 			break
 		}
-		if keyIs(k, "usage") {
+		if wire.KeyIs(k, "usage") {
 			raw = v
 		}
 	}
-	if !topEnd(&it) || !isObject(raw) {
+	if it.Err() != nil || !isObject(raw) {
 		return Usage{}, false
 	}
 	u := Usage{Known: true}
-	it = newObjIter(raw, 0, 0)
+	it, _ = wire.ObjectOf(raw)
 	for {
-		k, v, ok := it.next()
+		k, v, ok := it.Next()
 		if !ok {
 			break
 		}
 		switch {
-		case keyIs(k, "prompt_tokens"):
+		case wire.KeyIs(k, "prompt_tokens"):
 			u.PromptTokens, _ = decodeInt(v)
-		case keyIs(k, "completion_tokens"):
+		case wire.KeyIs(k, "completion_tokens"):
 			u.CompletionTokens, _ = decodeInt(v)
-		case keyIs(k, "total_tokens"):
+		case wire.KeyIs(k, "total_tokens"):
 			u.TotalTokens, _ = decodeInt(v)
-		case keyIs(k, "prompt_tokens_details"):
+		case wire.KeyIs(k, "prompt_tokens_details"):
 			u.CachedTokens = 0
 			if isObject(v) {
 				u.CachedTokens, _ = decodeInt(member(v, "cached_tokens"))
 			}
-		case keyIs(k, "completion_tokens_details"):
+		case wire.KeyIs(k, "completion_tokens_details"):
 			u.ReasoningTokens = 0
 			if isObject(v) {
 				u.ReasoningTokens, _ = decodeInt(member(v, "reasoning_tokens"))
@@ -80,26 +81,26 @@ func ParseUsage(obj []byte) (Usage, bool) {
 // nothing. Keys match exactly (it follows a stream for metrics; moderation
 // reads responses with [EachText]).
 func AppendChunkDeltaText(dst, chunk []byte) []byte {
-	it, ok := topObject(chunk)
+	it, ok := wire.ParseObject(chunk)
 	if !ok {
 		return dst
 	}
 	var choices []byte
 	for {
-		k, v, ok := it.next()
+		k, v, ok := it.Next()
 		if !ok {
 			break
 		}
-		if keyIs(k, "choices") {
+		if wire.KeyIs(k, "choices") {
 			choices = v
 		}
 	}
-	if !topEnd(&it) || !isArray(choices) {
+	if it.Err() != nil || !isArray(choices) {
 		return dst
 	}
-	ait := newArrIter(choices, 0, 0)
+	ait, _ := wire.ArrayOf(choices)
 	for {
-		choice, ok := ait.next()
+		choice, ok := ait.Next()
 		if !ok {
 			return dst
 		}
@@ -108,7 +109,7 @@ func AppendChunkDeltaText(dst, chunk []byte) []byte {
 		}
 		if m := member(choice, "delta"); isObject(m) {
 			if c := member(m, "content"); isString(c) {
-				dst, _ = appendUnquote(dst, c)
+				dst, _ = wire.AppendUnquote(dst, c)
 			}
 		}
 	}
@@ -176,13 +177,13 @@ var (
 // clients may read either value. Every such member is read all the same.
 func EachText(body, scratch []byte, fn func(ResponseText)) (newScratch []byte, ambiguous bool) {
 	w := textWalk{scratch: scratch}
-	it, ok := topObject(body)
+	it, ok := wire.ParseObject(body)
 	if !ok {
 		return scratch, false
 	}
 	var seen uint64
 	for {
-		k, v, ok := it.next()
+		k, v, ok := it.Next()
 		if !ok {
 			return w.scratch, w.ambiguous
 		}
@@ -215,9 +216,9 @@ func (w *textWalk) lookup(fs *fieldSet, k []byte, seen *uint64) int {
 }
 
 func (w *textWalk) choices(choices []byte, fn func(ResponseText)) {
-	ait := newArrIter(choices, 0, 0)
+	ait, _ := wire.ArrayOf(choices)
 	for pos := 0; ; pos++ {
-		choice, ok := ait.next()
+		choice, ok := ait.Next()
 		if !ok {
 			return
 		}
@@ -231,9 +232,9 @@ func (w *textWalk) choices(choices []byte, fn func(ResponseText)) {
 		var held [2][]byte
 		nHeld, more := 0, false
 		var seen uint64
-		it := newObjIter(choice, 0, 0)
+		it, _ := wire.ObjectOf(choice)
 		for {
-			k, v, ok := it.next()
+			k, v, ok := it.Next()
 			if !ok {
 				break
 			}
@@ -257,9 +258,9 @@ func (w *textWalk) choices(choices []byte, fn func(ResponseText)) {
 		if !more {
 			continue
 		}
-		it = newObjIter(choice, 0, 0)
+		it, _ = wire.ObjectOf(choice)
 		for n := 0; ; {
-			k, v, ok := it.next()
+			k, v, ok := it.Next()
 			if !ok {
 				break
 			}
@@ -274,9 +275,9 @@ func (w *textWalk) choices(choices []byte, fn func(ResponseText)) {
 
 func (w *textWalk) message(msg []byte, t ResponseText, fn func(ResponseText)) {
 	var seen uint64
-	it := newObjIter(msg, 0, 0)
+	it, _ := wire.ObjectOf(msg)
 	for {
-		k, v, ok := it.next()
+		k, v, ok := it.Next()
 		if !ok {
 			return
 		}
@@ -287,9 +288,9 @@ func (w *textWalk) message(msg []byte, t ResponseText, fn func(ResponseText)) {
 				w.emit(v, t, fn)
 				continue
 			}
-			pit := newArrIter(v, 0, 0)
+			pit, _ := wire.ArrayOf(v)
 			for {
-				part, ok := pit.next()
+				part, ok := pit.Next()
 				if !ok {
 					break
 				}
@@ -307,9 +308,9 @@ func (w *textWalk) message(msg []byte, t ResponseText, fn func(ResponseText)) {
 			if !isArray(v) {
 				continue
 			}
-			cit := newArrIter(v, 0, 0)
+			cit, _ := wire.ArrayOf(v)
 			for pos := 0; ; pos++ {
-				call, ok := cit.next()
+				call, ok := cit.Next()
 				if !ok {
 					break
 				}
@@ -328,9 +329,9 @@ func (w *textWalk) message(msg []byte, t ResponseText, fn func(ResponseText)) {
 // toolCall reads the arguments of one tool call.
 func (w *textWalk) toolCall(call []byte, t ResponseText, fn func(ResponseText)) {
 	var seen uint64
-	it := newObjIter(call, 0, 0)
+	it, _ := wire.ObjectOf(call)
 	for {
-		k, v, ok := it.next()
+		k, v, ok := it.Next()
 		if !ok {
 			break
 		}
@@ -340,9 +341,9 @@ func (w *textWalk) toolCall(call []byte, t ResponseText, fn func(ResponseText)) 
 			}
 		}
 	}
-	it = newObjIter(call, 0, 0)
+	it, _ = wire.ObjectOf(call)
 	for {
-		k, v, ok := it.next()
+		k, v, ok := it.Next()
 		if !ok {
 			return
 		}
@@ -355,9 +356,9 @@ func (w *textWalk) toolCall(call []byte, t ResponseText, fn func(ResponseText)) 
 // fields emits each string member of obj that the one-field set fs names.
 func (w *textWalk) fields(obj []byte, fs *fieldSet, t ResponseText, fn func(ResponseText)) {
 	var seen uint64
-	it := newObjIter(obj, 0, 0)
+	it, _ := wire.ObjectOf(obj)
 	for {
-		k, v, ok := it.next()
+		k, v, ok := it.Next()
 		if !ok {
 			return
 		}
@@ -373,7 +374,7 @@ func (w *textWalk) emit(v []byte, t ResponseText, fn func(ResponseText)) {
 	if !isString(v) || len(v) == 2 {
 		return
 	}
-	w.scratch, _ = appendUnquote(w.scratch[:0], v)
+	w.scratch, _ = wire.AppendUnquote(w.scratch[:0], v)
 	t.Text = w.scratch
 	fn(t)
 }
@@ -394,7 +395,7 @@ func RefusalCompletion(model, message string, usage Usage) []byte {
 	b := make([]byte, 0, 512+len(model)+len(message))
 	b = appendHeader(b, "chat.completion", model)
 	b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
-	b = appendQuoted(b, message)
+	b = wire.AppendString(b, message)
 	b = append(b, `,"refusal":null},"logprobs":null,"finish_reason":"`+RefusalFinishReason+`"}]`...)
 	b = appendUsage(b, usage)
 	return append(b, '}')
@@ -408,7 +409,7 @@ func RefusalChunk(model, message string, usage Usage) []byte {
 	b := make([]byte, 0, 512+len(model)+len(message))
 	b = appendHeader(b, "chat.completion.chunk", model)
 	b = append(b, `,"choices":[{"index":0,"delta":{"role":"assistant","content":`...)
-	b = appendQuoted(b, message)
+	b = wire.AppendString(b, message)
 	b = append(b, `},"logprobs":null,"finish_reason":"`+RefusalFinishReason+`"}]`...)
 	b = appendUsage(b, usage)
 	return append(b, '}')
@@ -433,13 +434,13 @@ func appendHeader(b []byte, object, model string) []byte {
 	b = append(b, `","created":`...)
 	b = strconv.AppendInt(b, time.Now().Unix(), 10)
 	b = append(b, `,"model":`...)
-	return appendQuoted(b, model)
+	return wire.AppendString(b, model)
 }
 
 // appendHex appends the n low hex digits of v, zero-padded.
 func appendHex(b []byte, v uint64, n int) []byte {
 	for i := n - 1; i >= 0; i-- {
-		b = append(b, hexDigits[v>>(4*uint(i))&0xF])
+		b = append(b, "0123456789abcdef"[v>>(4*uint(i))&0xF])
 	}
 	return b
 }
@@ -470,9 +471,9 @@ func appendUsage(b []byte, u Usage) []byte {
 func ErrorBody(message, typ string, code any) []byte {
 	b := make([]byte, 0, 64+len(message)+len(typ))
 	b = append(b, `{"error":{"message":`...)
-	b = appendQuoted(b, message)
+	b = wire.AppendString(b, message)
 	b = append(b, `,"type":`...)
-	b = appendQuoted(b, typ)
+	b = wire.AppendString(b, typ)
 	b = append(b, `,"code":`...)
 	b = appendCode(b, code)
 	return append(b, `}}`...)
@@ -483,7 +484,7 @@ func appendCode(b []byte, code any) []byte {
 	case nil:
 		return append(b, "null"...)
 	case string:
-		return appendQuoted(b, c)
+		return wire.AppendString(b, c)
 	case int:
 		return strconv.AppendInt(b, int64(c), 10)
 	case int64:

@@ -36,6 +36,27 @@ type Object struct {
 	// valid is set when b is known to be valid JSON (a value a walker
 	// handed out): values are then skipped without checking them again.
 	valid bool
+	keys  Keys // nil: keys are not reported
+}
+
+// Keys is told of the structure of a walk that checks it (see
+// [Object.Check]): Open when an object or array starts, Key for each key
+// of an object with its offset in the walked bytes, Elem before each
+// element of an array, and Close when the container ends well formed.
+type Keys interface {
+	Open(object bool)
+	Key(raw []byte, off int)
+	Elem()
+	Close()
+}
+
+// Check makes the walk report this object, and every container within
+// it, to k. It must be called before Next.
+func (o *Object) Check(k Keys) {
+	if k != nil && o.state == 0 {
+		o.keys = k
+		k.Open(true)
+	}
 }
 
 // ParseObject returns a walker over the object that makes up all of b,
@@ -75,6 +96,9 @@ func (o *Object) Next() (key, value []byte, ok bool) {
 		if o.state == 1 || o.state == 0 {
 			o.pos = i + 1
 			o.state = 2
+			if o.keys != nil {
+				o.keys.Close()
+			}
 			if o.top && skipWS(b, o.pos) != len(b) {
 				o.state = -1
 			}
@@ -95,12 +119,15 @@ func (o *Object) Next() (key, value []byte, ok bool) {
 		return o.fail()
 	}
 	key = b[i:kend]
+	if o.keys != nil {
+		o.keys.Key(key, i)
+	}
 	i = skipWS(b, kend)
 	if i >= len(b) || b[i] != ':' {
 		return o.fail()
 	}
 	i = skipWS(b, i+1)
-	vend := skipValue(b, i, o.depth, o.valid)
+	vend := skipValue(b, i, o.depth, o.valid, o.keys)
 	if vend < 0 {
 		return o.fail()
 	}
@@ -129,6 +156,7 @@ type Array struct {
 	depth int
 	state int8
 	valid bool // as for Object
+	keys  Keys // as for Object
 }
 
 // ArrayOf returns a walker over raw, a value handed out by a walker. ok is
@@ -155,6 +183,9 @@ func (a *Array) Next() (value []byte, ok bool) {
 	}
 	if b[i] == ']' {
 		a.pos, a.state = i+1, 2
+		if a.keys != nil {
+			a.keys.Close()
+		}
 		return nil, false
 	}
 	if a.state == 1 {
@@ -164,7 +195,10 @@ func (a *Array) Next() (value []byte, ok bool) {
 		}
 		i = skipWS(b, i+1)
 	}
-	end := skipValue(b, i, a.depth, a.valid)
+	if a.keys != nil {
+		a.keys.Elem()
+	}
+	end := skipValue(b, i, a.depth, a.valid, a.keys)
 	if end < 0 {
 		a.state = -1
 		return nil, false
@@ -184,7 +218,15 @@ func (a *Array) Err() error {
 // Valid reports whether b is one JSON value, as encoding/json's Valid does.
 func Valid(b []byte) bool {
 	i := skipWS(b, 0)
-	end := skipValue(b, i, 0, false)
+	end := skipValue(b, i, 0, false, nil)
+	return end >= 0 && skipWS(b, end) == len(b)
+}
+
+// ValidKeys is Valid that also reports every container of b to k (see
+// [Keys]).
+func ValidKeys(b []byte, k Keys) bool {
+	i := skipWS(b, 0)
+	end := skipValue(b, i, 0, false, k)
 	return end >= 0 && skipWS(b, end) == len(b)
 }
 
@@ -387,6 +429,47 @@ func AppendUnquote(dst, raw []byte) ([]byte, bool) {
 	return dst, true
 }
 
+// Unescape decodes the escape sequence at the start of s, which starts
+// with a backslash, and returns the rune and the sequence's length, or
+// n == 0 if it is not valid. An unpaired surrogate decodes as U+FFFD, as
+// with encoding/json.
+func Unescape(s []byte) (r rune, n int) {
+	if len(s) < 2 || s[0] != '\\' {
+		return 0, 0
+	}
+	switch c := s[1]; c {
+	case '"', '\\', '/':
+		return rune(c), 2
+	case 'b':
+		return '\b', 2
+	case 'f':
+		return '\f', 2
+	case 'n':
+		return '\n', 2
+	case 'r':
+		return '\r', 2
+	case 't':
+		return '\t', 2
+	case 'u':
+		r, ok := hex4(s, 2)
+		if !ok {
+			return 0, 0
+		}
+		if !utf16.IsSurrogate(r) {
+			return r, 6
+		}
+		if len(s) >= 8 && s[6] == '\\' && s[7] == 'u' {
+			if r2, ok := hex4(s, 8); ok {
+				if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+					return d, 12
+				}
+			}
+		}
+		return utf8.RuneError, 6
+	}
+	return 0, 0
+}
+
 // hex4 reads four hex digits at s[i:].
 func hex4(s []byte, i int) (rune, bool) {
 	if i+4 > len(s) {
@@ -420,8 +503,9 @@ func skipWS(b []byte, i int) int {
 
 // skipValue returns the end of the value starting at b[i], or -1. depth is
 // the nesting of the container holding it. valid says b is known to be
-// valid JSON, so that only the value's end needs finding.
-func skipValue(b []byte, i, depth int, valid bool) int {
+// valid JSON, so that only the value's end needs finding; keys, when not
+// nil, is told of the containers passed over.
+func skipValue(b []byte, i, depth int, valid bool, keys Keys) int {
 	if i >= len(b) {
 		return -1
 	}
@@ -429,10 +513,10 @@ func skipValue(b []byte, i, depth int, valid bool) int {
 	case '"':
 		return skipString(b, i, valid)
 	case '{', '[':
-		if valid {
+		if valid && keys == nil {
 			return skipValidContainer(b, i)
 		}
-		return skipContainer(b, i, depth+1)
+		return skipContainer(b, i, depth+1, valid, keys)
 	case 't':
 		return skipWord(b, i, "true")
 	case 'f':
@@ -445,12 +529,13 @@ func skipValue(b []byte, i, depth int, valid bool) int {
 
 // skipContainer skips an object or array opened at b[i] with a walker over
 // it, so the grammar lives in one place.
-func skipContainer(b []byte, i, depth int) int {
+func skipContainer(b []byte, i, depth int, valid bool, keys Keys) int {
 	if depth > MaxDepth {
 		return -1
 	}
 	if b[i] == '{' {
-		o := Object{b: b, pos: i + 1, depth: depth}
+		o := Object{b: b, pos: i + 1, depth: depth, valid: valid}
+		o.Check(keys)
 		for {
 			if _, _, ok := o.Next(); !ok {
 				break
@@ -461,7 +546,11 @@ func skipContainer(b []byte, i, depth int) int {
 		}
 		return o.pos
 	}
-	a := Array{b: b, pos: i + 1, depth: depth}
+	a := Array{b: b, pos: i + 1, depth: depth, valid: valid}
+	if keys != nil {
+		a.keys = keys
+		keys.Open(false)
+	}
 	for {
 		if _, ok := a.Next(); !ok {
 			break
@@ -472,6 +561,10 @@ func skipContainer(b []byte, i, depth int) int {
 	}
 	return a.pos
 }
+
+// StringEnd returns the end of the string opened at b[i] in b, which a
+// walker handed out (valid JSON), or -1.
+func StringEnd(b []byte, i int) int { return skipValidString(b, i) }
 
 // skipValidString returns the end of the string opened at b[i], which is
 // known to be valid: the first quote not escaped.
