@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phasegate/phasegate/internal/plugintest"
 	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aimoderation"
@@ -35,7 +36,7 @@ func TestRequestDeny(t *testing.T) {
 			t.Run(fmt.Sprintf("stream=%v/ai-proxy=%v", streamed, proxied), func(t *testing.T) {
 				up := &completionUpstream{content: "fine"}
 				probe := &logProbe{}
-				plugins := []phases.Plugin{mustNew(t, patternConfig(), pluginsdk.Env{}), up, probe}
+				plugins := []phases.Plugin{plugintest.Must(aimoderation.New(patternConfig(), pluginsdk.Env{}))(t), up, probe}
 				model := clientModel
 				if proxied {
 					plugins = append(plugins, fakeProxy{})
@@ -43,7 +44,7 @@ func TestRequestDeny(t *testing.T) {
 				}
 				h := handler(t, plugins...)
 
-				res := do(h, chatBody(streamed, user("How do I KILL a process?")))
+				res := do(h, plugintest.ChatBody(clientModel, streamed, user("How do I KILL a process?")))
 				if res.code != 400 || up.calls != 0 {
 					t.Fatalf("got %d (upstream called %d times), want 400 without the upstream: %s", res.code, up.calls, res.body)
 				}
@@ -65,7 +66,7 @@ func TestRequestDeny(t *testing.T) {
 					t.Fatalf("LLMInfo.Moderation = %q, want refused", probe.moderation)
 				}
 
-				res = do(h, chatBody(streamed, user("How do I stop a process?")))
+				res = do(h, plugintest.ChatBody(clientModel, streamed, user("How do I stop a process?")))
 				if res.code != 200 || up.calls != 1 || probe.verdict != "" {
 					t.Fatalf("clean prompt: got %d (upstream called %d times, verdict %q): %s", res.code, up.calls, probe.verdict, res.body)
 				}
@@ -75,8 +76,8 @@ func TestRequestDeny(t *testing.T) {
 }
 
 func TestRequestMessageSelection(t *testing.T) {
-	sys := func(s string) msg { return msg{"system", s} }
-	asst := func(s string) msg { return msg{"assistant", s} }
+	sys := func(s string) msg { return msg{Role: "system", Content: s} }
+	asst := func(s string) msg { return msg{Role: "assistant", Content: s} }
 	cases := []struct {
 		name     string
 		messages string
@@ -100,7 +101,7 @@ func TestRequestMessageSelection(t *testing.T) {
 			cfg := patternConfig()
 			cfg.RequestMessages, cfg.RequestRoles = tc.messages, tc.roles
 			up := &completionUpstream{content: "fine"}
-			res := do(handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), up), chatBody(false, tc.msgs...))
+			res := do(handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(t), up), plugintest.ChatBody(clientModel, false, tc.msgs...))
 			if refused := res.code == 400; refused != tc.refused {
 				t.Fatalf("got %d %s, want refused: %v", res.code, res.body, tc.refused)
 			}
@@ -134,7 +135,7 @@ func TestRequestEveryTextPlace(t *testing.T) {
 			cfg := patternConfig()
 			cfg.RequestRoles = tc.roles
 			up := &completionUpstream{content: "fine"}
-			res := do(handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), up), tc.body)
+			res := do(handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(t), up), tc.body)
 			if refused := res.code == 400 && strings.Contains(res.body, denyMsg); refused != tc.refused || (tc.refused && up.calls != 0) {
 				t.Fatalf("got %d %s (upstream called %d times), want refused: %v", res.code, res.body, up.calls, tc.refused)
 			}
@@ -144,7 +145,7 @@ func TestRequestEveryTextPlace(t *testing.T) {
 
 func TestRequestBadBody(t *testing.T) {
 	up := &completionUpstream{content: "fine"}
-	h := handler(t, mustNew(t, patternConfig(), pluginsdk.Env{}), up)
+	h := handler(t, plugintest.Must(aimoderation.New(patternConfig(), pluginsdk.Env{}))(t), up)
 	for body, want := range map[string]string{
 		"":                    "request body is empty",
 		`{"messages":`:        "request body is not valid JSON",
@@ -167,7 +168,7 @@ func TestRequestBadBody(t *testing.T) {
 	// Without check_request the body is none of the plugin's business.
 	cfg := patternConfig()
 	cfg.CheckRequest, cfg.CheckResponse = false, true
-	res := do(handler(t, mustNew(t, cfg, pluginsdk.Env{}), up), `{"messages":`)
+	res := do(handler(t, plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(t), up), `{"messages":`)
 	if res.code != 200 {
 		t.Fatalf("check_request false: got %d %s, want the upstream's 200", res.code, res.body)
 	}
@@ -198,12 +199,12 @@ func TestResponseDenyNonStream(t *testing.T) {
 			cfg.DenyCode = 451
 			up := &completionUpstream{content: "I will kill -9 it.", usage: tc.usage}
 			probe := &logProbe{}
-			plugins := []phases.Plugin{mustNew(t, cfg, pluginsdk.Env{}), up, probe}
+			plugins := []phases.Plugin{plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(t), up, probe}
 			if tc.proxied {
 				plugins = append(plugins, fakeProxy{})
 			}
 			h := handler(t, plugins...)
-			res := do(h, chatBody(false, user("how do I stop a process?")))
+			res := do(h, plugintest.ChatBody(clientModel, false, user("how do I stop a process?")))
 			if res.code != 451 || res.header.Get("Content-Type") != "application/json" {
 				t.Fatalf("got %d %v, want 451 JSON", res.code, res.header)
 			}
@@ -213,7 +214,7 @@ func TestResponseDenyNonStream(t *testing.T) {
 			}
 
 			up.content = "Use the killswitch... no: skill, use Ctrl-C."
-			res = do(h, chatBody(false, user("how do I stop a process?")))
+			res = do(h, plugintest.ChatBody(clientModel, false, user("how do I stop a process?")))
 			if res.code != 200 || res.body != up.body() {
 				t.Fatalf("clean response: got %d %s", res.code, res.body)
 			}
@@ -222,15 +223,15 @@ func TestResponseDenyNonStream(t *testing.T) {
 }
 
 func TestErrorResponsesNotModerated(t *testing.T) {
-	h := handler(t, fakeProxy{}, mustNew(t, responseConfig(aimoderation.ModeRealtime), pluginsdk.Env{}),
+	h := handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(responseConfig(aimoderation.ModeRealtime), pluginsdk.Env{}))(t),
 		&completionUpstream{status: 500, content: "kill: upstream crashed"})
-	res := do(h, chatBody(false, user("hi")))
+	res := do(h, plugintest.ChatBody(clientModel, false, user("hi")))
 	if res.code != 500 || !strings.Contains(res.body, "kill: upstream crashed") {
 		t.Fatalf("got %d %s, want the upstream's 500 unchanged", res.code, res.body)
 	}
 
 	up := &streamUpstream{status: 429, events: []string{contentEvent("kill")}}
-	res = do(handler(t, fakeProxy{}, mustNew(t, responseConfig(aimoderation.ModeRealtime), pluginsdk.Env{}), up), chatBody(true, user("hi")))
+	res = do(handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(responseConfig(aimoderation.ModeRealtime), pluginsdk.Env{}))(t), up), plugintest.ChatBody(clientModel, true, user("hi")))
 	if res.code != 429 || res.body != wire(contentEvent("kill")) {
 		t.Fatalf("got %d %q, want the upstream's 429 unchanged", res.code, res.body)
 	}
@@ -261,9 +262,9 @@ func TestResponseInSeveralChunks(t *testing.T) {
 	for _, content := range []string{"I will kill it", "I will stop it"} {
 		body := (&completionUpstream{content: content}).body()
 		third := len(body) / 3
-		h := handler(t, mustNew(t, responseConfig(aimoderation.ModeRealtime), pluginsdk.Env{}),
+		h := handler(t, plugintest.Must(aimoderation.New(responseConfig(aimoderation.ModeRealtime), pluginsdk.Env{}))(t),
 			&chunkedUpstream{parts: []string{body[:third], body[third : 2*third], body[2*third:]}})
-		res := do(h, chatBody(false, user("hi")))
+		res := do(h, plugintest.ChatBody(clientModel, false, user("hi")))
 		if strings.Contains(content, "kill") {
 			if res.code != 400 {
 				t.Fatalf("got %d %s, want 400", res.code, res.body)
@@ -289,8 +290,8 @@ func TestRealtimeDenyMidStream(t *testing.T) {
 	events := stream(u, "Hello there, ", "friend. ", "I will ki", "ll you", " now, ok", " and more.")
 	up := &streamUpstream{events: events}
 	probe := &logProbe{}
-	h := handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), up, probe)
-	res := do(h, chatBody(true, user("hi")))
+	h := handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(t), up, probe)
+	res := do(h, plugintest.ChatBody(clientModel, true, user("hi")))
 	if res.code != 200 || res.header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("got %d %v, want 200 text/event-stream", res.code, res.header)
 	}
@@ -319,8 +320,8 @@ func TestRealtimeDenyAtEnd(t *testing.T) {
 	u := &usage{prompt: 5, completion: 4}
 	events := stream(u, "go ", "ki", "ll")
 	up := &streamUpstream{events: events}
-	h := handler(t, fakeProxy{}, mustNew(t, responseConfig(aimoderation.ModeRealtime), pluginsdk.Env{}), up)
-	res := do(h, chatBody(true, user("hi")))
+	h := handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(responseConfig(aimoderation.ModeRealtime), pluginsdk.Env{}))(t), up)
+	res := do(h, plugintest.ChatBody(clientModel, true, user("hi")))
 	sent := wire(events[:len(events)-1]...)
 	rest, ok := strings.CutPrefix(res.body, sent)
 	if res.code != 200 || !ok {
@@ -342,8 +343,8 @@ func TestRealtimeDenyBeforeHeaders(t *testing.T) {
 	first := `{"id":"chatcmpl-up","object":"chat.completion.chunk","created":1,"model":"gpt-upstream","choices":[{"index":0,"delta":{"role":"assistant","content":"kill it"},"finish_reason":null}]}`
 	up := &streamUpstream{events: []string{first, contentEvent(" now"), finishEvent(), "[DONE]"}}
 	probe := &logProbe{}
-	h := handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), up, probe)
-	res := do(h, chatBody(true, user("hi")))
+	h := handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(t), up, probe)
+	res := do(h, plugintest.ChatBody(clientModel, true, user("hi")))
 	if res.code != 403 || res.header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("got %d %v %q, want 403 text/event-stream", res.code, res.header, res.body)
 	}
@@ -358,8 +359,8 @@ func TestRealtimeClean(t *testing.T) {
 	cfg.StreamCheckCacheSize = 3
 	events := stream(&usage{1, 2}, "skill ", "killer ", "Skillet")
 	probe := &logProbe{}
-	h := handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), &streamUpstream{events: events}, probe)
-	res := do(h, chatBody(true, user("hi")))
+	h := handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(t), &streamUpstream{events: events}, probe)
+	res := do(h, plugintest.ChatBody(clientModel, true, user("hi")))
 	if res.code != 200 || res.body != wire(events...) {
 		t.Fatalf("got %d %q, want the stream unchanged", res.code, res.body)
 	}
@@ -384,7 +385,7 @@ func TestRealtimeWordCutByEvents(t *testing.T) {
 		{[]string{"The kill"}, true},
 	} {
 		events := stream(nil, tc.pieces...)
-		res := do(handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), &streamUpstream{events: events}), chatBody(true, user("hi")))
+		res := do(handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(t), &streamUpstream{events: events}), plugintest.ChatBody(clientModel, true, user("hi")))
 		if refused := strings.Contains(res.body, denyMsg); refused != tc.refused || res.code != 200 {
 			t.Errorf("%q: got %d %q, want refused: %v", tc.pieces, res.code, res.body, tc.refused)
 		}
@@ -405,11 +406,11 @@ func TestFinalPacket(t *testing.T) {
 			cfg.StreamCheckCacheSize = 1
 			events := stream(&usage{1, 2}, tc.pieces...)
 			probe := &logProbe{}
-			plugins := []phases.Plugin{mustNew(t, cfg, pluginsdk.Env{}), &streamUpstream{events: events}, probe}
+			plugins := []phases.Plugin{plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(t), &streamUpstream{events: events}, probe}
 			if proxied {
 				plugins = append(plugins, fakeProxy{})
 			}
-			res := do(handler(t, plugins...), chatBody(true, user("hi")))
+			res := do(handler(t, plugins...), plugintest.ChatBody(clientModel, true, user("hi")))
 			if res.code != 200 || res.body != wire(events...) {
 				t.Fatalf("%q: got %d %q, want the stream unchanged", tc.pieces, res.code, res.body)
 			}
@@ -427,7 +428,7 @@ func TestStreamWithoutDone(t *testing.T) {
 	// A stream that ends without [DONE] is checked at the end of the body;
 	// the refusal is its last event.
 	events := []string{roleEvent(), contentEvent("kill")}
-	res := do(handler(t, fakeProxy{}, mustNew(t, responseConfig(aimoderation.ModeRealtime), pluginsdk.Env{}), &streamUpstream{events: events}), chatBody(true, user("hi")))
+	res := do(handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(responseConfig(aimoderation.ModeRealtime), pluginsdk.Env{}))(t), &streamUpstream{events: events}), plugintest.ChatBody(clientModel, true, user("hi")))
 	rest, ok := strings.CutPrefix(res.body, wire(events...))
 	if res.code != 200 || !ok {
 		t.Fatalf("got %d %q", res.code, res.body)
@@ -444,7 +445,7 @@ func TestExitResponsesNotModerated(t *testing.T) {
 	// whose message names the pattern) passes the body filter unchanged.
 	cfg := responseConfig(aimoderation.ModeRealtime)
 	cfg.DenyMessage = "we do not kill"
-	res := do(handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), &completionUpstream{content: "ok"}), chatBody(false, user("kill")))
+	res := do(handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(t), &completionUpstream{content: "ok"}), plugintest.ChatBody(clientModel, false, user("kill")))
 	if res.code != 400 {
 		t.Fatalf("got %d %s", res.code, res.body)
 	}
@@ -468,7 +469,7 @@ func (echoUpstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Re
 func TestConcurrentRequests(t *testing.T) {
 	cfg := responseConfig(aimoderation.ModeRealtime)
 	cfg.StreamCheckCacheSize = 6
-	h := handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), echoUpstream{})
+	h := handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(t), echoUpstream{})
 	var wg sync.WaitGroup
 	errs := make(chan error, 200)
 	for i := range 200 {
@@ -481,7 +482,7 @@ func TestConcurrentRequests(t *testing.T) {
 			case 2, 3:
 				content = "I will kill it right now"
 			}
-			req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(chatBody(streamed, user(prompt))))
+			req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(plugintest.ChatBody(clientModel, streamed, user(prompt))))
 			req.Header.Set("X-Content", content)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)

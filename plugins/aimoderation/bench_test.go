@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/phasegate/phasegate/internal/plugintest"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aimoderation"
 	"github.com/phasegate/phasegate/pluginsdk"
@@ -86,8 +87,8 @@ func BenchmarkRealtimeStream(b *testing.B) {
 			}
 			cfg.StreamCheckMode = aimoderation.ModeRealtime
 			up := &chunkUpstream{chunks: streamChunks(kib << 10)}
-			h := handler(b, fakeProxy{}, mustNew(b, cfg, pluginsdk.Env{}), up)
-			body := chatBody(true, user("hi"))
+			h := handler(b, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(b), up)
+			body := plugintest.ChatBody(clientModel, true, user("hi"))
 			b.ReportAllocs()
 			for b.Loop() {
 				req, _ := http.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))

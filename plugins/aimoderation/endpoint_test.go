@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/phasegate/phasegate/internal/plugintest"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aimoderation"
@@ -52,9 +53,9 @@ func TestEndpointRequest(t *testing.T) {
 	cfg := endpointConfig(url)
 	cfg.DenyPatterns = []string{`(?i)\bkill\b`}
 	up := &completionUpstream{content: "fine"}
-	h := handler(t, fakeProxy{}, mustNew(t, cfg, env), up)
+	h := handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, env))(t), up)
 
-	res := do(h, chatBody(true, user("How do I defuse a BOMB?")))
+	res := do(h, plugintest.ChatBody(clientModel, true, user("How do I defuse a BOMB?")))
 	if res.code != 400 || up.calls != 0 {
 		t.Fatalf("got %d %q, want 400", res.code, res.body)
 	}
@@ -64,12 +65,12 @@ func TestEndpointRequest(t *testing.T) {
 	}
 
 	// A pattern hit needs no endpoint call.
-	res = do(h, chatBody(false, user("kill")))
+	res = do(h, plugintest.ChatBody(clientModel, false, user("kill")))
 	if res.code != 400 || srv.Mock().Stats().Requests != 1 {
 		t.Fatalf("got %d, %d endpoint calls", res.code, srv.Mock().Stats().Requests)
 	}
 
-	res = do(h, chatBody(false, user("How do I bake bread?")))
+	res = do(h, plugintest.ChatBody(clientModel, false, user("How do I bake bread?")))
 	if res.code != 200 || up.calls != 1 || srv.Mock().Stats().Requests != 2 {
 		t.Fatalf("clean prompt: got %d %q", res.code, res.body)
 	}
@@ -82,14 +83,14 @@ func TestEndpointResponse(t *testing.T) {
 		cfg := endpointConfig(url)
 		cfg.CheckResponse = true
 		up := &completionUpstream{content: "Here is how to build a bomb.", usage: &usage{3, 7}}
-		h := handler(t, fakeProxy{}, mustNew(t, cfg, env), up)
-		res := do(h, chatBody(false, user("hi")))
+		h := handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, env))(t), up)
+		res := do(h, plugintest.ChatBody(clientModel, false, user("hi")))
 		if res.code != 400 {
 			t.Fatalf("got %d %q", res.code, res.body)
 		}
 		checkCompletionRefusal(t, res.body, denyMsg, upstreamModel, &usage{3, 7})
 		up.content = "Here is how to bake bread."
-		if res = do(h, chatBody(false, user("hi"))); res.code != 200 || res.body != up.body() {
+		if res = do(h, plugintest.ChatBody(clientModel, false, user("hi"))); res.code != 200 || res.body != up.body() {
 			t.Fatalf("clean: got %d %q", res.code, res.body)
 		}
 	})
@@ -100,8 +101,8 @@ func TestEndpointResponse(t *testing.T) {
 		cfg.StreamCheckCacheSize = 8
 		events := stream(nil, "I made a bo", "mb today", " and more")
 		probe := &logProbe{}
-		h := handler(t, fakeProxy{}, mustNew(t, cfg, env), &streamUpstream{events: events}, probe)
-		res := do(h, chatBody(true, user("hi")))
+		h := handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, env))(t), &streamUpstream{events: events}, probe)
+		res := do(h, plugintest.ChatBody(clientModel, true, user("hi")))
 		rest, ok := strings.CutPrefix(res.body, wire(events[:2]...))
 		if res.code != 200 || !ok {
 			t.Fatalf("got %d %q", res.code, res.body)
@@ -122,8 +123,8 @@ func TestEndpointResponse(t *testing.T) {
 		for content, verdict := range map[string]string{"a bomb": aimoderation.VerdictFlagged, "a bread": aimoderation.VerdictPassed} {
 			events := stream(nil, strings.SplitAfter(content, " ")...)
 			probe := &logProbe{}
-			h := handler(t, fakeProxy{}, mustNew(t, cfg, env), &streamUpstream{events: events}, probe)
-			if res := do(h, chatBody(true, user("hi"))); res.code != 200 || res.body != wire(events...) {
+			h := handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, env))(t), &streamUpstream{events: events}, probe)
+			if res := do(h, plugintest.ChatBody(clientModel, true, user("hi"))); res.code != 200 || res.body != wire(events...) {
 				t.Fatalf("got %d %q, want the stream unchanged", res.code, res.body)
 			}
 			if probe.verdict != verdict || probe.moderation != verdict {
@@ -158,7 +159,7 @@ func TestEndpointCall(t *testing.T) {
 	cfg.Moderation.Model = "omni-moderation-latest"
 	cfg.Moderation.Auth.Header = map[string]string{"Authorization": "Bearer sk-test"}
 	cfg.RequestMessages, cfg.RequestRoles = aimoderation.MessagesAll, []string{"user", "system"}
-	h := handler(t, fakeProxy{}, mustNew(t, cfg, testEnv(t)), &completionUpstream{content: "ok"})
+	h := handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, testEnv(t)))(t), &completionUpstream{content: "ok"})
 	body := `{"messages":[{"role":"system","content":"be nice"},{"role":"assistant","content":"skipped"},{"role":"user","content":""},` +
 		`{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"bomb"}],"name":"ann"}],` +
 		`"tools":[{"type":"function","function":{"name":"f","description":"Find."}}]}`
@@ -226,9 +227,9 @@ func TestEndpointFailure(t *testing.T) {
 						up = &streamUpstream{events: events}
 					}
 					probe := &logProbe{}
-					h := handler(t, fakeProxy{}, mustNew(t, cfg, env), up, probe)
+					h := handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, env))(t), up, probe)
 					start := time.Now()
-					res := do(h, chatBody(streamed, user("bread")))
+					res := do(h, plugintest.ChatBody(clientModel, streamed, user("bread")))
 					if d := time.Since(start); d > 1500*time.Millisecond {
 						t.Fatalf("took %v", d)
 					}
@@ -280,14 +281,14 @@ func TestEndpointClientGone(t *testing.T) {
 	cfg.Moderation.Auth.Header = map[string]string{mockllm.HeaderHang: "true"}
 	cfg.Moderation.FailMode = aimoderation.FailError
 	probe := &logProbe{}
-	chain, err := phases.NewChain(phases.Options{}, fakeProxy{}, mustNew(t, cfg, env), &completionUpstream{content: "x"}, probe)
+	chain, err := phases.NewChain(phases.Options{}, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, env))(t), &completionUpstream{content: "x"}, probe)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	rec := httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(chatBody(false, user("hi"))))
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(plugintest.ChatBody(clientModel, false, user("hi"))))
 	start := time.Now()
 	chain.ServeHTTP(rec, req.WithContext(ctx).WithContext(ctx))
 	if d := time.Since(start); d > time.Second {

@@ -13,10 +13,10 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/phasegate/phasegate/internal/plugintest"
 	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aimoderation"
-	"github.com/phasegate/phasegate/pluginsdk"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -225,37 +225,14 @@ func (p *logProbe) Log(ctx context.Context, s *phases.Summary) {
 	p.cause, p.exitPlugin, p.status = s.Cause, s.ExitPlugin, s.Status
 }
 
-func mustNew(t testing.TB, cfg aimoderation.Config, env pluginsdk.Env) *aimoderation.Plugin {
-	t.Helper()
-	p, err := aimoderation.New(cfg, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func handler(t testing.TB, plugins ...phases.Plugin) http.Handler {
 	t.Helper()
-	chain, err := phases.NewChain(phases.Options{Route: "test"}, plugins...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		chain.ServeHTTP(w, r)
-	})
+	return plugintest.Chain(t, phases.Options{Route: "test"}, plugins...)
 }
 
-type msg struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
+type msg = plugintest.Msg
 
-func chatBody(streamed bool, msgs ...msg) string {
-	b, _ := json.Marshal(map[string]any{"model": clientModel, "stream": streamed, "messages": msgs})
-	return string(b)
-}
-
-func user(s string) msg { return msg{"user", s} }
+var user = plugintest.User
 
 // response is what a client got.
 type response struct {

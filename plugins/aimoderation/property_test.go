@@ -13,6 +13,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/phasegate/phasegate/fsm"
+	"github.com/phasegate/phasegate/internal/plugintest"
 	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/phases/phasetest"
@@ -43,7 +44,7 @@ func (r *recorder) Access(ctx context.Context, req *phases.Request) phases.Exit 
 	r.expect = json.Unmarshal(body, &parsed) != nil
 	for i := len(parsed.Messages) - 1; i >= 0; i-- {
 		if m := parsed.Messages[i]; m.Role == "user" {
-			r.expect = r.expect || flaggedWord.MatchString(m.Content)
+			r.expect = r.expect || flaggedWord.MatchString(m.Content.(string))
 			break
 		}
 	}
@@ -57,7 +58,7 @@ func drawPrompt(rt *rapid.T, label string) string {
 }
 
 func drawRequest(rt *rapid.T) *http.Request {
-	body := chatBody(rapid.Bool().Draw(rt, "stream"), msg{"system", "kill"}, user(drawPrompt(rt, "prompt")))
+	body := plugintest.ChatBody(clientModel, rapid.Bool().Draw(rt, "stream"), msg{Role: "system", Content: "kill"}, user(drawPrompt(rt, "prompt")))
 	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	return req
@@ -75,7 +76,7 @@ func TestPropertyScriptedUpstream(t *testing.T) {
 			var rec *recorder
 			phasetest.Check(t, phasetest.Config{
 				Plugins: func(*phasetest.Env) []phases.Plugin {
-					rec = &recorder{Plugin: mustNew(t, cfg, pluginsdk.Env{})}
+					rec = &recorder{Plugin: plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(t)}
 					return []phases.Plugin{fakeProxy{}, rec}
 				},
 				Request: drawRequest,
@@ -164,7 +165,7 @@ func TestPropertyOpenAIUpstream(t *testing.T) {
 			cfg := responseConfig(aimoderation.ModeRealtime)
 			cfg.CheckRequest = false
 			cfg.StreamCheckCacheSize = cacheSize
-			return []phases.Plugin{fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), openaiUpstream{&content, &sep}}
+			return []phases.Plugin{fakeProxy{}, plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(t), openaiUpstream{&content, &sep}}
 		},
 		Request: func(rt *rapid.T) *http.Request {
 			content = rapid.SliceOfN(rapid.SampledFrom(words), 0, 6).Draw(rt, "content")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/phasegate/phasegate/internal/plugintest"
 	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/plugins/aimoderation"
@@ -78,7 +79,7 @@ func refusedAt(t *testing.T, res response, events []string, n int) {
 // streamOf serves events through the plugin with cfg.
 func streamOf(t *testing.T, cfg aimoderation.Config, events []string) response {
 	t.Helper()
-	return do(handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), &streamUpstream{events: events}), chatBody(true, user("hi")))
+	return do(handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(t), &streamUpstream{events: events}), plugintest.ChatBody(clientModel, true, user("hi")))
 }
 
 // exactConfig checks each event (the cache size is the pattern's reach:
@@ -110,7 +111,7 @@ func TestResponseChoicesSeparately(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				up := &bodyUpstream{body: tc.body}
-				res := do(handler(t, fakeProxy{}, mustNew(t, cfg, pluginsdk.Env{}), up), chatBody(false, user("hi")))
+				res := do(handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, pluginsdk.Env{}))(t), up), plugintest.ChatBody(clientModel, false, user("hi")))
 				if tc.refused {
 					if res.code != 400 {
 						t.Fatalf("got %d %s, want the refusal", res.code, res.body)
@@ -274,7 +275,7 @@ func TestEndpointRealtimeInputs(t *testing.T) {
 		chunkOf(choice(0, "delta", content(" Bye"))),
 		"[DONE]",
 	}
-	res := do(handler(t, fakeProxy{}, mustNew(t, cfg, testEnv(t)), &streamUpstream{events: events}), chatBody(true, user("hi")))
+	res := do(handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, testEnv(t)))(t), &streamUpstream{events: events}), plugintest.ChatBody(clientModel, true, user("hi")))
 	if res.code != 200 || res.body != wire(events...) {
 		t.Fatalf("got %d %q", res.code, res.body)
 	}
@@ -307,7 +308,7 @@ func TestResponseFlaggedWithoutCheck(t *testing.T) {
 	many := completionOf(choice(0, "message", `{"tool_calls":[`+strings.Join(calls, ",")+`]}`))
 	logs := &logBuffer{}
 	env := pluginsdk.Env{Logger: zerolog.New(logs)}
-	res := do(handler(t, fakeProxy{}, mustNew(t, cfg, env), &bodyUpstream{body: many}), chatBody(false, user("hi")))
+	res := do(handler(t, fakeProxy{}, plugintest.Must(aimoderation.New(cfg, env))(t), &bodyUpstream{body: many}), plugintest.ChatBody(clientModel, false, user("hi")))
 	if res.code != 400 || !strings.Contains(logs.String(), "too many choices and tool calls") {
 		t.Fatalf("got %d %.200s, log %q; want the refusal and a warning", res.code, res.body, logs.String())
 	}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 	"pgregory.net/rapid"
 
+	"github.com/phasegate/phasegate/internal/plugintest"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/phases/phasetest"
 	"github.com/phasegate/phasegate/plugins/keyauth"
@@ -64,24 +65,9 @@ func (p *reader) Log(ctx context.Context, s *phases.Summary) {
 	p.log = keyauth.ConsumerFrom(s.Values)
 }
 
-func mustNew(t testing.TB, cfg keyauth.Config, cs []pluginsdk.ConsumerConfig) *keyauth.Plugin {
-	t.Helper()
-	p, err := keyauth.New(cfg, cs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func handler(t *testing.T, plugins ...phases.Plugin) http.Handler {
 	t.Helper()
-	chain, err := phases.NewChain(phases.Options{Route: "test"}, plugins...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		chain.ServeHTTP(w, r)
-	})
+	return plugintest.Chain(t, phases.Options{Route: "test"}, plugins...)
 }
 
 // result is one request's outcome.
@@ -159,7 +145,7 @@ func keep() keyauth.Config {
 }
 
 func TestHeaderKey(t *testing.T) {
-	ka := mustNew(t, keep(), consumers)
+	ka := plugintest.Must(keyauth.New(keep(), consumers))(t)
 	res := do(t, ka, withHeader("apikey", "alice-key-0123456789"))
 	wantOK(t, res, "alice")
 	if got := res.upstream.Header.Get("Apikey"); got != "alice-key-0123456789" {
@@ -168,7 +154,7 @@ func TestHeaderKey(t *testing.T) {
 }
 
 func TestQueryKey(t *testing.T) {
-	ka := mustNew(t, keep(), consumers)
+	ka := plugintest.Must(keyauth.New(keep(), consumers))(t)
 	q := url.Values{"apikey": {consumers[2].Key}, "x": {"1"}}.Encode()
 	res := do(t, ka, withQuery(q))
 	wantOK(t, res, "carol")
@@ -178,7 +164,7 @@ func TestQueryKey(t *testing.T) {
 }
 
 func TestCustomHeaderAndQuery(t *testing.T) {
-	ka := mustNew(t, keyauth.Config{Header: "X-Api-Key", Query: "key"}, consumers)
+	ka := plugintest.Must(keyauth.New(keyauth.Config{Header: "X-Api-Key", Query: "key"}, consumers))(t)
 	wantOK(t, do(t, ka, withHeader("x-api-key", "b")), "bob")
 	wantOK(t, do(t, ka, withQuery("key=b")), "bob")
 	want401(t, do(t, ka, withHeader("apikey", "b")), keyauth.MsgMissingKey)
@@ -188,7 +174,7 @@ func TestCustomHeaderAndQuery(t *testing.T) {
 // The header is looked at first; the query parameter only when the header is
 // absent or empty.
 func TestHeaderBeforeQuery(t *testing.T) {
-	ka := mustNew(t, keyauth.DefaultConfig(), consumers)
+	ka := plugintest.Must(keyauth.New(keyauth.DefaultConfig(), consumers))(t)
 	req := withQuery("apikey=b")
 	req.Header.Set("apikey", "alice-key-0123456789")
 	wantOK(t, do(t, ka, req), "alice")
@@ -203,17 +189,17 @@ func TestHeaderBeforeQuery(t *testing.T) {
 }
 
 func TestDisabledSources(t *testing.T) {
-	headerOnly := mustNew(t, keyauth.Config{Header: "apikey"}, consumers)
+	headerOnly := plugintest.Must(keyauth.New(keyauth.Config{Header: "apikey"}, consumers))(t)
 	wantOK(t, do(t, headerOnly, withHeader("apikey", "b")), "bob")
 	want401(t, do(t, headerOnly, withQuery("apikey=b")), keyauth.MsgMissingKey)
 
-	queryOnly := mustNew(t, keyauth.Config{Query: "apikey"}, consumers)
+	queryOnly := plugintest.Must(keyauth.New(keyauth.Config{Query: "apikey"}, consumers))(t)
 	wantOK(t, do(t, queryOnly, withQuery("apikey=b")), "bob")
 	want401(t, do(t, queryOnly, withHeader("apikey", "b")), keyauth.MsgMissingKey)
 }
 
 func TestMissingKey(t *testing.T) {
-	ka := mustNew(t, keyauth.DefaultConfig(), consumers)
+	ka := plugintest.Must(keyauth.New(keyauth.DefaultConfig(), consumers))(t)
 	for name, req := range map[string]*http.Request{
 		"nothing":      httptest.NewRequest(http.MethodGet, "/", nil),
 		"empty header": withHeader("apikey", ""),
@@ -234,14 +220,14 @@ func TestWithRequestID(t *testing.T) {
 	req := withHeader("apikey", "wrong")
 	req.Header.Set("X-Request-Id", "trace-9")
 	rec := httptest.NewRecorder()
-	handler(t, rid, mustNew(t, keyauth.DefaultConfig(), consumers), &echo{}).ServeHTTP(rec, req)
+	handler(t, rid, plugintest.Must(keyauth.New(keyauth.DefaultConfig(), consumers))(t), &echo{}).ServeHTTP(rec, req)
 	if rec.Code != http.StatusUnauthorized || rec.Header().Get("X-Request-Id") != "trace-9" {
 		t.Errorf("got %d with id %q, want 401 with trace-9", rec.Code, rec.Header().Get("X-Request-Id"))
 	}
 }
 
 func TestWrongKey(t *testing.T) {
-	ka := mustNew(t, keyauth.DefaultConfig(), consumers)
+	ka := plugintest.Must(keyauth.New(keyauth.DefaultConfig(), consumers))(t)
 	for _, key := range []string{
 		"wrong",
 		"alice-key-012345678",   // a prefix of alice's
@@ -261,7 +247,7 @@ func TestWrongKey(t *testing.T) {
 // Every consumer authenticates as itself, whatever its key's length and
 // place in the list: the comparison loop has no early exit to get wrong.
 func TestSeveralConsumers(t *testing.T) {
-	ka := mustNew(t, keyauth.DefaultConfig(), consumers)
+	ka := plugintest.Must(keyauth.New(keyauth.DefaultConfig(), consumers))(t)
 	for _, c := range consumers {
 		t.Run(c.Username, func(t *testing.T) {
 			wantOK(t, do(t, ka, withHeader("apikey", c.Key)), c.Username)
@@ -273,7 +259,7 @@ func TestSeveralConsumers(t *testing.T) {
 	for i := range many {
 		many[i] = pluginsdk.ConsumerConfig{Username: fmt.Sprintf("u%02d", i), Key: fmt.Sprintf("key-%02d", i)}
 	}
-	ka = mustNew(t, keyauth.DefaultConfig(), many)
+	ka = plugintest.Must(keyauth.New(keyauth.DefaultConfig(), many))(t)
 	wantOK(t, do(t, ka, withHeader("apikey", "key-00")), "u00")
 	wantOK(t, do(t, ka, withHeader("apikey", "key-63")), "u63")
 	want401(t, do(t, ka, withHeader("apikey", "key-64")), keyauth.MsgInvalidKey)
@@ -281,7 +267,7 @@ func TestSeveralConsumers(t *testing.T) {
 
 func TestZeroConsumers(t *testing.T) {
 	for _, cs := range [][]pluginsdk.ConsumerConfig{nil, {}} {
-		ka := mustNew(t, keyauth.DefaultConfig(), cs)
+		ka := plugintest.Must(keyauth.New(keyauth.DefaultConfig(), cs))(t)
 		want401(t, do(t, ka, httptest.NewRequest(http.MethodGet, "/", nil)), keyauth.MsgMissingKey)
 		want401(t, do(t, ka, withHeader("apikey", "anything")), keyauth.MsgInvalidKey)
 		want401(t, do(t, ka, withQuery("apikey=anything")), keyauth.MsgInvalidKey)
@@ -290,7 +276,7 @@ func TestZeroConsumers(t *testing.T) {
 
 // hide_credentials is the default.
 func TestHideCredentials(t *testing.T) {
-	ka := mustNew(t, keyauth.DefaultConfig(), consumers)
+	ka := plugintest.Must(keyauth.New(keyauth.DefaultConfig(), consumers))(t)
 
 	t.Run("header", func(t *testing.T) {
 		req := withQuery("a=1&apikey=bogus&b=2")
@@ -337,7 +323,7 @@ func TestHideCredentials(t *testing.T) {
 func TestOverHTTP(t *testing.T) {
 	cfg := keyauth.DefaultConfig()
 	cfg.HideCredentials = true
-	srv := httptest.NewServer(handler(t, mustNew(t, cfg, consumers), &echo{}))
+	srv := httptest.NewServer(handler(t, plugintest.Must(keyauth.New(cfg, consumers))(t), &echo{}))
 	defer srv.Close()
 	for _, tc := range []struct {
 		query, header string
@@ -415,7 +401,7 @@ func TestNewErrors(t *testing.T) {
 
 // The plugin keeps no key: printing it shows none.
 func TestKeysAreNotKept(t *testing.T) {
-	ka := mustNew(t, keyauth.DefaultConfig(), consumers)
+	ka := plugintest.Must(keyauth.New(keyauth.DefaultConfig(), consumers))(t)
 	for _, format := range []string{"%v", "%+v", "%#v", "%s", "%x", "%q"} {
 		s := fmt.Sprintf(format, ka)
 		for _, c := range consumers {
@@ -536,7 +522,7 @@ func TestPropertyKeyAuth(t *testing.T) {
 	phasetest.Check(t, phasetest.Config{
 		Plugins: func(*phasetest.Env) []phases.Plugin {
 			obs = &observer{}
-			return []phases.Plugin{mustNew(t, cfg, consumers), obs}
+			return []phases.Plugin{plugintest.Must(keyauth.New(cfg, consumers))(t), obs}
 		},
 		Request: func(rt *rapid.T) *http.Request {
 			kind = keyKind(rapid.IntRange(0, 2).Draw(rt, "key kind"))

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 	"pgregory.net/rapid"
 
+	"github.com/phasegate/phasegate/internal/plugintest"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/phases/phasetest"
 	"github.com/phasegate/phasegate/plugins/requestid"
@@ -69,15 +70,6 @@ func (p *reader) Access(ctx context.Context, r *phases.Request) phases.Exit {
 }
 func (p *reader) Log(ctx context.Context, s *phases.Summary) { p.log = requestid.From(s.Values) }
 
-func mustNew(t testing.TB, cfg requestid.Config) *requestid.Plugin {
-	t.Helper()
-	p, err := requestid.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // serve runs req through a chain of plugins the way the gateway does, and
 // returns the response and, if the echo upstream answered, what it received.
 func serve(t *testing.T, req *http.Request, plugins ...phases.Plugin) (*httptest.ResponseRecorder, *received) {
@@ -111,7 +103,7 @@ func get(id ...string) *http.Request {
 }
 
 func TestGeneratesUUIDv4(t *testing.T) {
-	p := mustNew(t, requestid.DefaultConfig())
+	p := plugintest.Must(requestid.New(requestid.DefaultConfig()))(t)
 	seen := map[string]bool{}
 	for range 3 {
 		rec, up := serve(t, get(), p, echo{})
@@ -155,7 +147,7 @@ func TestKeepsAcceptableIncomingID(t *testing.T) {
 		"exactly the max": strings.Repeat("x", requestid.DefaultMaxLength),
 	} {
 		t.Run(name, func(t *testing.T) {
-			rec, up := serve(t, get(id), mustNew(t, requestid.DefaultConfig()), echo{})
+			rec, up := serve(t, get(id), plugintest.Must(requestid.New(requestid.DefaultConfig()))(t), echo{})
 			if got := rec.Header().Get("X-Request-Id"); got != id {
 				t.Errorf("response id %q, want %q", got, id)
 			}
@@ -181,7 +173,7 @@ func TestReplacesUnacceptableIncomingID(t *testing.T) {
 		"invalid utf-8": "abc\xff",
 	} {
 		t.Run(name, func(t *testing.T) {
-			rec, up := serve(t, get(id), mustNew(t, requestid.DefaultConfig()), echo{})
+			rec, up := serve(t, get(id), plugintest.Must(requestid.New(requestid.DefaultConfig()))(t), echo{})
 			got := rec.Header().Get("X-Request-Id")
 			if !uuidV4.MatchString(got) {
 				t.Fatalf("id %q was not replaced by a fresh one: got %q", id, got)
@@ -196,7 +188,7 @@ func TestReplacesUnacceptableIncomingID(t *testing.T) {
 func TestMaxLength(t *testing.T) {
 	cfg := requestid.DefaultConfig()
 	cfg.MaxLength = 40
-	p := mustNew(t, cfg)
+	p := plugintest.Must(requestid.New(cfg))(t)
 	ok, long := strings.Repeat("a", 40), strings.Repeat("a", 41)
 	if rec, _ := serve(t, get(ok), p, echo{}); rec.Header().Get("X-Request-Id") != ok {
 		t.Errorf("a 40-byte id was replaced under max_length 40")
@@ -209,7 +201,7 @@ func TestMaxLength(t *testing.T) {
 // A client sending the header twice gets the first value, and the upstream
 // sees exactly one.
 func TestSeveralIncomingValues(t *testing.T) {
-	rec, up := serve(t, get("first", "second"), mustNew(t, requestid.DefaultConfig()), echo{})
+	rec, up := serve(t, get("first", "second"), plugintest.Must(requestid.New(requestid.DefaultConfig()))(t), echo{})
 	if rec.Header().Get("X-Request-Id") != "first" {
 		t.Errorf("response id %q, want first", rec.Header().Get("X-Request-Id"))
 	}
@@ -223,7 +215,7 @@ func TestCustomHeaderName(t *testing.T) {
 	cfg.HeaderName = "x-correlation-id"
 	req := get()
 	req.Header.Set("X-Correlation-Id", "corr-1")
-	rec, up := serve(t, req, mustNew(t, cfg), echo{})
+	rec, up := serve(t, req, plugintest.Must(requestid.New(cfg))(t), echo{})
 	if rec.Header().Get("X-Correlation-Id") != "corr-1" || rec.Header().Get("X-Request-Id") != "" {
 		t.Errorf("response header %v", rec.Header())
 	}
@@ -246,7 +238,7 @@ func TestIDOnLaterExits(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rd := &reader{}
-			rec, _ := serve(t, get("trace-7"), mustNew(t, requestid.DefaultConfig()), tc.other, rd, echo{})
+			rec, _ := serve(t, get("trace-7"), plugintest.Must(requestid.New(requestid.DefaultConfig()))(t), tc.other, rd, echo{})
 			if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.body) {
 				t.Fatalf("got %d %s, want %d with %s", rec.Code, rec.Body, tc.status, tc.body)
 			}
@@ -264,7 +256,7 @@ func TestIncludeInResponseFalse(t *testing.T) {
 	cfg := requestid.DefaultConfig()
 	cfg.IncludeInResponse = false
 	rd := &reader{}
-	rec, up := serve(t, get(), mustNew(t, cfg), rd, echo{})
+	rec, up := serve(t, get(), plugintest.Must(requestid.New(cfg))(t), rd, echo{})
 	if h := rec.Header().Get("X-Request-Id"); h != "" {
 		t.Errorf("response carries id %q with include_in_response false", h)
 	}
@@ -281,7 +273,7 @@ func TestFrom(t *testing.T) {
 		t.Errorf("From(empty) = %q", got)
 	}
 	rd := &reader{}
-	rec, up := serve(t, get(), mustNew(t, requestid.DefaultConfig()), rd, echo{})
+	rec, up := serve(t, get(), plugintest.Must(requestid.New(requestid.DefaultConfig()))(t), rd, echo{})
 	id := rec.Header().Get("X-Request-Id")
 	if rd.access != id || rd.log != id || up == nil || up.Header.Get("X-Request-Id") != id {
 		t.Errorf("response %q, access %q, log %q, upstream %+v", id, rd.access, rd.log, up)
@@ -403,7 +395,7 @@ func TestPropertyRequestID(t *testing.T) {
 	phasetest.Check(t, phasetest.Config{
 		Plugins: func(*phasetest.Env) []phases.Plugin {
 			seen = ""
-			return []phases.Plugin{mustNew(t, requestid.DefaultConfig()), logged{&seen}}
+			return []phases.Plugin{plugintest.Must(requestid.New(requestid.DefaultConfig()))(t), logged{&seen}}
 		},
 		Request: func(rt *rapid.T) *http.Request {
 			req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(`{"model":"m1"}`))
