@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +14,7 @@ import (
 	"github.com/phasegate/phasegate/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+var update = golden.Flag()
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 

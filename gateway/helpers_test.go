@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,10 +18,11 @@ import (
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
+	"github.com/phasegate/phasegate/golden"
 	"github.com/phasegate/phasegate/pluginsdk"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+var update = golden.Flag()
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 

@@ -1,14 +1,13 @@
 package golden_test
 
 import (
-	"flag"
 	"strings"
 	"testing"
 
 	"github.com/phasegate/phasegate/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite the transcripts from the code")
+var update = golden.Flag()
 
 // Each testdata/upper/*.txt holds an input, a line "----" and the output
 // expected for it; -update rewrites the outputs. (Compiled, not run: it

@@ -5,11 +5,41 @@
 package golden
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
+
+// Flag registers the -update flag on the command line, once per test
+// binary, and returns its value: a test package declares
+// var update = golden.Flag() and passes *update to File and Transcripts.
+// Nothing is registered until a package asks, so importing golden never
+// clashes with a flag of the importer's own.
+func Flag() *bool {
+	if f := flag.Lookup("update"); f != nil {
+		if u, ok := f.Value.(*updateFlag); ok {
+			return (*bool)(u)
+		}
+		panic("golden: another -update flag is already registered")
+	}
+	u := new(updateFlag)
+	flag.Var(u, "update", "rewrite golden files and transcripts under testdata/ from the code")
+	return (*bool)(u)
+}
+
+// updateFlag is the value of -update.
+type updateFlag bool
+
+func (u *updateFlag) String() string   { return strconv.FormatBool(bool(*u)) }
+func (u *updateFlag) IsBoolFlag() bool { return true }
+func (u *updateFlag) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	*u = updateFlag(v)
+	return err
+}
 
 // Transcripts runs every *.txt file of dir as a subtest: run turns the
 // part before "----" into the output, which must equal the part after it,

@@ -1,8 +1,10 @@
 package golden_test
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -29,5 +31,23 @@ func TestFile(t *testing.T) {
 	golden.File(t, path, "one\n", false)
 	if raw, _ := os.ReadFile(path); string(raw) != "one\n" {
 		t.Fatalf("wrote %q", raw)
+	}
+}
+
+// Flag registers -update once: later calls share the value, and setting
+// the flag sets it.
+func TestFlag(t *testing.T) {
+	if golden.Flag() != update {
+		t.Fatal("a second Flag call registered another value")
+	}
+	defer flag.Set("update", strconv.FormatBool(*update))
+	if err := flag.Set("update", "true"); err != nil || !*update {
+		t.Fatalf("-update=true: %v, value %v", err, *update)
+	}
+	if err := flag.Set("update", "false"); err != nil || *update {
+		t.Fatalf("-update=false: %v, value %v", err, *update)
+	}
+	if f := flag.Lookup("update"); f == nil || !f.Value.(interface{ IsBoolFlag() bool }).IsBoolFlag() {
+		t.Fatal("-update is not a boolean flag")
 	}
 }

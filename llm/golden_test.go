@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,13 +12,14 @@ import (
 	"testing"
 	"time"
 
+	goldenfiles "github.com/phasegate/phasegate/golden"
 	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/llm/anthropic"
 	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/sse"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/protocols")
+var update = goldenfiles.Flag()
 
 // protocolsDir holds the translation tables: one directory per case, with
 // the source as in.<protocol>.<ext> and, per other protocol, the expected

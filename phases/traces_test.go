@@ -1,15 +1,15 @@
 package phases_test
 
 import (
-	"flag"
 	"path/filepath"
 	"testing"
 
+	"github.com/phasegate/phasegate/golden"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/phases/phasetest"
 )
 
-var update = flag.Bool("update", false, "rewrite the journals of the testdata transcripts")
+var update = golden.Flag()
 
 // Each file under testdata/traces is a scenario in phasetest's syntax, a
 // line "----", and the journal the runner must produce for it:

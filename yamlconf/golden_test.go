@@ -2,7 +2,6 @@ package yamlconf_test
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,10 +11,11 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/phasegate/phasegate/golden"
 	"github.com/phasegate/phasegate/yamlconf"
 )
 
-var update = flag.Bool("update", false, "rewrite the expected output of the golden files in testdata/")
+var update = golden.Flag()
 
 // Golden files (testdata/*.txt) hold one case each: the YAML input, a line
 // "----", and the expected output. Directives are YAML comments in the
