@@ -2,14 +2,12 @@ package gateway
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/phasegate/phasegate/golden"
+	"github.com/phasegate/phasegate/internal/plugintest"
 	"github.com/phasegate/phasegate/pluginsdk"
 )
 
@@ -27,22 +26,7 @@ var update = golden.Flag()
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // syncBuffer collects log lines from concurrent requests.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer struct{ plugintest.LogBuffer }
 
 // lines returns the JSON log lines with message "access".
 func (b *syncBuffer) accessLines(t testing.TB) []map[string]any {

@@ -1,10 +1,13 @@
-// Package plugintest holds the helpers the built-in plugins' tests share:
-// building a plugin or a chain that must succeed, and chat-completions
-// request bodies. Only tests import it.
+// Package plugintest holds the helpers the plugin and gateway tests share:
+// building a plugin or a chain that must succeed, chat-completions request
+// bodies, and a log buffer safe for concurrent requests. Only tests import
+// it.
 package plugintest
 
 import (
+	"bytes"
 	"encoding/json"
+	"sync"
 	"testing"
 
 	"github.com/phasegate/phasegate/phases"
@@ -50,4 +53,25 @@ func ChatBody(model string, stream bool, msgs ...Msg) string {
 		panic(err) // a Msg always encodes
 	}
 	return string(b)
+}
+
+// LogBuffer is a log destination that concurrent requests may write to
+// while a test reads it.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what has been written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/phasegate/phasegate/internal/plugintest"
@@ -66,5 +68,22 @@ func TestChatBody(t *testing.T) {
 		if tc.got != tc.want {
 			t.Errorf("got %s, want %s", tc.got, tc.want)
 		}
+	}
+}
+
+func TestLogBufferConcurrent(t *testing.T) {
+	var b plugintest.LogBuffer
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				b.Write([]byte("x\n"))
+				_ = b.String()
+			}
+		})
+	}
+	wg.Wait()
+	if got := strings.Count(b.String(), "x\n"); got != 800 {
+		t.Errorf("%d lines, want 800", got)
 	}
 }

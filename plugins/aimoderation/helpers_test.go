@@ -1,7 +1,6 @@
 package aimoderation_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -344,19 +343,4 @@ func checkChunkRefusal(t *testing.T, ev, message, model string, u *usage) {
 }
 
 // logBuffer is a concurrency-safe log destination.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = plugintest.LogBuffer
