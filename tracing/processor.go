@@ -106,6 +106,7 @@ type processor struct {
 	failedSince  int                     // failed exports since the last report; worker only
 	shutdownOnce sync.Once
 	shutdownErr  error
+	stopErr      error // what the worker lost while draining at stop; read after done
 }
 
 type flushReq struct {
@@ -222,8 +223,8 @@ func (p *processor) Shutdown(ctx context.Context) error {
 		<-p.done
 		stopAfter()
 		p.cancelBase()
-		err := p.exp.Shutdown(ctx)
-		if ctx.Err() != nil {
+		err := errors.Join(p.stopErr, p.exp.Shutdown(ctx))
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 			err = errors.Join(ctx.Err(), err)
 		}
 		p.shutdownErr = err
@@ -246,10 +247,14 @@ func (p *processor) run() {
 		case <-timer.C:
 			_ = p.exportQueued(p.base) // an error here is the shutdown's, handled below
 		case req := <-p.flushes:
-			req.done <- p.exportQueued(req.ctx)
+			// A flush reports only its context's end: failed exports
+			// are counted and reported as they happen.
+			_ = p.exportQueued(req.ctx)
+			req.done <- req.ctx.Err()
 		case <-p.stop:
-			if p.exportQueued(p.stopCtx) != nil {
+			if err := p.exportQueued(p.stopCtx); err != nil {
 				p.dropQueued()
+				p.stopErr = err
 			}
 			return
 		}
@@ -258,18 +263,28 @@ func (p *processor) run() {
 }
 
 // exportQueued exports the spans queued now, in batches, with exports
-// bounded by ctx. It returns ctx's error if ctx ended first.
+// bounded by ctx. It returns ctx's error if ctx ended first, else the
+// first failed export's: an exporter may give up on its own deadline a
+// moment before ctx's timer fires.
 func (p *processor) exportQueued(ctx context.Context) error {
 	p.mu.Lock()
 	left := p.n
 	p.mu.Unlock()
+	var failed error
 	for left > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		left -= p.exportBatch(ctx)
+		k, err := p.exportBatch(ctx)
+		left -= k
+		if failed == nil {
+			failed = err
+		}
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return failed
 }
 
 // exportWhile exports batches while more(spans queued) holds.
@@ -281,14 +296,14 @@ func (p *processor) exportWhile(ctx context.Context, more func(int) bool) {
 		if !more(n) || ctx.Err() != nil {
 			return
 		}
-		p.exportBatch(ctx)
+		_, _ = p.exportBatch(ctx) // a failure is counted and reported there
 	}
 }
 
 // exportBatch exports up to batchSize of the oldest spans and removes them
 // from the queue, counting them as dropped if the export failed. The spans
 // stay in the queue, and count against its size, while they are exported.
-func (p *processor) exportBatch(ctx context.Context) int {
+func (p *processor) exportBatch(ctx context.Context) (int, error) {
 	p.mu.Lock()
 	k := min(p.n, p.batchSize)
 	for i := range k {
@@ -296,7 +311,7 @@ func (p *processor) exportBatch(ctx context.Context) int {
 	}
 	p.mu.Unlock()
 	if k == 0 {
-		return 0
+		return 0, nil
 	}
 
 	ectx, cancel := context.WithTimeout(ctx, p.timeout)
@@ -305,8 +320,9 @@ func (p *processor) exportBatch(ctx context.Context) int {
 	clear(p.batch)
 	p.batch = p.batch[:0]
 	if err != nil {
+		err = fmt.Errorf("tracing: exporting %d spans: %w", k, err)
 		p.drops.exportFailed.Add(float64(k))
-		p.failed(fmt.Errorf("tracing: exporting %d spans: %w", k, err))
+		p.failed(err)
 	}
 
 	p.mu.Lock()
@@ -316,7 +332,7 @@ func (p *processor) exportBatch(ctx context.Context) int {
 	p.head = (p.head + k) % len(p.queue)
 	p.n -= k
 	p.mu.Unlock()
-	return k
+	return k, err
 }
 
 // dropQueued drops and counts every span still queued.
