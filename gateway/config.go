@@ -127,7 +127,8 @@ type MetricsConfig struct {
 	MaxModelsPerRoute int `yaml:"max_models_per_route"`
 }
 
-// MockLLMConfig starts the built-in mock LLM in-process.
+// MockLLMConfig is the mock_llm block: `phasegate run` starts the built-in
+// mock LLM in-process before the gateway; the gateway itself ignores it.
 type MockLLMConfig struct {
 	Listen string `yaml:"listen"`
 	// ModerationWords are flagged by the mock's /v1/moderations.

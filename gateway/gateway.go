@@ -16,7 +16,6 @@ import (
 	"github.com/phasegate/phasegate/forward"
 	"github.com/phasegate/phasegate/internal/canonpath"
 	"github.com/phasegate/phasegate/metrics"
-	"github.com/phasegate/phasegate/mockllm"
 	"github.com/phasegate/phasegate/pluginsdk"
 )
 
@@ -54,7 +53,6 @@ type Gateway struct {
 	mu       sync.Mutex // guards the servers below
 	data     *http.Server
 	admin    *http.Server
-	mock     *mockllm.Server
 	dataAddr net.Addr
 	adminAdr net.Addr
 	serveErr chan error
@@ -176,8 +174,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Metrics returns the gateway's metric set.
 func (g *Gateway) Metrics() *metrics.Set { return g.deps.metrics }
 
-// Start listens on the config's data-plane and admin addresses (and starts
-// the mock LLM when configured) and serves in the background. Use Addr and
+// Start listens on the config's data-plane and admin addresses and serves
+// in the background; it does not start the mock LLM (cmd/phasegate does). Use Addr and
 // AdminAddr to learn the addresses when the config asked for port 0.
 func (g *Gateway) Start() error {
 	g.mu.Lock()
@@ -186,29 +184,14 @@ func (g *Gateway) Start() error {
 		return errors.New("gateway: already started")
 	}
 	cfg := g.Config()
-	var closers []func()
-	fail := func(err error) error {
-		for _, c := range closers {
-			c()
-		}
-		return err
-	}
-	if cfg.MockLLM != nil {
-		mock, err := mockllm.Start(cfg.MockLLM.Listen, mockllm.Options{ModerationWords: cfg.MockLLM.ModerationWords})
-		if err != nil {
-			return fail(fmt.Errorf("mock LLM: %w", err))
-		}
-		g.mock = mock
-		closers = append(closers, func() { _ = mock.Close(); g.mock = nil })
-	}
 	dl, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fail(fmt.Errorf("listen: %w", err))
+		return fmt.Errorf("listen: %w", err)
 	}
-	closers = append(closers, func() { _ = dl.Close() })
 	al, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
-		return fail(fmt.Errorf("admin listen: %w", err))
+		_ = dl.Close()
+		return fmt.Errorf("admin listen: %w", err)
 	}
 	g.dataAddr, g.adminAdr = dl.Addr(), al.Addr()
 	client := g.state.Load().client
@@ -258,10 +241,10 @@ func (g *Gateway) Err() <-chan error { return g.serveErr }
 
 // Shutdown stops accepting connections and waits for requests in flight to
 // finish until ctx is done; then it closes whatever is left. The admin
-// listener and the mock LLM stop after the data plane has drained.
+// listener stops after the data plane has drained.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
-	data, admin, mock := g.data, g.admin, g.mock
+	data, admin := g.data, g.admin
 	g.mu.Unlock()
 	if data == nil {
 		return nil
@@ -271,9 +254,6 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		_ = data.Close()
 	}
 	_ = admin.Close()
-	if mock != nil {
-		_ = mock.Close()
-	}
 	if t, ok := g.opts.Transport.(*http.Transport); ok {
 		t.CloseIdleConnections()
 	}

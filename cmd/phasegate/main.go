@@ -178,6 +178,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
+	mock, err := startMock(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "phasegate:", err)
+		return exitFailure
+	}
+	if mock != nil {
+		// Closes after shutdown has drained the data plane, which may still
+		// be streaming from the mock.
+		defer mock.Close()
+	}
 	// The binary's registry also carries the Go runtime and process
 	// collectors (goroutines, heap, RSS), which the soak test and operators
 	// read; an embedding program decides that for itself.
@@ -213,6 +223,20 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			reload(g, *file, log)
 		}
 	}
+}
+
+// startMock starts the mock LLM when cfg has a mock_llm block (the demo
+// does), so its routes have an upstream before the first request; nil
+// when none is configured.
+func startMock(cfg *gateway.Config) (*mockllm.Server, error) {
+	if cfg.MockLLM == nil {
+		return nil, nil
+	}
+	mock, err := mockllm.Start(cfg.MockLLM.Listen, mockllm.Options{ModerationWords: cfg.MockLLM.ModerationWords})
+	if err != nil {
+		return nil, fmt.Errorf("mock LLM: %w", err)
+	}
+	return mock, nil
 }
 
 // reload applies the config file again; a bad file changes nothing.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/phasegate/phasegate/fsm"
+	"github.com/phasegate/phasegate/mockllm"
 )
 
 var binary string
@@ -292,5 +294,61 @@ func TestSIGHUPReloads(t *testing.T) {
 	_ = p.cmd.Process.Signal(syscall.SIGINT)
 	if code := p.wait(t); code != 0 {
 		t.Fatalf("exit status %d", code)
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on at the moment.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// run starts the mock LLM of the mock_llm block with its moderation words
+// before serving, and stops it on exit: the gateway library does not.
+func TestRunStartsTheMockLLM(t *testing.T) {
+	mock := freeAddr(t)
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0 }
+mock_llm: { listen: %q, moderation_words: [zebra] }
+routes:
+  - id: mock
+    uri: /v1/*
+    upstream: { nodes: { %q: 1 }, timeout: 10s }
+`, mock, mock)
+	p := start(t, writeFile(t, "c.yaml", cfg))
+	addr := p.await(t, "phasegate serving")["listen"].(string)
+	post := func(path, body string) string {
+		t.Helper()
+		resp, err := http.Post("http://"+addr+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST %s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	chat := post(mockllm.PathChatCompletions, `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+	if !strings.Contains(chat, mockllm.DefaultCompletionText) {
+		t.Fatalf("chat through the mock: %s", chat)
+	}
+	if mod := post(mockllm.PathModerations, `{"input":"a zebra"}`); !strings.Contains(mod, `"flagged":true`) {
+		t.Fatalf("moderation_words not passed to the mock: %s", mod)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	if c, err := net.DialTimeout("tcp", mock, time.Second); err == nil {
+		c.Close()
+		t.Fatal("the mock LLM still listens after the gateway exited")
 	}
 }
