@@ -14,7 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/phasegate/phasegate/forward"
-	"github.com/phasegate/phasegate/internal/canonpath"
+	"github.com/phasegate/phasegate/gateway/internal/canonpath"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/pluginsdk"
 )

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/phasegate/phasegate/internal/canonpath"
+	"github.com/phasegate/phasegate/gateway/internal/canonpath"
 	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
 )

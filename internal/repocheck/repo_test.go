@@ -13,7 +13,8 @@ import (
 // moduleRoot is two levels up from this package.
 const moduleRoot = "../.."
 
-// packages returns every directory of the module holding non-test Go files.
+// packages returns every directory of the module holding non-test Go files;
+// a directory with its own go.mod is another module and is skipped.
 func packages(t *testing.T) []string {
 	t.Helper()
 	var dirs []string
@@ -23,6 +24,11 @@ func packages(t *testing.T) []string {
 		}
 		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "bin") && path != moduleRoot {
 			return filepath.SkipDir
+		}
+		if d.IsDir() && path != moduleRoot {
+			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil {
+				return filepath.SkipDir
+			}
 		}
 		if !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
 			dir := filepath.Dir(path)
