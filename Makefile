@@ -31,9 +31,12 @@ build: ## build bin/phasegate
 run: build ## serve the embedded demo: mock LLM + chat route on 127.0.0.1:9080, admin on :9091
 	./$(BIN) run
 
-test: test-deps ## go vet, then every test with -race: property tests at CI size, fuzz seeds, goleak, real Redis
+test: test-deps ## go vet, then every test with -race: property tests at CI size, fuzz seeds, goleak, real Redis; then examples/tokencount's module
 	$(GO) vet ./...
 	PHASEGATE_REQUIRE_REDIS=1 RAPID_CHECKS=$(RAPID_CHECKS) $(GO) test -race -count=1 ./...
+	@# The external example is its own module (go test ./... above skips it): tidy, vet, test.
+	cd examples/tokencount && export GOWORK=off && $(GO) mod tidy -diff && $(GO) vet ./... && \
+	  RAPID_CHECKS=$(RAPID_CHECKS) $(GO) test -race -count=1 ./...
 
 # The Redis store's tests run a real redis-server; install Debian's package
 # when it is missing (CI runs as root), and say nothing when it is there.
