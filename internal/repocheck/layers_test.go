@@ -26,7 +26,7 @@ type layer struct {
 // (docs/writing-plugins.md). A new package gets a row here.
 var layers = []layer{
 	{"leaves: import nothing of this module but each other", []string{
-		"fsm/testhook", "golden", "sse", "yamlconf", "httpx", "metrics", "ratelimit", "tracing",
+		"fsm/testhook", "golden", "sse", "yamlconf", "httpx", "metrics", "ratelimit", "tracing", "forward/wrr",
 		"internal/logbuf", "internal/redistest", "internal/otlptest",
 	}},
 	{"state machine", []string{"fsm", "fsm/fsmtest"}},
@@ -37,9 +37,9 @@ var layers = []layer{
 	}},
 	{"plugins", []string{"plugins/..."}},
 	{"gateway", []string{"gateway", "gateway/internal/canonpath"}},
-	// Test upstreams sit above the gateway so that it cannot import them:
-	// tests, the binary and the benchmarks can.
-	{"test upstreams", []string{"mockllm", "llm/provider/providertest"}},
+	// Test upstreams and helpers sit above the gateway so that it cannot
+	// import them: tests, the binary and the benchmarks can.
+	{"test upstreams and helpers", []string{"mockllm", "llm/provider/providertest", "internal/plugintest"}},
 	{"commands", []string{"cmd/..."}},
 	{"tools and examples", []string{"bench/...", "examples/...", "internal/mutate", "internal/repocheck"}},
 }
