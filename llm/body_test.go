@@ -1,8 +1,6 @@
 package llm_test
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -14,37 +12,13 @@ import (
 	"github.com/phasegate/phasegate/phases"
 )
 
-// reader is an access hook that refuses what llm.ReadRequest refuses and
-// echoes the parsed model otherwise.
-type reader struct{}
-
-func (reader) Name() string { return "reader" }
-
-func (reader) Access(_ context.Context, r *phases.Request) phases.Exit {
-	_, model, ex := llm.ReadRequest(r, func(b []byte) (string, error) {
-		var v struct{ Model string }
-		if err := json.Unmarshal(b, &v); err != nil {
-			return "", errors.New("body: not a JSON object")
-		}
-		return v.Model, nil
-	})
-	if ex.Exited() {
-		return ex
-	}
-	return phases.Reply(http.StatusOK, nil, []byte(model))
-}
-
-func (reader) Upstream(context.Context, *phases.Request) (*phases.Response, error) {
-	return &phases.Response{Status: http.StatusTeapot}, nil
-}
-
 // failing is a request body whose read fails.
 type failing struct{}
 
 func (failing) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
 
 func TestReadRequest(t *testing.T) {
-	c, err := phases.NewChain(phases.Options{MaxRequestBodyBytes: 32}, reader{})
+	c, err := phases.NewChain(phases.Options{MaxRequestBodyBytes: 32}, guard{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,11 +29,11 @@ func TestReadRequest(t *testing.T) {
 		wantStatus int
 		wantBody   string
 	}{
-		{"ok", strings.NewReader(`{"model":"m"}`), 13, 200, "m"},
+		{"ok", strings.NewReader(`{"model":"m"}`), 13, 200, "model m"},
 		{"declared too large", strings.NewReader(strings.Repeat("x", 33)), 33, 413, llm.MsgTooLarge},
 		{"chunked too large", strings.NewReader(strings.Repeat("x", 40)), -1, 413, llm.MsgTooLarge},
 		{"unreadable", failing{}, -1, 400, llm.MsgUnreadable},
-		{"does not parse", strings.NewReader(`[1]`), 3, 400, "body: not a JSON object"},
+		{"does not parse", strings.NewReader(`[1]`), 3, 400, "request body must be a JSON object"},
 	} {
 		req := httptest.NewRequest(http.MethodPost, "/", tc.body)
 		req.ContentLength = tc.length
