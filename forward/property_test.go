@@ -77,8 +77,8 @@ func (b *behaviours) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // proxy, against an upstream whose behaviour is drawn per path, keep the
 // lifecycle's rules; and every upstream request ends with its path.
 func TestPropertyProxyKeepsTheRules(t *testing.T) {
-	// Upstreams that never answer time out quickly; those that answer get
-	// a timeout no loaded machine can reach, so that they never time out.
+	// Upstreams that never answer time out quickly; those that answer or
+	// refuse get a timeout no loaded machine can reach.
 	const timeout, ample = 25 * time.Millisecond, 10 * time.Second
 	b := &behaviours{}
 	up := httptest.NewServer(b)
@@ -93,7 +93,9 @@ func TestPropertyProxyKeepsTheRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead, err := forward.New(forward.Config{Nodes: map[string]int{deadAddr(t): 1}, Timeout: timeout}, transport)
+	// A refused dial fails at once: a short timeout would only let a loaded
+	// machine turn the refusal into a timeout.
+	dead, err := forward.New(forward.Config{Nodes: map[string]int{deadAddr(t): 1}, Timeout: ample}, transport)
 	if err != nil {
 		t.Fatal(err)
 	}
