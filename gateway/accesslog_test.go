@@ -5,6 +5,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/phasegate/phasegate/llm/provider/providertest"
+	"github.com/phasegate/phasegate/mockllm"
+	"github.com/phasegate/phasegate/plugins/aimoderation"
 )
 
 var contractFields = []string{
@@ -65,6 +69,35 @@ routes:
 	for _, secret := range []string{"sk-alice-secret-key", "sk-upstream-token", "sk-wrong-guess", "sk-cookie"} {
 		if strings.Contains(tg.log.String(), secret) {
 			t.Errorf("the log contains the credential %q:\n%s", secret, tg.log.String())
+		}
+	}
+}
+
+// ai-content-moderation's verdict reaches the access line as "moderation"
+// through its LogFields: the gateway knows no plugin by name.
+func TestAccessLogCarriesTheModerationVerdict(t *testing.T) {
+	mock := providertest.StartMock(t)
+	tg := newTestGateway(t, aiConfig(mock.URL(), failing(t)))
+	for i, tc := range []struct {
+		stream  bool
+		content string
+		status  int
+		verdict any
+	}{
+		// A realtime check that passes gives no verdict (only final_packet
+		// mode records "passed"): the line has no field.
+		{false, "Gardening is calm and slow work.", 200, nil},
+		{false, "Sure. First, kill the weeds at the root.", 400, aimoderation.VerdictRefused},
+		{true, "Gardening is calm and slow work, and then you kill the aphids", 200, aimoderation.VerdictRefused},
+	} {
+		resp, body := chat(t, tg.url("/v1/chat/completions"), tc.stream, map[string]string{mockllm.HeaderContent: tc.content, mockllm.HeaderChunks: "4"})
+		if resp.StatusCode != tc.status {
+			t.Fatalf("%q: %d %s", tc.content, resp.StatusCode, body)
+		}
+		// Each line is awaited before the next request, so lines[i] is this one's.
+		line := tg.log.waitAccessLines(t, i+1)[i]
+		if line["moderation"] != tc.verdict {
+			t.Errorf("%q: moderation %v, want %v: %v", tc.content, line["moderation"], tc.verdict, line)
 		}
 	}
 }
