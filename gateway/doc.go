@@ -8,8 +8,8 @@
 // zerolog logger, a plugin Registry so that programs add their own plugins by
 // name). Reload swaps in a new config atomically: requests in flight finish
 // on the config they started with, and an invalid config changes nothing.
-// Start and Shutdown run the data-plane, admin and (optionally) mock LLM
-// listeners for the standalone binary.
+// Start and Shutdown run the data-plane and admin listeners for the
+// standalone binary (which starts the mock LLM of a mock_llm block itself).
 //
 // Every request, including a 404, runs through a chain of plugins on the
 // lifecycle machine, so the active-requests gauge (a binding acquired on

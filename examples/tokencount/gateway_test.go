@@ -127,4 +127,3 @@ func gathered(t *testing.T, reg *prometheus.Registry, name, route, consumer stri
 	}
 	return -1
 }
-
