@@ -160,6 +160,25 @@ routes:
 	if err := shutdown(); err != nil {
 		t.Fatal(err)
 	}
+	// A second Shutdown changes nothing, and a request handed to the
+	// gateway as an http.Handler afterwards gets a 503 instead of hanging.
+	if err := shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		tg.Gateway.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/fast", nil))
+		done <- rec.Code
+	}()
+	select {
+	case code := <-done:
+		if code != http.StatusServiceUnavailable {
+			t.Errorf("a request after Shutdown got %d, want 503", code)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("a request after Shutdown hangs")
+	}
 	for gen := 1; gen <= 2; gen++ {
 		if b, c, early := rec.get(rec.built, gen), rec.get(rec.closed, gen), rec.get(rec.closedInFlight, gen); c != b || early != 0 {
 			t.Errorf("generation %d: built %d, closed %d (%d while a request ran)", gen, b, c, early)

@@ -56,7 +56,12 @@ type Gateway struct {
 	dataAddr net.Addr
 	adminAdr net.Addr
 	serveErr chan error
+
+	released atomic.Bool // Shutdown gave back the current config's hold
 }
+
+// errShutDown answers a request handed to a gateway after its Shutdown.
+var errShutDown = []byte(`{"error":{"message":"the gateway is shut down","type":"service_unavailable","code":503}}`)
 
 // New builds a gateway serving cfg (from LoadConfig). It starts no
 // listener: use it as an http.Handler, or call Start.
@@ -149,7 +154,17 @@ func (g *Gateway) Reload(cfg *Config) error {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := g.state.Load()
 	for !st.acquire() {
-		st = g.state.Load() // retired between the load and the hold
+		next := g.state.Load()
+		if next == st {
+			// Retired by Shutdown, not replaced by a reload: its plugins
+			// are closed, so nothing can serve the request.
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write(errShutDown)
+			return
+		}
+		st = next // retired by a reload between the load and the hold
 	}
 	defer st.release(g.deps.log)
 	chain := st.notFound
@@ -257,9 +272,10 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if t, ok := g.opts.Transport.(*http.Transport); ok {
 		t.CloseIdleConnections()
 	}
-	if err == nil {
+	if err == nil && g.released.CompareAndSwap(false, true) {
 		// Drained: the current plugins close once a request that is still
-		// running (the drain gave up on none) has ended.
+		// running (the drain gave up on none) has ended. Only once: a
+		// second Shutdown must not give back a hold it does not have.
 		g.state.Load().release(g.deps.log)
 	}
 	return err
