@@ -203,32 +203,24 @@ func (s Scenario) String() string {
 	b.WriteByte('\n')
 	c := s.Client
 	b.WriteString("client")
-	quiet := true
-	if c.FailHeader {
-		b.WriteString(" fail-header")
-		quiet = false
+	before := b.Len()
+	flag := func(on bool, name string) {
+		if on {
+			b.WriteString(" " + name)
+		}
 	}
-	if c.FailWrite >= 0 {
-		fmt.Fprintf(&b, " fail-write=%d", c.FailWrite)
-		quiet = false
+	at := func(n int, name string) { // -1: never
+		if n >= 0 {
+			fmt.Fprintf(&b, " %s=%d", name, n)
+		}
 	}
-	if c.PanicHeader {
-		b.WriteString(" panic-header")
-		quiet = false
-	}
-	if c.PanicWrite >= 0 {
-		fmt.Fprintf(&b, " panic-write=%d", c.PanicWrite)
-		quiet = false
-	}
-	if c.StallBody {
-		b.WriteString(" stall-body")
-		quiet = false
-	}
-	if c.TimeoutWrite >= 0 {
-		fmt.Fprintf(&b, " timeout-write=%d", c.TimeoutWrite)
-		quiet = false
-	}
-	if quiet {
+	flag(c.FailHeader, "fail-header")
+	at(c.FailWrite, "fail-write")
+	flag(c.PanicHeader, "panic-header")
+	at(c.PanicWrite, "panic-write")
+	flag(c.StallBody, "stall-body")
+	at(c.TimeoutWrite, "timeout-write")
+	if b.Len() == before {
 		b.WriteString(" stays")
 	}
 	b.WriteByte('\n')
