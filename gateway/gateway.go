@@ -15,6 +15,7 @@ import (
 
 	"github.com/phasegate/phasegate/forward"
 	"github.com/phasegate/phasegate/gateway/internal/canonpath"
+	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/pluginsdk"
 )
@@ -61,7 +62,7 @@ type Gateway struct {
 }
 
 // errShutDown answers a request handed to a gateway after its Shutdown.
-var errShutDown = []byte(`{"error":{"message":"the gateway is shut down","type":"service_unavailable","code":503}}`)
+var errShutDown = openai.ErrorBody("the gateway is shut down", "service_unavailable", http.StatusServiceUnavailable)
 
 // New builds a gateway serving cfg (from LoadConfig). It starts no
 // listener: use it as an http.Handler, or call Start.
