@@ -66,7 +66,7 @@ func ExampleAppendHTTPMethod() {
 	for _, m := range []string{"POST", "BREW"} {
 		fmt.Printf("%q:", tracing.ServerSpanName(m, "chat"))
 		for _, kv := range tracing.AppendHTTPMethod(nil, m) {
-			fmt.Printf(" %s=%s", kv.Key, kv.Value.Emit())
+			fmt.Printf(" %s=%s", kv.Key, kv.Value.String())
 		}
 		fmt.Println()
 	}
