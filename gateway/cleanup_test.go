@@ -197,3 +197,73 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A Shutdown whose drain runs out of time still closes the io.Closer
+// plugins: once the request it gave up on has ended, and never while it
+// runs.
+func TestPluginsClosedAfterShutdownDeadline(t *testing.T) {
+	rec := &closeRecord{built: map[int]int{}, closed: map[int]int{}, closedInFlight: map[int]int{}, inFlight: map[int]int{}}
+	registry := plugins.Builtins()
+	registry.Register(pluginsdk.Typed(pluginsdk.Spec{Name: "close-probe"},
+		func() probeConfig { return probeConfig{} },
+		func(c probeConfig, env pluginsdk.Env) (phases.Plugin, error) {
+			rec.mu.Lock()
+			rec.built[c.Gen]++
+			rec.mu.Unlock()
+			return &closeProbe{gen: c.Gen, rec: rec}, nil
+		}))
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		io.WriteString(w, "done")
+	}))
+	defer slow.Close()
+	defer free()
+	tg := buildTestGateway(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0 }
+routes:
+  - id: r
+    uri: /*
+    plugins: { close-probe: { gen: 1 } }
+    upstream: { nodes: { %q: 1 }, timeout: 10s }
+`, slow.Listener.Addr().String()), registry)
+	if err := tg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	inFlight := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(tg.url("/slow"))
+		if err == nil {
+			resp.Body.Close()
+		}
+		inFlight <- err
+	}()
+	<-arrived
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := tg.Shutdown(ctx); err == nil {
+		t.Fatal("Shutdown drained a request that was still waiting for its upstream")
+	}
+	<-inFlight // the connection is closed under the client
+	time.Sleep(50 * time.Millisecond)
+	if n := rec.get(rec.closed, 1); n != 0 && rec.get(rec.closedInFlight, 1) != 0 {
+		t.Fatal("the plugin was closed while the request it serves still ran")
+	}
+	free() // the upstream answers; the abandoned request ends
+	waitFor(t, func() bool { return rec.get(rec.closed, 1) == 1 }, "the plugin closed after the abandoned request ended")
+	if early := rec.get(rec.closedInFlight, 1); early != 0 {
+		t.Errorf("closed %d times while a request ran", early)
+	}
+	if err := tg.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := rec.get(rec.closed, 1); n != 1 {
+		t.Errorf("closed %d times, want once", n)
+	}
+}

@@ -257,7 +257,8 @@ func (g *Gateway) Err() <-chan error { return g.serveErr }
 
 // Shutdown stops accepting connections and waits for requests in flight to
 // finish until ctx is done; then it closes whatever is left. The admin
-// listener stops after the data plane has drained.
+// listener stops after the data plane has drained. io.Closer plugins are
+// closed when the last request running on them ends, drained or not.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
 	data, admin := g.data, g.admin
@@ -273,10 +274,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if t, ok := g.opts.Transport.(*http.Transport); ok {
 		t.CloseIdleConnections()
 	}
-	if err == nil && g.released.CompareAndSwap(false, true) {
-		// Drained: the current plugins close once a request that is still
-		// running (the drain gave up on none) has ended. Only once: a
-		// second Shutdown must not give back a hold it does not have.
+	if g.released.CompareAndSwap(false, true) {
+		// The current plugins close once the last request running on them
+		// has ended, which after a drain that ran out of time is a request
+		// it gave up on. Only once: a second Shutdown must not give back a
+		// hold it does not have.
 		g.state.Load().release(g.deps.log)
 	}
 	return err
