@@ -176,6 +176,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case rt != nil && p.EncodedSlash && !rt.allowEncodedSlashes:
 			chain = rt.badPath
+			// Logged as sent: decoded, /a%2Fb would read as /a/b.
+			r.URL.Path, r.URL.RawPath = r.URL.EscapedPath(), ""
 		default:
 			if rt != nil {
 				chain = rt.chain

@@ -183,6 +183,9 @@ func TestPathGamesDoNotBypassRoutes(t *testing.T) {
 		if c.status == 400 && (line["exit_plugin"] != "router" || line["cause"] != "exit") {
 			t.Errorf("%s: access line %v, want an exit of the router", c.target, line)
 		}
+		if c.status == 400 && c.route != "" && strings.Contains(c.target, "%") && line["path"] != c.target {
+			t.Errorf("%s: access line path %q, want the path as sent", c.target, line["path"])
+		}
 	}
 	if got := testutil.ToFloat64(tg.Metrics().HTTPRequests.WithLabelValues("", "400")); got != 4 {
 		t.Errorf(`phasegate_http_requests_total{route="",code="400"} = %v, want 4`, got)
