@@ -118,6 +118,7 @@ func build(cfg *Config, d deps) (*state, error) {
 				upstreams = append(upstreams, upstreamBlock)
 			}
 		}
+		plugins = withDoor(plugins)
 		if msg := upstreamProblem(upstreams); msg != "" {
 			ps.Add(cfg.problem(path, "%s", msg))
 			continue

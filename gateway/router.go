@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/phasegate/phasegate/gateway/internal/canonpath"
+	"github.com/phasegate/phasegate/llm/door"
 	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
 )
@@ -146,6 +147,9 @@ func (n notFound) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	p, err := canonpath.FromURL(r.URL)
 	if err != nil || p.EncodedSlash {
 		return pathError(err)
+	}
+	if _, _, ok := door.ByPath(p.Path); ok {
+		door.Enter(r, door.Auto) // the 404 in the protocol the path names
 	}
 	_, allowed := n.router.match(r.Method, r.Host, p.Route)
 	if len(allowed) == 0 {

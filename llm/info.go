@@ -31,6 +31,11 @@ type Info struct {
 	TTFT time.Duration
 	// Attempts counts upstream attempts (more than one after fallbacks).
 	Attempts int
+	// ClientProtocol is the protocol the client speaks (its door);
+	// ProviderProtocol the one the serving instance speaks, once an
+	// attempt began ("" before).
+	ClientProtocol   Protocol
+	ProviderProtocol Protocol
 }
 
 // InfoKey is the key of a request's *Info.

@@ -121,3 +121,12 @@ func Typed[C any](s Spec, defaults func() C, build func(cfg C, env Env) (phases.
 func ConfigError(plugin string, errs []FieldError) error {
 	return yamlconf.JoinFieldErrors(plugin, errs)
 }
+
+// ClientProtocol is implemented by a plugin that chooses the protocol a
+// route's clients speak (ai-proxy's client_protocol). Before any plugin of
+// the route runs, the gateway has it enter each request's door, setting
+// the request's Renderer, so that every exit of the route (key-auth's 401
+// as much as the framework's 413) is answered in that protocol.
+type ClientProtocol interface {
+	EnterDoor(r *phases.Request)
+}

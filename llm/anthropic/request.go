@@ -531,3 +531,14 @@ func appendTools(b []byte, r *llm.Request) ([]byte, error) {
 	}
 	return append(b, '}'), nil
 }
+
+// RequestFields lists the top-level fields a Messages request body is read
+// by, for a check that the body has a single reading
+// (openai.CheckSingleReading).
+func RequestFields() []string {
+	names := make([]string, len(requestFields))
+	for i := range requestFields {
+		names[i] = requestFields[i].Name
+	}
+	return names
+}

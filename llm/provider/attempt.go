@@ -17,6 +17,7 @@ import (
 	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/httpx"
 	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/door"
 	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
@@ -101,12 +102,9 @@ func (p *Proxy) Serve(ctx context.Context, r *phases.Request, next func() *Insta
 	}
 	if !sameBytes(body, c.body) {
 		// A later access hook replaced the body: take its model and stream.
-		req, err := openai.ParseChatRequest(body)
-		if err != nil {
+		if err := c.reread(body); err != nil {
 			return nil, &phases.ExitError{Exit: llm.Refuse(http.StatusBadRequest, err.Error())}
 		}
-		c.body, c.clientModel, c.stream = body, req.Model, req.Stream
-		c.info.Stream = req.Stream
 	}
 
 	var kept *phases.Response // the last answer left for a fallback
@@ -189,9 +187,30 @@ func (c *call) begin(a *attempt) {
 // use makes a the attempt whose answer the client gets, as LLMInfo
 // describes it, its usage not known yet. Serve also uses it to restore a
 // failed attempt whose answer is returned after all.
+// reread reads a body a hook replaced after access.
+func (c *call) reread(body []byte) error {
+	if c.door.Protocol == llm.OpenAIChat {
+		req, err := openai.ParseChatRequest(body)
+		if err != nil {
+			return err
+		}
+		c.req, c.clientModel, c.stream = nil, req.Model, req.Stream
+	} else {
+		req, err := door.Decode(c.door.Protocol, body)
+		if err != nil {
+			return err
+		}
+		c.req, c.clientModel, c.stream = req, req.Model, req.Stream && !c.door.CountTokens
+	}
+	c.body = body
+	c.info.Stream = c.stream
+	return nil
+}
+
 func (c *call) use(a *attempt) {
 	c.final = a
 	c.info.Instance = a.in.name
+	c.info.ProviderProtocol = a.in.protocol
 	c.info.Model = a.model
 	c.info.UsageKnown = false
 	c.info.PromptTokens, c.info.CompletionTokens = 0, 0
@@ -207,23 +226,22 @@ func (c *call) use(a *attempt) {
 // the cancelled call returned. On error, the attempt's scope is closed
 // before do returns; otherwise the response body's Close closes it.
 func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call, body []byte) (*phases.Response, error) {
+	if c.door.CountTokens && in.protocol != llm.AnthropicMessages {
+		return c.estimate(in), nil
+	}
 	a := &attempt{in: in, model: in.Model(c.clientModel)}
 	if err := in.admit(ctx, r, a); err != nil {
 		return nil, err
 	}
 	c.begin(a)
-	payload, err := openai.Rewrite(body, in.options, true)
+	payload, err := c.payload(in, body, a.model)
 	if err != nil {
 		a.close()
-		var re *openai.RequestError
-		if errors.As(err, &re) {
-			return nil, &phases.ExitError{Exit: phases.Error(http.StatusBadRequest, "invalid_request_error", re.Error())}
-		}
-		return nil, &phases.ExitError{Exit: phases.Error(http.StatusInternalServerError, "internal_error", "the request could not be rewritten for the upstream")}
+		return nil, payloadExit(err)
 	}
 	actx, cancel := context.WithCancelCause(ctx)
 	actx, watch := forward.WatchResponse(actx, http.MethodPost)
-	out, err := in.outgoing(actx, r, payload)
+	out, err := in.outgoing(actx, r, payload, c.door.CountTokens)
 	if err != nil {
 		cancel(err)
 		a.close()
@@ -266,10 +284,12 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 	if resp.StatusCode < http.StatusBadRequest && httpx.IsSSE(header) {
 		a.sse = true
 		header.Del("Content-Length")
+		body := in.newStream(actx, cancel, timer, resp.Body, a, c)
+		body.follow()
 		return &phases.Response{
 			Status: resp.StatusCode,
 			Header: header,
-			Body:   in.newStream(actx, cancel, timer, resp.Body, a, c),
+			Body:   body,
 			SSE:    true,
 		}, nil
 	}
@@ -289,10 +309,9 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 		a.close()
 		return nil, err
 	}
-	if resp.StatusCode < http.StatusBadRequest {
-		if u, ok := openai.ParseUsage(data); ok {
-			c.setUsage(u)
-		}
+	if data, err = c.whole(in, resp.StatusCode, header, data); err != nil {
+		a.close()
+		return nil, err
 	}
 	if bodyAllowed(resp.StatusCode) {
 		header.Set("Content-Length", strconv.Itoa(len(data)))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/sse"
@@ -50,12 +51,22 @@ type streamBody struct {
 	err     error  // sticky: returned by every later Next
 	closed  bool   //
 	scratch []byte // delta text of the current event, until the first token
+
+	// The events of a stream not in Chat on both sides (translate.go).
+	tr       *llm.StreamTranslator
+	pass     bool   // the events are passed on as they are, tr only follows them
+	out      []byte // tr's output buffer
+	queue    []byte // translated events not yet handed on
+	finished bool   // the upstream stream has ended
 }
 
 // Next returns the next event, io.EOF at the end of the stream, a
 // *phases.ExitError when a cap ends the stream, a *TimeoutError when the
 // upstream stalls, or the error that broke the stream.
 func (b *streamBody) Next() (phases.Chunk, error) {
+	if b.tr != nil {
+		return b.nextEvents()
+	}
 	if b.err != nil {
 		return phases.Chunk{}, b.err
 	}
@@ -118,7 +129,7 @@ func (b *streamBody) translate(err error) error {
 // content, and the usage of the usage chunk. The text itself is not kept.
 func (b *streamBody) observe(ev sse.Event) {
 	data := ev.Data
-	if len(data) == 0 || sse.IsDone(ev) {
+	if len(data) == 0 || sse.IsDone(ev) || b.in.protocol != llm.OpenAIChat {
 		return
 	}
 	if !b.a.firstToken {

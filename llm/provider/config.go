@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/phasegate/phasegate/httpx"
+	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/door"
 	"github.com/phasegate/phasegate/pluginsdk"
 	"github.com/phasegate/phasegate/yamlconf"
 )
@@ -21,10 +23,31 @@ const (
 	// ProviderOpenAICompatible is any server speaking OpenAI's
 	// chat-completions API; its endpoint is required.
 	ProviderOpenAICompatible = "openai-compatible"
+	// ProviderAnthropic speaks Anthropic Messages: the endpoint defaults
+	// to DefaultAnthropicEndpoint, and every request carries an
+	// anthropic-version header (the client's, else
+	// DefaultAnthropicVersion). Its key goes in auth.header as x-api-key.
+	ProviderAnthropic = "anthropic"
 )
 
 // DefaultOpenAIEndpoint is the endpoint of provider openai.
 const DefaultOpenAIEndpoint = "https://api.openai.com/v1/chat/completions"
+
+// DefaultAnthropicEndpoint is the endpoint of provider anthropic.
+const DefaultAnthropicEndpoint = "https://api.anthropic.com/v1/messages"
+
+// DefaultAnthropicVersion is the anthropic-version header sent to provider
+// anthropic when the client sends none.
+const DefaultAnthropicVersion = "2023-06-01"
+
+// Protocol returns the protocol a provider speaks (Chat for an unknown
+// one).
+func Protocol(provider string) llm.Protocol {
+	if provider == ProviderAnthropic {
+		return llm.AnthropicMessages
+	}
+	return llm.OpenAIChat
+}
 
 // Defaults of Config's optional fields.
 const (
@@ -39,10 +62,13 @@ type Config struct {
 	// Name is the instance's name: the instance label of the LLM metrics
 	// and LLMInfo.Instance ("ai-proxy" for ai-proxy).
 	Name string
-	// Provider is ProviderOpenAI or ProviderOpenAICompatible.
+	// Provider is ProviderOpenAI, ProviderOpenAICompatible or
+	// ProviderAnthropic.
 	Provider string
-	// Endpoint is the chat-completions URL (absolute http or https).
-	// Required for openai-compatible; DefaultOpenAIEndpoint for openai.
+	// Endpoint is the chat-completions URL, or the messages URL of
+	// provider anthropic (absolute http or https). Required for
+	// openai-compatible; DefaultOpenAIEndpoint for openai and
+	// DefaultAnthropicEndpoint for anthropic.
 	Endpoint string
 	// AuthHeader are headers set on every upstream request, replacing the
 	// client's; with any auth configured, the client's Authorization is
@@ -67,8 +93,13 @@ type Config struct {
 
 // SetDefaults fills the optional fields left zero.
 func (c *Config) SetDefaults() {
-	if c.Provider == ProviderOpenAI && c.Endpoint == "" {
-		c.Endpoint = DefaultOpenAIEndpoint
+	if c.Endpoint == "" {
+		switch c.Provider {
+		case ProviderOpenAI:
+			c.Endpoint = DefaultOpenAIEndpoint
+		case ProviderAnthropic:
+			c.Endpoint = DefaultAnthropicEndpoint
+		}
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
@@ -92,11 +123,11 @@ func (c *Config) Validate(zeroIsDefault bool) []pluginsdk.FieldError {
 		errs = append(errs, pluginsdk.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	switch c.Provider {
-	case ProviderOpenAI, ProviderOpenAICompatible:
+	case ProviderOpenAI, ProviderOpenAICompatible, ProviderAnthropic:
 	case "":
-		add("provider", "is required: %q or %q", ProviderOpenAI, ProviderOpenAICompatible)
+		add("provider", "is required: %q, %q or %q", ProviderOpenAI, ProviderOpenAICompatible, ProviderAnthropic)
 	default:
-		add("provider", "must be %q or %q, got %q", ProviderOpenAI, ProviderOpenAICompatible, c.Provider)
+		add("provider", "must be %q, %q or %q, got %q", ProviderOpenAI, ProviderOpenAICompatible, ProviderAnthropic, c.Provider)
 	}
 	switch {
 	case c.Endpoint == "" && c.Provider == ProviderOpenAICompatible:
@@ -209,4 +240,14 @@ func redactURL(s string) string {
 		}
 	}
 	return s
+}
+
+// ValidateClientProtocol reports a client_protocol that is not "auto" or
+// one of the protocols ("" is auto).
+func ValidateClientProtocol(s string) []pluginsdk.FieldError {
+	if door.ValidSetting(s) {
+		return nil
+	}
+	return []pluginsdk.FieldError{{Field: "client_protocol",
+		Msg: fmt.Sprintf("must be one of %s, got %q", strings.Join(door.Settings(), ", "), s)}}
 }

@@ -9,9 +9,11 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/phasegate/phasegate/httpx"
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/pluginsdk"
 	"github.com/phasegate/phasegate/sse"
@@ -31,6 +33,7 @@ type Instance struct {
 	maxResp    int64
 	maxStream  time.Duration
 	transport  http.RoundTripper
+	protocol   llm.Protocol // what the provider speaks
 }
 
 // NewInstance builds an instance from cfg (defaults applied to a copy; an
@@ -67,6 +70,7 @@ func NewInstance(cfg Config, transport http.RoundTripper) (*Instance, error) {
 		maxResp:    cfg.MaxResponseBytes,
 		maxStream:  cfg.MaxStreamDuration,
 		transport:  transport,
+		protocol:   Protocol(cfg.Provider),
 	}
 	for k, v := range cfg.AuthHeader {
 		in.authHeader.Set(k, v)
@@ -108,8 +112,12 @@ func bodyAllowed(status int) bool {
 }
 
 // outgoing builds the upstream request.
-func (in *Instance) outgoing(ctx context.Context, r *phases.Request, payload []byte) (*http.Request, error) {
+func (in *Instance) outgoing(ctx context.Context, r *phases.Request, payload []byte, countTokens bool) (*http.Request, error) {
 	target := *in.endpoint
+	if countTokens {
+		target.Path = strings.TrimSuffix(target.Path, "/") + "/count_tokens"
+		target.RawPath = ""
+	}
 	target.RawQuery = in.query(r.URL.RawQuery)
 	out, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), nil)
 	if err != nil {
@@ -126,6 +134,14 @@ func (in *Instance) outgoing(ctx context.Context, r *phases.Request, payload []b
 	h.Del("Expect") // the body is sent at once
 	if in.hasAuth {
 		h.Del("Authorization")
+		h.Del("X-Api-Key")
+	}
+	if in.protocol == llm.AnthropicMessages {
+		if h.Get("Anthropic-Version") == "" {
+			h.Set("Anthropic-Version", DefaultAnthropicVersion)
+		}
+	} else {
+		dropAnthropic(h)
 	}
 	for k, vs := range in.authHeader {
 		h[k] = append([]string(nil), vs...)
@@ -250,6 +266,17 @@ func (in *Instance) newStream(ctx context.Context, cancel context.CancelCauseFun
 
 // stripURL removes the URL from a *url.Error, keeping its operation and
 // cause: the URL may carry an auth query parameter.
+// dropAnthropic removes the headers of the Messages API (anthropic-version,
+// anthropic-beta, x-api-key) from a request to a provider that speaks
+// another protocol: they mean nothing there, and a key must not leak.
+func dropAnthropic(h http.Header) {
+	for k := range h {
+		if strings.HasPrefix(k, "Anthropic-") || k == "X-Api-Key" {
+			delete(h, k)
+		}
+	}
+}
+
 func stripURL(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/phasegate/phasegate/httpx"
 	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/door"
 	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
@@ -45,13 +46,18 @@ type Proxy struct {
 	// none (the request is then answered 400). Required.
 	Model func(client string) string
 	// Instance is LLMInfo.Instance during access, until an attempt sets it.
-	Instance string
+	// ClientProtocol is the route's client_protocol: door.Auto (or "")
+	// picks the protocol by the request path, a protocol name fixes it.
+	ClientProtocol string
+	Instance       string
 }
 
 // call is one request's state, kept in its values.
 type call struct {
 	info        *llm.Info
-	body        []byte // the body access parsed
+	door        *door.Door
+	req         *llm.Request // the neutral reading, for a door other than Chat or a translation
+	body        []byte       // the body access parsed
 	clientModel string
 	stream      bool
 	final       *attempt // the attempt whose response the client gets
@@ -65,6 +71,12 @@ func (c *call) requestType() string {
 		return metrics.RequestTypeStream
 	}
 	return metrics.RequestTypeChat
+}
+
+// setNeutralUsage records the usage of a neutral reply.
+func (c *call) setNeutralUsage(u llm.Usage) {
+	c.setUsage(openai.Usage{Known: true, PromptTokens: int(u.InputTokens), CompletionTokens: int(u.OutputTokens),
+		CachedTokens: int(u.CacheReadTokens), ReasoningTokens: int(u.ReasoningTokens)})
 }
 
 func (c *call) setUsage(u openai.Usage) {
@@ -82,40 +94,52 @@ func (p *Proxy) route(r *phases.Request) string {
 	return r.Route
 }
 
-// Access validates the client's chat-completions request and records its
-// *llm.Info under llm.InfoKey: Content-Type application/json
+// Access enters the request's door (door.Enter under ClientProtocol: its
+// errors are answered in the door's protocol from then on), validates the
+// client's request and records its *llm.Info under llm.InfoKey: Content-Type
+// application/json
 // (parameters allowed), a body within the route's limit
 // (Request.MaxBodyBytes, which the plugins set from their
 // max_request_body_bytes; 413 beyond), a valid JSON object whose known
 // fields have the right types, and a model (the client's or one set by
-// options). Problems are answered with OpenAI-shaped 400s and 413s.
+// options). Problems are answered with 400s and 413s in the door's shape.
 //
 // The body must also have a single reading: no duplicate keys, and no key
 // that differs from a field the gateway reads only in case, dashes or
-// underscores (see openai.ParseChatRequest). Every AI route runs this,
+// underscores (see openai.ParseChatRequest and door.Read). Every AI route runs this,
 // whatever its other plugins, so none of them can inspect one reading of a
 // body while the upstream acts on another.
 func (p *Proxy) Access(r *phases.Request) phases.Exit {
+	d := door.Enter(r, p.ClientProtocol)
 	if !httpx.IsMediaType(r.Header.Get("Content-Type"), "application/json") {
 		return llm.Refuse(http.StatusBadRequest, MsgContentType)
 	}
-	body, req, ex := llm.ReadRequest(r, openai.ParseChatRequest)
-	if ex.Exited() {
-		return ex
+	c := &call{door: d}
+	if d.Protocol == llm.OpenAIChat {
+		body, req, ex := llm.ReadRequest(r, openai.ParseChatRequest)
+		if ex.Exited() {
+			return ex
+		}
+		c.body, c.clientModel, c.stream = body, req.Model, req.Stream
+	} else {
+		req, _, ex := door.Read(r)
+		if ex.Exited() {
+			return ex
+		}
+		c.body, _ = r.Body()
+		c.req, c.clientModel, c.stream = req, req.Model, req.Stream && !d.CountTokens
 	}
-	model := p.Model(req.Model)
+	model := p.Model(c.clientModel)
 	if model == "" {
 		return llm.Refuse(http.StatusBadRequest, MsgNoModel)
 	}
-	info := &llm.Info{Model: model, Instance: p.Instance, Stream: req.Stream}
+	c.info = &llm.Info{Model: model, Instance: p.Instance, Stream: c.stream, ClientProtocol: d.Protocol}
 	v := r.Values
-	llm.InfoKey.Set(v, info)
-	callKey.Set(v, &call{info: info, body: body, clientModel: req.Model, stream: req.Stream})
+	llm.InfoKey.Set(v, c.info)
+	callKey.Set(v, c)
 	return phases.Exit{}
 }
 
-// logFallback warns that an attempt failed and the next instance is tried.
-// p.Logger already carries the route.
 func (p *Proxy) logFallback(r *phases.Request, f Failure) {
 	ev := p.Logger.Warn().Str("request_id", pluginsdk.Get(r.Values, pluginsdk.RequestID)).Str("instance", f.Instance.name)
 	if f.Status != 0 {

@@ -63,6 +63,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/phasegate/phasegate/llm/door"
 	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/pluginsdk"
@@ -80,6 +81,7 @@ const priority = 1100
 const (
 	ProviderOpenAI           = provider.ProviderOpenAI
 	ProviderOpenAICompatible = provider.ProviderOpenAICompatible
+	ProviderAnthropic        = provider.ProviderAnthropic
 )
 
 // Defaults of Config.
@@ -88,15 +90,22 @@ const (
 	DefaultMaxResponseBytes  = provider.DefaultMaxResponseBytes
 	DefaultMaxStreamDuration = provider.DefaultMaxStreamDuration
 	DefaultOpenAIEndpoint    = provider.DefaultOpenAIEndpoint
+	DefaultAnthropicEndpoint = provider.DefaultAnthropicEndpoint
 )
 
 // Config is ai-proxy's configuration. Start from DefaultConfig.
 type Config struct {
-	// Provider is "openai" or "openai-compatible". Required.
+	// ClientProtocol is the protocol the route's clients speak: "auto"
+	// (the default) picks it by the request path's suffix
+	// (/chat/completions, /messages, /messages/count_tokens, /responses),
+	// or "openai-chat", "anthropic-messages", "openai-responses".
+	ClientProtocol string `yaml:"client_protocol"`
+	// Provider is "openai", "openai-compatible" or "anthropic". Required.
 	Provider string `yaml:"provider"`
-	// Endpoint is the chat-completions URL, absolute http or https.
-	// Required for openai-compatible; default DefaultOpenAIEndpoint for
-	// openai.
+	// Endpoint is the chat-completions URL (the messages URL for
+	// anthropic), absolute http or https. Required for openai-compatible;
+	// default DefaultOpenAIEndpoint for openai, DefaultAnthropicEndpoint
+	// for anthropic.
 	Endpoint string `yaml:"endpoint"`
 	// Auth are the credentials sent upstream instead of the client's.
 	Auth Auth `yaml:"auth"`
@@ -132,6 +141,7 @@ type Auth struct {
 // own: set provider (and, for openai-compatible, endpoint).
 func DefaultConfig() Config {
 	return Config{
+		ClientProtocol:    door.Auto,
 		Timeout:           DefaultTimeout,
 		MaxResponseBytes:  DefaultMaxResponseBytes,
 		MaxStreamDuration: DefaultMaxStreamDuration,
@@ -157,6 +167,7 @@ func (c *Config) instance(name string) provider.Config {
 func (c *Config) Validate() []pluginsdk.FieldError {
 	ic := c.instance(Name)
 	errs := ic.Validate(false)
+	errs = append(errs, provider.ValidateClientProtocol(c.ClientProtocol)...)
 	return append(errs, provider.ValidateRequestLimit(c.MaxRequestBodyBytes)...)
 }
 
@@ -188,11 +199,12 @@ func New(cfg Config, env pluginsdk.Env) (*Plugin, error) {
 		instance: in,
 		maxBody:  cfg.MaxRequestBodyBytes,
 		proxy: &provider.Proxy{
-			Route:    env.Route,
-			Metrics:  env.Metrics,
-			Logger:   env.Logger,
-			Model:    in.Model,
-			Instance: Name,
+			Route:          env.Route,
+			Metrics:        env.Metrics,
+			Logger:         env.Logger,
+			Model:          in.Model,
+			Instance:       Name,
+			ClientProtocol: cfg.ClientProtocol,
 		},
 	}, nil
 }
@@ -209,6 +221,10 @@ func (p *Plugin) MaxRequestBodyBytes() int64 { return p.maxBody }
 
 // Access implements phases.AccessHook: it validates the request and records
 // its LLMInfo.
+// EnterDoor implements pluginsdk.ClientProtocol: the gateway calls it
+// before any plugin of the route runs.
+func (p *Plugin) EnterDoor(r *phases.Request) { door.Enter(r, p.proxy.ClientProtocol) }
+
 func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	return p.proxy.Access(r)
 }
@@ -236,4 +252,6 @@ var (
 	_ phases.LogHook     = (*Plugin)(nil)
 	_ phases.Prioritized = (*Plugin)(nil)
 	_ phases.BodyLimiter = (*Plugin)(nil)
+
+	_ pluginsdk.ClientProtocol = (*Plugin)(nil)
 )

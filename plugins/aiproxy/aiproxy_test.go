@@ -55,6 +55,7 @@ func TestNonStreamPassesThrough(t *testing.T) {
 	want := llm.Info{
 		Model: "gpt-override", Instance: aiproxy.Name, Attempts: 1,
 		UsageKnown: true, PromptTokens: got.Usage.Prompt, CompletionTokens: got.Usage.Completion,
+		ClientProtocol: llm.OpenAIChat, ProviderProtocol: llm.OpenAIChat,
 	}
 	if o.LLM != want {
 		t.Errorf("LLMInfo = %+v, want %+v", o.LLM, want)

@@ -20,6 +20,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("Spec.Config() = %#v", aiproxy.Spec.Config())
 	}
 	want := aiproxy.Config{
+		ClientProtocol:    "auto",
 		Timeout:           30 * time.Second,
 		MaxResponseBytes:  16 << 20,
 		MaxStreamDuration: 10 * time.Minute,

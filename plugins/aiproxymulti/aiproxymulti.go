@@ -58,6 +58,7 @@ import (
 	"slices"
 
 	"github.com/phasegate/phasegate/forward/wrr"
+	"github.com/phasegate/phasegate/llm/door"
 	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/pluginsdk"
@@ -131,11 +132,12 @@ func New(cfg Config, env pluginsdk.Env) (*Plugin, error) {
 	p.maxTries = 1 + retries
 	p.maxBody = cfg.MaxRequestBodyBytes
 	p.proxy = &provider.Proxy{
-		Route:    env.Route,
-		Metrics:  env.Metrics,
-		Logger:   env.Logger,
-		Model:    p.model,
-		Instance: "",
+		Route:          env.Route,
+		Metrics:        env.Metrics,
+		Logger:         env.Logger,
+		Model:          p.model,
+		Instance:       "",
+		ClientProtocol: cfg.ClientProtocol,
 	}
 	return p, nil
 }
@@ -162,6 +164,10 @@ func (p *Plugin) MaxRequestBodyBytes() int64 { return p.maxBody }
 
 // Access implements phases.AccessHook: it validates the request and records
 // its LLMInfo.
+// EnterDoor implements pluginsdk.ClientProtocol: the gateway calls it
+// before any plugin of the route runs.
+func (p *Plugin) EnterDoor(r *phases.Request) { door.Enter(r, p.proxy.ClientProtocol) }
+
 func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	return p.proxy.Access(r)
 }
@@ -251,4 +257,6 @@ var (
 	_ phases.LogHook     = (*Plugin)(nil)
 	_ phases.Prioritized = (*Plugin)(nil)
 	_ phases.BodyLimiter = (*Plugin)(nil)
+
+	_ pluginsdk.ClientProtocol = (*Plugin)(nil)
 )

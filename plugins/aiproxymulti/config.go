@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/phasegate/phasegate/llm/door"
 	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/plugins/aiproxy"
 	"github.com/phasegate/phasegate/pluginsdk"
@@ -27,6 +28,9 @@ const DefaultWeight = 1
 
 // Config is ai-proxy-multi's configuration. Start from DefaultConfig.
 type Config struct {
+	// ClientProtocol is the protocol the route's clients speak (see
+	// aiproxy.Config.ClientProtocol). Default "auto".
+	ClientProtocol string `yaml:"client_protocol"`
 	// Instances are the upstream instances. Required, names unique.
 	Instances []Instance `yaml:"instances" conf:"required"`
 	// FallbackOn lists the failures after which the next instance is
@@ -61,7 +65,7 @@ type Instance struct {
 	// failed this request. Default 0.
 	Priority int `yaml:"priority"`
 
-	// Provider is "openai" or "openai-compatible". Required.
+	// Provider is "openai", "openai-compatible" or "anthropic". Required.
 	Provider string `yaml:"provider"`
 	// Endpoint is the chat-completions URL (see aiproxy.Config.Endpoint).
 	Endpoint string `yaml:"endpoint"`
@@ -84,7 +88,8 @@ type Instance struct {
 // their own: list the instances.
 func DefaultConfig() Config {
 	return Config{
-		FallbackOn: []string{FallbackHTTP5xx, FallbackHTTP429, FallbackNetwork},
+		ClientProtocol: door.Auto,
+		FallbackOn:     []string{FallbackHTTP5xx, FallbackHTTP429, FallbackNetwork},
 	}
 }
 
@@ -145,6 +150,7 @@ func (c *Config) Validate() []pluginsdk.FieldError {
 	if c.MaxRetries != nil && *c.MaxRetries < 0 {
 		add("max_retries", "must not be negative, got %d", *c.MaxRetries)
 	}
+	errs = append(errs, provider.ValidateClientProtocol(c.ClientProtocol)...)
 	return append(errs, provider.ValidateRequestLimit(c.MaxRequestBodyBytes)...)
 }
 

@@ -1,0 +1,100 @@
+package door
+
+import (
+	"bytes"
+	"net/http"
+
+	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/phases"
+)
+
+// TypeRefusal is the error type of an exit that refuses a reply (content
+// moderation): once a stream's headers are sent, a Renderer ends the
+// stream normally with stop reason refusal and the exit's message as the
+// last text, instead of as an error.
+const TypeRefusal = "refusal"
+
+// Renderer is the phases.Renderer of one request on a Messages or
+// Responses door: error bodies in the protocol's shape and, for a stream
+// cut after its headers, the protocol's own ending (Messages:
+// message_delta and message_stop, or an error event; Responses:
+// response.incomplete or response.failed). It knows the stream's state
+// through the translator it follows (see Follow). A Renderer serves one
+// request; it is not safe for concurrent use.
+type Renderer struct {
+	codec  llm.Codec
+	stream *llm.StreamTranslator
+
+	// The last error rendered, to tell EndStream what its body means.
+	last         []byte
+	lastStatus   int
+	lastTyp, msg string
+}
+
+// NewRenderer returns a renderer for one request of protocol p.
+func NewRenderer(p llm.Protocol) *Renderer { return &Renderer{codec: Codec(p)} }
+
+// Protocol returns the renderer's protocol.
+func (r *Renderer) Protocol() llm.Protocol { return r.codec.Protocol() }
+
+// Follow makes t the stream whose state EndStream ends: the translator of
+// a translated stream, or one fed the events of a stream passed through.
+func (r *Renderer) Follow(t *llm.StreamTranslator) { r.stream = t }
+
+// Error implements phases.Renderer.
+func (r *Renderer) Error(status int, typ, message string) (http.Header, []byte) {
+	e := &llm.Error{Status: status, Type: typ, Message: message}
+	if typ == llm.TypeInvalidRequest && status != http.StatusBadRequest && r.codec.Protocol() == llm.AnthropicMessages {
+		e.Type = "" // Messages names it by status: authentication_error, request_too_large, ...
+	}
+	body := r.codec.EncodeError(e)
+	r.last, r.lastStatus, r.lastTyp, r.msg = body, status, typ, message
+	return http.Header{"Content-Type": {"application/json"}}, body
+}
+
+// EndStream implements phases.Renderer: the end of the stream in the
+// protocol, carrying the exit whose body is exitBody.
+func (r *Renderer) EndStream(exitBody []byte) []byte {
+	t := r.stream
+	if t == nil {
+		t = llm.NewStreamTranslator(r.codec.NewStreamDecoder(), r.codec.NewStreamEncoder(nil))
+		r.stream = t
+	}
+	var e *llm.Error
+	if bytes.Equal(exitBody, r.last) && r.last != nil {
+		if r.lastTyp == TypeRefusal {
+			return t.End(nil, llm.StopRefusal, r.msg)
+		}
+		e = &llm.Error{Status: r.lastStatus, Type: r.lastTyp, Message: r.msg}
+	} else {
+		e = r.codec.DecodeError(http.StatusBadGateway, exitBody)
+	}
+	return t.Fail(nil, e)
+}
+
+var _ phases.Renderer = (*Renderer)(nil)
+
+// Refusal returns the whole response that refuses a reply in protocol p,
+// before anything was sent: a reply whose one text part is message and
+// whose stop reason is refusal, streamed (as server-sent events) when
+// stream is set. usage may be nil.
+func Refusal(p llm.Protocol, model, message string, stream bool, usage *llm.Usage) (http.Header, []byte) {
+	c := Codec(p)
+	if !stream {
+		resp := &llm.Response{Model: model, Usage: usage, Choices: []llm.Choice{{
+			Parts: []llm.Part{{Kind: llm.PartText, Text: message}}, Stop: llm.StopRefusal}}}
+		return http.Header{"Content-Type": {"application/json"}}, c.EncodeResponse(resp, &llm.Request{Model: model})
+	}
+	enc := c.NewStreamEncoder(&llm.Request{Model: model, Stream: true})
+	var b []byte
+	b = enc.Encode(b, &llm.Event{Kind: llm.EventStart, Model: model})
+	b = enc.Encode(b, &llm.Event{Kind: llm.EventBlockStart, Block: llm.BlockText})
+	b = enc.Encode(b, &llm.Event{Kind: llm.EventBlockDelta, Delta: []byte(message)})
+	b = enc.Encode(b, &llm.Event{Kind: llm.EventBlockStop})
+	if usage != nil {
+		b = enc.Encode(b, &llm.Event{Kind: llm.EventUsage, Usage: *usage})
+	}
+	b = enc.Encode(b, &llm.Event{Kind: llm.EventStop, Stop: llm.StopRefusal})
+	b = enc.Encode(b, &llm.Event{Kind: llm.EventEnd})
+	return http.Header{"Content-Type": {"text/event-stream"}, "Cache-Control": {"no-cache"}}, b
+}

@@ -1,0 +1,234 @@
+package provider
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/anthropic"
+	"github.com/phasegate/phasegate/llm/door"
+	"github.com/phasegate/phasegate/llm/openai"
+	"github.com/phasegate/phasegate/phases"
+)
+
+// translates reports whether the client and in speak different protocols,
+// so that the request and its answer are translated.
+func (c *call) translates(in *Instance) bool {
+	return in.protocol != c.door.Protocol && !c.door.CountTokens
+}
+
+// payload returns the body sent to in for the client's body: the body
+// itself when both speak one protocol (only the instance's options
+// rewrite it, and Chat's streams always ask for usage), else the neutral
+// reading encoded for in's protocol, with model, then the options.
+func (c *call) payload(in *Instance, body []byte, model string) ([]byte, error) {
+	if !c.translates(in) {
+		if in.protocol == llm.OpenAIChat {
+			return openai.Rewrite(body, in.options, true)
+		}
+		if len(in.options) == 0 {
+			return body, nil
+		}
+		return openai.Rewrite(body, in.options, false)
+	}
+	req, err := c.neutral(body)
+	if err != nil {
+		return nil, err
+	}
+	out := *req
+	out.Model = model
+	out.IncludeUsage = out.Stream
+	payload, err := door.Codec(in.protocol).EncodeRequest(&out)
+	if err != nil || len(in.options) == 0 {
+		return payload, err
+	}
+	return openai.Rewrite(payload, in.options, in.protocol == llm.OpenAIChat)
+}
+
+// neutral returns the neutral reading of the client's body.
+func (c *call) neutral(body []byte) (*llm.Request, error) {
+	if c.req == nil {
+		req, err := door.Codec(c.door.Protocol).DecodeRequest(body)
+		if err != nil {
+			return nil, err
+		}
+		c.req = req
+	}
+	return c.req, nil
+}
+
+// payloadExit is the exit for a request that cannot be written for the
+// upstream: a 400 for what its protocol cannot express.
+func payloadExit(err error) error {
+	var re *openai.RequestError
+	var le *llm.Error
+	switch {
+	case errors.As(err, &re):
+		return &phases.ExitError{Exit: phases.Error(http.StatusBadRequest, llm.TypeInvalidRequest, re.Error())}
+	case errors.As(err, &le):
+		return &phases.ExitError{Exit: phases.Error(http.StatusBadRequest, llm.TypeInvalidRequest, le.Message)}
+	}
+	return &phases.ExitError{Exit: phases.Error(http.StatusInternalServerError, "internal_error", "the request could not be rewritten for the upstream")}
+}
+
+// estimate answers count_tokens for an instance that cannot count: the
+// gateway's estimate (llm.EstimateInputTokens), without an upstream call.
+func (c *call) estimate(in *Instance) *phases.Response {
+	c.info.Instance = in.name
+	c.info.ProviderProtocol = in.protocol
+	body := anthropic.EncodeCountTokensResponse(llm.EstimateInputTokens(c.req))
+	h := http.Header{"Content-Type": {"application/json"}, "Content-Length": {strconv.Itoa(len(body))}}
+	return &phases.Response{Status: http.StatusOK, Header: h, Body: phases.BytesBody(body)}
+}
+
+// whole reads the usage of a whole answer of in and returns what the
+// client gets: data itself, or its translation into the client's
+// protocol.
+func (c *call) whole(in *Instance, status int, header http.Header, data []byte) ([]byte, error) {
+	translate := c.translates(in)
+	if status >= http.StatusBadRequest {
+		if !translate {
+			return data, nil
+		}
+		e := door.Codec(in.protocol).DecodeError(status, data)
+		header.Set("Content-Type", "application/json")
+		return door.Codec(c.door.Protocol).EncodeError(e), nil
+	}
+	if c.door.CountTokens {
+		return data, nil
+	}
+	if !translate && in.protocol == llm.OpenAIChat {
+		if u, ok := openai.ParseUsage(data); ok {
+			c.setUsage(u)
+		}
+		return data, nil
+	}
+	resp, err := door.Codec(in.protocol).DecodeResponse(data)
+	if err != nil {
+		if !translate {
+			return data, nil // passed on as it is; its usage is unknown
+		}
+		return nil, &phases.ExitError{Exit: phases.Error(http.StatusBadGateway, string(phases.CauseUpstreamError),
+			"the upstream response could not be translated: "+err.Error())}
+	}
+	if resp.Usage != nil {
+		c.setNeutralUsage(*resp.Usage)
+	}
+	if !translate {
+		return data, nil
+	}
+	req, _ := c.neutral(c.body)
+	header.Set("Content-Type", "application/json")
+	return door.Codec(c.door.Protocol).EncodeResponse(resp, req), nil
+}
+
+// follow sets up the events of a stream from in: a translator into the
+// client's protocol, or, for a protocol other than Chat passed through,
+// one that only follows the stream's state so that the request's renderer
+// can end it well formed.
+func (b *streamBody) follow() {
+	c, in := b.c, b.in
+	translate := c.translates(in)
+	if !translate && in.protocol == llm.OpenAIChat {
+		return
+	}
+	req, _ := c.neutral(c.body)
+	b.tr = llm.NewStreamTranslator(door.Codec(in.protocol).NewStreamDecoder(), door.Codec(c.door.Protocol).NewStreamEncoder(req))
+	b.pass = !translate
+	if r := c.door.Renderer; r != nil {
+		r.Follow(b.tr)
+	}
+}
+
+// nextEvents is Next for a stream with a translator: one upstream event
+// is read, followed and translated at a time, and each translated event
+// is handed on as its own chunk.
+func (b *streamBody) nextEvents() (phases.Chunk, error) {
+	for {
+		if len(b.queue) > 0 {
+			return b.pop()
+		}
+		if b.finished {
+			return phases.Chunk{}, io.EOF
+		}
+		tr := b.tr
+		b.tr = nil // the read below is the plain one
+		ch, err := b.Next()
+		b.tr = tr
+		if err == io.EOF {
+			b.finished = true
+			if !b.pass {
+				b.queue = tr.Finish(b.out[:0])
+			}
+			continue
+		}
+		if err != nil {
+			return ch, err
+		}
+		out, terr := tr.Translate(b.out[:0], "", ch.Event)
+		b.observeEvents(tr.Events())
+		if b.pass {
+			return ch, nil
+		}
+		b.out, b.queue = out, out
+		if terr != nil {
+			b.finished = true
+			b.cancel(terr)
+		}
+	}
+}
+
+// pop hands on the first translated event of the queue.
+func (b *streamBody) pop() (phases.Chunk, error) {
+	raw := b.queue
+	if i := bytes.Index(raw, eventEnd); i >= 0 {
+		raw = raw[:i+len(eventEnd)]
+	}
+	b.queue = b.queue[len(raw):]
+	ch := phases.Chunk{Data: raw, Event: eventData(raw)}
+	if len(b.queue) == 0 && b.finished {
+		return ch, io.EOF
+	}
+	return ch, nil
+}
+
+var (
+	eventEnd  = []byte("\n\n")
+	dataField = []byte("data: ")
+)
+
+// eventData returns the data of an event written by an encoder: one
+// "data: " line, or none.
+func eventData(raw []byte) []byte {
+	i := bytes.Index(raw, dataField)
+	if i < 0 || (i > 0 && raw[i-1] != '\n') {
+		return nil
+	}
+	d := raw[i+len(dataField):]
+	if j := bytes.IndexByte(d, '\n'); j >= 0 {
+		d = d[:j]
+	}
+	return d
+}
+
+// observeEvents follows the stream in LLMInfo from its neutral events:
+// the time to the first content, and the usage (cumulative: assigned).
+func (b *streamBody) observeEvents(evs []llm.Event) {
+	for i := range evs {
+		ev := &evs[i]
+		switch ev.Kind {
+		case llm.EventBlockDelta:
+			if !b.a.firstToken && len(ev.Delta) > 0 {
+				b.a.firstToken = true
+				b.a.ttft = time.Since(b.a.sent)
+				b.c.info.TTFT = b.a.ttft
+			}
+		case llm.EventUsage:
+			b.c.setNeutralUsage(ev.Usage)
+		}
+	}
+}
