@@ -48,3 +48,8 @@ func ResponsesFields() []string {
 	}
 	return names
 }
+
+// SchemaText returns every string of the JSON value v (keys and values),
+// unescaped and joined with "\n": how guards read a schema, as they read
+// Chat's tool definitions (ChatRequest.Definitions).
+func SchemaText(v []byte) string { return stringsText(v) }

@@ -141,6 +141,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/door"
 	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/pluginsdk"
@@ -262,6 +263,13 @@ type state struct {
 	scratch []byte            // working space of openai.EachText
 	usage   openai.Usage      // the usage seen in the stream, without LLMInfo
 	buf     []byte            // a non-streamed body held back so far
+
+	// The door of a client that does not speak Chat, and what reads its
+	// responses (doors.go).
+	proto  llm.Protocol
+	dec    llm.StreamDecoder
+	events []llm.Event
+	blocks []openai.TextKind // the kind of each open block, by index
 	scanned int               // bytes given to the patterns and the endpoint
 }
 
@@ -284,9 +292,13 @@ func getState(v *phases.Values) *state {
 func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	v := r.Values
 	st := getState(v)
+	st.proto = door.Of(r).Protocol
 	info, _ := llm.InfoKey.Get(v)
 	if !p.checkRequest && (info != nil || !p.checkResponse) {
 		return phases.Exit{}
+	}
+	if st.proto != llm.OpenAIChat {
+		return p.accessNeutral(ctx, r, st, info)
 	}
 	_, req, ex := llm.ReadRequest(r, openai.ParseChatRequest)
 	if ex.Exited() {
@@ -300,7 +312,11 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 		return phases.Exit{}
 	}
 
-	texts := p.requestTexts(&req)
+	return p.checkPrompt(ctx, v, st, info, p.requestTexts(&req))
+}
+
+// checkPrompt checks the texts of a prompt, and refuses it if flagged.
+func (p *Plugin) checkPrompt(ctx context.Context, v *phases.Values, st *state, info *llm.Info, texts []string) phases.Exit {
 	hit := p.matchStrings(texts)
 	if !hit && p.api != nil && len(texts) > 0 {
 		var err error
@@ -319,7 +335,7 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	}
 	setVerdict(v, VerdictRefused)
 	model, stream := st.modelStream(info)
-	return p.refusal(p.denyCode, model, stream, openai.Usage{})
+	return p.refusal(st, p.denyCode, model, stream, openai.Usage{})
 }
 
 // requestTexts returns the texts to check of a request: the definitions,
@@ -351,8 +367,11 @@ func (p *Plugin) requestTexts(req *openai.ChatRequest) []string {
 }
 
 // selected reports whether m's role is one of request_roles, in any case.
-func (p *Plugin) selected(m *openai.Message) bool {
-	return p.anyRole || slices.ContainsFunc(p.roles, func(r string) bool { return strings.EqualFold(r, m.Role) })
+func (p *Plugin) selected(m *openai.Message) bool { return p.selectedRole(m.Role) }
+
+// selectedRole reports whether role is one of request_roles, in any case.
+func (p *Plugin) selectedRole(role string) bool {
+	return p.anyRole || slices.ContainsFunc(p.roles, func(r string) bool { return strings.EqualFold(r, role) })
 }
 
 func (p *Plugin) matchStrings(texts []string) bool {
@@ -415,7 +434,7 @@ func (p *Plugin) wholeBody(ctx context.Context, c *phases.BodyChunk, st *state) 
 	if held {
 		pass = phases.Replace(body)
 	}
-	p.collect(st, body)
+	p.collect(st, body, false)
 	hit, err := p.checkWhole(ctx, st)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -437,7 +456,7 @@ func (p *Plugin) wholeBody(ctx context.Context, c *phases.BodyChunk, st *state) 
 	if !usage.Known {
 		usage, _ = openai.ParseUsage(body)
 	}
-	return phases.End(p.refusal(p.denyCode, model, false, usage))
+	return phases.End(p.refusal(st, p.denyCode, model, false, usage))
 }
 
 var doneEvent = []byte("[DONE]")
@@ -450,7 +469,7 @@ func (p *Plugin) streamEvent(ctx context.Context, c *phases.BodyChunk, st *state
 	isDone := bytes.Equal(ev, doneEvent)
 	final := c.EOS || isDone
 	if len(ev) > 0 && !isDone {
-		p.collect(st, ev)
+		p.collect(st, ev, true)
 		if info == nil && bytes.Contains(ev, []byte(`"usage"`)) {
 			if u, ok := openai.ParseUsage(ev); ok {
 				st.usage = u
@@ -491,7 +510,12 @@ func (p *Plugin) streamEvent(ctx context.Context, c *phases.BodyChunk, st *state
 		usage = st.usage
 	}
 	if !c.HeadersSent {
-		return phases.End(p.refusal(p.denyCode, model, true, usage))
+		return phases.End(p.refusal(st, p.denyCode, model, true, usage))
+	}
+	if st.proto != llm.OpenAIChat {
+		// The request's renderer ends the stream in its protocol, with
+		// stop reason refusal and the message as the last text.
+		return phases.End(phases.Error(http.StatusOK, door.TypeRefusal, p.denyMessage))
 	}
 	// The runner frames the body as the stream's last event and adds
 	// "data: [DONE]"; the status is already sent.
@@ -534,16 +558,16 @@ func (p *Plugin) endpointFailed(ctx context.Context, v *phases.Values, side stri
 	p.logger(ctx).Error().Str("plugin", Name).Str("checking", side).Err(err).
 		Msg("moderation endpoint failed: answering 502 (fail_mode error)")
 	setVerdict(v, VerdictError)
-	return phases.Reply(http.StatusBadGateway, http.Header{"Content-Type": {"application/json"}}, unavailableBody), true
+	return phases.Error(http.StatusBadGateway, ErrorType, MsgUnavailable), true
 }
-
-// unavailableBody is the body of the fail_mode error 502, made once: an
-// exit's body is never modified.
-var unavailableBody = openai.ErrorBody(MsgUnavailable, ErrorType, http.StatusBadGateway)
 
 // refusal is the complete refusal response: a chat.completion, or a stream
 // of one chunk and [DONE].
-func (p *Plugin) refusal(status int, model string, stream bool, usage openai.Usage) phases.Exit {
+func (p *Plugin) refusal(st *state, status int, model string, stream bool, usage openai.Usage) phases.Exit {
+	if st.proto != llm.OpenAIChat {
+		h, body := door.Refusal(st.proto, model, p.denyMessage, stream, neutralUsage(usage))
+		return phases.Reply(status, h, body)
+	}
 	if stream {
 		return phases.Reply(status, sseHeader(), openai.RefusalStream(model, p.denyMessage, usage))
 	}

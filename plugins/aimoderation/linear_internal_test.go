@@ -37,7 +37,7 @@ func TestRealtimeWorkIsLinear(t *testing.T) {
 				st := &state{}
 				n := 0
 				for ; n < size; n += len(tc.piece) {
-					p.collect(st, b)
+					p.collect(st, b, true)
 					if hit, err := p.checkRealtime(context.Background(), st, false); hit || err != nil {
 						t.Fatalf("flagged a clean stream: %v", err)
 					}
@@ -72,7 +72,7 @@ func TestRealtimeWorkIsLinear(t *testing.T) {
 			}
 			st := &state{}
 			event := func() {
-				p.collect(st, b)
+				p.collect(st, b, true)
 				_, _ = p.checkRealtime(context.Background(), st, false)
 			}
 			for range 1000 {

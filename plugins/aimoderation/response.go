@@ -6,6 +6,7 @@ import (
 	"regexp/syntax"
 	"unicode/utf8"
 
+	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/llm/openai"
 )
 
@@ -211,7 +212,11 @@ func (st *state) flag(reason string) {
 }
 
 // collect adds the texts of a response body or stream event to st.
-func (p *Plugin) collect(st *state, data []byte) {
+func (p *Plugin) collect(st *state, data []byte, stream bool) {
+	if st.proto != "" && st.proto != llm.OpenAIChat {
+		p.collectNeutral(st, data, stream)
+		return
+	}
 	scratch, ambiguous := openai.EachText(data, st.scratch, func(rt openai.ResponseText) {
 		t := st.textFor(textKey{choice: rt.Choice, tool: rt.Tool, kind: rt.Kind}, len(p.patterns))
 		if t == nil {

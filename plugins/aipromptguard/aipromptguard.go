@@ -42,6 +42,7 @@ import (
 	"strings"
 
 	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/door"
 	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/pluginsdk"
@@ -161,19 +162,57 @@ func (*Plugin) Priority() int { return priority }
 // Access implements phases.AccessHook: it answers 400 when the body is not a
 // chat-completions request or when the checked messages fail the patterns.
 func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
+	if door.Of(r).Protocol != llm.OpenAIChat {
+		req, _, ex := door.Read(r)
+		if ex.Exited() {
+			return ex
+		}
+		if !p.allowedNeutral(req) {
+			return phases.Error(http.StatusBadRequest, llm.TypeInvalidRequest, MsgRejected)
+		}
+		return phases.Exit{}
+	}
 	_, req, ex := llm.ReadRequest(r, openai.ParseChatRequest)
 	if ex.Exited() {
 		return ex
 	}
 	if !p.allowed(&req) {
-		return phases.Reply(http.StatusBadRequest, http.Header{"Content-Type": {"application/json"}}, rejectedBody)
+		return phases.Error(http.StatusBadRequest, llm.TypeInvalidRequest, MsgRejected)
 	}
 	return phases.Exit{}
 }
 
-// rejectedBody is the body of every rejection, made once: an exit's body is
-// never modified.
-var rejectedBody = openai.ErrorBody(MsgRejected, "invalid_request_error", http.StatusBadRequest)
+// allowedNeutral is allowed for a request of another door, read in the
+// neutral model: the same selection of messages and the same texts
+// (door.MessageTexts, door.Definitions).
+func (p *Plugin) allowedNeutral(req *llm.Request) bool {
+	for _, d := range door.Definitions(nil, req) {
+		if p.denied(d) {
+			return false
+		}
+	}
+	turns := door.Turns(req)
+	var texts []string
+	for i := len(turns) - 1; i >= 0; i-- {
+		m := &turns[i]
+		if !p.allRoles && m.Role != llm.RoleUser {
+			continue
+		}
+		texts = door.MessageTexts(texts[:0], m)
+		for _, t := range texts {
+			if p.denied(t) {
+				return false
+			}
+		}
+		if !p.permitted(door.MessageContent(m)) {
+			return false
+		}
+		if !p.history {
+			return true
+		}
+	}
+	return true
+}
 
 // allowed reports whether the guard lets req through: whether none of the
 // checked texts matches a deny pattern and, with allow patterns, the content

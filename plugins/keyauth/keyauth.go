@@ -196,11 +196,11 @@ func (*Plugin) Priority() int { return priority }
 func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	key := p.key(r)
 	if key == "" {
-		return unauthorized(missingBody)
+		return unauthorized(r, MsgMissingKey, missingBody)
 	}
 	name, ok := p.match(key)
 	if !ok {
-		return unauthorized(invalidBody)
+		return unauthorized(r, MsgInvalidKey, invalidBody)
 	}
 	Consumer.Set(r.Values, name)
 	if p.hide {
@@ -251,13 +251,16 @@ var (
 	invalidBody = openai.ErrorBody(MsgInvalidKey, "invalid_request_error", http.StatusUnauthorized)
 )
 
-// unauthorized is a 401 with body and a challenge. Its header is made afresh:
-// the framework adds the request's decorations to it.
-func unauthorized(body []byte) phases.Exit {
-	h := http.Header{
-		"Content-Type":     {"application/json"},
-		"Www-Authenticate": {`Key realm="` + Realm + `"`},
+// unauthorized is a 401 with a challenge: body (OpenAI's shape), or msg as
+// the request's renderer shapes it when its door speaks another protocol.
+// Its header is made afresh: the framework adds the request's decorations
+// to it.
+func unauthorized(r *phases.Request, msg string, body []byte) phases.Exit {
+	h := http.Header{"Content-Type": {"application/json"}}
+	if r.Renderer != nil {
+		h, body = r.Renderer.Error(http.StatusUnauthorized, "invalid_request_error", msg)
 	}
+	h.Set("Www-Authenticate", `Key realm="`+Realm+`"`)
 	return phases.Reply(http.StatusUnauthorized, h, body)
 }
 
