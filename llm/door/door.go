@@ -119,4 +119,3 @@ func Of(r *phases.Request) *Door {
 	}
 	return &Door{Protocol: p, CountTokens: count}
 }
-

@@ -266,10 +266,10 @@ type state struct {
 
 	// The door of a client that does not speak Chat, and what reads its
 	// responses (doors.go).
-	proto  llm.Protocol
-	dec    llm.StreamDecoder
-	events []llm.Event
-	blocks []openai.TextKind // the kind of each open block, by index
+	proto   llm.Protocol
+	dec     llm.StreamDecoder
+	events  []llm.Event
+	blocks  []openai.TextKind // the kind of each open block, by index
 	scanned int               // bytes given to the patterns and the endpoint
 }
 
