@@ -70,12 +70,17 @@ routes:
 			continue
 		}
 		values := map[string]bool{}
+		labelled := false // the metric has a model label
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == metrics.LabelModel {
 					values[l.GetValue()] = true
+					labelled = true
 				}
 			}
+		}
+		if !labelled && mf.GetName() == "phasegate_llm_requests_total" {
+			continue // by protocols, which take a fixed set of values
 		}
 		if len(values) > max+1 {
 			t.Errorf("%s has %d model values, want at most %d", mf.GetName(), len(values), max+1)

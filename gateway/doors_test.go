@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -190,6 +191,10 @@ func TestOfficialAnthropicClientOnMessagesDoor(t *testing.T) {
 			}
 		})
 	}
+	assertProtocolLabels(t, tg, map[string]bool{
+		"anthropic-messages|ai-proxy|openai-chat|chat-up":           true,
+		"anthropic-messages|claude|anthropic-messages|anthropic-up": true,
+	})
 }
 
 // The official OpenAI client on the Responses door, against a Chat
@@ -284,6 +289,10 @@ func TestOfficialOpenAIClientOnResponsesDoor(t *testing.T) {
 			tg.waitGaugesZero(t, metrics.NameLLMActive, metrics.NameHTTPActive)
 		})
 	}
+	assertProtocolLabels(t, tg, map[string]bool{
+		"openai-responses|ai-proxy|openai-chat|chat-up":           true,
+		"openai-responses|claude|anthropic-messages|anthropic-up": true,
+	})
 }
 
 // Exits before the AI upstream (key-auth's 401, the prompt guard's 400)
@@ -319,5 +328,78 @@ func TestPreUpstreamExitsInTheDoorsShape(t *testing.T) {
 		if resp.StatusCode != tc.status || !strings.Contains(body, tc.want) {
 			t.Errorf("%s %s: %d %s, want %d with %s", tc.path, tc.body, resp.StatusCode, body, tc.status, tc.want)
 		}
+	}
+}
+
+// Same protocol on both sides: the upstream receives exactly the client's
+// bytes, the client exactly the upstream's (whole and streamed), and the
+// gateway's own headers for the provider are set.
+func TestSameProtocolPassesThroughByteForByte(t *testing.T) {
+	const reply = `{"id":"msg_up","type":"message" ,"role":"assistant","model":"m","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":1}}`
+	const stream = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_up\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":0}}}\n\n" +
+		"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n" +
+		"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n" +
+		"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n" +
+		"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":1}}\n\n" +
+		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+	up := providertest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("X-Test-Stream"), "1") {
+			providertest.Reply(200, "text/event-stream", stream)(w, r)
+			return
+		}
+		providertest.Reply(200, "application/json", reply)(w, r)
+	})
+	tg := newTestGateway(t, fmt.Sprintf(`
+routes:
+  - id: messages
+    uri: /v1/messages
+    plugins:
+      ai-proxy: { client_protocol: anthropic-messages, provider: anthropic, endpoint: %q, auth: { header: { x-api-key: upstream-key } } }
+`, up.URL))
+	for _, tc := range []struct {
+		body, streamed, want string
+	}{
+		{"{ \"max_tokens\" : 9,\n\"model\":\"m\", \"messages\":[{\"role\":\"user\",\"content\":\"h\\u0069\"}], \"top_k\": 3 }", "", reply},
+		{`{"model":"m","stream":true,"max_tokens":9,"messages":[{"role":"user","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]}]}`, "1", stream},
+	} {
+		req, _ := http.NewRequest("POST", tg.url("/v1/messages"), strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Api-Key", "client-key")
+		req.Header.Set("X-Test-Stream", tc.streamed)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := readAll(t, resp.Body)
+		resp.Body.Close()
+		last := up.Last(t)
+		if string(last.Body) != tc.body {
+			t.Errorf("the upstream got %q, want the client's bytes %q", last.Body, tc.body)
+		}
+		if got != tc.want {
+			t.Errorf("the client got %q, want the upstream's bytes %q", got, tc.want)
+		}
+		if k, v := last.Header.Get("X-Api-Key"), last.Header.Get("Anthropic-Version"); k != "upstream-key" || v != "2023-06-01" {
+			t.Errorf("upstream headers x-api-key %q anthropic-version %q", k, v)
+		}
+	}
+	tg.waitGaugesZero(t, metrics.NameLLMActive, metrics.NameHTTPActive)
+	assertProtocolLabels(t, tg, map[string]bool{"anthropic-messages|ai-proxy|anthropic-messages|messages": true})
+	line := tg.log.waitAccessLines(t, 2)[1]
+	if line["client_protocol"] != "anthropic-messages" || line["provider_protocol"] != "anthropic-messages" {
+		t.Errorf("access line %v", line)
+	}
+}
+
+// assertProtocolLabels checks that phasegate_llm_requests_total has
+// exactly the series want (route|instance|client|provider), each counted.
+func assertProtocolLabels(t *testing.T, tg *testGateway, want map[string]bool) {
+	t.Helper()
+	got := map[string]bool{}
+	for k, v := range providertest.Samples(t, tg.reg, "phasegate_llm_requests_total") {
+		got[k] = v > 0
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("phasegate_llm_requests_total series %v, want %v", got, want)
 	}
 }

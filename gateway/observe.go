@@ -120,6 +120,8 @@ func (o *observer) writeAccessLog(s *phases.Summary) {
 		Str("instance", info.Instance).
 		Int("prompt_tokens", info.PromptTokens).
 		Int("completion_tokens", info.CompletionTokens).
+		Str("client_protocol", string(info.ClientProtocol)).
+		Str("provider_protocol", string(info.ProviderProtocol)).
 		Str("lifecycle", fsm.Path(s.Trace)).
 		Str("cause", string(s.Cause)).
 		Str("exit_phase", string(s.ExitPhase)).

@@ -21,6 +21,11 @@ const (
 	LabelPhase       = "phase"
 	LabelPlugin      = "plugin"
 	LabelCause       = "cause"
+	// LabelClientProtocol and LabelProviderProtocol take only the names of
+	// the LLM protocols (openai-chat, anthropic-messages,
+	// openai-responses).
+	LabelClientProtocol   = "client_protocol"
+	LabelProviderProtocol = "provider_protocol"
 )
 
 // Request types of the LLM metrics.
@@ -100,6 +105,7 @@ type Set struct {
 	LLMTimeToFirstToken *prometheus.HistogramVec
 	LLMPromptTokens     *prometheus.CounterVec
 	LLMCompletionTokens *prometheus.CounterVec
+	LLMRequests         *prometheus.CounterVec
 
 	LifecycleExits  *prometheus.CounterVec
 	LifecycleAborts *prometheus.CounterVec
@@ -154,6 +160,10 @@ func New(reg prometheus.Registerer) (*Set, error) {
 			Name: "phasegate_llm_completion_tokens_total",
 			Help: "Completion tokens reported by LLM upstreams.",
 		}, llm),
+		LLMRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phasegate_llm_requests_total",
+			Help: "LLM requests sent upstream, by the protocol the client spoke and the one the instance speaks.",
+		}, []string{LabelRoute, LabelInstance, LabelClientProtocol, LabelProviderProtocol}),
 		LifecycleExits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "phasegate_lifecycle_exits_total",
 			Help: "Requests ended early by an exit, by the phase and plugin that exited.",
@@ -177,7 +187,7 @@ func New(reg prometheus.Registerer) (*Set, error) {
 func (s *Set) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		s.HTTPRequests, s.HTTPDuration, s.HTTPActive,
-		s.LLMActive, s.LLMDuration, s.LLMTimeToFirstToken, s.LLMPromptTokens, s.LLMCompletionTokens,
+		s.LLMActive, s.LLMDuration, s.LLMTimeToFirstToken, s.LLMPromptTokens, s.LLMCompletionTokens, s.LLMRequests,
 		s.LifecycleExits, s.LifecycleAborts,
 	}
 }

@@ -178,6 +178,7 @@ func (p *Proxy) Log(s *phases.Summary) {
 	m := p.Metrics
 	model := a.label
 	labels := []string{route, a.in.name, model, c.requestType()}
+	m.LLMRequests.WithLabelValues(route, a.in.name, string(c.door.Protocol), string(a.in.protocol)).Inc()
 	if c.info.UsageKnown {
 		m.LLMPromptTokens.WithLabelValues(labels...).Add(float64(max(c.info.PromptTokens, 0)))
 		m.LLMCompletionTokens.WithLabelValues(labels...).Add(float64(max(c.info.CompletionTokens, 0)))
