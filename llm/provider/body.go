@@ -52,19 +52,14 @@ type streamBody struct {
 	closed  bool   //
 	scratch []byte // delta text of the current event, until the first token
 
-	// The events of a stream not in Chat on both sides (translate.go).
-	tr       *llm.StreamTranslator
-	pass     bool   // the events are passed on as they are, tr only follows them
-	out      []byte // tr's output buffer
-	queue    []byte // translated events not yet handed on
-	finished bool   // the upstream stream has ended
+	ev *events // a stream not in Chat on both sides (translate.go)
 }
 
 // Next returns the next event, io.EOF at the end of the stream, a
 // *phases.ExitError when a cap ends the stream, a *TimeoutError when the
 // upstream stalls, or the error that broke the stream.
 func (b *streamBody) Next() (phases.Chunk, error) {
-	if b.tr != nil {
+	if b.ev != nil {
 		return b.nextEvents()
 	}
 	if b.err != nil {

@@ -126,10 +126,27 @@ func (c *call) whole(in *Instance, status int, header http.Header, data []byte) 
 	return door.Codec(c.door.Protocol).EncodeResponse(resp, req), nil
 }
 
-// follow sets up the events of a stream from in: a translator into the
-// client's protocol, or, for a protocol other than Chat passed through,
-// one that only follows the stream's state so that the request's renderer
-// can end it well formed.
+// events is the state of a stream that is not Chat on both sides.
+type events struct {
+	tr  *llm.StreamTranslator // the provider's events into the client's protocol; nil when passed through
+	dec llm.StreamDecoder     // the provider's events, passed through: read for usage and TTFT
+	evs []llm.Event
+
+	// shadow follows what the client was handed, one chunk behind (the
+	// chunk in the body filters may yet be dropped by an exit), so that
+	// the request's renderer ends the stream from there; nil on the Chat
+	// door, whose end needs no state.
+	shadow  *llm.StreamTranslator
+	last    []byte // the data of the chunk handed on last, not yet followed
+	scratch []byte // the shadow's output, dropped
+
+	out      []byte // tr's output buffer
+	queue    []byte // translated events not yet handed on
+	finished bool   // the upstream stream has ended
+}
+
+// follow sets up the events of a stream from in, unless both sides speak
+// Chat (that path stays as it is).
 func (b *streamBody) follow() {
 	c, in := b.c, b.in
 	translate := c.translates(in)
@@ -137,60 +154,83 @@ func (b *streamBody) follow() {
 		return
 	}
 	req, _ := c.neutral(c.body)
-	b.tr = llm.NewStreamTranslator(door.Codec(in.protocol).NewStreamDecoder(), door.Codec(c.door.Protocol).NewStreamEncoder(req))
-	b.pass = !translate
-	if r := c.door.Renderer; r != nil {
-		r.Follow(b.tr)
+	e := &events{}
+	if translate {
+		e.tr = llm.NewStreamTranslator(door.Codec(in.protocol).NewStreamDecoder(), door.Codec(c.door.Protocol).NewStreamEncoder(req))
+	} else {
+		e.dec = door.Codec(in.protocol).NewStreamDecoder()
 	}
+	if r := c.door.Renderer; r != nil {
+		cc := door.Codec(c.door.Protocol)
+		e.shadow = llm.NewStreamTranslator(cc.NewStreamDecoder(), cc.NewStreamEncoder(req))
+		r.Follow(e.shadow)
+	}
+	b.ev = e
 }
 
-// nextEvents is Next for a stream with a translator: one upstream event
-// is read, followed and translated at a time, and each translated event
-// is handed on as its own chunk.
+// nextEvents is Next for a stream with events: one upstream event is read
+// and followed at a time, translated when the protocols differ, and each
+// translated event is handed on as its own chunk.
 func (b *streamBody) nextEvents() (phases.Chunk, error) {
+	e := b.ev
+	if e.last != nil {
+		e.scratch, _ = e.shadow.Translate(e.scratch[:0], "", e.last)
+		e.last = nil
+	}
 	for {
-		if len(b.queue) > 0 {
+		if len(e.queue) > 0 {
 			return b.pop()
 		}
-		if b.finished {
+		if e.finished {
 			return phases.Chunk{}, io.EOF
 		}
-		tr := b.tr
-		b.tr = nil // the read below is the plain one
+		b.ev = nil // the read below is the plain one
 		ch, err := b.Next()
-		b.tr = tr
+		b.ev = e
 		if err == io.EOF {
-			b.finished = true
-			if !b.pass {
-				b.queue = tr.Finish(b.out[:0])
+			e.finished = true
+			if e.tr != nil {
+				e.queue = e.tr.Finish(e.out[:0])
 			}
 			continue
 		}
 		if err != nil {
 			return ch, err
 		}
-		out, terr := tr.Translate(b.out[:0], "", ch.Event)
-		b.observeEvents(tr.Events())
-		if b.pass {
+		if e.tr == nil {
+			e.evs, _ = e.dec.Decode(e.evs[:0], "", ch.Event)
+			b.observeEvents(e.evs)
+			b.handOn(ch.Event)
 			return ch, nil
 		}
-		b.out, b.queue = out, out
+		out, terr := e.tr.Translate(e.out[:0], "", ch.Event)
+		b.observeEvents(e.tr.Events())
+		e.out, e.queue = out, out
 		if terr != nil {
-			b.finished = true
+			e.finished = true
 			b.cancel(terr)
 		}
 	}
 }
 
+// handOn notes the data of the chunk handed on, for the shadow.
+func (b *streamBody) handOn(data []byte) {
+	if b.ev.shadow != nil {
+		b.ev.last = data
+	}
+}
+
 // pop hands on the first translated event of the queue.
 func (b *streamBody) pop() (phases.Chunk, error) {
-	raw := b.queue
+	e := b.ev
+	raw := e.queue
 	if i := bytes.Index(raw, eventEnd); i >= 0 {
 		raw = raw[:i+len(eventEnd)]
 	}
-	b.queue = b.queue[len(raw):]
+	e.queue = e.queue[len(raw):]
 	ch := phases.Chunk{Data: raw, Event: eventData(raw)}
-	if len(b.queue) == 0 && b.finished {
+	b.handOn(ch.Event)
+	if len(e.queue) == 0 && e.finished {
 		return ch, io.EOF
 	}
 	return ch, nil

@@ -38,6 +38,12 @@ type Config struct {
 	// one has ended when the upstream body is released.
 	AttemptScope string
 
+	// StreamEnded reports whether the body of a server-sent event stream
+	// that an exit ended after its headers ends well formed, for the
+	// plugins' protocol (for example an Anthropic message_stop). Default:
+	// it ends with "data: [DONE]".
+	StreamEnded func(body []byte) bool
+
 	kept *kept // the previous path's handles, under Check
 }
 
@@ -127,6 +133,7 @@ func runPath(t TB, cfg Config, s Scenario, req *http.Request) *Result {
 	}
 	env := &Env{Registry: prometheus.NewRegistry()}
 	r := newRun(cfg.AttemptScope)
+	r.streamEnded = cfg.StreamEnded
 	r.stale, r.keep = cfg.kept.take(), cfg.kept != nil
 	own := prometheus.NewRegistry()
 	vec := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "phasetest_scripted_active", Help: "Bindings held by scripted plugins."}, []string{"plugin"})

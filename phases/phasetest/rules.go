@@ -1,6 +1,7 @@
 package phasetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,8 @@ import (
 // run is one path in progress: what the harness saw, as it happened, and
 // the rules it found broken on the way.
 type run struct {
+	streamEnded func(body []byte) bool // Config.StreamEnded
+
 	mu       sync.Mutex
 	journal  []string
 	cancel   context.CancelFunc
@@ -135,6 +138,14 @@ func (r *run) useStale(who string) {
 	if after := r.audit.Bindings(); !slices.EqualFunc(before, after, func(a, b fsmtest.Binding) bool { return a.Releases == b.Releases }) {
 		r.bad("handles kept from the previous request touched this one: its ledger saw %d bindings, now %d", len(before), len(after))
 	}
+}
+
+// ended reports whether a stream an exit ended is well formed.
+func (r *run) ended(body []byte) bool {
+	if r.streamEnded != nil {
+		return r.streamEnded(body)
+	}
+	return bytes.HasSuffix(body, []byte("data: [DONE]\n\n"))
 }
 
 func newRun(attemptScope string) *run {
@@ -546,7 +557,7 @@ func (r *run) checkSummary(bad func(string, ...any), count map[fsm.Event]int, s 
 	// Rule 3: after headers are sent, an exit ends the stream well formed.
 	sse := httpx.IsSSE(r.sink.header)
 	if lastExit != nil && lastExit.From == fsm.StateBodyFilter && sum.HeadersSent && !r.sink.gone && sse && sum.Cause != phases.CausePanic {
-		if !r.sink.aborted && !strings.HasSuffix(r.sink.body.String(), "data: [DONE]\n\n") {
+		if !r.sink.aborted && !r.ended(r.sink.body.Bytes()) {
 			bad("an SSE stream ended by an exit lacks its final [DONE] frame")
 		}
 	}

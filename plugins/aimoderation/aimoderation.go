@@ -270,6 +270,7 @@ type state struct {
 	dec     llm.StreamDecoder
 	events  []llm.Event
 	blocks  []openai.TextKind // the kind of each open block, by index
+	stopped bool              // the stream said why it stopped, or ended
 	scanned int               // bytes given to the patterns and the endpoint
 }
 
@@ -467,7 +468,6 @@ func (p *Plugin) streamEvent(ctx context.Context, c *phases.BodyChunk, st *state
 	info, _ := llm.InfoKey.Get(v)
 	ev := bytes.TrimSpace(c.Event)
 	isDone := bytes.Equal(ev, doneEvent)
-	final := c.EOS || isDone
 	if len(ev) > 0 && !isDone {
 		p.collect(st, ev, true)
 		if info == nil && bytes.Contains(ev, []byte(`"usage"`)) {
@@ -477,6 +477,9 @@ func (p *Plugin) streamEvent(ctx context.Context, c *phases.BodyChunk, st *state
 		}
 	}
 
+	// The reply is complete at [DONE], or at the event that says why it
+	// stopped on the other doors: checked before that event goes out.
+	final := c.EOS || isDone || st.stopped
 	if p.finalPacket {
 		if final {
 			st.done = true

@@ -105,6 +105,8 @@ func (p *Plugin) collectNeutral(st *state, data []byte, stream bool) {
 				}
 				st.blocks[ev.Index] = kind
 			}
+		case llm.EventStop, llm.EventEnd, llm.EventError:
+			st.stopped = true
 		case llm.EventBlockDelta:
 			kind := openai.TextContent
 			if ev.Index >= 0 && ev.Index < len(st.blocks) {

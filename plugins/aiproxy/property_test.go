@@ -24,13 +24,13 @@ import (
 // faults are the mock behaviours a path draws; "" is a plain answer.
 var faults = []string{"", "", "", "status", "reset", "hang", "slow", "split", "drip"}
 
-// drawRequest draws a chat-completions request to the mock: streamed or
-// not, with a fault.
-func drawRequest(t *rapid.T) (*http.Request, string, bool) {
+// drawRequest draws a request of a door to the mock: streamed or not,
+// with a fault.
+func drawRequest(t *rapid.T) (*http.Request, string, bool, providertest.Door) {
 	stream := rapid.Bool().Draw(t, "stream")
 	fault := rapid.SampledFrom(faults).Draw(t, "fault")
-	body := `{"model":"m1","messages":[{"role":"user","content":"hello there"}]` + map[bool]string{true: `,"stream":true`}[stream] + `}`
-	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
+	d := rapid.SampledFrom(providertest.Doors).Draw(t, "door")
+	req := httptest.NewRequest(http.MethodPost, d.Path, strings.NewReader(d.Body("m1", stream)))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(mockllm.HeaderChunks, strconv.Itoa(rapid.IntRange(1, 5).Draw(t, "chunks")))
 	switch fault {
@@ -47,13 +47,14 @@ func drawRequest(t *rapid.T) (*http.Request, string, bool) {
 	case "drip":
 		req.Header.Set(mockllm.HeaderChunkDelay, strconv.Itoa(rapid.IntRange(1, 15).Draw(t, "delay ms"))+"ms")
 	}
-	return req, fault, stream
+	return req, fault, stream, d
 }
 
 // propertyConfig is ai-proxy against the mock with short limits, so that
 // hangs end by the timeout and long streams by the duration cap.
-func propertyConfig(endpoint string) aiproxy.Config {
+func propertyConfig(endpoint, prov string) aiproxy.Config {
 	cfg := config(endpoint)
+	cfg.Provider = prov
 	cfg.Timeout = 100 * time.Millisecond
 	cfg.MaxStreamDuration = 60 * time.Millisecond
 	return cfg
@@ -67,28 +68,34 @@ func TestPropertyAIProxyKeepsTheRules(t *testing.T) {
 	m := providertest.StartMock(t)
 	transport := forward.NewTransport()
 	defer transport.CloseIdleConnections()
-	var fault string
+	var fault, prov string
 	var stream bool
+	var d providertest.Door
 	phasetest.Check(t, phasetest.Config{
 		AttemptScope: provider.AttemptScope,
+		StreamEnded:  func(body []byte) bool { return d.Ended(body, false) },
 		Request: func(rt *rapid.T) *http.Request {
 			var req *http.Request
-			req, fault, stream = drawRequest(rt)
+			req, fault, stream, d = drawRequest(rt)
+			prov = rapid.SampledFrom(providertest.Providers).Draw(rt, "provider")
 			return req
 		},
 		Plugins: func(env *phasetest.Env) []phases.Plugin {
+			if prov == "" {
+				prov = aiproxy.ProviderOpenAICompatible // the probe, before the first draw
+			}
 			set, err := metrics.New(env.Registry)
 			if err != nil {
 				panic(err)
 			}
-			p, err := aiproxy.New(propertyConfig(mockURL(m)), pluginsdk.Env{Route: "r", Metrics: set, Transport: transport})
+			p, err := aiproxy.New(propertyConfig(providertest.Endpoint(m, prov), prov), pluginsdk.Env{Route: "r", Metrics: set, Transport: transport})
 			if err != nil {
 				panic(err)
 			}
 			return []phases.Plugin{p}
 		},
 		Check: func(t phasetest.TB, r *phasetest.Result) {
-			checkPath(t, r, fault, stream)
+			checkPath(t, r, fault, stream, d)
 			if !eventually(2*time.Second, func() bool { return m.Mock().Stats().Active == 0 }) {
 				t.Fatalf("the upstream request (fault %q) outlived its path:\n%s", fault, strings.Join(r.Journal, "\n"))
 			}
@@ -97,7 +104,7 @@ func TestPropertyAIProxyKeepsTheRules(t *testing.T) {
 }
 
 // checkPath checks what ai-proxy's own outcomes look like.
-func checkPath(t phasetest.TB, r *phasetest.Result, fault string, stream bool) {
+func checkPath(t phasetest.TB, r *phasetest.Result, fault string, stream bool, d providertest.Door) {
 	s := r.Summary
 	if r.FrameworkFailed {
 		return
@@ -105,8 +112,8 @@ func checkPath(t phasetest.TB, r *phasetest.Result, fault string, stream bool) {
 	if s.ExitPlugin != aiproxy.Name || s.Cause == phases.CauseClientClosed || s.Cause == phases.CauseClientTimeout {
 		if s.Cause == phases.CauseCompleted && s.ExitPlugin == "" && r.Status == 200 && stream && !r.Aborted &&
 			(fault == "" || fault == "split" || fault == "drip") &&
-			!strings.HasSuffix(string(r.Body), "data: [DONE]\n\n") {
-			t.Fatalf("a completed stream lacks [DONE]: %q", r.Body)
+			!d.Ended(r.Body, true) {
+			t.Fatalf("a completed %s stream lacks its end: %q", d.Protocol, r.Body)
 		}
 		return
 	}

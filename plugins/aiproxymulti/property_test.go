@@ -46,11 +46,16 @@ func TestPropertyAIProxyMultiKeepsTheRules(t *testing.T) {
 	dead := deadURL(t)
 
 	var cfg aiproxymulti.Config
+	var d providertest.Door
 	phasetest.Check(t, phasetest.Config{
 		AttemptScope: provider.AttemptScope,
+		StreamEnded:  func(body []byte) bool { return d.Ended(body, false) },
 		Request: func(rt *rapid.T) *http.Request {
-			cfg = drawConfig(rt, map[string]string{"dead": dead, "broken": broken.URL + "/v1/chat/completions", "mock": mockURL(m)})
-			return drawRequest(rt)
+			cfg = drawConfig(rt, map[string]string{"dead": dead, "broken": broken.URL + "/v1/chat/completions",
+				"mock": mockURL(m), "claude": providertest.Endpoint(m, provider.ProviderAnthropic)})
+			var req *http.Request
+			req, d = drawRequest(rt)
+			return req
 		},
 		Plugins: func(env *phasetest.Env) []phases.Plugin {
 			set, err := metrics.New(env.Registry)
@@ -82,12 +87,12 @@ func TestPropertyAIProxyMultiKeepsTheRules(t *testing.T) {
 // drawConfig draws one to four instances of the given kinds, their
 // priorities and weights, and the fallback policy.
 func drawConfig(t *rapid.T, urls map[string]string) aiproxymulti.Config {
-	kinds := rapid.SliceOfN(rapid.SampledFrom([]string{"dead", "broken", "mock", "mock"}), 1, 4).Draw(t, "instances")
+	kinds := rapid.SliceOfN(rapid.SampledFrom([]string{"dead", "broken", "mock", "claude"}), 1, 4).Draw(t, "instances")
 	cfg := aiproxymulti.DefaultConfig()
 	for i, k := range kinds {
 		in := aiproxymulti.Instance{
 			Name:              fmt.Sprintf("%s-%d", k, i),
-			Provider:          "openai-compatible",
+			Provider:          map[bool]string{true: provider.ProviderAnthropic, false: provider.ProviderOpenAICompatible}[k == "claude"],
 			Endpoint:          urls[k],
 			Weight:            rapid.IntRange(0, 3).Draw(t, "weight"),
 			Priority:          rapid.IntRange(0, 2).Draw(t, "priority"),
@@ -109,11 +114,12 @@ func drawConfig(t *rapid.T, urls map[string]string) aiproxymulti.Config {
 	return cfg
 }
 
-// drawRequest draws a request to the mock, streamed or not, with a fault.
-func drawRequest(t *rapid.T) *http.Request {
+// drawRequest draws a request of a door to the mock, streamed or not, with
+// a fault.
+func drawRequest(t *rapid.T) (*http.Request, providertest.Door) {
 	stream := rapid.Bool().Draw(t, "stream")
-	body := `{"model":"m1","messages":[{"role":"user","content":"hello there"}]` + map[bool]string{true: `,"stream":true`}[stream] + `}`
-	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
+	d := rapid.SampledFrom(providertest.Doors).Draw(t, "door")
+	req := httptest.NewRequest(http.MethodPost, d.Path, strings.NewReader(d.Body("m1", stream)))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(mockllm.HeaderChunks, strconv.Itoa(rapid.IntRange(1, 5).Draw(t, "chunks")))
 	switch rapid.SampledFrom([]string{"", "", "status", "reset", "hang", "slow", "split", "drip"}).Draw(t, "fault") {
@@ -130,5 +136,5 @@ func drawRequest(t *rapid.T) *http.Request {
 	case "drip":
 		req.Header.Set(mockllm.HeaderChunkDelay, strconv.Itoa(rapid.IntRange(1, 15).Draw(t, "delay ms"))+"ms")
 	}
-	return req
+	return req, d
 }
