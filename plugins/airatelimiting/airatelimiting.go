@@ -17,6 +17,7 @@ import (
 
 	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/door"
 	llmopenai "github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/phases"
@@ -276,7 +277,8 @@ type state struct {
 	out      *Outcome
 	values   *phases.Values
 
-	status   int // the upstream's status, once seen
+	status   int          // the upstream's status, once seen
+	proto    llm.Protocol // the client's door: what its bodies are
 	dec      llm.StreamDecoder
 	events   []llm.Event
 	text     []byte // completion text delivered, up to textCap bytes
@@ -371,7 +373,8 @@ func (p *Plugin) bind(r *phases.Request, st *state) {
 // max_tokens.
 func (p *Plugin) estimate(r *phases.Request, body []byte, st *state) phases.Exit {
 	mode := p.cfg.Estimate.Prompt
-	req, err := llmopenai.Chat{}.DecodeRequest(body)
+	st.proto = door.Of(r).Protocol
+	req, err := door.Codec(st.proto).DecodeRequest(body)
 	if err != nil {
 		// Not a chat request: its bytes are its prompt.
 		st.prompt = rawTokens(mode, body)
@@ -393,12 +396,17 @@ func (p *Plugin) estimate(r *phases.Request, body []byte, st *state) phases.Exit
 	if completion <= 0 {
 		completion = p.cfg.Estimate.CompletionTokens
 		if p.cfg.Estimate.EnforceMaxTokens {
-			options["max_tokens"] = completion
+			switch st.proto {
+			case llm.OpenAIChat:
+				options["max_tokens"] = completion
+			case llm.OpenAIResponses:
+				options["max_output_tokens"] = completion
+			} // Messages requires max_tokens: the request has one
 		}
 	}
 	st.reserved = min(completion*max(req.N, 1), maxAmount)
 	st.textCap = textCap(st.reserved)
-	if req.Stream && !req.IncludeUsage {
+	if req.Stream && !req.IncludeUsage && st.proto == llm.OpenAIChat {
 		st.hide = true
 		if hasExplicitUsageOff(body) {
 			options["stream_options"] = map[string]any{"include_usage": true}
@@ -505,7 +513,7 @@ func (p *Plugin) BodyFilter(ctx context.Context, c *phases.BodyChunk) phases.Bod
 		return phases.BodyResult{}
 	}
 	if st.dec == nil {
-		st.dec = llmopenai.Chat{}.NewStreamDecoder()
+		st.dec = door.Codec(st.proto).NewStreamDecoder()
 	}
 	evs, err := st.dec.Decode(st.events[:0], "", c.Event)
 	st.events = evs[:0]
@@ -540,7 +548,7 @@ func (st *state) keepText(b []byte) {
 // readWhole reads the usage, or else the text, of a body that is not a
 // stream.
 func (st *state) readWhole() {
-	resp, err := llmopenai.Chat{}.DecodeResponse(st.whole)
+	resp, err := door.Codec(st.proto).DecodeResponse(st.whole)
 	st.whole = nil
 	if err != nil {
 		return

@@ -196,3 +196,66 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// On the Messages and Responses doors, translated or not, a token limit
+// charges the usage each reply reported, streamed or whole.
+func TestGatewayTokenLimitOnEveryDoor(t *testing.T) {
+	mock := providertest.StartMock(t)
+	limits := `{ policy: local, limits: [ { name: tpm, key: route, tokens: 100000, window: 1h } ] }`
+	var routes strings.Builder
+	for _, prov := range providertest.Providers {
+		fmt.Fprintf(&routes, `
+  - id: %[1]s
+    uri: /%[1]s/*
+    plugins:
+      ai-rate-limiting: %[2]s
+      ai-proxy: { provider: %[1]s, endpoint: %[3]q }`, prov, limits, providertest.Endpoint(mock, prov))
+	}
+	cfg, err := gateway.LoadConfig("doors.yaml", []byte("routes:"+routes.String()), plugins.Builtins(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedLog
+	log := zerolog.New(&logs)
+	transport := forward.NewTransport()
+	t.Cleanup(transport.CloseIdleConnections)
+	g, err := gateway.New(cfg, gateway.Options{Logger: &log, Transport: transport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Retire the config, so that its keeper stops before goleak looks.
+		plain, err := gateway.LoadConfig("plain.yaml", []byte(`
+routes:
+  - id: plain
+    uri: /plain
+    upstream: { nodes: { "`+mock.Addr()+`": 1 } }`), plugins.Builtins(), nil)
+		if err == nil {
+			err = g.Reload(plain)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	for _, prov := range providertest.Providers {
+		n := 0
+		for _, d := range providertest.Doors {
+			for _, stream := range []bool{false, true} {
+				req := httptest.NewRequest(http.MethodPost, "/"+prov+d.Path, strings.NewReader(d.Body("m", stream)))
+				req.Header.Set("Content-Type", "application/json")
+				rec := httptest.NewRecorder()
+				g.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					t.Fatalf("%s %s stream %v: %d %s", prov, d.Protocol, stream, rec.Code, rec.Body)
+				}
+				n++
+				line := logs.access(t, prov)[n-1]
+				committed, _ := line["committed"].(map[string]any)
+				// The mock's usage: its prompt and completion tokens.
+				if want := float64(line["prompt_tokens"].(float64) + line["completion_tokens"].(float64)); committed["tpm"] != want || want == 0 {
+					t.Errorf("%s %s stream %v: committed %v, want the reported usage %v", prov, d.Protocol, stream, line["committed"], want)
+				}
+			}
+		}
+	}
+}
