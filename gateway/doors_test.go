@@ -300,7 +300,7 @@ func TestOfficialOpenAIClientOnResponsesDoor(t *testing.T) {
 func TestPreUpstreamExitsInTheDoorsShape(t *testing.T) {
 	mock := providertest.StartMock(t)
 	tg := newTestGateway(t, doorsConfig(mock.URL()))
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		path, body, key string
 		status          int
 		want            string
@@ -332,6 +332,14 @@ func TestPreUpstreamExitsInTheDoorsShape(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != tc.status || !strings.Contains(body, tc.want) {
 			t.Errorf("%s %s: %d %s, want %d with %s", tc.path, tc.body, resp.StatusCode, body, tc.status, tc.want)
+		}
+		// The access log names the door even when nothing read the body.
+		want := "anthropic-messages"
+		if strings.HasSuffix(tc.path, "/responses") {
+			want = "openai-responses"
+		}
+		if line := tg.log.waitAccessLines(t, i+1)[i]; line["client_protocol"] != want {
+			t.Errorf("%s (%d): access log client_protocol %v, want %s", tc.path, tc.status, line["client_protocol"], want)
 		}
 	}
 }
@@ -406,5 +414,36 @@ func assertProtocolLabels(t *testing.T, tg *testGateway, want map[string]bool) {
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("phasegate_llm_requests_total series %v, want %v", got, want)
+	}
+}
+
+// A method the route does not allow is a 405 with Allow, in the shape of
+// the door the path names.
+func TestMethodNotAllowedInTheDoorsShape(t *testing.T) {
+	mock := providertest.StartMock(t)
+	tg := newTestGateway(t, fmt.Sprintf(`
+routes:
+  - id: messages
+    uri: /v1/messages
+    methods: [POST]
+    plugins: { ai-proxy: { provider: openai-compatible, endpoint: %q } }
+  - id: chat
+    uri: /v1/chat/completions
+    methods: [POST]
+    plugins: { ai-proxy: { provider: openai-compatible, endpoint: %q } }
+`, mock.URL()+"/v1/chat/completions", mock.URL()+"/v1/chat/completions"))
+	for path, want := range map[string]string{
+		"/v1/messages":         `{"type":"error","error":{"type":"invalid_request_error","message":"method GET is not allowed here; allowed: POST"}}`,
+		"/v1/chat/completions": `{"error":{"message":"method GET is not allowed here; allowed: POST","type":"invalid_request_error","code":405}}`,
+	} {
+		resp, err := http.Get(tg.url(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(t, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" || body != want {
+			t.Errorf("GET %s: %d Allow=%q %s, want 405 Allow=POST %s", path, resp.StatusCode, resp.Header.Get("Allow"), body, want)
+		}
 	}
 }

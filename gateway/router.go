@@ -156,9 +156,16 @@ func (n notFound) Access(ctx context.Context, r *phases.Request) phases.Exit {
 		return phases.Error(http.StatusNotFound, "invalid_request_error", "no route matches "+p.Path)
 	}
 	allow := strings.Join(allowed, ", ")
-	return phases.Reply(http.StatusMethodNotAllowed,
-		http.Header{"Content-Type": {"application/json"}, "Allow": {allow}},
-		openai.ErrorBody("method "+r.Method+" is not allowed here; allowed: "+allow, "invalid_request_error", http.StatusMethodNotAllowed))
+	msg := "method " + r.Method + " is not allowed here; allowed: " + allow
+	var h http.Header
+	var body []byte
+	if r.Renderer != nil { // the door the path names
+		h, body = r.Renderer.Error(http.StatusMethodNotAllowed, "invalid_request_error", msg)
+	} else {
+		h, body = http.Header{"Content-Type": {"application/json"}}, openai.ErrorBody(msg, "invalid_request_error", http.StatusMethodNotAllowed)
+	}
+	h.Set("Allow", allow)
+	return phases.Reply(http.StatusMethodNotAllowed, h, body)
 }
 
 // routerPlugin names the router's exits in metrics and the access log.
