@@ -13,6 +13,7 @@ import (
 
 	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/door"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/pluginsdk"
@@ -107,6 +108,10 @@ func (o *observer) writeAccessLog(s *phases.Summary) {
 	if info == nil {
 		info = &llm.Info{}
 	}
+	client := info.ClientProtocol
+	if client == "" { // refused before the AI upstream read the request
+		client, _ = door.Entered(v)
+	}
 	ev := o.log.Info().
 		Str("request_id", pluginsdk.Get(v, pluginsdk.RequestID)).
 		Str("route", o.route).
@@ -120,7 +125,7 @@ func (o *observer) writeAccessLog(s *phases.Summary) {
 		Str("instance", info.Instance).
 		Int("prompt_tokens", info.PromptTokens).
 		Int("completion_tokens", info.CompletionTokens).
-		Str("client_protocol", string(info.ClientProtocol)).
+		Str("client_protocol", string(client)).
 		Str("provider_protocol", string(info.ProviderProtocol)).
 		Str("lifecycle", fsm.Path(s.Trace)).
 		Str("cause", string(s.Cause)).

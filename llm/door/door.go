@@ -104,6 +104,15 @@ func Enter(r *phases.Request, setting string) *Door {
 	return d
 }
 
+// Entered returns the protocol of the door a request entered, from its
+// values (a phases.Summary's, for the log), and false when it entered none.
+func Entered(v *phases.Values) (llm.Protocol, bool) {
+	if d, ok := doorKey.Get(v); ok && d != nil {
+		return d.Protocol, true
+	}
+	return "", false
+}
+
 // Of returns the door r entered, or the one its path names (Chat when it
 // names none) for a request that entered none.
 func Of(r *phases.Request) *Door {
