@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -32,30 +33,33 @@ func profileAll(ctx context.Context, o *options, bin, pprof string, ts []*target
 		t     *target
 		w     *workload
 		pprof string
+		// conc > 0: a closed loop of conc streams, as the section measures
+		// streams back to back; else streams at o.streamRate.
+		conc int
 	}
 	bare := ts[3]
 	stream := streamWorkload(o.chunks, o.chunkDelay.String())
 	burst := burstWorkload(o.burstChunks)
 	jobs := []job{
-		{"plain", ts[0], plainWorkload(), pprof},
-		{"bare-plain", bare, plainWorkload(), bare.admin},
-		{"plain-chat", ts[1], chatWorkload(), pprof},
-		{"bare-chat", bare, chatWorkload(), bare.admin},
-		{"plain-stream", ts[1], stream, pprof},
-		{"bare-stream", bare, stream, bare.admin},
-		{"plain-burst", ts[1], burst, pprof},
-		{"bare-burst", bare, burst, bare.admin},
+		{"plain", ts[0], plainWorkload(), pprof, 0},
+		{"bare-plain", bare, plainWorkload(), bare.admin, 0},
+		{"plain-chat", ts[1], chatWorkload(), pprof, 0},
+		{"bare-chat", bare, chatWorkload(), bare.admin, 0},
+		{"plain-stream", ts[1], stream, pprof, 0},
+		{"bare-stream", bare, stream, bare.admin, 0},
+		{"plain-burst", ts[1], burst, pprof, o.burstConcurrency},
+		{"bare-burst", bare, burst, bare.admin, o.burstConcurrency},
 	}
 	if withAI {
 		jobs = append(jobs,
-			job{"ai-chat", ts[2], chatWorkload(), pprof},
-			job{"ai-stream", ts[2], stream, pprof},
-			job{"ai-burst", ts[2], burst, pprof})
+			job{"ai-chat", ts[2], chatWorkload(), pprof, 0},
+			job{"ai-stream", ts[2], stream, pprof, 0},
+			job{"ai-burst", ts[2], burst, pprof, o.burstConcurrency})
 	}
 	secs := max(1, int(o.duration.Seconds()))
 	for _, j := range jobs {
 		progress(fmt.Sprintf("profiling %s, %ds", j.name, secs))
-		c := newClient(o.concurrency)
+		c := newClient(max(o.concurrency, j.conc))
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
 		files := []string{
@@ -70,10 +74,10 @@ func profileAll(ctx context.Context, o *options, bin, pprof string, ts []*target
 		// Load a little longer than the profile window on both sides.
 		d := time.Duration(secs)*time.Second + 500*time.Millisecond
 		var res *tally
-		if j.w.stream {
+		if j.w.stream && j.conc == 0 {
 			res, _ = openLoop(ctx, c, j.t, j.w, o.streamRate, d)
 		} else {
-			res, _ = closedLoop(ctx, c, j.t, j.w, o.concurrency, d)
+			res, _ = closedLoop(ctx, c, j.t, j.w, cmp.Or(j.conc, o.concurrency), d)
 		}
 		wg.Wait()
 		c.CloseIdleConnections()
