@@ -26,6 +26,13 @@ type Chunk struct {
 	Data []byte
 	// Event is the event's data field when the body is SSE, else nil.
 	Event []byte
+	// More reports that the next chunk is already at hand: the next Next
+	// returns it (or the end of the body) without waiting on the upstream.
+	// The runner then writes this chunk without flushing it, so that the
+	// chunks of one upstream read reach the client in one flush; it flushes
+	// after the first chunk without More, never holding one back until the
+	// upstream sends again.
+	More bool
 }
 
 // Body is a response body read chunk by chunk. Next returns a chunk and a

@@ -52,6 +52,7 @@ type exchange struct {
 	sendTimedOut bool
 
 	headersSent bool
+	unflushed   bool // body bytes are written but not flushed (Chunk.More)
 	ended       bool // the response is over: aborted, or answered by the safety net
 	logged      bool
 	stuck       bool
@@ -384,16 +385,9 @@ func (x *exchange) bodyFilter() {
 				return
 			}
 		}
-		if len(x.chunk.Data) > 0 {
-			err := x.sink.Write(x.chunk.Data)
-			if err == nil && !eos {
-				err = x.sink.Flush()
-			}
-			if err != nil {
-				x.abort(x.writeFailed(err), err)
-				return
-			}
-			x.bytesSent += int64(len(x.chunk.Data))
+		if err := x.send(c.More, eos); err != nil {
+			x.abort(x.writeFailed(err), err)
+			return
 		}
 		if eos {
 			break
@@ -405,6 +399,34 @@ func (x *exchange) bodyFilter() {
 	x.releaseUpstream() // the stream has ended
 	x.fire(fsm.EventNext)
 }
+
+// send writes the current chunk's data and flushes what is written, unless
+// the body has ended (the end of the handler flushes it) or the next chunk
+// is at hand (Chunk.More): that one is flushed with it.
+func (x *exchange) send(more, eos bool) error {
+	if n := len(x.chunk.Data); n > 0 {
+		if err := x.sink.Write(x.chunk.Data); err != nil {
+			return err
+		}
+		x.bytesSent += int64(n)
+		x.unflushed = true
+	}
+	switch {
+	case !x.unflushed || eos:
+		return nil
+	case more:
+		if h, ok := x.sink.(flushHolder); ok {
+			h.HoldFlush()
+		}
+		return nil
+	}
+	x.unflushed = false
+	return x.sink.Flush()
+}
+
+// flushHolder is a Sink told when the runner leaves what it wrote
+// unflushed because the next chunk is at hand (see Sink).
+type flushHolder interface{ HoldFlush() }
 
 // exitTo records ex as the exit of plugin in phase and moves the machine.
 // Before the headers are sent the exit becomes the response (response-side

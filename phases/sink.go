@@ -19,9 +19,12 @@ type Sink interface {
 	// os.ErrDeadlineExceeded.
 	Write(p []byte) error
 	// Flush pushes what was written to the client. The runner flushes
-	// after every chunk of a body except its last (the end of the handler
-	// flushes that), so a stream reaches the client event by event while a
-	// whole response costs one write.
+	// after every chunk of a body but its last (the end of the handler
+	// flushes that) and those followed by a chunk already at hand
+	// (Chunk.More), so a stream reaches the client as the upstream sends
+	// it while a whole response costs one write. A Sink with a method
+	// HoldFlush() is told of each such chunk left unflushed (test sinks
+	// check with it that nothing else is held back).
 	Flush() error
 	// Abort ends the response abnormally, so that the client sees a broken
 	// response rather than a complete one. It is called at most once, after

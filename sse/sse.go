@@ -114,6 +114,10 @@ type Reader struct {
 	// skipLF reports that the previous event ended with a "\r" that was the
 	// last byte read, so a "\n" at buf[r] completes that terminator.
 	skipLF bool
+	// ready is the length of the complete event at buf[r] that Ready
+	// found, or 0; readyCR is scanEvent's loneCR for it.
+	ready   int
+	readyCR bool
 
 	bomPending bool   // no event has been parsed yet
 	err        error  // sticky error from the underlying reader or limit
@@ -148,7 +152,12 @@ func NewReader(r io.Reader, maxEventBytes int) *Reader {
 // The returned slices are only valid until the next call to Next.
 func (r *Reader) Next() (Event, error) {
 	for {
-		if end, loneCR := r.scanEvent(); end >= 0 {
+		end, loneCR := r.ready, r.readyCR
+		if end == 0 {
+			end, loneCR = r.scanEvent()
+		}
+		r.ready = 0
+		if end >= 0 {
 			if end > r.max {
 				return Event{}, r.tooLarge()
 			}
@@ -171,6 +180,22 @@ func (r *Reader) Next() (Event, error) {
 	}
 }
 
+// Ready reports whether the next call to Next returns without reading from
+// the underlying reader: a complete event is buffered, or the stream has
+// ended cleanly (io.EOF), the last event included. A proxy can use it to
+// write every event the upstream delivered in one read and flush once,
+// without holding back any event it has received.
+func (r *Reader) Ready() bool {
+	if r.ready > 0 {
+		return true
+	}
+	if end, loneCR := r.scanEvent(); end > 0 {
+		r.ready, r.readyCR = end, loneCR
+		return true
+	}
+	return r.err == io.EOF
+}
+
 // Buffered returns the bytes read from the underlying reader but not yet
 // returned as part of an event. After Next has returned an error other than
 // [io.EOF] or [ErrEventTooLarge], they are the incomplete event that
@@ -182,7 +207,7 @@ func (r *Reader) Buffered() []byte {
 // tooLarge makes ErrEventTooLarge sticky and releases the buffer.
 func (r *Reader) tooLarge() error {
 	r.err = ErrEventTooLarge
-	r.buf, r.r, r.w = nil, 0, 0
+	r.buf, r.r, r.w, r.ready = nil, 0, 0, 0
 	r.lfAt, r.crAt = 0, 0
 	r.data = nil
 	return r.err

@@ -365,6 +365,72 @@ func TestReaderBufferedEventsNoRead(t *testing.T) {
 	}
 }
 
+// readAllReady reads every event of rd like readAll, asking Ready before
+// each Next and checking its answer against the reads Next then makes:
+// true means Next makes none, false that it makes at least one. Ready
+// itself never reads.
+func readAllReady(t *testing.T, rd *sse.Reader, cr *chunkReader) ([]ev, error) {
+	t.Helper()
+	var evs []ev
+	for {
+		before := cr.reads
+		ready := rd.Ready()
+		if cr.reads != before {
+			t.Fatalf("Ready read from the underlying reader")
+		}
+		if again := rd.Ready(); again != ready {
+			t.Fatalf("Ready = %v, then %v without a Next", ready, again)
+		}
+		e, err := rd.Next()
+		if read := cr.reads != before; read == ready {
+			t.Fatalf("Ready = %v before event %d, but Next read: %v (error %v)", ready, len(evs), read, err)
+		}
+		if err != nil {
+			return evs, err
+		}
+		evs = append(evs, toEv(e))
+	}
+}
+
+// TestReaderReady checks that Ready tells whether Next will read, and that
+// asking it changes no event, for every read split of the table's inputs.
+func TestReaderReady(t *testing.T) {
+	for _, tc := range readerCases {
+		for _, sizes := range [][]byte{nil, {0}, {1, 5, 0, 63}, {7, 2}} {
+			for _, eofEarly := range []bool{false, true} {
+				cr := &chunkReader{data: []byte(tc.in), sizes: sizes, eofEarly: eofEarly}
+				got, err := readAllReady(t, sse.NewReader(cr, 0), cr)
+				if err != io.EOF {
+					t.Fatalf("%s: error = %v, want io.EOF", tc.name, err)
+				}
+				if got = normalize(got); !equal(got, tc.want) {
+					t.Fatalf("%s, sizes %v: events with Ready differ:\n got %v\nwant %v", tc.name, sizes, got, tc.want)
+				}
+			}
+		}
+	}
+}
+
+// TestReaderReadyAfterOneRead is the case a proxy batches: three events
+// and half of a fourth in one read, the rest with the end of the stream.
+// Ready is true before the second and third events, false before the
+// fourth (the reader must wait for it), true at the end.
+func TestReaderReadyAfterOneRead(t *testing.T) {
+	in := "data: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4"
+	cr := &chunkReader{data: []byte(in + "\n\n"), sizes: []byte{byte(len(in) - 1)}, eofEarly: true}
+	rd := sse.NewReader(cr, 0)
+	var got []bool
+	for range 4 {
+		if _, err := rd.Next(); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, rd.Ready())
+	}
+	if want := []bool{true, true, false, true}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Ready after each event = %v, want %v (the last: the end of the stream is known)", got, want)
+	}
+}
+
 func TestReaderTooLarge(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -576,7 +642,13 @@ func FuzzReader(f *testing.F) {
 			max = int(limit)
 		}
 		rd := sse.NewReader(cr, max)
-		got, err := readAll(rd)
+		var got []ev
+		var err error
+		if len(splits) > 0 && splits[0]&64 != 0 {
+			got, err = readAllReady(t, rd, cr)
+		} else {
+			got, err = readAll(rd)
+		}
 		var raw strings.Builder
 		for _, e := range got {
 			if len(e.Raw) > max {

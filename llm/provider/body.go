@@ -88,7 +88,7 @@ func (b *streamBody) Next() (phases.Chunk, error) {
 		return phases.Chunk{}, b.fail(&phases.ExitError{Exit: b.in.tooLarge()})
 	}
 	b.observe(ev)
-	return phases.Chunk{Data: ev.Raw, Event: ev.Data}, nil
+	return phases.Chunk{Data: ev.Raw, Event: ev.Data, More: b.rd.Ready()}, nil
 }
 
 // fail makes err sticky, marks the end of the body and stops the upstream.

@@ -2,6 +2,7 @@ package phasetest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -57,6 +58,42 @@ func TestSinkDoesWhatItsClientDoes(t *testing.T) {
 		_ = s.Write([]byte("c"))
 		if len(s.errs) != 1 || !strings.Contains(s.errs[0], "before the previous one was flushed") {
 			t.Fatalf("errs %v", s.errs)
+		}
+	})
+	t.Run("a held flush excuses one write", func(t *testing.T) {
+		s := &sink{run: newTestRun(), c: ClientScript{FailWrite: -1, PanicWrite: -1, TimeoutWrite: -1}}
+		_ = s.WriteHeader(200, http.Header{})
+		_ = s.Write([]byte("a"))
+		s.HoldFlush()
+		_ = s.Write([]byte("b"))
+		if len(s.errs) > 0 {
+			t.Fatalf("errs %v", s.errs)
+		}
+		_ = s.Write([]byte("c"))
+		if len(s.errs) != 1 || !strings.Contains(s.errs[0], "before the previous one was flushed") {
+			t.Fatalf("errs %v", s.errs)
+		}
+		_ = s.Flush()
+		s.HoldFlush()
+		if len(s.errs) != 2 || !strings.Contains(s.errs[1], "held with nothing written") {
+			t.Fatalf("errs %v", s.errs)
+		}
+	})
+	t.Run("a chunk left unflushed when the upstream is read again", func(t *testing.T) {
+		r := newTestRun()
+		r.sink = &sink{run: r, c: ClientScript{FailWrite: -1, PanicWrite: -1, TimeoutWrite: -1}}
+		b := &body{s: UpstreamScript{Chunks: 4, BreakAt: -1}, run: r}
+		_ = r.sink.WriteHeader(200, http.Header{})
+		c, _ := b.Next() // More: the next is at hand
+		_ = r.sink.Write(c.Data)
+		c, _ = b.Next()
+		_ = r.sink.Write(c.Data)
+		if len(r.problems) != 0 {
+			t.Fatalf("problems %v", r.problems)
+		}
+		_, _ = b.Next() // the second chunk said nothing was at hand
+		if len(r.problems) != 1 || !strings.Contains(r.problems[0], "left unflushed") {
+			t.Fatalf("problems %v", r.problems)
 		}
 	})
 	t.Run("gone at the header", func(t *testing.T) {
@@ -127,6 +164,23 @@ func TestBodyDoesWhatItsScriptSays(t *testing.T) {
 	got, err = read(&body{s: UpstreamScript{Chunks: 3, BreakAt: 1}, run: r})
 	if got != "chunk-0;" || err == nil || err == io.EOF {
 		t.Fatalf("%q %v", got, err)
+	}
+	var mores []bool
+	for b := (&body{s: UpstreamScript{Chunks: 4, BreakAt: -1}, run: r}); ; {
+		c, err := b.Next()
+		if err != nil {
+			break
+		}
+		mores = append(mores, c.More)
+	}
+	if fmt.Sprint(mores) != "[true false true false]" {
+		t.Fatalf("More of four chunks: %v, want every other one, never the last", mores)
+	}
+	if c, _ := (&body{s: UpstreamScript{Chunks: 3, BreakAt: 1}, run: r}).Next(); c.More {
+		t.Fatal("a chunk before a break said the next one was at hand")
+	}
+	if len(r.problems) != 0 {
+		t.Fatalf("problems %v", r.problems)
 	}
 	ended := &body{s: UpstreamScript{Chunks: 0, BreakAt: -1}, run: r}
 	_, _ = ended.Next()
