@@ -38,7 +38,7 @@ type Chunk struct {
 // Body is a response body read chunk by chunk. Next returns a chunk and a
 // nil error, or the last chunk (possibly empty) together with io.EOF; any
 // other error means the body broke. Next is called from one goroutine, and a
-// chunk's bytes need only stay valid until the next call. Close releases the body (for
+// chunk's bytes need only stay valid until the next call or Close. Close releases the body (for
 // an upstream body, it cancels the upstream request if still running); it
 // is called exactly once.
 type Body interface {

@@ -48,8 +48,16 @@ type httpSink struct {
 	rc      *http.ResponseController
 	body    time.Duration
 	send    time.Duration
+	armed   time.Time // when the send deadline was last set
 	aborted bool
 }
+
+// maxDeadlineReuse is how recently set a send deadline may be for a write
+// to keep it rather than set it again: the events of one upstream read are
+// written within microseconds, and moving a connection's deadline costs
+// more than a write into net/http's buffer. A write then has at most this
+// much (or a 64th of the send timeout, if less) below the send timeout.
+const maxDeadlineReuse = time.Millisecond
 
 // ServeHTTP runs r through the chain, writing the response to w under the
 // chain's client timeouts. When the response must be cut short (the client
@@ -109,9 +117,15 @@ func (s *httpSink) Flush() error {
 // the send timeout. Between writes the deadline may lapse: on HTTP/1 it
 // only fails a write that is attempted, so an idle stream is never cut.
 func (s *httpSink) extendSend() {
-	if s.send > 0 {
-		_ = s.rc.SetWriteDeadline(time.Now().Add(s.send))
+	if s.send <= 0 {
+		return
 	}
+	now := time.Now()
+	if now.Sub(s.armed) < min(s.send/64, maxDeadlineReuse) {
+		return
+	}
+	s.armed = now
+	_ = s.rc.SetWriteDeadline(now.Add(s.send))
 }
 
 // Abort records that the response must be aborted: ServeHTTP panics with

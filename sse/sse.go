@@ -44,6 +44,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"sync"
 )
 
 // DefaultMaxEventBytes is the event size limit used by [NewReader] when it is
@@ -62,6 +63,14 @@ const maxEmptyReads = 100
 // exceeds the reader's limit. It is permanent: the stream cannot be
 // resynchronised, and every later call to Next returns it again.
 var ErrEventTooLarge = errors.New("sse: event exceeds maximum size")
+
+// ErrReleased is returned by [Reader.Next] after [Reader.Release].
+var ErrReleased = errors.New("sse: read of a released reader")
+
+// bufPool holds read buffers of initialBufferSize, given back by Release
+// (and when a buffer grows), so that a proxy does not allocate one per
+// stream.
+var bufPool = sync.Pool{New: func() any { return new([initialBufferSize]byte) }}
 
 // errInvalidRead reports an io.Reader that returned an impossible count.
 var errInvalidRead = errors.New("sse: reader returned invalid count")
@@ -207,6 +216,7 @@ func (r *Reader) Buffered() []byte {
 // tooLarge makes ErrEventTooLarge sticky and releases the buffer.
 func (r *Reader) tooLarge() error {
 	r.err = ErrEventTooLarge
+	r.putBuf()
 	r.buf, r.r, r.w, r.ready = nil, 0, 0, 0
 	r.lfAt, r.crAt = 0, 0
 	r.data = nil
@@ -228,8 +238,14 @@ func (r *Reader) fill() {
 		// event is known to be too large.
 		n := max(2*len(r.buf), initialBufferSize)
 		n = min(n, r.max+1)
-		buf := make([]byte, n)
+		var buf []byte
+		if n == initialBufferSize {
+			buf = bufPool.Get().(*[initialBufferSize]byte)[:]
+		} else {
+			buf = make([]byte, n)
+		}
 		copy(buf, r.buf[:r.w])
+		r.putBuf()
 		r.buf = buf
 	}
 	for range maxEmptyReads {
@@ -248,6 +264,24 @@ func (r *Reader) fill() {
 		}
 	}
 	r.err = io.ErrNoProgress
+}
+
+// Release ends the reader and gives its buffer back for other readers:
+// the slices of the events it returned must no longer be used. Every
+// later Next returns [ErrReleased]. Calling Release is optional.
+func (r *Reader) Release() {
+	r.putBuf()
+	r.buf, r.r, r.w, r.ready = nil, 0, 0, 0
+	r.lfAt, r.crAt = 0, 0
+	r.data = nil
+	r.err = ErrReleased
+}
+
+// putBuf gives r.buf back to the pool when it came from there.
+func (r *Reader) putBuf() {
+	if len(r.buf) == initialBufferSize {
+		bufPool.Put((*[initialBufferSize]byte)(r.buf))
+	}
 }
 
 // scanEvent looks for the blank line ending the event that starts at

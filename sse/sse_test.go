@@ -431,6 +431,43 @@ func TestReaderReadyAfterOneRead(t *testing.T) {
 	}
 }
 
+// A released reader returns ErrReleased; readers that follow it, reusing
+// its buffer, read their own streams whole.
+func TestReaderRelease(t *testing.T) {
+	for i := range 20 {
+		in := strings.Repeat(fmt.Sprintf("data: %d\n\n", i), 1+i*40) // up to about 8 KiB: the buffer grows
+		rd := sse.NewReader(strings.NewReader(in), 0)
+		got, err := readAll(rd)
+		if err != io.EOF {
+			t.Fatal(err)
+		}
+		var raw strings.Builder
+		for _, e := range got {
+			raw.WriteString(e.Raw)
+		}
+		if raw.String() != in {
+			t.Fatalf("stream %d: events differ from the input", i)
+		}
+		rd.Release()
+		if _, err := rd.Next(); err != sse.ErrReleased {
+			t.Fatalf("Next after Release: %v", err)
+		}
+		if rd.Ready() {
+			t.Fatal("a released reader is ready")
+		}
+		rd.Release() // twice is harmless
+	}
+	// Released mid-stream, with an event still buffered.
+	rd := sse.NewReader(strings.NewReader("data: a\n\ndata: b\n\n"), 0)
+	if _, err := rd.Next(); err != nil {
+		t.Fatal(err)
+	}
+	rd.Release()
+	if _, err := rd.Next(); err != sse.ErrReleased {
+		t.Fatalf("Next after Release: %v", err)
+	}
+}
+
 func TestReaderTooLarge(t *testing.T) {
 	tests := []struct {
 		name    string

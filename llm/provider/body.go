@@ -152,6 +152,7 @@ func (b *streamBody) Close() error {
 	b.reads.timer.Stop()
 	b.capTimer.Stop()
 	err := b.rc.Close()
+	b.rd.Release() // the events' bytes are spent: Close comes after the last Next
 	b.cancel(context.Canceled)
 	b.a.close()
 	return err
