@@ -30,6 +30,8 @@ type pattern struct {
 	// stream_check_cache_size - reach, so that a match plus what follows
 	// it before a check stays within stream_check_cache_size.
 	lag int
+	// pre skips the regexp on a text that cannot hold a match.
+	pre prefilter
 }
 
 // maxBoundedReach is the longest match of a pattern that windows take in
@@ -44,6 +46,7 @@ func newPattern(re *regexp.Regexp, cacheSize int) pattern {
 		after:  regexp.MustCompile(`(?:` + s + `)(?s:.)`),
 		both:   regexp.MustCompile(`(?s:.)(?:` + s + `)(?s:.)`),
 		reach:  cacheSize,
+		pre:    newPrefilter(s),
 	}
 	if n := longestMatch(s); n != unbounded && n <= maxBoundedReach {
 		p.reach = n
@@ -259,7 +262,7 @@ func (p *Plugin) checkWhole(ctx context.Context, st *state) (bool, error) {
 
 func (p *Plugin) match(text []byte) bool {
 	for _, pat := range p.patterns {
-		if pat.whole.Match(text) {
+		if pat.pre.mayMatch(text) && pat.whole.Match(text) {
 			return true
 		}
 	}
@@ -313,7 +316,7 @@ func (p *Plugin) scanWindows(st *state, t *text, final bool) bool {
 			from -= size
 		}
 		st.scanned += len(t.buf) - from
-		if pat.pick(before, !final).Match(t.buf[from:]) {
+		if w := t.buf[from:]; pat.pre.mayMatch(w) && pat.pick(before, !final).Match(w) {
 			return true
 		}
 		t.done[i] = checkEnd
