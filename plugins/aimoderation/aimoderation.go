@@ -386,7 +386,7 @@ func (p *Plugin) matchStrings(texts []string) bool {
 
 func (p *Plugin) matchString(text string) bool {
 	for _, pat := range p.patterns {
-		if pat.whole.MatchString(text) {
+		if mayMatch(&pat.pre, text) && pat.whole.MatchString(text) {
 			return true
 		}
 	}

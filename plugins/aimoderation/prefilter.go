@@ -1,7 +1,6 @@
 package aimoderation
 
 import (
-	"bytes"
 	"regexp/syntax"
 	"unicode"
 	"unicode/utf8"
@@ -77,39 +76,34 @@ func requiredLiteral(re *syntax.Regexp) *syntax.Regexp {
 	return nil
 }
 
-// mayMatch reports whether text may hold a match: false only when it
-// lacks the literal.
-func (f *prefilter) mayMatch(text []byte) bool {
+// mayMatch reports whether text may hold a match of f's pattern: false
+// only when it lacks the literal.
+func mayMatch[T string | []byte](f *prefilter, text T) bool {
 	switch {
 	case len(f.lit) == 0:
 		return true
-	case !f.fold:
-		return bytes.Contains(text, f.lit)
-	case f.asciiOnly && !isASCII(text):
+	case f.fold && f.asciiOnly && !isASCII(text):
 		return true
 	}
-	return containsFoldASCII(text, f.lit)
+	return contains(text, f.lit, f.fold)
 }
 
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
+func isASCII[T string | []byte](b T) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] >= utf8.RuneSelf {
 			return false
 		}
 	}
 	return true
 }
 
-// containsFoldASCII reports whether text contains lit (lower-case ASCII)
-// with ASCII letters in either case.
-func containsFoldASCII(text, lit []byte) bool {
+// contains reports whether text contains lit, exactly or, with fold, with
+// ASCII letters in either case (lit is then lower-case).
+func contains[T string | []byte](text T, lit []byte, fold bool) bool {
 	n := len(lit)
 	for i := 0; i+n <= len(text); i++ {
-		if lower(text[i]) != lit[0] {
-			continue
-		}
-		j := 1
-		for j < n && lower(text[i+j]) == lit[j] {
+		j := 0
+		for j < n && (text[i+j] == lit[j] || fold && lower(text[i+j]) == lit[j]) {
 			j++
 		}
 		if j == n {

@@ -51,8 +51,11 @@ func TestPropertyPrefilterKeepsMatches(t *testing.T) {
 		text := []byte(b.String())
 		for _, s := range patterns {
 			f := newPrefilter(s)
-			if regexp.MustCompile(s).Match(text) && !f.mayMatch(text) {
+			if regexp.MustCompile(s).Match(text) && !mayMatch(&f, text) {
 				t.Fatalf("%s matches %q, which its prefilter (%q) turned away", s, text, f.lit)
+			}
+			if mayMatch(&f, string(text)) != mayMatch(&f, text) {
+				t.Fatalf("%s: the prefilter says otherwise of %q as a string", s, text)
 			}
 		}
 	})
@@ -61,12 +64,12 @@ func TestPropertyPrefilterKeepsMatches(t *testing.T) {
 func TestPrefilterScan(t *testing.T) {
 	f := newPrefilter(`(?i)\bbomb\b`)
 	for text, want := range map[string]bool{"": false, "bom": false, "a BOMB!": true, "xbOmBx": true, "b o m b": false, "bombé": true} {
-		if got := f.mayMatch([]byte(text)); got != want {
+		if got := mayMatch(&f, text); got != want {
 			t.Errorf("mayMatch(%q) = %v, want %v", text, got, want)
 		}
 	}
 	k := newPrefilter(`(?i)kill`)
-	if k.mayMatch([]byte("no match here")) || !k.mayMatch([]byte("\u212Aill")) {
+	if mayMatch(&k, "no match here") || !mayMatch(&k, []byte("\u212Aill")) {
 		t.Error("a Kelvin sign must let the text through, an ASCII text without the literal not")
 	}
 }

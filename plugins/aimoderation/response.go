@@ -262,7 +262,7 @@ func (p *Plugin) checkWhole(ctx context.Context, st *state) (bool, error) {
 
 func (p *Plugin) match(text []byte) bool {
 	for _, pat := range p.patterns {
-		if pat.pre.mayMatch(text) && pat.whole.Match(text) {
+		if mayMatch(&pat.pre, text) && pat.whole.Match(text) {
 			return true
 		}
 	}
@@ -316,7 +316,7 @@ func (p *Plugin) scanWindows(st *state, t *text, final bool) bool {
 			from -= size
 		}
 		st.scanned += len(t.buf) - from
-		if w := t.buf[from:]; pat.pre.mayMatch(w) && pat.pick(before, !final).Match(w) {
+		if w := t.buf[from:]; mayMatch(&pat.pre, w) && pat.pick(before, !final).Match(w) {
 			return true
 		}
 		t.done[i] = checkEnd
