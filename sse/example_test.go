@@ -62,3 +62,33 @@ func ExampleAppendEvent() {
 	// data: [DONE]
 	//
 }
+
+// flushCounter counts the writes and flushes a proxy makes to its client.
+type flushCounter struct{ writes, flushes int }
+
+func (f *flushCounter) Write(p []byte) (int, error) { f.writes++; return len(p), nil }
+func (f *flushCounter) Flush()                      { f.flushes++ }
+
+// A proxy flushes once per read of the upstream: Ready tells it that the
+// next event is already at hand, so the ones received together leave
+// together and none waits for the upstream's next read. Release gives the
+// reader's buffer back once the stream is done.
+func ExampleReader_Ready() {
+	// Three events in one read, the fourth in the next.
+	up := io.MultiReader(strings.NewReader("data: a\n\ndata: b\n\ndata: c\n\n"), strings.NewReader("data: d\n\n"))
+	rd := sse.NewReader(up, 0)
+	defer rd.Release()
+	client := &flushCounter{}
+	for {
+		e, err := rd.Next()
+		if err != nil {
+			break
+		}
+		client.Write(e.Raw)
+		if !rd.Ready() {
+			client.Flush()
+		}
+	}
+	fmt.Printf("%d events, %d flushes\n", client.writes, client.flushes)
+	// Output: 4 events, 2 flushes
+}

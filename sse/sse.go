@@ -37,6 +37,10 @@
 // (not as another blank line) and becomes the first byte of the following
 // event's Raw. Field values are unaffected, and the concatenation of all Raw
 // still equals the input.
+//
+// [Reader.Ready] tells whether the next event is already buffered, so that
+// a proxy can write the events of one upstream read and flush once, as a
+// byte-copying proxy does, without holding any back until the next read.
 package sse
 
 import (
