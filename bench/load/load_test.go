@@ -189,10 +189,7 @@ func TestSectionChecks(t *testing.T) {
 	tb := r.sectionTable(testSection(13000, 10500, ms(0.45), ms(0.6)))
 	// plain 1.30× met (≥ 1.2×), AI 1.05× missed (≥ 1.1×); added latency
 	// at the moderate rate is shown, not a target.
-	var got []string
-	for _, c := range r.Checks {
-		got = append(got, c.Got+" "+verdict(c.OK))
-	}
+	got := verdicts(r)
 	want := []string{"1.30× ✔", "1.05× ✘ MISSED"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("checks = %q, want %q", got, want)
@@ -206,6 +203,15 @@ func TestSectionChecks(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", s, md)
 		}
 	}
+}
+
+// verdicts lists what each of r's checks got, and its verdict.
+func verdicts(r *report) []string {
+	var got []string
+	for _, c := range r.Checks {
+		got = append(got, c.Got+" "+verdict(c.OK))
+	}
+	return got
 }
 
 // Streams back to back: only the AI route has targets, on requests/s (at
@@ -245,10 +251,7 @@ func TestStreamSectionTTFT(t *testing.T) {
 	s.Results[keyAI].TTFT.P50 = ms(0.65)
 	r := &report{Settings: settings{concurrency: 32, rate: 200, rounds: 2}}
 	r.sectionTable(s)
-	var got []string
-	for _, c := range r.Checks {
-		got = append(got, c.Got+" "+verdict(c.OK))
-	}
+	got := verdicts(r)
 	want := []string{"+50 µs ✔", "+150 µs ✘ MISSED"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("checks = %q, want %q", got, want)

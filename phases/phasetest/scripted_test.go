@@ -46,39 +46,32 @@ func TestSinkDoesWhatItsClientDoes(t *testing.T) {
 			t.Errorf("body %q status %d writes %d", s.body.Bytes(), s.status, s.writes)
 		}
 	})
-	t.Run("every chunk but the last is flushed", func(t *testing.T) {
-		s := &sink{run: newTestRun(), c: ClientScript{FailWrite: -1, PanicWrite: -1, TimeoutWrite: -1}}
-		_ = s.WriteHeader(200, http.Header{})
-		_ = s.Write([]byte("a"))
-		_ = s.Flush()
-		_ = s.Write([]byte("b"))
-		if len(s.errs) > 0 {
-			t.Fatalf("errs %v", s.errs)
-		}
-		_ = s.Write([]byte("c"))
-		if len(s.errs) != 1 || !strings.Contains(s.errs[0], "before the previous one was flushed") {
-			t.Fatalf("errs %v", s.errs)
-		}
-	})
-	t.Run("a held flush excuses one write", func(t *testing.T) {
-		s := &sink{run: newTestRun(), c: ClientScript{FailWrite: -1, PanicWrite: -1, TimeoutWrite: -1}}
-		_ = s.WriteHeader(200, http.Header{})
-		_ = s.Write([]byte("a"))
-		s.HoldFlush()
-		_ = s.Write([]byte("b"))
-		if len(s.errs) > 0 {
-			t.Fatalf("errs %v", s.errs)
-		}
-		_ = s.Write([]byte("c"))
-		if len(s.errs) != 1 || !strings.Contains(s.errs[0], "before the previous one was flushed") {
-			t.Fatalf("errs %v", s.errs)
-		}
-		_ = s.Flush()
-		s.HoldFlush()
-		if len(s.errs) != 2 || !strings.Contains(s.errs[1], "held with nothing written") {
-			t.Fatalf("errs %v", s.errs)
-		}
-	})
+	// A write is excused by a flush, or by a held flush (the next chunk
+	// was at hand), of the one before; a second write without either is not.
+	for name, excuse := range map[string]func(*sink){
+		"every chunk but the last is flushed": func(s *sink) { _ = s.Flush() },
+		"a held flush excuses one write":      (*sink).HoldFlush,
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := &sink{run: newTestRun(), c: ClientScript{FailWrite: -1, PanicWrite: -1, TimeoutWrite: -1}}
+			_ = s.WriteHeader(200, http.Header{})
+			_ = s.Write([]byte("a"))
+			excuse(s)
+			_ = s.Write([]byte("b"))
+			if len(s.errs) > 0 {
+				t.Fatalf("errs %v", s.errs)
+			}
+			_ = s.Write([]byte("c"))
+			if len(s.errs) != 1 || !strings.Contains(s.errs[0], "before the previous one was flushed") {
+				t.Fatalf("errs %v", s.errs)
+			}
+			_ = s.Flush()
+			s.HoldFlush()
+			if len(s.errs) != 2 || !strings.Contains(s.errs[1], "held with nothing written") {
+				t.Fatalf("errs %v", s.errs)
+			}
+		})
+	}
 	t.Run("a chunk left unflushed when the upstream is read again", func(t *testing.T) {
 		r := newTestRun()
 		r.sink = &sink{run: r, c: ClientScript{FailWrite: -1, PanicWrite: -1, TimeoutWrite: -1}}
