@@ -448,6 +448,7 @@ func (r *report) manyTable() *table {
 	if r.ManyNote != "" {
 		t.Notes = append(t.Notes, r.ManyNote)
 	}
+	t.Notes = append(t.Notes, "Target: no more RSS per open stream than before; one run cannot know the before, so compare with docs/benchmarks.md.")
 	t.Header = []string{"metric"}
 	for _, m := range r.Many {
 		t.Header = append(t.Header, m.Target)
