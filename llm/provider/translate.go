@@ -228,7 +228,9 @@ func (b *streamBody) pop() (phases.Chunk, error) {
 		raw = raw[:i+len(eventEnd)]
 	}
 	e.queue = e.queue[len(raw):]
-	ch := phases.Chunk{Data: raw, Event: eventData(raw)}
+	// Held unflushed while the next event is already in hand (see body.go).
+	more := len(e.queue) > 0 || (!e.finished && b.rd.Ready())
+	ch := phases.Chunk{Data: raw, Event: eventData(raw), More: more}
 	b.handOn(ch.Event)
 	if len(e.queue) == 0 && e.finished {
 		return ch, io.EOF
