@@ -12,13 +12,17 @@ import (
 
 // AdminHandler serves the admin endpoints:
 //
-//	GET /metrics    the gateway's registry, Prometheus text format
+//	GET /metrics    the gateway's registry, Prometheus text format, or
+//	                OpenMetrics (with exemplars) when the scraper asks
 //	GET /healthz    200 "ok"
 //	GET /lifecycle  the lifecycle diagram (?format=mermaid, the default, or dot)
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.opts.Gatherer, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
+		// Exemplars (trace ids) reach scrapers that negotiate OpenMetrics;
+		// the others get the text format, without them.
+		EnableOpenMetrics: true,
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -39,6 +39,7 @@ type deps struct {
 	log        zerolog.Logger
 	transport  http.RoundTripper
 	shared     *pluginsdk.Shared
+	traces     tracerSource // request spans; nil: none
 }
 
 // build compiles cfg into a state: every plugin built, every route's chain
@@ -123,7 +124,7 @@ func build(cfg *Config, d deps) (*state, error) {
 			ps.Add(cfg.problem(path, "%s", msg))
 			continue
 		}
-		obs := newObserver(rc.ID, d.metrics, log, cfg.Log.AccessLogEnabled())
+		obs := newObserver(rc.ID, d.metrics, log, cfg.Log.AccessLogEnabled(), d.traces)
 		obs.fielders = logFielders(plugins)
 		opts := phases.Options{Route: rc.ID, Hooks: obs.hooks(), MaxRequestBodyBytes: cmp.Or(rc.MaxBodyBytes, client.MaxBodyBytes),
 			BodyTimeout: client.BodyTimeout, SendTimeout: client.SendTimeout}
@@ -165,7 +166,7 @@ func build(cfg *Config, d deps) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	obs := newObserver("", d.metrics, log, cfg.Log.AccessLogEnabled())
+	obs := newObserver("", d.metrics, log, cfg.Log.AccessLogEnabled(), d.traces)
 	st.notFound, err = phases.NewChain(phases.Options{Hooks: obs.hooks(), MaxRequestBodyBytes: client.MaxBodyBytes,
 		BodyTimeout: client.BodyTimeout, SendTimeout: client.SendTimeout}, withRequestID(rid, notFound{st.router}, unreachable{})...)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/phasegate/phasegate/forward"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/pluginsdk"
+	"github.com/phasegate/phasegate/tracing"
 	"github.com/phasegate/phasegate/yamlconf"
 )
 
@@ -57,6 +58,8 @@ type Config struct {
 	Client          ClientConfig               `yaml:"client"`
 	Consumers       []pluginsdk.ConsumerConfig `yaml:"consumers"`
 	Routes          []RouteConfig              `yaml:"routes"`
+	// Tracing turns OpenTelemetry tracing on (docs/tracing.md); nil is off.
+	Tracing *tracing.Config `yaml:"tracing"`
 
 	doc *yamlconf.Doc
 	// reg is the registry the config was checked against; its request-id
@@ -304,6 +307,11 @@ func (c *Config) check(reg *pluginsdk.Registry) yamlconf.Problems {
 	}
 	if c.Client.MaxBodyBytes <= 0 {
 		add("client.max_body_bytes", "must be positive, got %d", c.Client.MaxBodyBytes)
+	}
+	if c.Tracing != nil {
+		for _, e := range c.Tracing.Validate() {
+			add(strings.TrimSuffix("tracing."+e.Field, "."), "%s", e.Msg)
+		}
 	}
 	if c.Metrics.MaxModelsPerRoute < 0 {
 		add("metrics.max_models_per_route", "must be at least 1")

@@ -18,6 +18,7 @@ import (
 	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/pluginsdk"
+	"github.com/phasegate/phasegate/tracing"
 )
 
 // Options are what a Gateway is built with besides its Config. The zero
@@ -38,6 +39,9 @@ type Options struct {
 	// Transport carries upstream requests. Default: a shared keep-alive
 	// transport (one per Gateway).
 	Transport http.RoundTripper
+	// Version is the service.version of the gateway's spans ("" leaves it
+	// out).
+	Version string
 }
 
 // defaultPlugins is the registry used when none is given: empty, since the
@@ -59,6 +63,10 @@ type Gateway struct {
 	serveErr chan error
 
 	released atomic.Bool // Shutdown gave back the current config's hold
+
+	// traces is the tracing: block's provider, swapped by Reload and
+	// flushed by Shutdown (docs/tracing.md).
+	traces *tracing.Provider
 }
 
 // errShutDown answers a request handed to a gateway after its Shutdown.
@@ -94,15 +102,26 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: registering metrics: %w", err)
 	}
-	g := &Gateway{opts: opts, deps: deps{
+	tp, err := tracing.New(cfg.Tracing, tracing.Options{
+		Registerer:   opts.Registerer,
+		Version:      opts.Version,
+		Logger:       *opts.Logger,
+		DrainTimeout: cfg.ShutdownTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{opts: opts, traces: tp, deps: deps{
 		metrics:    m,
 		registerer: opts.Registerer,
 		log:        *opts.Logger,
 		transport:  opts.Transport,
 		shared:     pluginsdk.NewShared(),
+		traces:     tp,
 	}}
 	st, err := build(cfg, g.deps)
 	if err != nil {
+		_ = tp.Shutdown(context.Background())
 		return nil, err
 	}
 	g.state.Store(st)
@@ -119,7 +138,7 @@ func Validate(cfg *Config, plugins *pluginsdk.Registry) error {
 		return err
 	}
 	g.state.Load().release(l)
-	return nil
+	return g.traces.Shutdown(context.Background())
 }
 
 // Config returns the config being served.
@@ -133,6 +152,12 @@ func (g *Gateway) Config() *Config { return g.state.Load().cfg }
 func (g *Gateway) Reload(cfg *Config) error {
 	st, err := build(cfg, g.deps)
 	if err != nil {
+		return err
+	}
+	// A changed tracing: block swaps the exporter; the replaced one
+	// flushes in the background.
+	if err := g.traces.Reload(cfg.Tracing); err != nil {
+		st.release(g.deps.log)
 		return err
 	}
 	old := g.state.Swap(st)
@@ -266,7 +291,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	data, admin := g.data, g.admin
 	g.mu.Unlock()
 	if data == nil {
-		return nil
+		return g.traces.Shutdown(ctx)
 	}
 	err := data.Shutdown(ctx)
 	if err != nil {
@@ -282,6 +307,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		// it gave up on. Only once: a second Shutdown must not give back a
 		// hold it does not have.
 		g.state.Load().release(g.deps.log)
+	}
+	// The spans of the requests above are queued: flush them within what
+	// is left of ctx; what does not make it is counted as dropped.
+	if terr := g.traces.Shutdown(ctx); terr != nil {
+		g.deps.log.Warn().Err(terr).Msg("tracing: spans not exported before shutdown")
 	}
 	return err
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/llm"
@@ -17,6 +19,7 @@ import (
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/pluginsdk"
+	"github.com/phasegate/phasegate/tracing"
 )
 
 // observer is one route's accounting: the active-requests gauge, held as a
@@ -30,11 +33,13 @@ type observer struct {
 	duration  prometheus.Observer
 	log       zerolog.Logger
 	accessLog bool
+	spans     *requestSpans // nil: no tracing
 }
 
-func newObserver(route string, m *metrics.Set, log zerolog.Logger, accessLog bool) *observer {
+func newObserver(route string, m *metrics.Set, log zerolog.Logger, accessLog bool, traces tracerSource) *observer {
 	m.InitRoute(route)
 	return &observer{
+		spans:     newRequestSpans(traces, route),
 		route:     route,
 		m:         m,
 		active:    phases.BoundGauge{Name: metrics.NameHTTPActive, Vec: m.HTTPActive},
@@ -46,6 +51,7 @@ func newObserver(route string, m *metrics.Set, log zerolog.Logger, accessLog boo
 
 func (o *observer) hooks() phases.Hooks {
 	return phases.Hooks{
+		Context:   o.spans.start,
 		Entered:   o.entered,
 		Finished:  o.finished,
 		Recovered: o.recovered,
@@ -55,6 +61,9 @@ func (o *observer) hooks() phases.Hooks {
 func (o *observer) entered(r *phases.Request, s fsm.Step) {
 	if s.To == fsm.StateAccess {
 		o.active.Acquire(r.Scope, o.route)
+	}
+	if o.spans != nil {
+		o.spans.entered(r, s)
 	}
 }
 
@@ -80,7 +89,7 @@ func code(status int) string {
 
 func (o *observer) finished(ctx context.Context, s *phases.Summary) {
 	o.m.HTTPRequests.WithLabelValues(o.route, code(s.Status)).Inc()
-	o.duration.Observe(s.Duration.Seconds())
+	tracing.Observe(ctx, o.duration, s.Duration.Seconds())
 	if s.ExitPhase != "" {
 		o.m.LifecycleExits.WithLabelValues(o.route, string(s.ExitPhase), s.ExitPlugin).Inc()
 	}
@@ -89,8 +98,11 @@ func (o *observer) finished(ctx context.Context, s *phases.Summary) {
 			o.m.LifecycleAborts.WithLabelValues(o.route, string(st.From), string(s.Cause)).Inc()
 		}
 	}
+	if o.spans != nil {
+		o.spans.finished(s)
+	}
 	if o.accessLog {
-		o.writeAccessLog(s)
+		o.writeAccessLog(ctx, s)
 	}
 }
 
@@ -102,7 +114,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // writeAccessLog writes the access-log line of docs/metrics.md. Only fields
 // named here or by a plugin's LogFields are written: no header, no query
 // string, so no credential can leak into it.
-func (o *observer) writeAccessLog(s *phases.Summary) {
+func (o *observer) writeAccessLog(ctx context.Context, s *phases.Summary) {
 	v := s.Values
 	info, _ := llm.InfoKey.Get(v)
 	if info == nil {
@@ -131,10 +143,25 @@ func (o *observer) writeAccessLog(s *phases.Summary) {
 		Str("cause", string(s.Cause)).
 		Str("exit_phase", string(s.ExitPhase)).
 		Str("exit_plugin", s.ExitPlugin)
+	appendTraceIDs(ev, trace.SpanContextFromContext(ctx))
 	for _, f := range o.fielders {
 		f.LogFields(s, ev)
 	}
 	ev.Msg("access")
+}
+
+// appendTraceIDs adds trace_id and span_id, in the W3C hex form, empty when
+// the request has no span, so that every line has the same fields.
+func appendTraceIDs(ev *zerolog.Event, sc trace.SpanContext) {
+	if !sc.IsValid() {
+		ev.Str("trace_id", "").Str("span_id", "")
+		return
+	}
+	tid, sid := sc.TraceID(), sc.SpanID()
+	var buf [2 * (len(tid) + len(sid))]byte
+	hex.Encode(buf[:], tid[:])
+	hex.Encode(buf[2*len(tid):], sid[:])
+	ev.Bytes("trace_id", buf[:2*len(tid)]).Bytes("span_id", buf[2*len(tid):])
 }
 
 // logFielders returns the plugins of ps that add access-log fields, in the

@@ -12,6 +12,12 @@ import (
 // optional: the chain fills the nil ones with no-ops, so the runner never
 // checks for nil.
 type Hooks struct {
+	// Context is called once per request, before it enters access, with
+	// the context the chain was given; what it returns is the context of
+	// every hook and of the upstream. It may acquire on r.Scope, which
+	// releases at done: the gateway starts the request's span here and
+	// binds its end. Default: ctx unchanged.
+	Context func(ctx context.Context, r *Request) context.Context
 	// Entered is called for every state the request enters, after the
 	// transition and before that phase's plugins run. Accounting that must
 	// balance acquires on r.Scope() here, for example the active-requests
@@ -34,6 +40,9 @@ type Hooks struct {
 
 // ensureDefaults fills every nil field with its default.
 func (h *Hooks) ensureDefaults() {
+	if h.Context == nil {
+		h.Context = func(ctx context.Context, _ *Request) context.Context { return ctx }
+	}
 	if h.Entered == nil {
 		h.Entered = func(*Request, fsm.Step) {}
 	}
@@ -56,6 +65,7 @@ func (h Hooks) Then(next Hooks) Hooks {
 	h.ensureDefaults()
 	next.ensureDefaults()
 	return Hooks{
+		Context: func(ctx context.Context, r *Request) context.Context { return next.Context(h.Context(ctx, r), r) },
 		Entered: func(r *Request, s fsm.Step) { h.Entered(r, s); next.Entered(r, s) },
 		Calling: func(r *Request, p fsm.State, n string) { h.Calling(r, p, n); next.Calling(r, p, n) },
 		Recovered: func(r *Request, p fsm.State, n string, v any) {

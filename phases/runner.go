@@ -98,11 +98,24 @@ func (c *Chain) Serve(ctx context.Context, hr *http.Request, sink Sink) {
 	x.req.Info = RequestInfo{Method: hr.Method, Path: x.origPath, Header: hr.Header, Route: c.opts.Route, Values: &x.values}
 	x.m.Recovered = x.onMachinePanic
 	x.m.SetLedger(c.hooks.Ledger(&x.req))
+	x.ctx = x.context(ctx)
 	if bc, ok := sink.(bodyClock); ok && bc.bodyBounded() && hasBody(hr) {
 		x.clientBody().start()
 	}
 	defer x.finish()
 	x.run()
+}
+
+// context runs Hooks.Context; a panic of it is reported and leaves ctx as
+// it was.
+func (x *exchange) context(ctx context.Context) (out context.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			x.c.hooks.Recovered(&x.req, x.m.State(), "", v)
+			out = ctx
+		}
+	}()
+	return x.c.hooks.Context(ctx, &x.req)
 }
 
 // Entered implements fsm.Observer: the framework's entry accounting.

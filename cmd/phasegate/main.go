@@ -13,6 +13,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -193,7 +194,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// read; an embedding program decides that for itself.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	g, err := gateway.New(cfg, gateway.Options{Logger: &log, Registerer: reg, Plugins: plugins.Builtins()})
+	g, err := gateway.New(cfg, gateway.Options{Logger: &log, Registerer: reg, Plugins: plugins.Builtins(), Version: versionString()})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
@@ -207,6 +208,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "phasegate:", err)
 		return exitFailure
 	}
+	logTracing(log, cfg)
 	for {
 		select {
 		case err := <-g.Err():
@@ -223,6 +225,19 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			reload(g, *file, log)
 		}
 	}
+}
+
+// tracingHint says how to send traces to a collector (docs/tracing.md).
+const tracingHint = `tracing is off: to export OpenTelemetry traces, add "tracing: { otlp: { endpoint: 127.0.0.1:4317 } }" to a config file and run with -c FILE (or "tracing: {}" and OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4317); see docs/tracing.md`
+
+// logTracing logs whether spans are exported, and how to turn them on.
+func logTracing(log zerolog.Logger, cfg *gateway.Config) {
+	if cfg.Tracing == nil {
+		log.Info().Msg(tracingHint)
+		return
+	}
+	log.Info().Str("endpoint", cmp.Or(cfg.Tracing.OTLP.Endpoint, "from OTEL_EXPORTER_OTLP_* or the default")).
+		Msg("tracing on: spans go to the OTLP collector")
 }
 
 // startMock starts the mock LLM when cfg has a mock_llm block (the demo

@@ -41,6 +41,8 @@ type attempt struct {
 
 	firstToken bool
 	ttft       time.Duration
+
+	trace *attemptTrace // the attempt's span, when the request is traced (trace.go)
 }
 
 // finish records the end of the attempt's body, once.
@@ -260,6 +262,7 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 			Acquire(a.scope, p.route(r), in.name, a.label, c.requestType())
 	}
 
+	in.traceAttempt(ctx, actx, a, c, out)
 	a.sent = time.Now()
 	timer := time.AfterFunc(in.timeout, func() { cancel(errTimedOut) })
 	resp, err := in.transport.RoundTrip(out)
@@ -306,8 +309,12 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 		}
 	}
 	if err != nil {
+		a.traceFailed(err)
 		a.close()
 		return nil, err
+	}
+	if resp.StatusCode < http.StatusBadRequest {
+		a.traceResponse(data)
 	}
 	if data, err = c.whole(in, resp.StatusCode, header, data); err != nil {
 		a.close()

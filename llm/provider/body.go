@@ -94,6 +94,7 @@ func (b *streamBody) Next() (phases.Chunk, error) {
 // fail makes err sticky, marks the end of the body and stops the upstream.
 func (b *streamBody) fail(err error) error {
 	b.err = err
+	b.a.traceFailed(err)
 	b.a.finish()
 	b.capTimer.Stop()
 	b.cancel(context.Canceled)
@@ -135,6 +136,7 @@ func (b *streamBody) observe(ev sse.Event) {
 			b.c.info.TTFT = b.a.ttft
 		}
 	}
+	b.a.traceResponse(data)
 	if bytes.Contains(data, usageKey) {
 		if u, ok := openai.ParseUsage(data); ok {
 			b.c.setUsage(u)

@@ -23,6 +23,7 @@ import (
 // concurrent use.
 type Instance struct {
 	name       string
+	provider   string // gen_ai.provider.name of its spans
 	endpoint   *url.URL
 	authHeader http.Header
 	authQuery  map[string]string
@@ -61,6 +62,7 @@ func NewInstance(cfg Config, transport http.RoundTripper) (*Instance, error) {
 	}
 	in := &Instance{
 		name:       cfg.Name,
+		provider:   cfg.Provider,
 		endpoint:   u,
 		authHeader: http.Header{},
 		authQuery:  maps.Clone(cfg.AuthQuery),

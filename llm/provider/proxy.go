@@ -188,7 +188,7 @@ func (p *Proxy) Log(s *phases.Summary) {
 		if end.IsZero() {
 			end = time.Now()
 		}
-		m.LLMDuration.WithLabelValues(labels...).Observe(end.Sub(a.sent).Seconds())
+		a.observe(m.LLMDuration.WithLabelValues(labels...), end.Sub(a.sent).Seconds())
 	}
 	if a.sse && a.firstToken {
 		m.LLMTimeToFirstToken.WithLabelValues(route, a.in.name, model).Observe(a.ttft.Seconds())
