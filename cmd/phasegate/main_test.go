@@ -126,7 +126,16 @@ type process struct {
 
 func start(t *testing.T, config string) *process {
 	t.Helper()
+	return startEnv(t, config)
+}
+
+// startEnv starts the binary with env added to the test's environment.
+func startEnv(t *testing.T, config string, env ...string) *process {
+	t.Helper()
 	p := &process{cmd: exec.Command(binary, "run", "-c", config), seen: make(chan map[string]any, 256), done: make(chan error, 1)}
+	if len(env) > 0 {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
