@@ -8,13 +8,17 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/phasegate/phasegate/internal/otlptest"
 	"github.com/phasegate/phasegate/llm/provider/providertest"
+	"github.com/phasegate/phasegate/tracing"
 )
 
 // tracingBlock is a tracing: block exporting over gRPC to r.
@@ -205,4 +209,143 @@ func grepLines(text, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// droppedSpans sums phasegate_tracing_dropped_spans_total over its reasons.
+func droppedSpans(t *testing.T, reg *prometheus.Registry) (total float64, byReason map[string]float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byReason = map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != tracing.DroppedSpansMetric {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			v := m.GetCounter().GetValue()
+			total += v
+			byReason[m.GetLabel()[0].GetValue()] = v
+		}
+	}
+	return total, byReason
+}
+
+// With the collector down, requests are answered as if tracing were off,
+// every span is counted as dropped (none is held: after shutdown the count
+// is every request's), and the heap does not grow with the requests.
+func TestTracingCollectorDown(t *testing.T) {
+	t.Setenv("OTEL_BSP_MAX_QUEUE_SIZE", "64")
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
+	up := newUpstream(t)
+	block := fmt.Sprintf("tracing: { otlp: { endpoint: %q, protocol: grpc, timeout: 200ms } }\n", providertest.DeadAddr(t))
+	tg := newTestGateway(t, block+plainConfig(up.node()))
+
+	const n = 3000
+	do := func(k int) {
+		for range k {
+			resp, err := http.Get(tg.url("/api/x"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d with the collector down", resp.StatusCode)
+			}
+		}
+	}
+	do(200) // warm up connections and pools
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	do(n - 200)
+	took := time.Since(start)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 4<<20 {
+		t.Errorf("the heap grew by %d bytes over %d requests with the collector down", grew, n-200)
+	}
+	if took > 20*time.Second {
+		t.Errorf("%d requests took %s with the collector down", n-200, took)
+	}
+	if total, _ := droppedSpans(t, tg.reg); total == 0 {
+		t.Error("no span counted as dropped while the collector is down")
+	}
+	tg.log.waitAccessLines(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = tg.traces.Shutdown(ctx)
+	if total, by := droppedSpans(t, tg.reg); total != n {
+		t.Errorf("%v spans dropped (%v), want every one of the %d", total, by, n)
+	}
+}
+
+// The tracing: block is part of the config: its problems are positioned
+// at their fields, and a good block loads.
+func TestTracingConfigProblemsArePositioned(t *testing.T) {
+	route := "routes:\n  - id: a\n    uri: /a\n    upstream: { nodes: { \"127.0.0.1:8081\": 1 } }\n"
+	_, err := LoadConfig("t.yaml", []byte("tracing:\n  otlp: { endpoint: \"http://c:4317\", protocol: udp }\n  sampler: { ratio: 2 }\n"+route), nil, nil)
+	if err == nil {
+		t.Fatal("a bad tracing: block loaded")
+	}
+	for _, want := range []string{"t.yaml:2:", "tracing.otlp.endpoint: must be host:port without a scheme", "tracing.otlp.protocol: must be grpc or http", "t.yaml:3:", "tracing.sampler.ratio: must be between 0 and 1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("problems %q do not say %q", err, want)
+		}
+	}
+	cfg, err := LoadConfig("t.yaml", []byte("tracing: { otlp: { endpoint: \"127.0.0.1:4317\" }, service_name: gw }\n"+route), nil, nil)
+	if err != nil || cfg.Tracing == nil || cfg.Tracing.ServiceName != "gw" {
+		t.Fatalf("a good block: %v %+v", err, cfg)
+	}
+	if err := Validate(cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Reload turns tracing on when the block appears and off when it goes.
+func TestTracingReloadTurnsItOnAndOff(t *testing.T) {
+	rcv := otlptest.Start(t)
+	up := newUpstream(t)
+	tg := newTestGateway(t, plainConfig(up.node()))
+	shutdownTraces(t, tg.Gateway)
+	load := func(text string) *Config {
+		cfg, err := LoadConfig("t.yaml", []byte(text), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	get := func() {
+		resp, err := http.Get(tg.url("/api/x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	get()
+	if err := tg.Reload(load(tracingBlock(rcv) + plainConfig(up.node()))); err != nil {
+		t.Fatal(err)
+	}
+	if !tg.traces.Enabled() {
+		t.Fatal("tracing off after a reload that added the block")
+	}
+	get()
+	tg.log.waitAccessLines(t, 2)
+	if err := tg.Reload(load(plainConfig(up.node()))); err != nil {
+		t.Fatal(err)
+	}
+	if tg.traces.Enabled() {
+		t.Fatal("tracing on after a reload that removed the block")
+	}
+	get()
+	lines := tg.log.waitAccessLines(t, 3)
+	if got := rcv.WaitSpans(1, 5*time.Second); len(got) != 1 || got[0].TraceID != lines[1]["trace_id"] {
+		t.Fatalf("spans %+v: want the one request made while tracing was on", got)
+	}
+	if lines[0]["trace_id"] != "" || lines[2]["trace_id"] != "" {
+		t.Errorf("trace ids %v and %v on requests without tracing", lines[0]["trace_id"], lines[2]["trace_id"])
+	}
 }
