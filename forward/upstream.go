@@ -79,6 +79,7 @@ func (u *Upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 		return nil, &phases.ExitError{Exit: phases.Error(http.StatusRequestEntityTooLarge, "invalid_request_error", phases.ErrBodyTooLarge.Error())}
 	}
 	node := u.addrs[u.nodes.Next(nil)]
+	reqCtx := ctx // the client's: its end means the client has gone
 	ctx, cancel := context.WithCancelCause(ctx)
 	ctx, watch := WatchResponse(ctx, r.Method)
 	out, err := u.outgoing(ctx, node, r)
@@ -86,12 +87,15 @@ func (u *Upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 		cancel(err)
 		return nil, err
 	}
+	at := traceAttempt(reqCtx, r, out, node)
 	timer := time.AfterFunc(u.cfg.Timeout, func() { cancel(errTimedOut) })
 	resp, err := u.transport.RoundTrip(out)
 	timer.Stop()
 	if err != nil {
 		err = u.translate(ctx, err, node, false)
 		cancel(err)
+		at.failed(err)
+		at.end()
 		return nil, err
 	}
 	if err := watch.Check(resp); err != nil {
@@ -99,8 +103,11 @@ func (u *Upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 		_ = resp.Body.Close()
 		err = &BadResponseError{Upstream: node, Err: err}
 		cancel(err)
+		at.failed(err)
+		at.end()
 		return nil, err
 	}
+	at.answered(resp.StatusCode)
 	return &phases.Response{
 		Status: resp.StatusCode,
 		Header: httpx.EndToEnd(resp.Header),
@@ -112,6 +119,7 @@ func (u *Upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 			node:    node,
 			rc:      resp.Body,
 			u:       u,
+			at:      at,
 		},
 	}, nil
 }
@@ -183,6 +191,7 @@ type body struct {
 	node    string
 	rc      io.ReadCloser
 	u       *Upstream
+	at      *attemptSpan // the call's span, nil when untraced
 
 	buf    *[]byte
 	err    error // returned by the call after the data it came with
@@ -209,6 +218,7 @@ func (b *body) Next() (phases.Chunk, error) {
 		if err != nil && err != io.EOF {
 			err = b.u.translate(b.ctx, err, b.node, true)
 		}
+		b.at.read(err)
 		if n > 0 {
 			if err == io.EOF {
 				return phases.Chunk{Data: (*b.buf)[:n]}, io.EOF
@@ -233,6 +243,7 @@ func (b *body) Close() error {
 	b.timer.Stop()
 	err := b.rc.Close()
 	b.cancel(context.Canceled)
+	b.at.end()
 	if b.buf != nil {
 		bufPool.Put(b.buf)
 		b.buf = nil

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -148,13 +149,14 @@ func TestPropertyTracingSpansEndOnceAndNest(t *testing.T) {
 			return []phases.Plugin{p}
 		},
 		Check: func(t phasetest.TB, r *phasetest.Result) {
-			checkSpans(t, tr.take(), r)
+			checkSpans(t, tr.take(), r, provider.AttemptScope, provider.AttemptSpan)
 		},
 	})
 }
 
-// checkSpans checks the spans of one path against its bindings.
-func checkSpans(t phasetest.TB, spans []*countedSpan, r *phasetest.Result) {
+// checkSpans checks the spans of one path against its bindings: scope and
+// span name the attempt scope and the binding that ends its span.
+func checkSpans(t phasetest.TB, spans []*countedSpan, r *phasetest.Result, scope, span string) {
 	t.Helper()
 	var problems []string
 	var server *countedSpan
@@ -163,7 +165,7 @@ func checkSpans(t phasetest.TB, spans []*countedSpan, r *phasetest.Result) {
 		if n := s.ends.Load(); n != 1 {
 			problems = append(problems, fmt.Sprintf("span %q ended %d times", s.name, n))
 		}
-		if strings.HasPrefix(s.name, "POST") {
+		if strings.HasPrefix(s.name, "POST ") {
 			if server != nil {
 				problems = append(problems, "two request spans")
 			}
@@ -184,9 +186,9 @@ func checkSpans(t phasetest.TB, spans []*countedSpan, r *phasetest.Result) {
 	scopes, spanBindings := 0, 0
 	for _, b := range r.Bindings {
 		switch b.Resource.Name {
-		case provider.AttemptScope:
+		case scope:
 			scopes++
-		case provider.AttemptSpan:
+		case span:
 			spanBindings++
 		}
 	}
@@ -196,6 +198,67 @@ func checkSpans(t phasetest.TB, spans []*countedSpan, r *phasetest.Result) {
 	if len(problems) > 0 {
 		t.Fatalf("%s\n\ntrace:\n%s", strings.Join(problems, "\n"), strings.Join(r.Journal, "\n"))
 	}
+}
+
+// The same with a plain upstream (forward) whose node answers, streams,
+// hangs, fails or resets at random: one call span per upstream call, a
+// child of the request span, each ended exactly once.
+func TestPropertyTracingPlainUpstreamSpans(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Reading the body whole lets net/http see the gateway hang up
+		// (it watches the connection only once the body is read).
+		_, _ = io.Copy(io.Discard, r.Body)
+		switch r.Header.Get("X-Behave") {
+		case "fail":
+			w.WriteHeader(http.StatusInternalServerError)
+		case "hang":
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+		case "reset":
+			w.Header().Set("Content-Length", "100")
+			_, _ = w.Write([]byte("short"))
+			panic(http.ErrAbortHandler)
+		default:
+			w.Header().Set("Content-Type", "text/event-stream")
+			for i := range 3 {
+				fmt.Fprintf(w, "data: %d\n\n", i)
+				w.(http.Flusher).Flush()
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+	}))
+	defer origin.Close()
+	transport := forward.NewTransport()
+	defer transport.CloseIdleConnections()
+	tr := newCountingTracing()
+	defer func() { _ = tr.sdk.Shutdown(context.Background()) }()
+	set, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := newObserver("r", set, zerologNop(), false, tr)
+	cfg := forward.Config{Nodes: map[string]int{origin.Listener.Addr().String(): 1}, Timeout: 100 * time.Millisecond}
+	cfg.SetDefaults()
+	phasetest.Check(t, phasetest.Config{
+		Options: phases.Options{Route: "r", Hooks: obs.hooks()},
+		Request: func(rt *rapid.T) *http.Request {
+			req := httptest.NewRequest(http.MethodPost, "/v1/things", strings.NewReader(`{"a":1}`))
+			req.Header.Set("X-Behave", rapid.SampledFrom([]string{"ok", "ok", "fail", "hang", "reset"}).Draw(rt, "behave"))
+			return req
+		},
+		Plugins: func(*phasetest.Env) []phases.Plugin {
+			up, err := forward.New(cfg, transport)
+			if err != nil {
+				panic(err)
+			}
+			return []phases.Plugin{up}
+		},
+		Check: func(t phasetest.TB, r *phasetest.Result) {
+			checkSpans(t, tr.take(), r, forward.AttemptScope, forward.AttemptSpan)
+		},
+	})
 }
 
 // drawMultiConfig draws one to three instances of the kinds in urls and

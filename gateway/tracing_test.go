@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -46,8 +49,13 @@ const clientTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 // ended; the access log line names the same trace and span.
 func TestTracingServerSpanContinuesTheClientTrace(t *testing.T) {
 	rcv := otlptest.Start(t)
-	up := newUpstream(t)
-	tg := newTestGateway(t, tracingBlock(rcv)+plainConfig(up.node()))
+	var upstreamTraceparent atomic.Value
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstreamTraceparent.Store(r.Header.Get("traceparent"))
+		io.WriteString(w, "ok")
+	}))
+	defer origin.Close()
+	tg := newTestGateway(t, tracingBlock(rcv)+plainConfig(origin.Listener.Addr().String()))
 	shutdownTraces(t, tg.Gateway)
 
 	req, _ := http.NewRequest("GET", tg.url("/api/things?q=1"), nil)
@@ -62,7 +70,7 @@ func TestTracingServerSpanContinuesTheClientTrace(t *testing.T) {
 	lines := tg.log.waitAccessLines(t, 1)
 	flush(t, tg.Gateway)
 
-	spans := rcv.WaitSpans(1, 5*time.Second)
+	spans := rcv.WaitSpans(2, 5*time.Second)
 	s := otlptest.ByName(spans, "GET api")
 	if len(s) != 1 {
 		t.Fatalf("spans %+v, want one named \"GET api\"", spans)
@@ -84,6 +92,22 @@ func TestTracingServerSpanContinuesTheClientTrace(t *testing.T) {
 	}
 	if got, want := strings.Join(sp.EventNames(), ">"), "access>upstream>header_filter>body_filter>log"; got != want {
 		t.Errorf("events %s, want %s", got, want)
+	}
+	calls := otlptest.Children(spans, sp)
+	if len(calls) != 1 || calls[0].Name != "GET" || calls[0].Kind != "client" {
+		t.Fatalf("spans %+v: want one client span \"GET\" under the request's", spans)
+	}
+	host, port, _ := net.SplitHostPort(origin.Listener.Addr().String())
+	for k, want := range map[string]any{
+		"http.request.method": "GET", "server.address": host, "server.port": int64(mustAtoi(t, port)),
+		"http.response.status_code": int64(200), "phasegate.attempt": int64(1),
+	} {
+		if got := calls[0].Attr(k); got != want {
+			t.Errorf("upstream call: %s = %v (%T), want %v", k, got, got, want)
+		}
+	}
+	if got, want := upstreamTraceparent.Load(), "00-"+clientTraceID+"-"+calls[0].SpanID+"-01"; got != want {
+		t.Errorf("the upstream got traceparent %q, want the call span's %q", got, want)
 	}
 	if lines[0]["trace_id"] != clientTraceID || lines[0]["span_id"] != sp.SpanID {
 		t.Errorf("access log trace_id %v span_id %v, want %s %s", lines[0]["trace_id"], lines[0]["span_id"], clientTraceID, sp.SpanID)
@@ -201,6 +225,15 @@ func TestTracingExemplarsInOpenMetrics(t *testing.T) {
 	}
 }
 
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func grepLines(text, substr string) string {
 	var out []string
 	for _, l := range strings.Split(text, "\n") {
@@ -278,8 +311,9 @@ func TestTracingCollectorDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = tg.traces.Shutdown(ctx)
-	if total, by := droppedSpans(t, tg.reg); total != n {
-		t.Errorf("%v spans dropped (%v), want every one of the %d", total, by, n)
+	// Two spans per request: the request's and its upstream call's.
+	if total, by := droppedSpans(t, tg.reg); total != 2*n {
+		t.Errorf("%v spans dropped (%v), want every one of the %d", total, by, 2*n)
 	}
 }
 
@@ -342,8 +376,8 @@ func TestTracingReloadTurnsItOnAndOff(t *testing.T) {
 	}
 	get()
 	lines := tg.log.waitAccessLines(t, 3)
-	if got := rcv.WaitSpans(1, 5*time.Second); len(got) != 1 || got[0].TraceID != lines[1]["trace_id"] {
-		t.Fatalf("spans %+v: want the one request made while tracing was on", got)
+	if got := rcv.WaitSpans(2, 5*time.Second); len(got) != 2 || got[0].TraceID != lines[1]["trace_id"] || got[1].TraceID != lines[1]["trace_id"] {
+		t.Fatalf("spans %+v: want those of the one request made while tracing was on", got)
 	}
 	if lines[0]["trace_id"] != "" || lines[2]["trace_id"] != "" {
 		t.Errorf("trace ids %v and %v on requests without tracing", lines[0]["trace_id"], lines[2]["trace_id"])

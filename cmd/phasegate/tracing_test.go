@@ -286,18 +286,22 @@ func TestTracingReloadSwapsTheCollector(t *testing.T) {
 	get()
 	// The replaced provider flushes to a in the background, long before
 	// its 60 s batch delay.
-	if got := a.WaitSpans(1, 5*time.Second); len(got) != 1 {
-		t.Fatalf("collector a got %d spans, want the 1 from before the reload", len(got))
+	// Two spans per request: the request's and its upstream call's.
+	if got := a.WaitSpans(2, 5*time.Second); len(got) != 2 {
+		t.Fatalf("collector a got %d spans, want the 2 from before the reload", len(got))
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.wait(t); code != 0 {
 		t.Fatalf("exit status %d", code)
 	}
-	if na, nb := len(a.Spans()), len(b.Spans()); na != 1 || nb != 2 {
-		t.Fatalf("collector a got %d spans, b %d: want 1 and 2", na, nb)
+	if na, nb := len(a.Spans()), len(b.Spans()); na != 2 || nb != 4 {
+		t.Fatalf("collector a got %d spans, b %d: want 2 and 4", na, nb)
+	}
+	if n := len(b.Find("GET slow")); n != 2 {
+		t.Errorf("collector b got %d request spans, want 2", n)
 	}
 	for _, s := range b.Spans() {
-		if s.Protocol != otlptest.HTTP || s.Name != "GET slow" {
+		if s.Protocol != otlptest.HTTP {
 			t.Errorf("span %q over %s", s.Name, s.Protocol)
 		}
 	}

@@ -76,6 +76,7 @@ func (b *streamBody) Next() (phases.Chunk, error) {
 	ev, err := b.rd.Next()
 	if err != nil {
 		if err == io.EOF {
+			b.a.traceComplete()
 			b.a.finish()
 			b.capTimer.Stop()
 			b.err = io.EOF

@@ -34,6 +34,7 @@ type attemptTrace struct {
 	responseModel string
 	finish        []string
 	err           error // a failure after the upstream answered (a broken body)
+	complete      bool  // the stream reached its end
 }
 
 // traceAttempt starts a's span as a child of the request's span in ctx,
@@ -103,6 +104,10 @@ func (a *attempt) errorType(ctx, actx context.Context) (attribute.KeyValue, bool
 		return kv, true
 	}
 	if a.status > 0 && a.trace.err == nil {
+		if a.sse && !a.trace.complete && ctx.Err() != nil {
+			// The client left mid-stream: the runner closed the body.
+			return tracing.ErrorType(string(phases.CauseClientClosed)), true
+		}
 		return attribute.KeyValue{}, false
 	}
 	var te *TimeoutError
@@ -113,6 +118,13 @@ func (a *attempt) errorType(ctx, actx context.Context) (attribute.KeyValue, bool
 		return tracing.ErrorType(string(phases.CauseClientClosed)), true
 	}
 	return tracing.ErrorType(string(phases.CauseUpstreamError)), true
+}
+
+// traceComplete records that a's stream reached its end.
+func (a *attempt) traceComplete() {
+	if a.trace != nil {
+		a.trace.complete = true
+	}
 }
 
 // traceFailed records err, a failure after the upstream answered, on a's
