@@ -18,9 +18,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/internal/otlptest"
 	"github.com/phasegate/phasegate/llm/provider/providertest"
+	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/tracing"
 )
 
@@ -381,5 +385,33 @@ func TestTracingReloadTurnsItOnAndOff(t *testing.T) {
 	}
 	if lines[0]["trace_id"] != "" || lines[2]["trace_id"] != "" {
 		t.Errorf("trace ids %v and %v on requests without tracing", lines[0]["trace_id"], lines[2]["trace_id"])
+	}
+}
+
+// With tracing off, the request hooks of tracing allocate nothing: the
+// request path costs what it cost before tracing existed
+// (docs/benchmarks.md compares whole requests).
+func TestTracingOffAllocatesNothing(t *testing.T) {
+	tp, err := tracing.New(nil, tracing.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans := newRequestSpans(tp, "r")
+	var values phases.Values
+	m := fsm.New(nil)
+	defer m.Release()
+	r := &phases.Request{Method: "GET", Scope: m.Scope(), Header: http.Header{"Traceparent": {"00-" + clientTraceID + "-00f067aa0ba902b7-01"}}, Values: &values}
+	s := &phases.Summary{Status: 200, Cause: phases.CauseCompleted, Values: &values}
+	ctx := context.Background()
+	l := zerolog.New(io.Discard)
+	if n := testing.AllocsPerRun(100, func() {
+		c := spans.start(ctx, r)
+		spans.entered(r, fsm.Step{To: fsm.StateAccess})
+		spans.finished(s)
+		ev := l.Info()
+		appendTraceIDs(ev, trace.SpanContextFromContext(c))
+		ev.Msg("")
+	}); n != 0 {
+		t.Fatalf("%v allocations per request with tracing off, want 0", n)
 	}
 }
