@@ -195,6 +195,52 @@ func TestTracingLLMAttemptSpan(t *testing.T) {
 	}
 }
 
+// An attempt to an Anthropic provider, streamed and whole, names the
+// response model and the stop reason on its span, from the provider's own
+// events (the model in message_start, the reason in message_delta).
+func TestTracingAnthropicAttemptSpan(t *testing.T) {
+	rcv := otlptest.Start(t)
+	mock := providertest.StartMock(t)
+	tg := newTestGateway(t, tracingBlock(rcv)+doorsConfig(mock.URL()))
+	shutdownTraces(t, tg.Gateway)
+	for i, stream := range []bool{true, false} {
+		req, _ := http.NewRequest("POST", tg.url("/anthropic-up/v1/messages"), strings.NewReader(fmt.Sprintf(
+			`{"model":"claude-test","max_tokens":64,"stream":%t,"messages":[{"role":"user","content":"hi"}]}`, stream)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("stream %t: status %d: %s", stream, resp.StatusCode, body)
+		}
+		tg.log.waitAccessLines(t, i+1)
+	}
+	flush(t, tg.Gateway)
+	spans := rcv.WaitSpans(4, 5*time.Second)
+	attempts := otlptest.ByName(spans, "chat claude-test")
+	if len(attempts) != 2 {
+		t.Fatalf("spans %+v: want two attempt spans", spans)
+	}
+	for _, a := range attempts {
+		stream := a.Attr("gen_ai.request.stream")
+		if got := a.Attr("gen_ai.provider.name"); got != "anthropic" {
+			t.Errorf("stream %v: gen_ai.provider.name %v", stream, got)
+		}
+		if got := a.Attr("gen_ai.response.model"); got != "claude-test" {
+			t.Errorf("stream %v: gen_ai.response.model %v, want claude-test", stream, got)
+		}
+		if got := fmt.Sprint(a.Attr("gen_ai.response.finish_reasons")); got != "[end_turn]" {
+			t.Errorf("stream %v: gen_ai.response.finish_reasons %v, want [end_turn]", stream, got)
+		}
+		if first := strings.Contains(strings.Join(a.EventNames(), ","), "phasegate.first_token"); first != (stream == true) {
+			t.Errorf("stream %v: events %v", stream, a.EventNames())
+		}
+	}
+}
+
 // /metrics serves exemplars with the trace id to a scraper that asks for
 // OpenMetrics.
 func TestTracingExemplarsInOpenMetrics(t *testing.T) {

@@ -126,8 +126,12 @@ func (b *streamBody) translate(err error) error {
 // content, and the usage of the usage chunk. The text itself is not kept.
 func (b *streamBody) observe(ev sse.Event) {
 	data := ev.Data
-	if len(data) == 0 || sse.IsDone(ev) || b.in.protocol != llm.OpenAIChat {
+	if len(data) == 0 || sse.IsDone(ev) {
 		return
+	}
+	b.a.traceResponse(data)
+	if b.in.protocol != llm.OpenAIChat {
+		return // followed from its neutral events (translate.go)
 	}
 	if !b.a.firstToken {
 		b.scratch = openai.AppendChunkDeltaText(b.scratch[:0], data)
@@ -137,7 +141,6 @@ func (b *streamBody) observe(ev sse.Event) {
 			b.c.info.TTFT = b.a.ttft
 		}
 	}
-	b.a.traceResponse(data)
 	if bytes.Contains(data, usageKey) {
 		if u, ok := openai.ParseUsage(data); ok {
 			b.c.setUsage(u)

@@ -8,6 +8,7 @@ package provider
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -163,7 +164,8 @@ func hasFinish(data []byte) bool {
 
 // traceResponse takes the response model and finish reasons of a's span
 // from data, the upstream's own bytes: a whole chat completion or
-// Anthropic message, or one chat-completions stream chunk.
+// Anthropic message, or one stream event of either (Anthropic's model is
+// in message_start's message, its stop reason in message_delta's delta).
 func (a *attempt) traceResponse(data []byte) {
 	t := a.trace
 	if t == nil || !t.span.IsRecording() {
@@ -179,18 +181,24 @@ func (a *attempt) traceResponse(data []byte) {
 			FinishReason *string `json:"finish_reason"`
 		} `json:"choices"`
 		StopReason *string `json:"stop_reason"` // Anthropic Messages
+		Message    struct {
+			Model string `json:"model"`
+		} `json:"message"`
+		Delta struct {
+			StopReason *string `json:"stop_reason"`
+		} `json:"delta"`
 	}
 	if json.Unmarshal(data, &v) != nil {
 		return
 	}
 	if t.responseModel == "" {
-		t.responseModel = v.Model
+		t.responseModel = cmp.Or(v.Model, v.Message.Model)
 	}
-	reasons := make([]*string, 0, len(v.Choices)+1)
+	reasons := make([]*string, 0, len(v.Choices)+2)
 	for _, ch := range v.Choices {
 		reasons = append(reasons, ch.FinishReason)
 	}
-	reasons = append(reasons, v.StopReason)
+	reasons = append(reasons, v.StopReason, v.Delta.StopReason)
 	for _, r := range reasons {
 		if r != nil && *r != "" && len(t.finish) < maxFinishReasons {
 			t.finish = append(t.finish, *r)
