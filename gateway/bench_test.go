@@ -20,12 +20,31 @@ func BenchmarkPlainRoute(b *testing.B) {
 		io.WriteString(w, `{"ok":true,"padding":"0123456789012345678901234567890123456"}`)
 	}))
 	defer origin.Close()
-	cfg, err := LoadConfig("b.yaml", []byte(fmt.Sprintf(`
+	url, client := benchServer(b, fmt.Sprintf(`
 routes:
   - id: plain
     uri: /plain
     upstream: { nodes: { %q: 1 } }
-`, origin.Listener.Addr().String())), nil, nil)
+`, origin.Listener.Addr().String()))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Get(url + "/plain")
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+}
+
+// benchServer serves the gateway of the config yaml on a socket for the
+// length of a benchmark, access log to io.Discard, and returns its URL and
+// a client that keeps up to 64 connections.
+func benchServer(b *testing.B, yaml string) (string, *http.Client) {
+	cfg, err := LoadConfig("b.yaml", []byte(yaml), nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,18 +54,6 @@ routes:
 		b.Fatal(err)
 	}
 	srv := httptest.NewServer(g)
-	defer srv.Close()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			resp, err := client.Get(srv.URL + "/plain")
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-	})
+	b.Cleanup(srv.Close)
+	return srv.URL, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 }

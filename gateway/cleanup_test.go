@@ -64,10 +64,9 @@ func (r *closeRecord) get(m map[int]int, gen int) int {
 	return m[gen]
 }
 
-// A reload closes the retired config's io.Closer plugins only once the
-// last request that started on them has ended, once; Shutdown closes the
-// current config's after the drain.
-func TestPluginsClosedAfterReloadAndShutdown(t *testing.T) {
+// probeRegistry returns the built-ins plus close-probe, whose instances
+// report to the returned record.
+func probeRegistry() (*closeRecord, *pluginsdk.Registry) {
 	rec := &closeRecord{built: map[int]int{}, closed: map[int]int{}, closedInFlight: map[int]int{}, inFlight: map[int]int{}}
 	registry := plugins.Builtins()
 	registry.Register(pluginsdk.Typed(pluginsdk.Spec{Name: "close-probe"},
@@ -78,6 +77,14 @@ func TestPluginsClosedAfterReloadAndShutdown(t *testing.T) {
 			rec.mu.Unlock()
 			return &closeProbe{gen: c.Gen, rec: rec}, nil
 		}))
+	return rec, registry
+}
+
+// A reload closes the retired config's io.Closer plugins only once the
+// last request that started on them has ended, once; Shutdown closes the
+// current config's after the drain.
+func TestPluginsClosedAfterReloadAndShutdown(t *testing.T) {
+	rec, registry := probeRegistry()
 
 	arrived, release := make(chan struct{}, 4), make(chan struct{})
 	var once sync.Once
@@ -202,16 +209,7 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 // plugins: once the request it gave up on has ended, and never while it
 // runs.
 func TestPluginsClosedAfterShutdownDeadline(t *testing.T) {
-	rec := &closeRecord{built: map[int]int{}, closed: map[int]int{}, closedInFlight: map[int]int{}, inFlight: map[int]int{}}
-	registry := plugins.Builtins()
-	registry.Register(pluginsdk.Typed(pluginsdk.Spec{Name: "close-probe"},
-		func() probeConfig { return probeConfig{} },
-		func(c probeConfig, env pluginsdk.Env) (phases.Plugin, error) {
-			rec.mu.Lock()
-			rec.built[c.Gen]++
-			rec.mu.Unlock()
-			return &closeProbe{gen: c.Gen, rec: rec}, nil
-		}))
+	rec, registry := probeRegistry()
 	arrived, release := make(chan struct{}, 1), make(chan struct{})
 	var once sync.Once
 	free := func() { once.Do(func() { close(release) }) }

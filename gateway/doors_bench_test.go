@@ -8,9 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
-
 	"github.com/phasegate/phasegate/mockllm"
 )
 
@@ -21,7 +18,7 @@ import (
 func BenchmarkDoors(b *testing.B) {
 	mock := httptest.NewServer(mockllm.New(mockllm.Options{}))
 	defer mock.Close()
-	cfg, err := LoadConfig("b.yaml", []byte(fmt.Sprintf(`
+	url, client := benchServer(b, fmt.Sprintf(`
 routes:
   - id: to-chat
     uri: /chat/*
@@ -29,18 +26,7 @@ routes:
   - id: to-messages
     uri: /anthropic/*
     plugins: { ai-proxy: { provider: anthropic, endpoint: "%[1]s/v1/messages" } }
-`, mock.URL)), nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	l := zerolog.New(io.Discard)
-	g, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Logger: &l})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(g)
-	defer srv.Close()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+`, mock.URL))
 	bodies := map[string]string{
 		"/v1/chat/completions": `{"model":"m","stream":true,"messages":[{"role":"user","content":"Hello"}]}`,
 		"/v1/messages":         `{"model":"m","stream":true,"max_tokens":64,"messages":[{"role":"user","content":"Hello"}]}`,
@@ -57,7 +43,7 @@ routes:
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					req, _ := http.NewRequest("POST", srv.URL+tc.prefix+tc.path, strings.NewReader(bodies[tc.path]))
+					req, _ := http.NewRequest("POST", url+tc.prefix+tc.path, strings.NewReader(bodies[tc.path]))
 					req.Header.Set("Content-Type", "application/json")
 					req.Header.Set(mockllm.HeaderChunks, "8")
 					resp, err := client.Do(req)
