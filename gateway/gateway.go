@@ -155,7 +155,9 @@ func (g *Gateway) Reload(cfg *Config) error {
 		return err
 	}
 	// A changed tracing: block swaps the exporter; the replaced one
-	// flushes in the background.
+	// flushes in the background, waiting for its spans up to the new
+	// shutdown_timeout.
+	g.traces.SetDrainTimeout(cfg.ShutdownTimeout)
 	if err := g.traces.Reload(cfg.Tracing); err != nil {
 		st.release(g.deps.log)
 		return err

@@ -328,19 +328,32 @@ func (p *Provider) Reload(cfg *Config) error {
 	p.cur.Store(g)
 	if old.proc != nil {
 		p.retiring.Add(1)
+		drain := p.opts.DrainTimeout
 		go func() {
 			defer p.retiring.Done()
-			p.retire(old)
+			p.retire(old, drain)
 		}()
 	}
 	p.opts.Logger.Info().Bool("enabled", g.sdk != nil).Msg("tracing: configuration swapped")
 	return nil
 }
 
-// retire waits for the spans in flight on g, up to DrainTimeout or until
+// SetDrainTimeout changes Options.DrainTimeout for the providers the next
+// Reloads replace (the gateway passes a reloaded shutdown_timeout); d <= 0
+// means DefaultDrainTimeout.
+func (p *Provider) SetDrainTimeout(d time.Duration) {
+	if d <= 0 {
+		d = DefaultDrainTimeout
+	}
+	p.mu.Lock()
+	p.opts.DrainTimeout = d
+	p.mu.Unlock()
+}
+
+// retire waits for the spans in flight on g, up to drain or until
 // Shutdown, then flushes and shuts g down within its export timeout.
-func (p *Provider) retire(g *generation) {
-	ctx, cancel := context.WithTimeout(p.draining, p.opts.DrainTimeout)
+func (p *Provider) retire(g *generation, drain time.Duration) {
+	ctx, cancel := context.WithTimeout(p.draining, drain)
 	g.proc.drain(ctx)
 	cancel()
 	fctx, fcancel := context.WithTimeout(p.flushing, g.proc.timeout)

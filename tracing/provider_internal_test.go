@@ -40,3 +40,26 @@ func TestRetireAfterDrainTimeout(t *testing.T) {
 		t.Errorf("shutdown drops %v, want the span that ended after its provider", got)
 	}
 }
+
+// TestSetDrainTimeout: a changed drain timeout (a reloaded
+// shutdown_timeout) bounds the next retirement.
+func TestSetDrainTimeout(t *testing.T) {
+	cfg := &Config{OTLP: OTLPConfig{Endpoint: "127.0.0.1:1"}}
+	p, err := New(cfg, Options{Registerer: prometheus.NewPedanticRegistry(), BatchDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(context.Background())
+	p.SetDrainTimeout(100 * time.Millisecond)
+	old := p.cur.Load()
+	_, span := p.Tracer(ScopeName).Start(context.Background(), "in flight")
+	defer span.End()
+	if err := p.Reload(nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-old.proc.done:
+	case <-time.After(5 * time.Second): // the default would be 30 s
+		t.Fatal("the replaced provider waited past the drain timeout it was given")
+	}
+}
