@@ -298,22 +298,33 @@ func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	if !p.checkRequest && (info != nil || !p.checkResponse) {
 		return phases.Exit{}
 	}
+	read := p.readChat
 	if st.proto != llm.OpenAIChat {
-		return p.accessNeutral(ctx, r, st, info)
+		read = p.readNeutral
 	}
-	_, req, ex := llm.ReadRequest(r, openai.ParseChatRequest)
+	model, stream, texts, ex := read(r, p.checkRequest)
 	if ex.Exited() {
 		if !p.checkRequest {
 			return phases.Exit{}
 		}
 		return ex
 	}
-	st.model, st.stream = req.Model, req.Stream
+	st.model, st.stream = model, stream
 	if !p.checkRequest {
 		return phases.Exit{}
 	}
+	return p.checkPrompt(ctx, v, st, info, texts)
+}
 
-	return p.checkPrompt(ctx, v, st, info, p.requestTexts(&req))
+// readChat reads a Chat request: its model, its stream flag and, when
+// withTexts, the texts of its prompt that request_roles selects; or the
+// exit that refuses it.
+func (p *Plugin) readChat(r *phases.Request, withTexts bool) (string, bool, []string, phases.Exit) {
+	_, req, ex := llm.ReadRequest(r, openai.ParseChatRequest)
+	if ex.Exited() || !withTexts {
+		return req.Model, req.Stream, nil, ex
+	}
+	return req.Model, req.Stream, p.requestTexts(&req), ex
 }
 
 // checkPrompt checks the texts of a prompt, and refuses it if flagged.

@@ -1,7 +1,6 @@
 package aimoderation
 
 import (
-	"context"
 	"unicode/utf8"
 
 	"github.com/phasegate/phasegate/llm"
@@ -10,21 +9,23 @@ import (
 	"github.com/phasegate/phasegate/phases"
 )
 
-// accessNeutral is Access for a client of the Messages or Responses door:
+// readNeutral is readChat for a client of the Messages or Responses door:
 // the prompt is the request's neutral reading (door.Read), its texts
 // selected by request_roles as Chat's are.
-func (p *Plugin) accessNeutral(ctx context.Context, r *phases.Request, st *state, info *llm.Info) phases.Exit {
+func (p *Plugin) readNeutral(r *phases.Request, withTexts bool) (string, bool, []string, phases.Exit) {
 	req, _, ex := door.Read(r)
 	if ex.Exited() {
-		if !p.checkRequest {
-			return phases.Exit{}
-		}
-		return ex
+		return "", false, nil, ex
 	}
-	st.model, st.stream = req.Model, req.Stream
-	if !p.checkRequest {
-		return phases.Exit{}
+	if !withTexts {
+		return req.Model, req.Stream, nil, ex
 	}
+	return req.Model, req.Stream, p.neutralTexts(req), ex
+}
+
+// neutralTexts returns the texts of req's prompt that request_roles
+// selects.
+func (p *Plugin) neutralTexts(req *llm.Request) []string {
 	texts := door.Definitions(nil, req)
 	turns := door.Turns(req)
 	from := 0
@@ -42,7 +43,7 @@ func (p *Plugin) accessNeutral(ctx context.Context, r *phases.Request, st *state
 			texts = door.MessageTexts(texts, &turns[i])
 		}
 	}
-	return p.checkPrompt(ctx, r.Values, st, info, texts)
+	return texts
 }
 
 // collectNeutral adds the texts of a response of the client's protocol
