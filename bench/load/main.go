@@ -95,6 +95,7 @@ type options struct {
 	overlay          string
 	abOverlay        string
 	accessLog        bool
+	pinUpstream      string
 
 	// Server modes of the re-executed binary.
 	serveUpstream bool
@@ -125,6 +126,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.overlay, "phasegate-overlay", "", "build phasegate with this go build -overlay file, to measure a candidate change without editing the tree (relative paths: keys to the module root, values to the file)")
 	fs.StringVar(&o.abOverlay, "ab-overlay", "", "also run a second phasegate built with this go build -overlay file, as \"B\" targets in the same rounds: a before/after comparison on a noisy machine")
 	fs.BoolVar(&o.accessLog, "phasegate-access-log", true, "phasegate's access log (to a file); false to measure what it costs")
+	fs.BoolVar(&pin.on, "pin", pinDefault(), "pin the load generator to CPU 0 and every server to CPU 1, each with GOMAXPROCS=1 (taskset; default on with 2 or more CPUs)")
+	fs.StringVar(&o.pinUpstream, "pin-upstream", "load", "with -pin, the bench upstream's core: load (CPU 0, beside the load generator) or server (CPU 1, beside the server measured)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, phasegate's logs)")
 	fs.StringVar(&o.only, "only", "", "comma-separated sections to run: plain, chat, stream, burst, streams (default all)")
 	fs.BoolVar(&o.serveUpstream, "serve-upstream", false, "internal: run as the bench upstream")
@@ -141,6 +144,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	case o.streams < 0 || (o.streams > 0 && o.streamHold < 4*time.Second):
 		return nil, errors.New("-streams must not be negative and -stream-hold at least 4s")
 	}
+	up, err := parsePinUpstream(o.pinUpstream)
+	if err != nil {
+		return nil, err
+	}
+	pin.upstreamCPU = up
 	for s := range strings.SplitSeq(o.only, ",") {
 		switch strings.TrimSpace(s) {
 		case "", "plain", "chat", "stream", "burst", "streams":
@@ -192,6 +200,10 @@ func runBench(o *options, args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	defer procs.StopAll(8 * time.Second)
+	if err := pin.setup(); err != nil {
+		fmt.Fprintln(stderr, "load:", err)
+		return exitError
+	}
 	start := time.Now()
 	progress := func(msg string) {
 		fmt.Fprintf(stderr, "[%6.1fs] %s\n", time.Since(start).Seconds(), msg)

@@ -38,19 +38,19 @@ func measureAll(ctx context.Context, o *options, progress func(string)) (*report
 	if err != nil {
 		return nil, err
 	}
-	up, err := startSelf(ctx, "upstream", dir, "-serve-upstream")
+	up, err := startSelf(ctx, "upstream", dir, pin.upstreamCPU, "-serve-upstream")
 	if err != nil {
 		return nil, err
 	}
 	bareArgs := []string{"-serve-bare-proxy", "-upstream", up.Listen, fmt.Sprintf("-bare-buffer-pool=%t", o.barePool)}
-	bare, err := startSelf(ctx, "bare-proxy", dir, bareArgs...)
+	bare, err := startSelf(ctx, "bare-proxy", dir, serverCPU, bareArgs...)
 	if err != nil {
 		return nil, err
 	}
 
 	// The AI route needs the ai-proxy plugin; without it the gateway
 	// rejects the config, and the AI route is left out (and said so).
-	r := &report{Settings: o.settings, BarePool: o.barePool, Overlay: o.overlay, NoAccessLog: !o.accessLog}
+	r := &report{Settings: o.settings, Pin: pin, BarePool: o.barePool, Overlay: o.overlay, NoAccessLog: !o.accessLog}
 	config := filepath.Join(dir, "phasegate.yaml")
 	if err := phasegateConfig(up.Listen, true, o.accessLog).WriteFile(config); err != nil {
 		return nil, err
@@ -201,7 +201,7 @@ func runMany(ctx context.Context, o *options, dir, bin, config string, bareArgs 
 	if !withAI {
 		route = "phasegate's plain route to the mock (the AI route is not available)"
 	}
-	b, err := startSelf(ctx, "bare-proxy-streams", dir, bareArgs...)
+	b, err := startSelf(ctx, "bare-proxy-streams", dir, serverCPU, bareArgs...)
 	if err != nil {
 		return nil, err
 	}

@@ -21,12 +21,13 @@ const serverReady = "bench server serving"
 
 // startSelf re-executes the harness binary in a server mode (args select
 // it) and waits for its Ready line.
-func startSelf(ctx context.Context, name, dir string, args ...string) (*harness.Proc, error) {
+// With -pin it runs on cpu.
+func startSelf(ctx context.Context, name, dir string, cpu int, args ...string) (*harness.Proc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	return procs.Start(ctx, harness.Spec{Name: name, Dir: dir, Path: exe, Args: args, Ready: serverReady})
+	return procs.Start(ctx, pin.spec(harness.Spec{Name: name, Dir: dir, Path: exe, Args: args, Ready: serverReady}, cpu))
 }
 
 // pprofOverlay is added to cmd/phasegate, through go build -overlay and
@@ -101,14 +102,14 @@ type phasegateProc struct {
 
 // startPhasegate runs bin with config, stdout (the JSON log, access log
 // included) to a file in dir, and waits for the "phasegate serving" line
-// that gives its real addresses. With pprof, the profiling build's pprof
+// that gives its real addresses; with -pin on the servers' CPU. With pprof, the profiling build's pprof
 // listener is enabled on a free port.
 func startPhasegate(ctx context.Context, name, bin, config, dir string, pprof bool) (*phasegateProc, error) {
 	s := harness.Spec{Name: name, Dir: dir, Path: bin, Args: []string{"run", "-c", config}, Ready: harness.PhasegateReady}
 	if pprof {
 		s.Env = []string{"PHASEGATE_BENCH_PPROF=127.0.0.1:0"}
 	}
-	p, err := procs.Start(ctx, s)
+	p, err := procs.Start(ctx, pin.spec(s, serverCPU))
 	if err != nil {
 		return nil, err
 	}

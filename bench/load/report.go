@@ -180,8 +180,9 @@ type report struct {
 	Many     []*manyResult
 	ManyNote string
 	Checks   []check
-	BarePool bool   // the bare proxy pools its copy buffers
-	Overlay  string // the go build -overlay phasegate was built with
+	Pin      pinPlan // where the processes ran
+	BarePool bool    // the bare proxy pools its copy buffers
+	Overlay  string  // the go build -overlay phasegate was built with
 	// ABOverlay is the overlay of the second phasegate build (B columns).
 	ABOverlay string
 	// NoAccessLog: phasegate ran without its access log.
@@ -564,9 +565,9 @@ func (r *report) body() string {
 	fmt.Fprintf(&b, "- Each measurement: %s per target, %s, after a %s warm-up; "+
 		"closed loop %d concurrent; open loop %s req/s; streams %s/s of %d content events %s apart.\n",
 		cfg.duration, rounds, cfg.warmup, cfg.concurrency, fmtInt(cfg.rate), fmtInt(cfg.streamRate), cfg.chunks, cfg.chunkDelay)
-	fmt.Fprintf(&b, "- Every server is its own process beside the load generator, all on the same cores; "+
+	fmt.Fprintf(&b, "- %s; "+
 		"per-request server figures are over the closed loop (streams: the stream loop): CPU is the server process's user + system time from /proc "+
-		"(for direct, the upstream's own), heap figures its `go_memstats_mallocs_total` and `go_memstats_alloc_bytes_total`.\n")
+		"(for direct, the upstream's own), heap figures its `go_memstats_mallocs_total` and `go_memstats_alloc_bytes_total`.\n", r.Pin.describe())
 	pool := "a `BufferPool` of 32 KiB copy buffers (phasegate pools its own)"
 	if !r.BarePool {
 		pool = "no `BufferPool` (ReverseProxy's default: 32 KiB allocated per request)"
