@@ -220,23 +220,20 @@ func appendInt(p []byte, i int) []byte {
 }
 
 // mayFold reports whether the raw key may fold to a name of one of the
-// lengths in lens (bit n: n bytes): a key of plain letters and digits folds
-// to its own length, any other key may fold to any.
+// lengths in lens (bit n: n bytes): an ASCII key without escapes folds to
+// its length less its dashes and underscores; any other key may fold to
+// any.
 func mayFold(raw []byte, lens uint64) bool {
-	if n := len(raw) - 2; n <= maxFolded && lens&(1<<n) != 0 {
-		return true
-	}
-	return !plainWord(raw[1 : len(raw)-1])
-}
-
-// plainWord reports whether b holds only ASCII letters and digits.
-func plainWord(b []byte) bool {
-	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
-			return false
+	n := 0
+	for _, c := range raw[1 : len(raw)-1] {
+		switch {
+		case c == '\\' || c >= utf8.RuneSelf:
+			return true
+		case c != '_' && c != '-':
+			n++
 		}
 	}
-	return true
+	return n <= maxFolded && lens&(1<<n) != 0
 }
 
 func isWordByte(c byte) bool {

@@ -176,6 +176,12 @@ var (
 // that names one of the fields read (or "index") twice, exactly or loosely:
 // clients may read either value. Every such member is read all the same.
 func EachText(body, scratch []byte, fn func(ResponseText)) (newScratch []byte, ambiguous bool) {
+	return eachText(body, scratch, fn, true)
+}
+
+// eachText is EachText; fast enables the one-pass read of the common
+// chunk shape (see chunkChoices), which tests compare with the strict walk.
+func eachText(body, scratch []byte, fn func(ResponseText), fast bool) ([]byte, bool) {
 	w := textWalk{scratch: scratch}
 	it, ok := wire.ParseObject(body)
 	if !ok {
@@ -187,7 +193,7 @@ func EachText(body, scratch []byte, fn func(ResponseText)) (newScratch []byte, a
 		if !ok {
 			return w.scratch, w.ambiguous
 		}
-		if w.lookup(&responseFields, k, &seen) == 0 && isArray(v) {
+		if w.lookup(&responseFields, k, &seen) == 0 && isArray(v) && !(fast && w.chunkChoices(v, fn)) {
 			w.choices(v, fn)
 		}
 	}
@@ -213,6 +219,150 @@ func (w *textWalk) lookup(fs *fieldSet, k []byte, seen *uint64) int {
 	}
 	*seen |= 1 << i
 	return i
+}
+
+// chunkChoices reads choices, a valid JSON array, when it has the shape of
+// nearly every streamed chunk: at most one choice, an object whose members
+// are "index", "delta" (an object of "role" and "content"), "logprobs" and
+// "finish_reason", each at most once, every value but delta's a scalar. It
+// then emits what the strict walk (choices) would, in one pass over the
+// bytes and without folding keys; for anything else it emits nothing and
+// returns false, for the strict walk.
+func (w *textWalk) chunkChoices(choices []byte, fn func(ResponseText)) bool {
+	b := choices
+	i := skipSpace(b, 1)
+	if b[i] == ']' {
+		return true
+	}
+	if b[i] != '{' {
+		return false
+	}
+	t := ResponseText{}
+	var delta, content []byte
+	var seen uint8
+	i, ok := eachMember(b, i, func(key, v []byte) bool {
+		var bit uint8
+		switch string(key) {
+		case `"index"`:
+			bit = 1
+			if n, ok := decodeInt(v); ok {
+				t.Choice = n
+			}
+		case `"delta"`:
+			bit, delta = 2, v
+		case `"logprobs"`:
+			bit = 4
+		case `"finish_reason"`:
+			bit = 8
+		default:
+			return false
+		}
+		if seen&bit != 0 || (bit != 2 && (v[0] == '{' || v[0] == '[')) {
+			return false
+		}
+		seen |= bit
+		return true
+	})
+	if !ok || b[skipSpace(b, i)] != ']' {
+		return false
+	}
+	if len(delta) > 0 {
+		if delta[0] != '{' {
+			return false
+		}
+		seen = 0
+		if _, ok := eachMember(delta, 0, func(key, v []byte) bool {
+			var bit uint8
+			switch string(key) {
+			case `"role"`:
+				bit = 1
+			case `"content"`:
+				bit, content = 2, v
+			default:
+				return false
+			}
+			if seen&bit != 0 || v[0] == '{' || v[0] == '[' {
+				return false
+			}
+			seen |= bit
+			return true
+		}); !ok {
+			return false
+		}
+	}
+	t.Kind = TextContent
+	w.emit(content, t, fn)
+	return true
+}
+
+// eachMember calls f with the raw key and value of each member of the
+// object at b[i] (valid JSON), and returns the offset after the object. A
+// key with an escape (compared as written, it might name a field), an
+// array, or f returning false stop it with ok false.
+func eachMember(b []byte, i int, f func(key, v []byte) bool) (end int, ok bool) {
+	i = skipSpace(b, i+1)
+	if b[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		kend, escaped := stringEnd(b, i)
+		if kend < 0 || escaped {
+			return 0, false
+		}
+		key := b[i:kend]
+		i = skipSpace(b, skipSpace(b, kend)+1) // past the colon
+		vend := -1
+		switch b[i] {
+		case '"':
+			vend, _ = stringEnd(b, i)
+		case '{':
+			vend, ok = eachMember(b, i, func(_, _ []byte) bool { return true })
+			if !ok {
+				return 0, false
+			}
+		case '[':
+			return 0, false
+		default:
+			vend = i
+			for vend < len(b) && !isDelim(b[vend]) {
+				vend++
+			}
+		}
+		if vend < 0 || !f(key, b[i:vend]) {
+			return 0, false
+		}
+		i = skipSpace(b, vend)
+		if b[i] == '}' {
+			return i + 1, true
+		}
+		i = skipSpace(b, i+1) // past the comma
+	}
+}
+
+// stringEnd returns the end of the JSON string at b[i] (valid JSON) and
+// whether it holds an escape.
+func stringEnd(b []byte, i int) (end int, escaped bool) {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '"':
+			return j + 1, escaped
+		case '\\':
+			escaped = true
+			j++
+		}
+	}
+	return -1, escaped
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+func isDelim(c byte) bool {
+	return c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r'
 }
 
 func (w *textWalk) choices(choices []byte, fn func(ResponseText)) {

@@ -559,11 +559,19 @@ func FuzzEachText(f *testing.F) {
 }
 
 func BenchmarkEachText(b *testing.B) {
-	in := []byte(textChunk)
-	var scratch []byte
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	for b.Loop() {
-		scratch, _ = openai.EachText(in, scratch, func(openai.ResponseText) {})
+	walks := []struct {
+		name string
+		f    func(body, scratch []byte, fn func(openai.ResponseText)) ([]byte, bool)
+	}{{"fast", openai.EachText}, {"strict", openai.EachTextStrict}}
+	for _, w := range walks {
+		b.Run(w.name, func(b *testing.B) {
+			in := []byte(textChunk)
+			var scratch []byte
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				scratch, _ = w.f(in, scratch, func(openai.ResponseText) {})
+			}
+		})
 	}
 }
