@@ -36,6 +36,14 @@
 // before/after is recorded on a noisy machine; -phasegate-overlay FILE
 // replaces the build measured instead.
 //
+// -pin (default on with two or more CPUs) measures the way issue 12's
+// figures were taken: the load generator on CPU 0 and every server on CPU
+// 1, each with GOMAXPROCS=1 (the harness pins its own threads with
+// sched_setaffinity and starts the servers under taskset). The upstream
+// goes beside the load generator (-pin-upstream load), so that the server
+// measured, one at a time, has its core to itself; -pin-upstream server
+// puts it on CPU 1 instead.
+//
 // Every server runs in its own process so that none shares a Go runtime
 // with the load generator: the upstream and the bare proxy are this binary
 // re-executed in a server mode (-serve-upstream, -serve-bare-proxy), and
@@ -43,7 +51,8 @@
 // run on generated configs on port 0. The processes are torn down at the
 // end, on errors and on Ctrl-C (and die with the harness if it is killed).
 //
-// The machine is assumed shared and noisy: targets are measured in
+// The machine is assumed shared and noisy (pinning keeps the harness off
+// the server's core, not other work): targets are measured in
 // interleaved rounds and compared within the run; ratios matter, absolute
 // figures do not. A missed target is printed as MISSED but the exit status
 // stays 0: this is a measurement, not a test. Harness errors exit 1: a
