@@ -32,8 +32,8 @@ const (
 // attemptSpan is a traced upstream call. A nil *attemptSpan (tracing off)
 // does nothing.
 type attemptSpan struct {
-	scope  *fsm.Scope
-	span   trace.Span
+	scope    *fsm.Scope
+	span     trace.Span
 	status   int
 	err      error
 	complete bool // the body reached its end
