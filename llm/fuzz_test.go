@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/llmtest"
 )
 
 // seed adds the inputs of one protocol under testdata/protocols/kind.
@@ -80,7 +81,7 @@ func fuzzStream(f *testing.F, p llm.Protocol) {
 				continue
 			}
 			out := translateStream(t, p, q, in)
-			if err := wellFormed(q, out); err != nil {
+			if err := llmtest.WellFormed(q, out); err != nil {
 				t.Fatalf("%s to %s: %v\n%s", p, q, err, out)
 			}
 		}

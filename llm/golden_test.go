@@ -15,6 +15,7 @@ import (
 	goldenfiles "github.com/phasegate/phasegate/golden"
 	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/llm/anthropic"
+	"github.com/phasegate/phasegate/llm/llmtest"
 	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/sse"
 )
@@ -220,7 +221,7 @@ func TestStreamTranslations(t *testing.T) {
 			for p := range codecs {
 				if p != c.from {
 					out := translateStream(t, c.from, p, c.in)
-					if err := wellFormed(p, out); err != nil {
+					if err := llmtest.WellFormed(p, out); err != nil {
 						t.Errorf("%s: %v", p, err)
 					}
 					golden(t, c, "out."+string(p)+".sse", out)

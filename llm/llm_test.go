@@ -7,6 +7,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/llmtest"
 	"github.com/phasegate/phasegate/llm/openai"
 )
 
@@ -47,7 +48,7 @@ func TestTranslatorStopsAtAnUnreadableUpstream(t *testing.T) {
 	if err == nil || !tr.Done() {
 		t.Fatalf("err %v, done %v: want an error and the end", err, tr.Done())
 	}
-	if err := wellFormed(llm.OpenAIResponses, out); err != nil {
+	if err := llmtest.WellFormed(llm.OpenAIResponses, out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(out), `"status":"failed"`) || !strings.Contains(string(out), "could not be translated") {
@@ -68,7 +69,7 @@ func TestEndAddsTheGatewaysMessage(t *testing.T) {
 	tr := llm.NewStreamTranslator(openai.Chat{}.NewStreamDecoder(), openai.Chat{Now: now}.NewStreamEncoder(&llm.Request{IncludeUsage: true}))
 	out, _ := tr.Translate(nil, "", []byte(`{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"Step 1:"}}]}`))
 	out = tr.End(out, llm.StopRefusal, "Stopped by moderation.")
-	if err := wellFormed(llm.OpenAIChat, out); err != nil {
+	if err := llmtest.WellFormed(llm.OpenAIChat, out); err != nil {
 		t.Fatal(err)
 	}
 	s := string(out)

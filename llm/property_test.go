@@ -8,6 +8,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/llmtest"
 )
 
 // genStream draws a valid neutral stream that every protocol can carry:
@@ -186,7 +187,7 @@ func TestPropertyStreamRoundTrip(t *testing.T) {
 			for i := range evs {
 				wire = enc.Encode(wire, &evs[i])
 			}
-			if err := wellFormed(p, wire); err != nil {
+			if err := llmtest.WellFormed(p, wire); err != nil {
 				t.Fatalf("%s: %v\n%s", p, err, wire)
 			}
 			dec := codecs[p].NewStreamDecoder()
@@ -257,7 +258,7 @@ func TestPropertyEncodersAlwaysEndWellFormed(t *testing.T) {
 				if !tr.Done() {
 					t.Fatalf("%s: not done after %s", p, ending)
 				}
-				if err := wellFormed(p, out); err != nil {
+				if err := llmtest.WellFormed(p, out); err != nil {
 					t.Fatalf("%s, %s: %v\n%s", p, ending, err, out)
 				}
 				if again := tr.Finish(nil); len(again) > 0 {

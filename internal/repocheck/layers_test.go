@@ -33,7 +33,7 @@ var layers = []layer{
 	{"lifecycle: the plugin API", []string{"phases", "phases/phasetest"}},
 	{"plugin SDK", []string{"pluginsdk"}},
 	{"protocols: HTTP forwarding and LLM", []string{
-		"forward", "llm", "llm/internal/wire", "llm/openai", "llm/anthropic", "llm/door", "llm/provider",
+		"forward", "llm", "llm/internal/wire", "llm/openai", "llm/anthropic", "llm/door", "llm/llmtest", "llm/provider",
 	}},
 	{"plugins", []string{"plugins/..."}},
 	{"gateway", []string{"gateway", "gateway/internal/canonpath"}},

@@ -3,6 +3,7 @@ package door
 import (
 	"bytes"
 	"net/http"
+	"strconv"
 
 	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/phases"
@@ -29,6 +30,64 @@ type Renderer struct {
 	last         []byte
 	lastStatus   int
 	lastTyp, msg string
+
+	// seq is the sequence number of the last Responses event the client
+	// was sent (see Sent), when seqKnown.
+	seq      int64
+	seqKnown bool
+}
+
+// seqKey precedes an event's sequence number in Responses' events.
+var seqKey = []byte(`"sequence_number":`)
+
+// Sent notes the data of an event the client was sent, as the stream
+// followed (see Follow) has. On the Responses door it keeps the event's
+// sequence number: an exit between two of the events one neutral event
+// becomes (response.created and response.in_progress, say) leaves the
+// followed stream one event ahead of the client, and EndStream numbers
+// its ending from what the client got.
+func (r *Renderer) Sent(data []byte) {
+	if r.codec.Protocol() != llm.OpenAIResponses {
+		return
+	}
+	if n, ok := seqOf(data); ok {
+		r.seq, r.seqKnown = n, true
+	}
+}
+
+// seqOf reads the first sequence number in data.
+func seqOf(data []byte) (int64, bool) {
+	i := bytes.Index(data, seqKey)
+	if i < 0 {
+		return 0, false
+	}
+	digits := data[i+len(seqKey):]
+	n, j := int64(0), 0
+	for ; j < len(digits) && digits[j] >= '0' && digits[j] <= '9'; j++ {
+		n = n*10 + int64(digits[j]-'0')
+	}
+	return n, j > 0
+}
+
+// renumber rewrites the sequence numbers of the events in out to count
+// on from next.
+func renumber(out []byte, next int64) []byte {
+	var b []byte
+	for {
+		i := bytes.Index(out, seqKey)
+		if i < 0 {
+			return append(b, out...)
+		}
+		i += len(seqKey)
+		j := i
+		for j < len(out) && out[j] >= '0' && out[j] <= '9' {
+			j++
+		}
+		b = append(b, out[:i]...)
+		b = strconv.AppendInt(b, next, 10)
+		next++
+		out = out[j:]
+	}
 }
 
 // NewRenderer returns a renderer for one request of protocol p.
@@ -60,16 +119,20 @@ func (r *Renderer) EndStream(exitBody []byte) []byte {
 		t = llm.NewStreamTranslator(r.codec.NewStreamDecoder(), r.codec.NewStreamEncoder(nil))
 		r.stream = t
 	}
-	var e *llm.Error
-	if bytes.Equal(exitBody, r.last) && r.last != nil {
-		if r.lastTyp == TypeRefusal {
-			return t.End(nil, llm.StopRefusal, r.msg)
-		}
-		e = &llm.Error{Status: r.lastStatus, Type: r.lastTyp, Message: r.msg}
+	var out []byte
+	if bytes.Equal(exitBody, r.last) && r.last != nil && r.lastTyp == TypeRefusal {
+		out = t.End(nil, llm.StopRefusal, r.msg)
 	} else {
-		e = r.codec.DecodeError(http.StatusBadGateway, exitBody)
+		e := r.codec.DecodeError(http.StatusBadGateway, exitBody)
+		if bytes.Equal(exitBody, r.last) && r.last != nil {
+			e = &llm.Error{Status: r.lastStatus, Type: r.lastTyp, Message: r.msg}
+		}
+		out = t.Fail(nil, e)
 	}
-	return t.Fail(nil, e)
+	if r.seqKnown {
+		out = renumber(out, r.seq+1)
+	}
+	return out
 }
 
 var _ phases.Renderer = (*Renderer)(nil)

@@ -1,4 +1,8 @@
-package llm_test
+// Package llmtest checks LLM streams against their protocol's rules,
+// independently of the codecs in llm/openai and llm/anthropic: for tests
+// of code that writes or forwards a stream (codecs, translators, a door's
+// stream endings; see docs/protocols.md).
+package llmtest
 
 import (
 	"bytes"
@@ -10,10 +14,10 @@ import (
 	"github.com/phasegate/phasegate/sse"
 )
 
-// wellFormed checks a stream written for protocol p against that
+// WellFormed checks a stream written for protocol p against that
 // protocol's rules, independently of the codecs: blocks opened are
 // closed, indexes are dense, and exactly one terminal event ends it.
-func wellFormed(p llm.Protocol, stream []byte) error {
+func WellFormed(p llm.Protocol, stream []byte) error {
 	r := sse.NewReader(bytes.NewReader(stream), 0)
 	var check func(name string, data []byte) error
 	var done func() error
