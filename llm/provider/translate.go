@@ -175,6 +175,7 @@ func (b *streamBody) nextEvents() (phases.Chunk, error) {
 	e := b.ev
 	if e.last != nil {
 		e.scratch, _ = e.shadow.Translate(e.scratch[:0], "", e.last)
+		b.c.door.Renderer.Sent(e.last)
 		e.last = nil
 	}
 	for {
