@@ -23,18 +23,25 @@ func NewStream(r io.Reader) *Stream { return &Stream{rd: sse.NewReader(r, 0)} }
 // stream, io.ErrUnexpectedEOF when the stream ends inside an event, and
 // the body's error when reading it fails.
 func (s *Stream) Next() ([]byte, error) {
+	e, err := s.NextEvent()
+	return e.Data, err
+}
+
+// NextEvent is Next with the event's name (its "event" field) beside its
+// data; its slices are valid until the next call.
+func (s *Stream) NextEvent() (sse.Event, error) {
 	for {
 		e, err := s.rd.Next()
 		if err != nil {
-			return nil, err
+			return sse.Event{}, err
 		}
 		if !complete(e.Raw) {
 			// sse hands out a last block cut off by the end of the
 			// stream; for a client it is lost.
-			return nil, io.ErrUnexpectedEOF
+			return sse.Event{}, io.ErrUnexpectedEOF
 		}
 		if e.Data != nil {
-			return e.Data, nil
+			return e, nil
 		}
 	}
 }
@@ -60,16 +67,22 @@ func complete(raw []byte) bool {
 // until the stream ends, and returns the error that ended it, nil for a
 // clean end.
 func EachEvent(r io.Reader, f func(data []byte)) error {
+	return eachNamedEvent(r, func(e sse.Event) { f(e.Data) })
+}
+
+// eachNamedEvent is EachEvent handing f the whole event (see
+// Stream.NextEvent).
+func eachNamedEvent(r io.Reader, f func(sse.Event)) error {
 	s := NewStream(r)
 	for {
-		data, err := s.Next()
+		e, err := s.NextEvent()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		f(data)
+		f(e)
 	}
 }
 
@@ -79,5 +92,17 @@ func EachEvent(r io.Reader, f func(data []byte)) error {
 func ReadEvents(r io.Reader) ([]string, error) {
 	var evs []string
 	err := EachEvent(r, func(data []byte) { evs = append(evs, string(data)) })
+	return evs, err
+}
+
+// Event is one event of a stream as a client keeps it: its name (the
+// "event" field, "" when none) and its data.
+type Event struct{ Name, Data string }
+
+// ReadNamedEvents is ReadEvents keeping each event's name, for the
+// protocols that name their events (Anthropic Messages, OpenAI Responses).
+func ReadNamedEvents(r io.Reader) ([]Event, error) {
+	var evs []Event
+	err := eachNamedEvent(r, func(e sse.Event) { evs = append(evs, Event{e.Event, string(e.Data)}) })
 	return evs, err
 }

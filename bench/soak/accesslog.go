@@ -25,6 +25,9 @@ type logLine struct {
 	ExitPlugin string  `json:"exit_plugin"`
 	UpstreamMs float64 `json:"upstream_ms"`
 	Consumer   string  `json:"consumer"`
+
+	ClientProtocol   string `json:"client_protocol"`
+	ProviderProtocol string `json:"provider_protocol"`
 }
 
 // logWant is what one request's access-log line must show beyond its
@@ -34,7 +37,9 @@ type logWant struct {
 	model      string // the model sent, as the log cuts it
 	exitPlugin string // the plugin whose exit answered
 	consumer   string // the key-auth consumer
-	noUpstream bool   // upstream_ms is 0: no upstream was called
+	client     string // client_protocol: the door's protocol
+	provider   string // provider_protocol: the serving instance's protocol
+	noUpstream bool   // upstream_ms is 0 and provider_protocol empty: no upstream was called
 }
 
 // problems lists how l differs from w.
@@ -43,6 +48,7 @@ func (w logWant) problems(l logLine) []string {
 	for _, f := range []struct{ name, got, want string }{
 		{"path", l.Path, w.path}, {"model", l.Model, w.model},
 		{"exit_plugin", l.ExitPlugin, w.exitPlugin}, {"consumer", l.Consumer, w.consumer},
+		{"client_protocol", l.ClientProtocol, w.client}, {"provider_protocol", l.ProviderProtocol, w.provider},
 	} {
 		if f.want != "" && f.got != f.want {
 			out = append(out, f.name+" "+differ(f.got, f.want))
@@ -50,6 +56,9 @@ func (w logWant) problems(l logLine) []string {
 	}
 	if w.noUpstream && l.UpstreamMs != 0 {
 		out = append(out, fmt.Sprintf("upstream_ms %g, want 0 (no upstream call)", l.UpstreamMs))
+	}
+	if w.noUpstream && l.ProviderProtocol != "" {
+		out = append(out, fmt.Sprintf("provider_protocol %q, want none (no upstream call)", l.ProviderProtocol))
 	}
 	return out
 }

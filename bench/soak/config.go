@@ -16,9 +16,13 @@ const (
 	routeChat      = "chat"      // ai-proxy + ai-content-moderation
 	routeGuard     = "guard"     // ai-proxy + ai-prompt-guard
 	routeMulti     = "multi"     // ai-proxy-multi: three failing instances, then the mock
-	routeAdmin     = "admin"     // /admin/*, behind key-auth, to the site (site.go)
-	routePublic    = "public"    // /public/*, open, to the site
-	routeNone      = ""          // no route matched: 404; a path with no canonical form: 400
+	// The doors (doors.go): ai-proxy as on chat, with the prompt guard too.
+	routeMessages     = "messages"      // Anthropic Messages to the mock's Messages API
+	routeMessagesChat = "messages_chat" // Anthropic Messages translated to the mock's Chat Completions
+	routeResponses    = "responses"     // OpenAI Responses translated to the mock's Chat Completions
+	routeAdmin        = "admin"         // /admin/*, behind key-auth, to the site (site.go)
+	routePublic       = "public"        // /public/*, open, to the site
+	routeNone         = ""              // no route matched: 404; a path with no canonical form: 400
 )
 
 // The one consumer of key-auth on routeAdmin, and where its key goes
@@ -35,13 +39,16 @@ const maxModelsPerRoute = 8
 
 // Hosts and paths the scenarios address.
 const (
-	hostPlain    = "plain.soak"
-	hostReloaded = "reloaded.soak"
-	pathHealth   = "/healthz"
-	pathChat     = "/v1/chat/completions"
-	pathGuard    = "/guard/v1/chat/completions"
-	pathMulti    = "/multi/v1/chat/completions"
-	pathNowhere  = "/soak/nowhere"
+	hostPlain        = "plain.soak"
+	hostReloaded     = "reloaded.soak"
+	pathHealth       = "/healthz"
+	pathChat         = "/v1/chat/completions"
+	pathGuard        = "/guard/v1/chat/completions"
+	pathMulti        = "/multi/v1/chat/completions"
+	pathMessages     = "/v1/messages"
+	pathMessagesChat = "/chat/v1/messages" // Messages translated to Chat, beside the Messages route
+	pathResponses    = "/v1/responses"
+	pathNowhere      = "/soak/nowhere"
 )
 
 // aiTimeout is the chat and guard routes' ai-proxy timeout: short, so that
@@ -96,6 +103,18 @@ func soakConfig(p configParams) *harness.Config {
 	if p.Invalid {
 		deny = append(deny, "(unclosed")
 	}
+	moderation := map[string]any{
+		"deny_patterns":           deny,
+		"check_request":           true,
+		"check_response":          true,
+		"stream_check_mode":       "realtime",
+		"stream_check_cache_size": 16,
+		"deny_code":               400,
+		"deny_message":            denyMessages[min(p.Version, 2)-1],
+	}
+	guard := map[string]any{
+		"deny_patterns": []string{"(?i)ignore (all )?previous instructions"},
+	}
 	c.Routes = append(c.Routes, harness.Route{ID: routeChat, URI: pathChat, Plugins: map[string]any{
 		"ai-proxy": map[string]any{
 			"provider": "openai-compatible",
@@ -103,15 +122,7 @@ func soakConfig(p configParams) *harness.Config {
 			"options":  map[string]any{"model": "gpt-4o-mini"},
 			"timeout":  aiTimeout,
 		},
-		"ai-content-moderation": map[string]any{
-			"deny_patterns":           deny,
-			"check_request":           true,
-			"check_response":          true,
-			"stream_check_mode":       "realtime",
-			"stream_check_cache_size": 16,
-			"deny_code":               400,
-			"deny_message":            denyMessages[min(p.Version, 2)-1],
-		},
+		"ai-content-moderation": moderation,
 	}})
 	c.Routes = append(c.Routes, harness.Route{ID: routeGuard, URI: pathGuard, Plugins: map[string]any{
 		"ai-proxy": map[string]any{
@@ -119,10 +130,24 @@ func soakConfig(p configParams) *harness.Config {
 			"endpoint": chatURL,
 			"timeout":  aiTimeout,
 		},
-		"ai-prompt-guard": map[string]any{
-			"deny_patterns": []string{"(?i)ignore (all )?previous instructions"},
-		},
+		"ai-prompt-guard": guard,
 	}})
+	for _, d := range doors {
+		provider, endpoint := "openai-compatible", chatURL
+		if d.provider == protoMessages {
+			provider, endpoint = "anthropic", "http://"+p.Mock+pathMessages
+		}
+		c.Routes = append(c.Routes, harness.Route{ID: d.route, URI: d.path, Plugins: map[string]any{
+			"ai-proxy": map[string]any{
+				"client_protocol": d.wire.name,
+				"provider":        provider,
+				"endpoint":        endpoint,
+				"timeout":         aiTimeout,
+			},
+			"ai-content-moderation": moderation,
+			"ai-prompt-guard":       guard,
+		}})
+	}
 	// Every request to multi fails over three times before it succeeds:
 	// nothing listens on dead (network), busy and broken are the mock told
 	// to fail through a header their auth sets (http_429, http_5xx), and

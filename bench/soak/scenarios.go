@@ -334,9 +334,13 @@ func (c *call) disconnectBeforeHeaders(path, host string) (int, error) {
 }
 
 // scenarios are the soak's traffic mix: the requests below, which meet
-// policies, faulty upstreams and clients that leave, and the hostile
-// clients of hostile.go.
-var scenarios = slices.Concat(baseScenarios, hostileScenarios)
+// policies, faulty upstreams and clients that leave, the same on the
+// Messages and Responses doors (doors.go), and the hostile clients of
+// hostile.go.
+var scenarios = slices.Concat(ordinaryScenarios, hostileScenarios)
+
+// ordinaryScenarios are those the ordinary clients pick from.
+var ordinaryScenarios = slices.Concat(baseScenarios, doorScenarios)
 
 // baseScenarios are requests a client sends at its ordinary pace.
 var baseScenarios = []*scenario{

@@ -312,8 +312,8 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	}
 	st := &runState{
 		opts:     opts,
-		base:     newPicker(scenarios, 0, len(baseScenarios)),
-		hostile:  newPicker(scenarios, len(baseScenarios), len(scenarios)),
+		base:     newPicker(scenarios, 0, len(ordinaryScenarios)),
+		hostile:  newPicker(scenarios, len(ordinaryScenarios), len(scenarios)),
 		tally:    Tally{},
 		runs:     make([]int, len(scenarios)),
 		unexpect: make([]int, len(scenarios)),

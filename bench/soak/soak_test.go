@@ -200,7 +200,7 @@ func TestCountConns(t *testing.T) {
 }
 
 func TestPicker(t *testing.T) {
-	nBase := len(baseScenarios)
+	nBase := len(ordinaryScenarios)
 	base, hostile := newPicker(scenarios, 0, nBase), newPicker(scenarios, nBase, len(scenarios))
 	rng := rand.New(rand.NewPCG(1, 2))
 	seen := make([]int, len(scenarios))
