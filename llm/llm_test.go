@@ -80,6 +80,41 @@ func TestEndAddsTheGatewaysMessage(t *testing.T) {
 	}
 }
 
+// TestEndClosesBeforeItsMessage: on the protocols with blocks, End closes
+// the block the reply left open before the message's block opens, so
+// that Messages never has two blocks open and Responses lists its output
+// in the order the items were added.
+func TestEndClosesBeforeItsMessage(t *testing.T) {
+	const chunk = `{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"Step 1:"}}]}`
+	for p, want := range map[llm.Protocol][]string{
+		llm.AnthropicMessages: {
+			`"content_block_start","index":0`, `"content_block_stop","index":0`,
+			`"content_block_start","index":1`, `"content_block_stop","index":1`, `"stop_reason":"refusal"`,
+		},
+		llm.OpenAIResponses: {
+			`"response.output_item.added","sequence_number":2,"output_index":0`, `"response.output_item.done","sequence_number":7,"output_index":0`,
+			`"response.output_item.added","sequence_number":8,"output_index":1`, `"response.output_item.done","sequence_number":13,"output_index":1`,
+			// The final output: the reply's item, then the message's.
+			`"output":[{"id":"msg_c_0"`, `"Step 1:"`, `{"id":"msg_c_1"`, `"Stopped by moderation."`,
+		},
+	} {
+		tr := llm.NewStreamTranslator(openai.Chat{}.NewStreamDecoder(), codecs[p].NewStreamEncoder(goldenRequest))
+		out, _ := tr.Translate(nil, "", []byte(chunk))
+		out = tr.End(out, llm.StopRefusal, "Stopped by moderation.")
+		if err := llmtest.WellFormed(p, out); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		s, at := string(out), 0
+		for _, w := range want {
+			i := strings.Index(s[at:], w)
+			if i < 0 {
+				t.Fatalf("%s: no %s after byte %d of\n%s", p, w, at, s)
+			}
+			at += i + len(w)
+		}
+	}
+}
+
 func TestStopReasonNames(t *testing.T) {
 	for s := llm.StopUnknown; s <= llm.StopPause+1; s++ {
 		if s.String() == "" {

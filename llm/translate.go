@@ -1,6 +1,9 @@
 package llm
 
-import "net/http"
+import (
+	"net/http"
+	"slices"
+)
 
 // StreamTranslator translates one streamed reply from the protocol of its
 // decoder to that of its encoder, one upstream event at a time, and ends
@@ -12,11 +15,21 @@ type StreamTranslator struct {
 	next    int  // an unused block index
 	stopped bool // a Stop event went through
 	broken  bool // the upstream stream could not be read on
+	// open are the blocks started and not stopped, in the order they
+	// started: End closes them before it adds its message.
+	open    []openBlock
+	openBuf [4]openBlock
 }
+
+// openBlock is a block of the client's stream that started and has not
+// stopped.
+type openBlock struct{ choice, index int }
 
 // NewStreamTranslator returns a translator from dec's protocol to enc's.
 func NewStreamTranslator(dec StreamDecoder, enc StreamEncoder) *StreamTranslator {
-	return &StreamTranslator{dec: dec, enc: enc, events: make([]Event, 0, 8)}
+	t := &StreamTranslator{dec: dec, enc: enc, events: make([]Event, 0, 8)}
+	t.open = t.openBuf[:0]
+	return t
 }
 
 // Translate reads one upstream server-sent event, given its event name and
@@ -48,6 +61,11 @@ func (t *StreamTranslator) encode(dst []byte, ev *Event) []byte {
 	switch ev.Kind {
 	case EventBlockStart:
 		t.next = max(t.next, ev.Index+1)
+		if !slices.ContainsFunc(t.open, func(o openBlock) bool { return o.index == ev.Index }) {
+			t.open = append(t.open, openBlock{ev.Choice, ev.Index})
+		}
+	case EventBlockStop:
+		t.open = slices.DeleteFunc(t.open, func(o openBlock) bool { return o.index == ev.Index })
 	case EventStop:
 		t.stopped = true
 	}
@@ -74,6 +92,13 @@ func (t *StreamTranslator) Finish(dst []byte) []byte {
 func (t *StreamTranslator) End(dst []byte, stop StopReason, message string) []byte {
 	if t.enc.Done() {
 		return dst
+	}
+	// Closed first, so that the message's block never opens inside
+	// another: Messages has one block open at a time, and Responses lists
+	// its output in the order items close, which must be the order they
+	// were added.
+	for len(t.open) > 0 {
+		dst = t.encode(dst, &Event{Kind: EventBlockStop, Choice: t.open[0].choice, Index: t.open[0].index})
 	}
 	if message != "" {
 		i := t.next
