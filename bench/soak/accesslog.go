@@ -69,6 +69,7 @@ type accessLog struct {
 	byID     map[string][]logLine // access lines by request id
 	causes   map[string]int       // access lines by cause
 	aborts   map[routeCause]int   // access lines of aborted requests
+	served   map[doorKey]int      // access lines with a provider_protocol
 	levels   map[string]int       // all lines by level
 	reloaded int                  // "config reloaded"
 	rejected int                  // "reload rejected; ..."
@@ -87,7 +88,7 @@ func readAccessLog(path string) (*accessLog, error) {
 
 // parseLog reads phasegate's JSON log lines.
 func parseLog(r io.Reader) (*accessLog, error) {
-	al := &accessLog{byID: map[string][]logLine{}, causes: map[string]int{}, aborts: map[routeCause]int{}, levels: map[string]int{}}
+	al := &accessLog{byID: map[string][]logLine{}, causes: map[string]int{}, aborts: map[routeCause]int{}, served: map[doorKey]int{}, levels: map[string]int{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	n := 0
@@ -105,6 +106,9 @@ func parseLog(r io.Reader) (*accessLog, error) {
 			al.causes[l.Cause]++
 			if slices.Contains(abortCauses, l.Cause) {
 				al.aborts[routeCause{l.Route, l.Cause}]++
+			}
+			if l.ProviderProtocol != "" {
+				al.served[doorKey{l.Route, l.ClientProtocol, l.ProviderProtocol}]++
 			}
 		case "config reloaded":
 			al.reloaded++

@@ -175,6 +175,16 @@ func soakConfig(p configParams) *harness.Config {
 	return c
 }
 
+// aiRoutes are the routes with an AI upstream: each has
+// phasegate_llm_* series.
+func aiRoutes() []string {
+	routes := []string{routeChat, routeGuard, routeMulti}
+	for _, d := range doors {
+		routes = append(routes, d.route)
+	}
+	return routes
+}
+
 // freePort returns a loopback address that was free a moment ago. The
 // mock LLM needs a fixed port (phasegate does not report the mock's real
 // address for port 0), and the dead instance needs one nothing listens on.

@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/phasegate/phasegate/bench/harness"
+	"github.com/phasegate/phasegate/sse"
 )
 
 // Protocols, as the access log names them (docs/metrics.md).
@@ -570,19 +570,10 @@ func (c *call) doorError(d *door, stream bool, prompt string, code int, want api
 // reaches the client unchanged; translated, it is in the door's shape
 // with the upstream's message.
 func (c *call) doorUpstreamError(d *door, code int) (int, error) {
-	msg := fmt.Sprintf("soak %d for %s", code, c.id)
+	msg := c.errorMessage(code)
 	stream := c.rng.IntN(2) == 0
 	if !d.translated() {
-		sent := d.wire.errorBody("soak_error", msg)
-		status, body, err := c.roundTrip(http.MethodPost, d.path, "", d.wire.body("Hello", stream),
-			"X-Mock-Status", strconv.Itoa(code), "X-Mock-Error-Body", sent)
-		if err == nil {
-			err = wantStatus(status, code, body)
-		}
-		if err == nil && string(body) != sent {
-			err = fmt.Errorf("body %.200q, want the upstream's %q", body, sent)
-		}
-		return status, err
+		return c.passedThrough(d.path, d.wire.body("Hello", stream), code, d.wire.errorBody("soak_error", msg))
 	}
 	typ := cmp.Or(d.wire.errorType(code), "soak_error")
 	return c.doorError(d, stream, "Hello", code, apiError{typ, msg},
@@ -601,23 +592,11 @@ func (c *call) doorStall(d *door) (int, error) {
 
 // doorDisconnect reads the first event of a long stream and leaves.
 func (c *call) doorDisconnect(d *door) (int, error) {
-	resp, err := c.send(c.ctx, http.MethodPost, d.path, "", d.wire.body("Hello", true),
-		"X-Mock-Chunks", "20", "X-Mock-Chunk-Delay", "50ms")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return resp.StatusCode, wantStatus(resp.StatusCode, 200, b)
-	}
-	ev, err := harness.NewStream(resp.Body).NextEvent()
-	if err != nil {
-		return 200, fmt.Errorf("reading the first event: %w", err)
-	}
-	var e doorEvent
-	if typ, err := decodeEvent(harness.Event{Name: ev.Event, Data: string(ev.Data)}, &e); err != nil || typ != d.wire.first {
-		return 200, fmt.Errorf("first event %.200q is not %s (%v)", ev.Data, d.wire.first, err)
-	}
-	return 200, nil // the deferred Close drops the connection mid-stream
+	return c.leaveMidstream(d.path, d.wire.body("Hello", true), func(ev sse.Event) error {
+		var e doorEvent
+		if typ, err := decodeEvent(harness.Event{Name: ev.Event, Data: string(ev.Data)}, &e); err != nil || typ != d.wire.first {
+			return fmt.Errorf("first event %.200q is not %s (%v)", ev.Data, d.wire.first, err)
+		}
+		return nil
+	})
 }

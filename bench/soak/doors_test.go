@@ -224,3 +224,50 @@ func TestDoorScenarios(t *testing.T) {
 		t.Error("translated() is wrong")
 	}
 }
+
+func TestCheckProtocols(t *testing.T) {
+	line := func(id, route, client, provider string) string {
+		return fmt.Sprintf(`{"level":"info","request_id":%q,"route":%q,"status":200,"cause":"completed","client_protocol":%q,"provider_protocol":%q,"message":"access"}`,
+			id, route, client, provider)
+	}
+	log := strings.Join([]string{
+		line("a", routeChat, protoChat, protoChat),
+		line("b", routeMessages, protoMessages, protoMessages),
+		line("c", routeMessages, protoMessages, ""), // refused before any upstream call: not served
+		line("d", routeMessagesChat, protoMessages, protoChat),
+		line("e", routeResponses, protoResponses, protoChat),
+		line("f", routeResponses, protoResponses, protoChat),
+	}, "\n")
+	al, err := parseLog(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := func(route, client, provider string, n int) string {
+		return fmt.Sprintf("%s{client_protocol=%q,instance=\"ai-proxy\",provider_protocol=%q,route=%q} %d\n", metricLLMRequests, client, provider, route, n)
+	}
+	check := func(text string) Check {
+		m, err := harness.ParseMetrics(strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return checkProtocols(endState{final: m, log: al})
+	}
+	equal := series(routeChat, protoChat, protoChat, 1) + series(routeMessages, protoMessages, protoMessages, 1) +
+		series(routeMessagesChat, protoMessages, protoChat, 1) + series(routeResponses, protoResponses, protoChat, 2)
+	if c := check(equal); !c.OK || !strings.Contains(c.Detail, "messages 1, messages_chat 1, responses 2") {
+		t.Errorf("equal counts: %+v", c)
+	}
+	for name, c := range map[string]struct{ metrics, want string }{
+		"a count differs":               {strings.Replace(equal, "} 2", "} 3", 1), `{Route:responses Client:openai-responses Provider:openai-chat}: metric 3, access log 2`},
+		"a door in the wrong protocols": {equal + series(routeResponses, protoResponses, protoMessages, 0), `{Route:responses Client:openai-responses Provider:anthropic-messages} on a door of openai-responses to openai-chat`},
+	} {
+		if got := check(c.metrics); got.OK || !strings.Contains(got.Detail, c.want) {
+			t.Errorf("%s: %+v lacks %q", name, got, c.want)
+		}
+	}
+	// A door never served fails too.
+	al.served = map[doorKey]int{{routeMessages, protoMessages, protoMessages}: 1}
+	if c := check(series(routeMessages, protoMessages, protoMessages, 1)); c.OK || !strings.Contains(c.Detail, "never served") {
+		t.Errorf("doors never served: %+v", c)
+	}
+}

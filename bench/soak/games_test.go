@@ -225,6 +225,15 @@ func TestLogWant(t *testing.T) {
 	if !slices.Equal(p, want) {
 		t.Errorf("problems =\n%q\nwant\n%q", p, want)
 	}
+	// The protocols; with no upstream call, no provider_protocol either.
+	door := logLine{ClientProtocol: protoMessages, ProviderProtocol: protoChat}
+	if p := (logWant{client: protoMessages, provider: protoChat}).problems(door); len(p) != 0 {
+		t.Errorf("equal protocols: %q", p)
+	}
+	p = (logWant{client: protoResponses, noUpstream: true}).problems(door)
+	if want := []string{`client_protocol "anthropic-messages", want "openai-responses"`, `provider_protocol "openai-chat", want none (no upstream call)`}; !slices.Equal(p, want) {
+		t.Errorf("problems =\n%q\nwant\n%q", p, want)
+	}
 	// Long values show where they part.
 	sent, logged := freshModel("soak-7", true)
 	p = (logWant{model: logged}).problems(logLine{Model: sent})

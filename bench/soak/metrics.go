@@ -144,3 +144,54 @@ func checkModelLabels(e endState) Check {
 	}
 	return c
 }
+
+// metricLLMRequests counts the requests an upstream attempt served, by
+// route and the two sides' protocols (docs/metrics.md).
+const metricLLMRequests = "phasegate_llm_requests_total"
+
+// doorKey is a series of metricLLMRequests: a route and the protocols of
+// its client and of the instance that served it.
+type doorKey struct{ Route, Client, Provider string }
+
+// checkProtocols compares phasegate_llm_requests_total with the access
+// log's served requests, by route and protocols, and checks that every
+// door was served in its own protocols and no other.
+func checkProtocols(e endState) Check {
+	got := map[doorKey]float64{}
+	for _, s := range e.final.Samples(metricLLMRequests) {
+		got[doorKey{s.Labels["route"], s.Labels["client_protocol"], s.Labels["provider_protocol"]}] += s.Value
+	}
+	keys := map[doorKey]bool{}
+	for k := range got {
+		keys[k] = true
+	}
+	for k := range e.log.served {
+		keys[k] = true
+	}
+	var diff []string
+	for k := range keys {
+		if got[k] != float64(e.log.served[k]) {
+			diff = append(diff, fmt.Sprintf("%+v: metric %g, access log %d", k, got[k], e.log.served[k]))
+		}
+	}
+	var parts []string
+	for _, d := range doors {
+		want := doorKey{d.route, d.wire.name, d.provider}
+		for k := range keys {
+			if k.Route == d.route && k != want {
+				diff = append(diff, fmt.Sprintf("%+v on a door of %s to %s", k, want.Client, want.Provider))
+			}
+		}
+		if e.log.served[want] == 0 {
+			diff = append(diff, fmt.Sprintf("%+v never served", want))
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", d.route, e.log.served[want]))
+	}
+	sort.Strings(diff)
+	c := Check{Name: metricLLMRequests + " by route and protocols = access log", OK: len(diff) == 0}
+	c.Detail = fmt.Sprintf("%d series, equal; served on the doors in their protocols: %s", len(keys), strings.Join(parts, ", "))
+	if !c.OK {
+		c.Detail = fmt.Sprintf("%d differences: %s", len(diff), firstFew(diff, 6))
+	}
+	return c
+}

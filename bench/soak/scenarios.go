@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/phasegate/phasegate/bench/harness"
+	"github.com/phasegate/phasegate/sse"
 )
 
 // Access-log causes (docs/lifecycle.md, "How each ending looks").
@@ -540,26 +541,12 @@ var baseScenarios = []*scenario{
 	{
 		name: "disconnect_midstream", route: routeChat, code: 200, causes: []string{causeClientClosed}, weight: 3,
 		run: func(c *call) (int, error) {
-			// 20 chunks 50 ms apart: the stream has a second to go when
-			// the client leaves after the first event.
-			resp, err := c.send(c.ctx, http.MethodPost, pathChat, "", chatBody(true, "Hello"),
-				"X-Mock-Chunks", "20", "X-Mock-Chunk-Delay", "50ms")
-			if err != nil {
-				return 0, err
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != 200 {
-				b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-				return resp.StatusCode, wantStatus(resp.StatusCode, 200, b)
-			}
-			ev, err := harness.NewStream(resp.Body).Next()
-			if err != nil {
-				return 200, fmt.Errorf("reading the first event: %w", err)
-			}
-			if ch, err := parseChunk(string(ev)); err != nil || len(ch.Choices) != 1 || ch.Choices[0].Delta.Role != "assistant" {
-				return 200, fmt.Errorf("first event %.200q is not the role chunk", ev)
-			}
-			return 200, nil // the deferred Close drops the connection mid-stream
+			return c.leaveMidstream(pathChat, chatBody(true, "Hello"), func(ev sse.Event) error {
+				if ch, err := parseChunk(string(ev.Data)); err != nil || len(ch.Choices) != 1 || ch.Choices[0].Delta.Role != "assistant" {
+					return fmt.Errorf("first event %.200q is not the role chunk", ev.Data)
+				}
+				return nil
+			})
 		},
 	},
 	{
@@ -600,17 +587,44 @@ var baseScenarios = []*scenario{
 	},
 }
 
+// leaveMidstream asks for a stream of 20 chunks 50 ms apart, reads its
+// first event, which check judges, and leaves with a second of the stream
+// to go.
+func (c *call) leaveMidstream(path string, body []byte, check func(sse.Event) error) (int, error) {
+	resp, err := c.send(c.ctx, http.MethodPost, path, "", body, "X-Mock-Chunks", "20", "X-Mock-Chunk-Delay", "50ms")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close() // drops the connection mid-stream
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return resp.StatusCode, wantStatus(resp.StatusCode, 200, b)
+	}
+	ev, err := harness.NewStream(resp.Body).NextEvent()
+	if err != nil {
+		return 200, fmt.Errorf("reading the first event: %w", err)
+	}
+	return 200, check(ev)
+}
+
 // upstreamError asks the mock for an error status with a body unique to
 // the request and checks that both reach the client unchanged.
 func (c *call) upstreamError(code int) (int, error) {
-	want := fmt.Sprintf(`{"error":{"message":"soak %d for %s","type":"soak_error","param":null,"code":null}}`, code, c.id)
-	status, body, err := c.roundTrip(http.MethodPost, pathChat, "", chatBody(c.rng.IntN(2) == 0, "Hello"),
-		"X-Mock-Status", strconv.Itoa(code), "X-Mock-Error-Body", want)
+	return c.passedThrough(pathChat, chatBody(c.rng.IntN(2) == 0, "Hello"), code, chatErrorBody("soak_error", c.errorMessage(code)))
+}
+
+// errorMessage is an upstream error's message unique to the request.
+func (c *call) errorMessage(code int) string { return fmt.Sprintf("soak %d for %s", code, c.id) }
+
+// passedThrough sends body to path, asking the mock for status code with
+// error body sent, and checks that both reach the client unchanged.
+func (c *call) passedThrough(path string, body []byte, code int, sent string) (int, error) {
+	status, got, err := c.roundTrip(http.MethodPost, path, "", body, "X-Mock-Status", strconv.Itoa(code), "X-Mock-Error-Body", sent)
 	if err == nil {
-		err = wantStatus(status, code, body)
+		err = wantStatus(status, code, got)
 	}
-	if err == nil && string(body) != want {
-		err = fmt.Errorf("body %.200q, want the upstream's %q", body, want)
+	if err == nil && string(got) != sent {
+		err = fmt.Errorf("body %.200q, want the upstream's %q", got, sent)
 	}
 	return status, err
 }

@@ -10,7 +10,14 @@
 // mock; upstream 429 and 5xx passthrough, resets before the body and
 // mid-stream, hangs past the timeout, stalls mid-stream and slow first
 // bytes; clients that disconnect before the headers, mid-stream and right
-// after the last event; unknown paths. An eighth of the clients are
+// after the last event; unknown paths. The Anthropic Messages door (to
+// the mock's Messages API, and translated to its Chat Completions) and
+// the OpenAI Responses door (translated to Chat Completions) meet the same
+// (doors.go): replies whole and streamed, moderation refusals of the
+// prompt and mid-stream, the prompt guard, upstream 429 and 500, clients
+// that leave mid-stream and stalls past the timeout, every reply read in
+// the door's own protocol and checked well formed, never with a Chat
+// frame or [DONE] in it. An eighth of the clients are
 // hostile. Some break the pace HTTP expects, each bounded by the config's
 // client: block (short bounds, so that the run stays short): bodies that
 // declare 8 MiB, send a byte and stall (408); readers that stop reading a
@@ -37,11 +44,14 @@
 // buffer, not its declared length. At the end, once phasegate is
 // quiescent, the soak checks that every sample of
 // phasegate_http_active_requests and phasegate_llm_active_connections is
-// 0; that phasegate_http_requests_total by (route, code) equals the
+// 0, with LLM series on every AI route, each door included; that
+// phasegate_http_requests_total by (route, code) equals the
 // clients' tally; that the access log has one line per request (each
 // request id exactly once, with the fields its scenario expects); that
 // phasegate_lifecycle_aborts_total by (route, cause) equals the access
-// log's aborted requests; that no phasegate_llm_* metric has more model
+// log's aborted requests; that phasegate_llm_requests_total by route and
+// protocols equals the access log's served requests, each door served in
+// its own protocols; that no phasegate_llm_* metric has more model
 // values on a route than the limit plus "other", and that "other" was
 // used; that no request reached the site's admin area without the
 // consumer's key, and the site got each request meant for it once, by
@@ -735,12 +745,25 @@ func (st *runState) fill(rep *Report, final harness.Metrics, quiet bool, rl relo
 			nonZero = append(nonZero, name+s.String())
 		}
 	}
-	detail := fmt.Sprintf("%s: %d samples, %s: %d samples, all 0", harness.MetricHTTPActive, nHTTP, harness.MetricLLMActive, nLLM)
+	// Every AI route, each door included, must have raised (and lowered)
+	// its LLM series for the check to cover it.
+	llmRoutes := map[string]bool{}
+	for _, s := range final.Samples(harness.MetricLLMActive) {
+		llmRoutes[s.Labels["route"]] = true
+	}
+	var noLLM []string
+	for _, route := range aiRoutes() {
+		if !llmRoutes[route] {
+			noLLM = append(noLLM, route)
+		}
+	}
+	detail := fmt.Sprintf("%s: %d samples, %s: %d samples on %d AI routes, all 0",
+		harness.MetricHTTPActive, nHTTP, harness.MetricLLMActive, nLLM, len(llmRoutes))
 	if len(nonZero) > 0 {
 		detail = fmt.Sprintf("%d samples not 0 after %s: %s", len(nonZero), quiesceTimeout, firstFew(nonZero, 6))
-	} else if nHTTP == 0 || nLLM == 0 {
+	} else if nHTTP == 0 || len(noLLM) > 0 {
 		nonZero = append(nonZero, "missing")
-		detail = fmt.Sprintf("a gauge is missing: %s %d samples, %s %d samples", harness.MetricHTTPActive, nHTTP, harness.MetricLLMActive, nLLM)
+		detail = fmt.Sprintf("a gauge is missing: %s %d samples, %s none on routes %q", harness.MetricHTTPActive, nHTTP, harness.MetricLLMActive, noLLM)
 	}
 	rep.check("every active gauge sample is 0", len(nonZero) == 0, detail)
 
@@ -764,7 +787,7 @@ func (st *runState) fill(rep *Report, final harness.Metrics, quiet bool, rl relo
 		detail = fmt.Sprintf("%d access lines for %d requests; %s", al.lines, len(st.records), firstFew(probs.ids, 6))
 	}
 	rep.check("one access-log line per request", len(probs.ids) == 0 && al.lines == len(st.records), detail)
-	detail = "route, status and cause; path, model, exit_plugin, consumer and upstream_ms where a scenario says"
+	detail = "route, status and cause; path, model, exit_plugin, consumer, client_protocol, provider_protocol and upstream_ms where a scenario says"
 	if len(probs.fields) > 0 {
 		detail = fmt.Sprintf("%d lines differ: %s", probs.nFields, firstFew(probs.fields, 6))
 	}
@@ -840,7 +863,7 @@ type endState struct {
 // endChecks are the end-of-run checks beyond the fixed ones of fill, one
 // for each effect of the traffic that phasegate counts in its metrics or
 // that an upstream sees.
-var endChecks = []func(endState) Check{checkAborts, checkModelLabels, checkAdminUpstream, checkSiteRequests}
+var endChecks = []func(endState) Check{checkAborts, checkProtocols, checkModelLabels, checkAdminUpstream, checkSiteRequests}
 
 // checkAborts compares phasegate_lifecycle_aborts_total with the access
 // log: every request that ended because its client left or broke a bound

@@ -263,6 +263,8 @@ func TestConfigs(t *testing.T) {
 			denyMessages[0], "http://127.0.0.1:5678/v1/chat/completions", "timeout: " + aiTimeout.String(), "version 1",
 			"id: " + routeAdmin, "uri: /admin/*", "key-auth: {}", "id: " + routePublic, "uri: /public/*", `127.0.0.1:4321: 1`,
 			"username: " + consumerName, "key: " + consumerKey, fmt.Sprintf("max_models_per_route: %d", maxModelsPerRoute),
+			"id: " + routeMessages, "uri: " + pathMessages, "client_protocol: " + protoMessages, "provider: anthropic", "http://127.0.0.1:1234/v1/messages",
+			"id: " + routeMessagesChat, "uri: " + pathMessagesChat, "id: " + routeResponses, "uri: " + pathResponses, "client_protocol: " + protoResponses,
 		}, []string{"id: " + routeReloaded, "(unclosed"}},
 		"v2":      {v2, []string{denyMessages[1], "id: " + routeReloaded, "id: " + routeAdmin, "key: " + consumerKey}, []string{"(unclosed"}},
 		"invalid": {bad, []string{"(unclosed"}, nil},
