@@ -173,14 +173,16 @@ func within(t *testing.T, timeout time.Duration, what string, f func() error) {
 	if !errors.As(err, &se) || se.Op == "" {
 		t.Errorf("%s: %v is not a *StoreError with its operation", what, err)
 	}
-	if took > timeout+50*time.Millisecond {
+	// Half the timeout of slack for a busy machine's scheduling, less than
+	// a second try would take.
+	if took > timeout+timeout/2 {
 		t.Errorf("%s took %v, over the timeout %v", what, took, timeout)
 	}
 }
 
 func TestRedisCallsAreBoundedByTheTimeout(t *testing.T) {
 	srv := redistest.Start(t)
-	const timeout = 150 * time.Millisecond
+	const timeout = 300 * time.Millisecond
 	s, err := NewRedis(RedisConfig{Address: srv.Addr(), Timeout: timeout, KeyPrefix: prefixFor(t)})
 	if err != nil {
 		t.Fatal(err)
