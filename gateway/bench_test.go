@@ -41,9 +41,17 @@ routes:
 }
 
 // benchServer serves the gateway of the config yaml on a socket for the
-// length of a benchmark, access log to io.Discard, and returns its URL and
-// a client that keeps up to 64 connections.
+// length of a benchmark, and returns its URL and a client that keeps up
+// to 64 connections.
 func benchServer(b *testing.B, yaml string) (string, *http.Client) {
+	srv := httptest.NewServer(benchGateway(b, yaml))
+	b.Cleanup(srv.Close)
+	return srv.URL, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+}
+
+// benchGateway is the gateway of the config yaml for a benchmark, its
+// access log to io.Discard and its metrics on a registry of its own.
+func benchGateway(b *testing.B, yaml string) *Gateway {
 	cfg, err := LoadConfig("b.yaml", []byte(yaml), nil, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -53,7 +61,5 @@ func benchServer(b *testing.B, yaml string) (string, *http.Client) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(g)
-	b.Cleanup(srv.Close)
-	return srv.URL, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	return g
 }

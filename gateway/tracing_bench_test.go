@@ -9,9 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
-
 	"github.com/phasegate/phasegate/internal/otlptest"
 	"github.com/phasegate/phasegate/llm/provider/providertest"
 )
@@ -44,15 +41,7 @@ routes:
 	on := fmt.Sprintf("tracing: { otlp: { endpoint: %q }, sampler: { ratio: 1.0 } }\n", rcv.GRPCEndpoint())
 	const chatBody = `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
 	for _, tracingCase := range []struct{ name, block string }{{"off", ""}, {"on", on}} {
-		cfg, err := LoadConfig("b.yaml", []byte(tracingCase.block+routes), nil, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		l := zerolog.New(io.Discard)
-		g, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Logger: &l})
-		if err != nil {
-			b.Fatal(err)
-		}
+		g := benchGateway(b, tracingCase.block+routes)
 		for _, route := range []string{"plain", "chat"} {
 			b.Run(route+"/tracing="+tracingCase.name, func(b *testing.B) {
 				b.ReportAllocs()
