@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/phasegate/phasegate/fsm"
+	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/mockllm"
 )
 
@@ -306,22 +307,10 @@ func TestSIGHUPReloads(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address nothing listens on at the moment.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // run starts the mock LLM of the mock_llm block with its moderation words
 // before serving, and stops it on exit: the gateway library does not.
 func TestRunStartsTheMockLLM(t *testing.T) {
-	mock := freeAddr(t)
+	mock := providertest.DeadAddr(t) // free now; the mock LLM will listen there
 	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
 admin: { listen: 127.0.0.1:0 }
 mock_llm: { listen: %q, moderation_words: [zebra] }
