@@ -9,7 +9,6 @@ import (
 
 	"github.com/phasegate/phasegate/gateway/internal/canonpath"
 	"github.com/phasegate/phasegate/llm/door"
-	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
 )
 
@@ -156,16 +155,8 @@ func (n notFound) Access(ctx context.Context, r *phases.Request) phases.Exit {
 		return phases.Error(http.StatusNotFound, "invalid_request_error", "no route matches "+p.Path)
 	}
 	allow := strings.Join(allowed, ", ")
-	msg := "method " + r.Method + " is not allowed here; allowed: " + allow
-	var h http.Header
-	var body []byte
-	if r.Renderer != nil { // the door the path names
-		h, body = r.Renderer.Error(http.StatusMethodNotAllowed, "invalid_request_error", msg)
-	} else {
-		h, body = http.Header{"Content-Type": {"application/json"}}, openai.ErrorBody(msg, "invalid_request_error", http.StatusMethodNotAllowed)
-	}
-	h.Set("Allow", allow)
-	return phases.Reply(http.StatusMethodNotAllowed, h, body)
+	return phases.Error(http.StatusMethodNotAllowed, "invalid_request_error", "method "+r.Method+" is not allowed here; allowed: "+allow).
+		WithHeader("Allow", allow)
 }
 
 // routerPlugin names the router's exits in metrics and the access log.

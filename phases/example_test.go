@@ -132,3 +132,15 @@ func ExampleOptions_timeouts() {
 	fmt.Println(resp.StatusCode, "closes the connection:", resp.Close)
 	// Output: 408 closes the connection: true
 }
+
+// An error exit with a header of its own: the challenge stays whichever
+// Renderer shapes the body.
+func ExampleExit_WithHeader() {
+	ex := phases.Error(http.StatusUnauthorized, "invalid_request_error", "Missing API key in request").
+		WithHeader("Www-Authenticate", `Key realm="phasegate"`)
+	fmt.Println(ex.Status(), ex.Header().Get("Www-Authenticate"))
+	fmt.Println(string(ex.Body()))
+	// Output:
+	// 401 Key realm="phasegate"
+	// {"error":{"message":"Missing API key in request","type":"invalid_request_error","code":401}}
+}

@@ -33,8 +33,8 @@ const (
 )
 
 // Exit ends the current phase early with a response. The zero Exit means
-// "continue". Exits are built only by Reply, Error and JSON; they are
-// immutable values.
+// "continue". Exits are built only by Reply, Error and JSON (WithHeader
+// returns a changed copy); they are immutable values.
 type Exit struct{ e *exit }
 
 type exit struct {
@@ -44,8 +44,10 @@ type exit struct {
 	cause  Cause
 	err    error
 	// typ and msg are set for an Error exit, which the request's Renderer
-	// renders again when it answers in another protocol.
+	// renders again when it answers in another protocol; extra holds the
+	// headers WithHeader added, which outlive that rendering.
 	typ, msg string
+	extra    http.Header
 }
 
 // Reply builds an exit answering with status, header (may be nil) and body.
@@ -64,6 +66,25 @@ func Error(status int, typ, message string) Exit {
 	x := Reply(status, h, body)
 	x.e.typ, x.e.msg = typ, message
 	return x
+}
+
+// WithHeader returns a copy of e that also sends the header key: value
+// (replacing the values e has for key), such as the challenge of a 401 or
+// the Allow of a 405. On an Error exit the header stays when the request's
+// Renderer gives the body another protocol's shape.
+func (e Exit) WithHeader(key, value string) Exit {
+	if e.e == nil {
+		return e
+	}
+	x := *e.e
+	x.header = e.e.header.Clone()
+	x.header.Set(key, value)
+	x.extra = e.e.extra.Clone()
+	if x.extra == nil {
+		x.extra = http.Header{}
+	}
+	x.extra.Set(key, value)
+	return Exit{&x}
 }
 
 // Renderer shapes what the framework itself writes, in the protocol of the

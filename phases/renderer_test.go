@@ -35,8 +35,11 @@ func (shaper) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	if r.Header.Get("X-Renderer") != "" {
 		r.Renderer = plainRenderer{tag: r.Header.Get("X-Renderer")}
 	}
-	if r.Header.Get("X-Do") == "exit" {
+	switch r.Header.Get("X-Do") {
+	case "exit":
 		return phases.Error(http.StatusForbidden, "forbidden", "no entry")
+	case "challenge":
+		return phases.Error(http.StatusUnauthorized, "unauthorized", "who are you").WithHeader("Www-Authenticate", `Key realm="r"`)
 	}
 	return phases.Exit{}
 }
@@ -111,6 +114,28 @@ func TestRendererShapesWhatTheClientGets(t *testing.T) {
 		}
 		if tc.do == "fail" && !strings.HasPrefix(string(body), tc.body) || tc.do != "fail" && string(body) != tc.body {
 			t.Errorf("%s: body %q, want %q", name, body, tc.body)
+		}
+	}
+}
+
+// A header an Error exit carries (WithHeader) stays when the request's
+// Renderer gives its body another shape, and by default.
+func TestErrorWithHeaderKeepsItsHeader(t *testing.T) {
+	for _, opts := range []phases.Options{{Route: "r", Renderer: plainRenderer{tag: "CHAIN"}}, {Route: "r"}} {
+		chain, err := phases.NewChain(opts, shaper{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set("X-Do", "challenge")
+		chain.ServeHTTP(rec, req)
+		want := `{"error":{"message":"who are you","type":"unauthorized","code":401}}`
+		if opts.Renderer != nil {
+			want = "CHAIN 401 unauthorized: who are you"
+		}
+		if rec.Code != 401 || rec.Header().Get("Www-Authenticate") != `Key realm="r"` || rec.Body.String() != want {
+			t.Errorf("renderer %v: %d %v %q, want 401 with the challenge and %q", opts.Renderer, rec.Code, rec.Header(), rec.Body, want)
 		}
 	}
 }

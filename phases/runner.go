@@ -527,6 +527,12 @@ func (x *exchange) render(ex Exit) Exit {
 		return ex
 	}
 	h, body := r.Error(ex.e.status, ex.e.typ, ex.e.msg)
+	if len(ex.e.extra) > 0 {
+		h = h.Clone() // a Renderer may hand out one header for every call
+		for k, vs := range ex.e.extra {
+			h[k] = vs
+		}
+	}
 	e := *ex.e
 	e.header, e.body = h, body
 	return Exit{&e}

@@ -19,9 +19,9 @@
 // In the access phase (priority 2500) the key is taken from the header, else
 // from the query parameter. A request without one gets a 401 "Missing API
 // key in request", one whose key is no consumer's a 401 "Invalid API key in
-// request", both as OpenAI-shaped JSON errors with
-// WWW-Authenticate: Key realm="phasegate". The key is compared with every
-// consumer's, always all of them, as SHA-256 digests with
+// request", both as JSON errors shaped by the request's renderer
+// (OpenAI's by default) with WWW-Authenticate: Key realm="phasegate". The
+// key is compared with every consumer's, always all of them, as SHA-256 digests with
 // crypto/subtle.ConstantTimeCompare, so that neither which consumer matched
 // nor the keys' lengths show in the response time.
 //
@@ -47,7 +47,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/phasegate/phasegate/httpx"
-	"github.com/phasegate/phasegate/llm/openai"
 	"github.com/phasegate/phasegate/phases"
 	"github.com/phasegate/phasegate/pluginsdk"
 )
@@ -196,11 +195,11 @@ func (*Plugin) Priority() int { return priority }
 func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	key := p.key(r)
 	if key == "" {
-		return unauthorized(r, MsgMissingKey, missingBody)
+		return unauthorized(MsgMissingKey)
 	}
 	name, ok := p.match(key)
 	if !ok {
-		return unauthorized(r, MsgInvalidKey, invalidBody)
+		return unauthorized(MsgInvalidKey)
 	}
 	Consumer.Set(r.Values, name)
 	if p.hide {
@@ -245,23 +244,11 @@ func (p *Plugin) match(key string) (string, bool) {
 	return p.consumers[found].name, true
 }
 
-// The bodies of the two 401s, made once: an exit's body is never modified.
-var (
-	missingBody = openai.ErrorBody(MsgMissingKey, "invalid_request_error", http.StatusUnauthorized)
-	invalidBody = openai.ErrorBody(MsgInvalidKey, "invalid_request_error", http.StatusUnauthorized)
-)
-
-// unauthorized is a 401 with a challenge: body (OpenAI's shape), or msg as
-// the request's renderer shapes it when its door speaks another protocol.
-// Its header is made afresh: the framework adds the request's decorations
-// to it.
-func unauthorized(r *phases.Request, msg string, body []byte) phases.Exit {
-	h := http.Header{"Content-Type": {"application/json"}}
-	if r.Renderer != nil {
-		h, body = r.Renderer.Error(http.StatusUnauthorized, "invalid_request_error", msg)
-	}
-	h.Set("Www-Authenticate", `Key realm="`+Realm+`"`)
-	return phases.Reply(http.StatusUnauthorized, h, body)
+// unauthorized is a 401 with a challenge, its body shaped by the
+// request's renderer (OpenAI's by default).
+func unauthorized(msg string) phases.Exit {
+	return phases.Error(http.StatusUnauthorized, "invalid_request_error", msg).
+		WithHeader("Www-Authenticate", `Key realm="`+Realm+`"`)
 }
 
 // queryParam returns the first non-empty value of the query parameter name
