@@ -138,7 +138,7 @@ func (l *ledger) attemptCommits() []int64 {
 func (l *ledger) open() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.outstanding)
+	return len(l.outstanding) + l.committing
 }
 
 const instanceChat = `{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}]`

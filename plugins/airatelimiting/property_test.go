@@ -27,6 +27,7 @@ type ledger struct {
 	ratelimit.Store
 	mu          sync.Mutex
 	outstanding map[string]bool
+	committing  int // commits taken off outstanding, not yet applied by the store
 	committed   [][]int64
 }
 
@@ -51,9 +52,16 @@ func (l *ledger) Commit(ctx context.Context, r *ratelimit.Reservation, actual []
 		return fmt.Errorf("commit of %s, which is not outstanding", r.ID())
 	}
 	delete(l.outstanding, r.ID())
+	l.committing++
 	l.committed = append(l.committed, append([]int64(nil), actual...))
 	l.mu.Unlock()
-	return l.Store.Commit(ctx, r, actual)
+	// Until the store has applied it, the reservation still counts
+	// against its limits: open reports it until then.
+	err := l.Store.Commit(ctx, r, actual)
+	l.mu.Lock()
+	l.committing--
+	l.mu.Unlock()
+	return err
 }
 
 // propertyConfig has one limit of each kind, none of which rejects.
