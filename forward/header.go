@@ -19,21 +19,25 @@ func clientIP(remoteAddr string) string {
 
 // setForwarded sets the X-Forwarded-* headers on out: the client's IP
 // appended to X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host set.
+// The three values share one backing array.
 func setForwarded(out http.Header, remoteAddr string, tls bool, host string) {
+	vals := make([]string, 3)
 	if ip := clientIP(remoteAddr); ip != "" {
 		if prior := out["X-Forwarded-For"]; len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
-		out.Set("X-Forwarded-For", ip)
+		vals[0] = ip
+		out["X-Forwarded-For"] = vals[0:1:1]
 	}
-	proto := "http"
+	vals[1] = "http"
 	if tls {
-		proto = "https"
+		vals[1] = "https"
 	}
-	out.Set("X-Forwarded-Proto", proto)
+	out["X-Forwarded-Proto"] = vals[1:2:2]
 	if host != "" {
-		out.Set("X-Forwarded-Host", host)
+		vals[2] = host
+		out["X-Forwarded-Host"] = vals[2:3:3]
 	} else {
-		out.Del("X-Forwarded-Host")
+		delete(out, "X-Forwarded-Host")
 	}
 }

@@ -3,7 +3,6 @@ package forward
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -82,11 +81,7 @@ func (u *Upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 	reqCtx := ctx // the client's: its end means the client has gone
 	ctx, cancel := context.WithCancelCause(ctx)
 	ctx, watch := WatchResponse(ctx, r.Method)
-	out, err := u.outgoing(ctx, node, r)
-	if err != nil {
-		cancel(err)
-		return nil, err
-	}
+	out := u.outgoing(ctx, node, r)
 	at := traceAttempt(reqCtx, r, out, node)
 	timer := time.AfterFunc(u.cfg.Timeout, func() { cancel(errTimedOut) })
 	resp, err := u.transport.RoundTrip(out)
@@ -110,7 +105,7 @@ func (u *Upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 	at.answered(resp.StatusCode)
 	return &phases.Response{
 		Status: resp.StatusCode,
-		Header: httpx.EndToEnd(resp.Header),
+		Header: httpx.StripHop(resp.Header), // the response is ours alone
 		Body: &body{
 			ctx:     ctx,
 			cancel:  cancel,
@@ -125,7 +120,7 @@ func (u *Upstream) Upstream(ctx context.Context, r *phases.Request) (*phases.Res
 }
 
 // outgoing builds the request to node.
-func (u *Upstream) outgoing(ctx context.Context, node string, r *phases.Request) (*http.Request, error) {
+func (u *Upstream) outgoing(ctx context.Context, node string, r *phases.Request) *http.Request {
 	src := r.URL
 	target := &url.URL{
 		Scheme:   u.cfg.Scheme,
@@ -137,10 +132,7 @@ func (u *Upstream) outgoing(ctx context.Context, node string, r *phases.Request)
 	if target.Path == "" {
 		target.Path, target.RawPath = "/", ""
 	}
-	out, err := http.NewRequestWithContext(ctx, r.Method, target.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: building the upstream request: %w", err)
-	}
+	out := httpx.Outgoing(ctx, r.Method, target, nil)
 	if body, n := r.BodyReader(); n != 0 {
 		// The transport closes the body it is given; the client's body
 		// belongs to the server.
@@ -165,7 +157,7 @@ func (u *Upstream) outgoing(ctx context.Context, node string, r *phases.Request)
 	} else {
 		out.Host = node
 	}
-	return out, nil
+	return out
 }
 
 // translate turns the error of a call whose context ctx is into a

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -32,21 +33,44 @@ var HopHeaders = []string{
 // HopHeaders and every header its Connection header names. It never returns
 // nil and never changes h.
 func EndToEnd(h http.Header) http.Header {
-	out := h.Clone()
-	if out == nil {
+	return StripHop(h.Clone())
+}
+
+// StripHop removes h's hop-by-hop headers (as EndToEnd leaves them out) in
+// place and returns h, or an empty header for nil. It is for a header the
+// caller owns, such as that of a response it has just received.
+func StripHop(h http.Header) http.Header {
+	if h == nil {
 		return http.Header{}
 	}
 	for _, v := range h["Connection"] {
-		for _, name := range strings.Split(v, ",") {
+		for name := range strings.SplitSeq(v, ",") {
 			if name = textproto.TrimString(name); name != "" {
-				out.Del(name)
+				h.Del(name)
 			}
 		}
 	}
 	for _, name := range HopHeaders {
-		out.Del(name)
+		h.Del(name)
 	}
-	return out
+	return h
+}
+
+// Outgoing returns a request to u, with header h and the context ctx, as
+// http.NewRequestWithContext would build it from u's string form without
+// printing and parsing the URL again: method and u come from a request
+// the server has parsed or from validated configuration. It has no body.
+func Outgoing(ctx context.Context, method string, u *url.URL, h http.Header) *http.Request {
+	r := http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+		Host:       u.Host,
+	}
+	return r.WithContext(ctx)
 }
 
 // IsToken reports whether s is an HTTP token (RFC 9110 §5.6.2), as header

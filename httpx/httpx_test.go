@@ -1,12 +1,18 @@
 package httpx
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
+
+	"pgregory.net/rapid"
 )
 
 func TestEndToEnd(t *testing.T) {
@@ -28,7 +34,53 @@ func TestEndToEnd(t *testing.T) {
 	if EndToEnd(nil) == nil {
 		t.Fatal("EndToEnd(nil) must be an empty header")
 	}
+	if got := StripHop(h); len(got) != 1 || got.Get("X-Kept") != "yes" || len(h) != 1 {
+		t.Fatalf("StripHop = %v, and left its argument %v", got, h)
+	}
+	if StripHop(nil) == nil {
+		t.Fatal("StripHop(nil) must be an empty header")
+	}
 }
+
+// Outgoing builds the request http.NewRequestWithContext builds from the
+// URL's string form: the same bytes on the wire, for paths the server
+// parsed from a client (escapes, an encoded slash, a query).
+func TestOutgoingMatchesNewRequest(t *testing.T) {
+	ctx := context.WithValue(context.Background(), ctxKey{}, 1)
+	rapid.Check(t, func(rt *rapid.T) {
+		target := "/" + rapid.StringMatching(`([a-z0-9._~-]|%2[fF]|%20|%[cC]3%[aA]9|/|;|=|@|:){0,24}`).Draw(rt, "path")
+		if rapid.Bool().Draw(rt, "query") {
+			target += "?" + rapid.StringMatching(`[a-z0-9=&%+]{0,16}`).Draw(rt, "rawquery")
+		}
+		in, err := http.ReadRequest(bufio.NewReader(strings.NewReader("GET " + target + " HTTP/1.1\r\nHost: client\r\n\r\n")))
+		if err != nil {
+			rt.Skip("not a request line net/http accepts")
+		}
+		u := &url.URL{Scheme: "http", Host: "node:8080", Path: in.URL.Path, RawPath: in.URL.RawPath, RawQuery: in.URL.RawQuery}
+		method := rapid.SampledFrom([]string{http.MethodGet, http.MethodPost, "PURGE"}).Draw(rt, "method")
+		want, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+		if err != nil {
+			rt.Fatalf("NewRequestWithContext(%q): %v", u.String(), err)
+		}
+		got := Outgoing(ctx, method, u, http.Header{})
+		want.Header = http.Header{}
+		if got.Context() != ctx || got.Host != want.Host {
+			rt.Fatalf("context or Host differ: %q, want %q", got.Host, want.Host)
+		}
+		var gb, wb bytes.Buffer
+		if err := got.Write(&gb); err != nil {
+			rt.Fatal(err)
+		}
+		if err := want.Write(&wb); err != nil {
+			rt.Fatal(err)
+		}
+		if gb.String() != wb.String() {
+			rt.Fatalf("on the wire:\n%q\nwant\n%q", gb.String(), wb.String())
+		}
+	})
+}
+
+type ctxKey struct{}
 
 func TestIsToken(t *testing.T) {
 	for s, want := range map[string]bool{"X-Request-Id": true, "apikey": true, "a!#$%&'*+-.^_`|~z": true, "": false, "X Id": false, "X:Id": false, "é": false} {

@@ -243,12 +243,7 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 	}
 	actx, cancel := context.WithCancelCause(ctx)
 	actx, watch := forward.WatchResponse(actx, http.MethodPost)
-	out, err := in.outgoing(actx, r, payload, c.door.CountTokens)
-	if err != nil {
-		cancel(err)
-		a.close()
-		return nil, err
-	}
+	out := in.outgoing(actx, r, payload, c.door.CountTokens)
 
 	// The in-flight gauge: one binding per attempt, on the attempt's own
 	// scope (opened by admit when the request has a gate), with the labels
@@ -280,7 +275,7 @@ func (in *Instance) do(ctx context.Context, r *phases.Request, p *Proxy, c *call
 		return nil, &forward.BadResponseError{Upstream: in.name, Err: err}
 	}
 	a.status = resp.StatusCode
-	header := httpx.EndToEnd(resp.Header)
+	header := httpx.StripHop(resp.Header) // the response is ours alone
 	// The provider's cookies belong to the gateway's account with it, not
 	// to the client: they never reach the client.
 	header.Del("Set-Cookie")

@@ -27,6 +27,7 @@ type Instance struct {
 	endpoint   *url.URL
 	authHeader http.Header
 	authQuery  map[string]string
+	query0     string // the upstream query of a client that sends none
 	hasAuth    bool
 	options    map[string]any
 	model      string // options.model, or ""
@@ -80,6 +81,7 @@ func NewInstance(cfg Config, transport http.RoundTripper) (*Instance, error) {
 	if m, ok := cfg.Options["model"].(string); ok {
 		in.model = m
 	}
+	in.query0 = in.mergeQuery("")
 	return in, nil
 }
 
@@ -114,17 +116,14 @@ func bodyAllowed(status int) bool {
 }
 
 // outgoing builds the upstream request.
-func (in *Instance) outgoing(ctx context.Context, r *phases.Request, payload []byte, countTokens bool) (*http.Request, error) {
+func (in *Instance) outgoing(ctx context.Context, r *phases.Request, payload []byte, countTokens bool) *http.Request {
 	target := *in.endpoint
 	if countTokens {
 		target.Path = strings.TrimSuffix(target.Path, "/") + "/count_tokens"
 		target.RawPath = ""
 	}
 	target.RawQuery = in.query(r.URL.RawQuery)
-	out, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("provider: instance %q: building the request: %w", in.name, stripURL(err))
-	}
+	out := httpx.Outgoing(ctx, http.MethodPost, &target, nil)
 	out.Body = io.NopCloser(bytes.NewReader(payload))
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(payload)), nil }
 	out.ContentLength = int64(len(payload))
@@ -156,12 +155,19 @@ func (in *Instance) outgoing(ctx context.Context, r *phases.Request, payload []b
 	}
 	out.Header = h
 	out.Host = target.Host
-	return out, nil
+	return out
 }
 
 // query is the upstream query: the endpoint's own parameters, then the
 // client's that the endpoint and the auth do not set, then the auth's.
 func (in *Instance) query(client string) string {
+	if client == "" {
+		return in.query0
+	}
+	return in.mergeQuery(client)
+}
+
+func (in *Instance) mergeQuery(client string) string {
 	q := in.endpoint.Query()
 	if client != "" {
 		if cq, err := url.ParseQuery(client); err == nil {
