@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"runtime"
 	"sync"
 	"time"
@@ -43,7 +44,7 @@ type exchange struct {
 	exitResp   Response
 	upBody     fsm.Binding // closes the upstream's body
 
-	decor    http.Header
+	decor    []decoration // kept, emptied, across pooled uses
 	origPath string
 
 	// The client's side: its body, once read or handed out, and whether a
@@ -545,9 +546,7 @@ func (x *exchange) sendHeaders() error {
 		return nil
 	}
 	h := x.resp.Header
-	for k, vs := range x.decor {
-		h[k] = vs
-	}
+	x.decorate(h)
 	if !x.respIsExit && len(x.c.body) > 0 {
 		// A body filter may change the body's length: let the length
 		// framing come from the writer (chunked) instead.
@@ -561,11 +560,26 @@ func (x *exchange) sendHeaders() error {
 	return nil
 }
 
+// decoration is a response header a request-side plugin set
+// (Request.SetResponseHeader); its key is canonical.
+type decoration struct{ key, value string }
+
 func (x *exchange) setDecoration(key, value string) {
-	if x.decor == nil {
-		x.decor = http.Header{}
+	key = textproto.CanonicalMIMEHeaderKey(key)
+	for i := range x.decor {
+		if x.decor[i].key == key {
+			x.decor[i].value = value
+			return
+		}
 	}
-	x.decor.Set(key, value)
+	x.decor = append(x.decor, decoration{key, value})
+}
+
+// decorate sets the request's decorations on h, each replacing what h had.
+func (x *exchange) decorate(h http.Header) {
+	for _, d := range x.decor {
+		h[d.key] = []string{d.value}
+	}
 }
 
 // --- hook calls: each recovers a panic into an exit -----------------------
@@ -756,9 +770,7 @@ func (x *exchange) writeError(status int, cause Cause, msg string, closeConn boo
 	if closeConn {
 		h["Connection"] = []string{"close"}
 	}
-	for k, vs := range x.decor {
-		h[k] = vs
-	}
+	x.decorate(h)
 	if x.sink.WriteHeader(status, h) != nil {
 		x.ended = true
 		return
@@ -813,9 +825,11 @@ func (x *exchange) logPhase() {
 
 func (x *exchange) recycle() {
 	x.values.reset()
+	clear(x.decor)
 	*x = exchange{
 		req:            Request{x: x},
 		values:         x.values,
+		decor:          x.decor[:0],
 		onMachinePanic: x.onMachinePanic,
 	}
 	exchanges.Put(x)
