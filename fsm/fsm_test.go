@@ -326,3 +326,56 @@ func TestDocsEmbedGeneratedDiagram(t *testing.T) {
 		}
 	}
 }
+
+// Path renders any step list as the states entered, joined by ">": from
+// the table of rendered paths when the table allows the path, by building
+// it otherwise (a forced step, a hand-made list); a path the table allows
+// costs no allocation.
+func TestPathRendersEveryStepList(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		states := rapid.SliceOfN(rapid.SampledFrom(allStates[:]), 0, maxSteps+2).Draw(rt, "states")
+		var steps []Step
+		want := make([]string, len(states))
+		for i, s := range states {
+			steps = append(steps, Step{Event: EventNext, To: s})
+			want[i] = string(s)
+		}
+		if got := Path(steps); got != strings.Join(want, ">") {
+			rt.Fatalf("Path = %q, want %q", got, strings.Join(want, ">"))
+		}
+	})
+	// Paths the machine takes: events drawn among those its state allows.
+	rapid.Check(t, func(rt *rapid.T) {
+		m := New(nil)
+		defer m.Release()
+		var want []string
+		for m.State() != StateDone {
+			var allowed []Event
+			for _, ev := range allEvents {
+				if m.Can(ev) {
+					allowed = append(allowed, ev)
+				}
+			}
+			if err := m.Fire(rapid.SampledFrom(allowed).Draw(rt, "event")); err != nil {
+				rt.Fatal(err)
+			}
+			want = append(want, string(m.State()))
+		}
+		if got := Path(m.Trace()); got != strings.Join(want, ">") {
+			rt.Fatalf("Path = %q, want %q", got, strings.Join(want, ">"))
+		}
+	})
+	m := New(nil)
+	for _, ev := range []Event{EventStart, EventNext, EventExit, EventExit, EventExit, EventFinish} {
+		if err := m.Fire(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := Path(m.Trace()); got != "access>upstream>header_filter>body_filter>log>done" {
+		t.Fatalf("Path = %q", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = Path(m.Trace()) }); n != 0 {
+		t.Fatalf("Path of an allowed path allocates %v times", n)
+	}
+	m.Release()
+}

@@ -161,6 +161,15 @@ func (s Step) String() string { return string(s.From) + " -" + string(s.Event) +
 // log phase it is the access log's lifecycle field, for example
 // "access>upstream>header_filter>body_filter>log".
 func Path(steps []Step) string {
+	if k, ok := pathKey(steps); ok {
+		if p, ok := paths[k]; ok {
+			return p
+		}
+	}
+	return renderPath(steps)
+}
+
+func renderPath(steps []Step) string {
 	var b strings.Builder
 	for i, s := range steps {
 		if i > 0 {
@@ -170,3 +179,42 @@ func Path(steps []Step) string {
 	}
 	return b.String()
 }
+
+// pathKey packs the states a trace entered into a key of paths: three
+// bits per state, after a leading 1.
+func pathKey(steps []Step) (uint32, bool) {
+	if len(steps) > maxSteps {
+		return 0, false
+	}
+	k := uint32(1)
+	for _, s := range steps {
+		i := s.To.index()
+		if i < 0 {
+			return 0, false
+		}
+		k = k<<3 | uint32(i)
+	}
+	return k, true
+}
+
+// paths holds the rendering of every path the table allows, read-only
+// after init, so that the access log's lifecycle field costs no string
+// per request.
+var paths = func() map[uint32]string {
+	m := map[uint32]string{}
+	var walk func(from State, steps []Step)
+	walk = func(from State, steps []Step) {
+		k, _ := pathKey(steps)
+		m[k] = renderPath(steps)
+		if len(steps) == maxSteps {
+			return
+		}
+		for _, t := range table {
+			if t.From == from {
+				walk(t.To, append(steps[:len(steps):len(steps)], Step{t.Event, t.From, t.To}))
+			}
+		}
+	}
+	walk(StateNew, nil)
+	return m
+}()
