@@ -124,7 +124,9 @@ func TestRedisLeaseExpiryAfterKill(t *testing.T) {
 			commit(t, s, d.Reservation, 0, 0)
 			break
 		}
-		if time.Since(start) > holderLease+300*time.Millisecond {
+		// A lease after the kill at most; the second is the slack a busy
+		// machine needs for the calls of this loop.
+		if time.Since(start) > holderLease+time.Second {
 			t.Fatalf("the killed holder's reservation was not back within its lease (%v): %+v", holderLease, d.States)
 		}
 		time.Sleep(10 * time.Millisecond)
