@@ -125,3 +125,37 @@ func TestStopReasonNames(t *testing.T) {
 		t.Errorf("StopToolCalls is %q", llm.StopToolCalls)
 	}
 }
+
+// TestResponsesOutputInOutputIndexOrder: parallel tool calls that finish
+// out of order are listed in the final response by output index, the
+// order their items were added in.
+func TestResponsesOutputInOutputIndexOrder(t *testing.T) {
+	enc := openai.Responses{Now: now}.NewStreamEncoder(goldenRequest)
+	events := []llm.Event{
+		{Kind: llm.EventStart, ID: "r", Model: "m"},
+		{Kind: llm.EventBlockStart, Index: 0, Block: llm.BlockToolCall, ID: "call_a", Name: "a"},
+		{Kind: llm.EventBlockStart, Index: 1, Block: llm.BlockToolCall, ID: "call_b", Name: "b"},
+		{Kind: llm.EventBlockStart, Index: 2, Block: llm.BlockText},
+		{Kind: llm.EventBlockDelta, Index: 1, Delta: []byte(`{"y":2}`)},
+		{Kind: llm.EventBlockDelta, Index: 0, Delta: []byte(`{"x":1}`)},
+		{Kind: llm.EventBlockDelta, Index: 2, Delta: []byte(`done`)},
+		{Kind: llm.EventBlockStop, Index: 2},
+		{Kind: llm.EventBlockStop, Index: 1},
+		{Kind: llm.EventBlockStop, Index: 0},
+		{Kind: llm.EventStop, Stop: llm.StopToolCalls},
+		{Kind: llm.EventEnd},
+	}
+	var out []byte
+	for i := range events {
+		out = enc.Encode(out, &events[i])
+	}
+	if err := llmtest.WellFormed(llm.OpenAIResponses, out); err != nil {
+		t.Fatalf("%v in\n%s", err, out)
+	}
+	s := string(out)
+	final := s[strings.LastIndex(s, `"output":[`):]
+	a, b, text := strings.Index(final, `"call_id":"call_a"`), strings.Index(final, `"call_id":"call_b"`), strings.Index(final, `"text":"done"`)
+	if a < 0 || b < a || text < b {
+		t.Fatalf("final output not in output index order (call_a, call_b, text):\n%s", final)
+	}
+}

@@ -204,6 +204,7 @@ func responsesRules() (func(string, []byte) error, func() error) {
 	open := map[int]string{}     // output index -> item type
 	parts := map[[2]int]string{} // open content parts -> text so far
 	texts := map[int]string{}    // function call arguments so far
+	doneIDs := map[int]string{}  // output index -> the id of the item done
 	check := func(name string, data []byte) error {
 		var ev struct {
 			Type         string          `json:"type"`
@@ -288,12 +289,19 @@ func responsesRules() (func(string, []byte) error, func() error) {
 				}
 			}
 			delete(open, ev.OutputIndex)
+			doneIDs[ev.OutputIndex] = itemID(ev.Item)
 		case "response.completed", "response.incomplete", "response.failed":
 			if len(open) > 0 {
 				return fmt.Errorf("%s with items open", ev.Type)
 			}
 			if ev.Response == nil || len(ev.Response.Output) != items {
 				return fmt.Errorf("%s without all %d items in its output", ev.Type, items)
+			}
+			// The output lists the items by output index.
+			for i, raw := range ev.Response.Output {
+				if id := itemID(raw); id != doneIDs[i] {
+					return fmt.Errorf("%s lists item %q at output index %d, where item %q was done", ev.Type, id, i, doneIDs[i])
+				}
 			}
 			ended = true
 		}
@@ -305,4 +313,11 @@ func responsesRules() (func(string, []byte) error, func() error) {
 		}
 		return nil
 	}
+}
+
+// itemID is the id of a Responses output item.
+func itemID(raw json.RawMessage) string {
+	var item struct{ ID string }
+	_ = json.Unmarshal(raw, &item)
+	return item.ID
 }

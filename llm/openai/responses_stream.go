@@ -2,6 +2,7 @@ package openai
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -269,11 +270,16 @@ type responsesEncoder struct {
 	open    []*responsesItem
 	free    []*responsesItem // items whose text buffers can be reused
 	items   int              // output items so far
-	output  []byte           // the finished items, comma-separated
+	fin     []finishedItem   // the finished items, by output index
+	itemBuf []byte           // their JSON, in the order they finished
+	output  []byte           // the finished items, comma-separated, by output index
 	usage   *llm.Usage
 	u       llm.Usage
 	stop    llm.StopReason
 }
+
+// finishedItem is the JSON of a finished output item, itemBuf[start:end].
+type finishedItem struct{ out, start, end int }
 
 type responsesItem struct {
 	index, out int
@@ -355,6 +361,13 @@ func (e *responsesEncoder) endEvent(b []byte) []byte {
 }
 
 func (e *responsesEncoder) response(b []byte, status string, err *llm.Error) []byte {
+	e.output = e.output[:0]
+	for i, f := range e.fin {
+		if i > 0 {
+			e.output = append(e.output, ',')
+		}
+		e.output = append(e.output, e.itemBuf[f.start:f.end]...)
+	}
 	o := responseObject{
 		id: e.id, created: e.created, model: e.model, status: status, stop: e.stop, err: err,
 		output: e.output, req: e.req,
@@ -472,10 +485,7 @@ func (e *responsesEncoder) blockDelta(b []byte, ev *llm.Event) []byte {
 func (e *responsesEncoder) itemDone(b []byte, i int, status string) []byte {
 	it := e.open[i]
 	e.open = append(e.open[:i], e.open[i+1:]...)
-	if len(e.output) > 0 {
-		e.output = append(e.output, ',')
-	}
-	mark := len(e.output)
+	mark := len(e.itemBuf)
 	switch it.kind {
 	case llm.BlockToolCall:
 		b = e.event(b, "response.function_call_arguments.done")
@@ -483,7 +493,7 @@ func (e *responsesEncoder) itemDone(b []byte, i int, status string) []byte {
 		b = append(b, `,"arguments":`...)
 		b = wire.AppendBytes(b, it.text)
 		b = e.endEvent(b)
-		e.output = appendFunctionCallItem(e.output, it.id, status, it.callID, it.name, it.text)
+		e.itemBuf = appendFunctionCallItem(e.itemBuf, it.id, status, it.callID, it.name, it.text)
 	default:
 		refusal := it.kind == llm.BlockRefusal
 		if refusal {
@@ -502,7 +512,7 @@ func (e *responsesEncoder) itemDone(b []byte, i int, status string) []byte {
 		b = append(b, `,"content_index":0,"part":`...)
 		b = appendContentPart(b, refusal, it.text)
 		b = e.endEvent(b)
-		e.output = appendMessageItem(e.output, it.id, status, func(o []byte) []byte {
+		e.itemBuf = appendMessageItem(e.itemBuf, it.id, status, func(o []byte) []byte {
 			return appendContentPart(o, refusal, it.text)
 		})
 	}
@@ -510,8 +520,16 @@ func (e *responsesEncoder) itemDone(b []byte, i int, status string) []byte {
 	b = append(b, `,"output_index":`...)
 	b = wire.AppendInt(b, it.out)
 	b = append(b, `,"item":`...)
-	b = append(b, e.output[mark:]...)
+	b = append(b, e.itemBuf[mark:]...)
 	b = e.endEvent(b)
+	// The response lists its output by output index, whatever order the
+	// items finished in (parallel tool calls may close out of order).
+	f := finishedItem{out: it.out, start: mark, end: len(e.itemBuf)}
+	at := len(e.fin)
+	for at > 0 && e.fin[at-1].out > f.out {
+		at--
+	}
+	e.fin = slices.Insert(e.fin, at, f)
 	e.free = append(e.free, it)
 	return b
 }
