@@ -162,12 +162,12 @@ func (*Plugin) Priority() int { return priority }
 // or 0 for the route's limit.
 func (p *Plugin) MaxRequestBodyBytes() int64 { return p.maxBody }
 
-// Access implements phases.AccessHook: it validates the request and records
-// its LLMInfo.
 // EnterDoor implements pluginsdk.ClientProtocol: the gateway calls it
 // before any plugin of the route runs.
 func (p *Plugin) EnterDoor(r *phases.Request) { door.Enter(r, p.proxy.ClientProtocol) }
 
+// Access implements phases.AccessHook: it validates the request and records
+// its LLMInfo.
 func (p *Plugin) Access(ctx context.Context, r *phases.Request) phases.Exit {
 	return p.proxy.Access(r)
 }
