@@ -111,6 +111,9 @@ const maxLogModelBytes = 256
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// noInfo stands, read only, for the LLM facts of a request that has none.
+var noInfo llm.Info
+
 // writeAccessLog writes the access-log line of docs/metrics.md. Only fields
 // named here or by a plugin's LogFields are written: no header, no query
 // string, so no credential can leak into it.
@@ -118,7 +121,7 @@ func (o *observer) writeAccessLog(ctx context.Context, s *phases.Summary) {
 	v := s.Values
 	info, _ := llm.InfoKey.Get(v)
 	if info == nil {
-		info = &llm.Info{}
+		info = &noInfo
 	}
 	client := info.ClientProtocol
 	if client == "" { // refused before the AI upstream read the request
