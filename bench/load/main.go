@@ -44,12 +44,19 @@
 // measured, one at a time, has its core to itself; -pin-upstream server
 // puts it on CPU 1 instead.
 //
+// -floor adds a target "net/http floor": the least a correct HTTP/1.1
+// reverse proxy on net/http's server and http.Transport does (floor.go),
+// how fast any proxy on them can go. It gets a value and a "floor ÷ bare"
+// column in the plain and chat sections and in both stream sections, and
+// no target of its own.
+//
 // Every server runs in its own process so that none shares a Go runtime
-// with the load generator: the upstream and the bare proxy are this binary
-// re-executed in a server mode (-serve-upstream, -serve-bare-proxy), and
-// phasegate is ./cmd/phasegate built once into a temporary directory and
-// run on generated configs on port 0. The processes are torn down at the
-// end, on errors and on Ctrl-C (and die with the harness if it is killed).
+// with the load generator: the upstream and the bare and floor proxies
+// are this binary re-executed in a server mode (-serve-upstream,
+// -serve-bare-proxy, -serve-floor-proxy), and phasegate is ./cmd/phasegate
+// built once into a temporary directory and run on generated configs on
+// port 0. The processes are torn down at the end, on errors and on Ctrl-C
+// (and die with the harness if it is killed).
 //
 // The machine is assumed shared and noisy (pinning keeps the harness off
 // the server's core, not other work): targets are measured in
@@ -105,10 +112,13 @@ type options struct {
 	abOverlay        string
 	accessLog        bool
 	pinUpstream      string
+	// floor adds the net/http floor proxy as a target.
+	floor bool
 
 	// Server modes of the re-executed binary.
 	serveUpstream bool
 	serveBare     bool
+	serveFloor    bool
 	upstream      string
 }
 
@@ -137,11 +147,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.accessLog, "phasegate-access-log", true, "phasegate's access log (to a file); false to measure what it costs")
 	fs.BoolVar(&pin.on, "pin", pinDefault(), "pin the load generator to CPU 0 and every server to CPU 1, each with GOMAXPROCS=1 (taskset; default on with 2 or more CPUs)")
 	fs.StringVar(&o.pinUpstream, "pin-upstream", "load", "with -pin, the bench upstream's core: load (CPU 0, beside the load generator) or server (CPU 1, beside the server measured)")
+	fs.BoolVar(&o.floor, "floor", false, "also measure the net/http floor: the least a correct reverse proxy on net/http's server and http.Transport does, as target \"net/http floor\"")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, phasegate's logs)")
 	fs.StringVar(&o.only, "only", "", "comma-separated sections to run: plain, chat, stream, burst, streams (default all)")
 	fs.BoolVar(&o.serveUpstream, "serve-upstream", false, "internal: run as the bench upstream")
 	fs.BoolVar(&o.serveBare, "serve-bare-proxy", false, "internal: run as the bare reverse proxy to -upstream")
-	fs.StringVar(&o.upstream, "upstream", "", "internal: the bare proxy's upstream, host:port")
+	fs.BoolVar(&o.serveFloor, "serve-floor-proxy", false, "internal: run as the net/http floor proxy to -upstream")
+	fs.StringVar(&o.upstream, "upstream", "", "internal: the bare and floor proxies' upstream, host:port")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -194,6 +206,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serveUpstream()
 	case o.serveBare:
 		err = serveBareProxy(o.upstream, o.barePool)
+	case o.serveFloor:
+		err = serveFloorProxy(o.upstream)
 	default:
 		return runBench(o, args, stdout, stderr)
 	}

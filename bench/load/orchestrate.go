@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,9 +49,16 @@ func measureAll(ctx context.Context, o *options, progress func(string)) (*report
 		return nil, err
 	}
 
+	var floor *harness.Proc
+	if o.floor {
+		if floor, err = startSelf(ctx, "floor-proxy", dir, serverCPU, "-serve-floor-proxy", "-upstream", up.Listen); err != nil {
+			return nil, err
+		}
+	}
+
 	// The AI route needs the ai-proxy plugin; without it the gateway
 	// rejects the config, and the AI route is left out (and said so).
-	r := &report{Settings: o.settings, Pin: pin, BarePool: o.barePool, Overlay: o.overlay, NoAccessLog: !o.accessLog}
+	r := &report{Settings: o.settings, Pin: pin, BarePool: o.barePool, Overlay: o.overlay, NoAccessLog: !o.accessLog, Floor: o.floor}
 	config := filepath.Join(dir, "phasegate.yaml")
 	if err := phasegateConfig(up.Listen, true, o.accessLog).WriteFile(config); err != nil {
 		return nil, err
@@ -83,8 +91,12 @@ func measureAll(ctx context.Context, o *options, progress func(string)) (*report
 	pgPlainChat.host = plainChatHost
 	pgAI := &target{Name: "phasegate AI", Key: keyAI, base: "http://" + pg.Listen, admin: pg.Admin, proc: pg.Proc}
 	logs := []*harness.Proc{pg.Proc} // phasegate processes, whose access logs are emptied between sections
-	plainTargets := []*target{direct, bareT, pgPlain}
-	chatTargets := []*target{direct, bareT, &pgPlainChat}
+	plainTargets := []*target{direct, bareT}
+	if floor != nil {
+		plainTargets = append(plainTargets, &target{Name: "net/http floor", Key: keyFloor, base: "http://" + floor.Listen, admin: floor.Admin, proc: floor})
+	}
+	chatTargets := append(slices.Clone(plainTargets), &pgPlainChat)
+	plainTargets = append(plainTargets, pgPlain)
 	if withAI {
 		chatTargets = append(chatTargets, pgAI)
 	}
@@ -179,6 +191,9 @@ func measureAll(ctx context.Context, o *options, progress func(string)) (*report
 	// The many-streams mode starts fresh servers: the loops above grew the
 	// heaps, which would hide what the streams cost.
 	_, _ = bare.Stop(5 * time.Second)
+	if floor != nil {
+		_, _ = floor.Stop(5 * time.Second)
+	}
 	for _, p := range logs {
 		_, _ = p.Stop(10 * time.Second)
 	}

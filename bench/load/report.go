@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -187,6 +188,8 @@ type report struct {
 	ABOverlay string
 	// NoAccessLog: phasegate ran without its access log.
 	NoAccessLog bool
+	// Floor: the net/http floor proxy was measured (-floor).
+	Floor bool
 }
 
 // cell renders f for target key of s, "—" when s lacks it.
@@ -213,6 +216,7 @@ func phasegateKeys(s *section) []string {
 const (
 	keyDirect = "direct"
 	keyBare   = "bare"
+	keyFloor  = "floor" // the net/http floor proxy (-floor)
 	keyPlain  = "pg-plain"
 	keyAI     = "pg-ai"
 	// The -ab-overlay build's.
@@ -222,6 +226,24 @@ const (
 
 // shortName names the phasegate targets in ratio columns and checks.
 var shortName = map[string]string{keyPlain: "plain", keyAI: "AI", keyPlainB: "plain B", keyAIB: "AI B"}
+
+// ratioKeys are the targets a section has a "÷ bare" column for, in
+// column order: the floor proxy, then phasegate's.
+func ratioKeys(s *section) []string {
+	keys := phasegateKeys(s)
+	if slices.ContainsFunc(s.Targets, func(t *target) bool { return t.Key == keyFloor }) {
+		keys = append([]string{keyFloor}, keys...)
+	}
+	return keys
+}
+
+// ratioName names a "÷ bare" column's target.
+func ratioName(key string) string {
+	if key == keyFloor {
+		return "floor"
+	}
+	return shortName[key]
+}
 
 // isAI reports whether key is an AI route target.
 func isAI(key string) bool { return key == keyAI || key == keyAIB }
@@ -234,14 +256,15 @@ func (r *report) sectionTable(s *section) *table {
 	for _, tg := range s.Targets {
 		t.Header = append(t.Header, tg.Name)
 	}
-	pg := phasegateKeys(s)
-	for _, k := range pg {
-		t.Header = append(t.Header, shortName[k]+" ÷ bare")
+	pg := phasegateKeys(s) // the targets with checks
+	cols := ratioKeys(s)
+	for _, k := range cols {
+		t.Header = append(t.Header, ratioName(k)+" ÷ bare")
 	}
 	t.Header = append(t.Header, "target")
 
 	// row adds a metric: value per target, ratio to the bare proxy per
-	// phasegate target, and the target column.
+	// phasegate target and the floor proxy, and the target column.
 	row := func(name string, val func(*measurement) float64, show func(float64) string, rel func(a, b float64) string, tgt string) {
 		cells := []string{name}
 		for _, tg := range s.Targets {
@@ -257,7 +280,7 @@ func (r *report) sectionTable(s *section) *table {
 		if m, ok := s.Results[keyBare]; ok {
 			bare = val(m)
 		}
-		for _, k := range pg {
+		for _, k := range cols {
 			v := math.NaN()
 			if m, ok := s.Results[k]; ok {
 				v = val(m)
@@ -332,7 +355,7 @@ func (r *report) sectionTable(s *section) *table {
 			return fmt.Sprintf("%s (%d)", fmtInt(float64(m.N)), m.Errors)
 		}))
 	}
-	for range pg {
+	for range cols {
 		errs = append(errs, "")
 	}
 	t.add(append(errs, "0 errors "+verdict(r.errorsIn(s) == 0))...)
@@ -575,6 +598,12 @@ func (r *report) body() string {
 	fmt.Fprintf(&b, "- Bare proxy: `httputil.ReverseProxy` (`Rewrite`: `SetURL`, `SetXForwarded`, the client's Host) with phasegate's upstream transport "+
 		"(`forward.NewTransport`: keep-alive, 256 idle connections per host), `FlushInterval: -1`, %s, "+
 		"and request bodies of known length ended at their length (without it, golang/go#40747 cuts about 5%% of streamed POSTs).\n", pool)
+	if r.Floor {
+		b.WriteString("- net/http floor: the least a correct HTTP/1.1 reverse proxy on the same server and transport does (`bench/load/floor.go`): " +
+			"the outgoing request built directly from the incoming one, whose header map it reuses without the hop-by-hop headers, " +
+			"`X-Forwarded-For`, `-Host` and `-Proto` set, the response's end-to-end headers copied, its body copied through a pooled 32 KiB buffer " +
+			"with a flush after every write, 502 on a transport error. It has no target of its own.\n")
+	}
 	if r.Overlay != "" {
 		fmt.Fprintf(&b, "- **phasegate built with the overlay `%s`**, not the tree as it is.\n", r.Overlay)
 	}

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,4 +94,47 @@ func checkGolden(t *testing.T, name, got string) {
 // A whole report renders as its golden file, byte for byte.
 func TestReportGolden(t *testing.T) {
 	checkGolden(t, "report.md", goldenReport(t).body())
+}
+
+// withFloor adds the net/http floor to every section of r, after the bare
+// proxy, at floorRPS requests/s and 40 µs of CPU per request.
+func withFloor(r *report, floorRPS float64) {
+	r.Floor = true
+	for _, s := range r.Sections {
+		i := slices.IndexFunc(s.Targets, func(t *target) bool { return t.Key == keyBare })
+		s.Targets = slices.Insert(s.Targets, i+1, &target{Name: "net/http floor", Key: keyFloor})
+		bare := *s.Results[keyBare]
+		m := &bare
+		m.RPS = floorRPS
+		m.Cost = &cost{Objects: 40, Bytes: 4096, CPU: 40e3}
+		m.TTFT.P50 -= ms(0.1)
+		s.Results[keyFloor] = m
+	}
+}
+
+// The floor gets a value and a "floor ÷ bare" column in every section and
+// a line in the run's facts, and no check: the run's verdicts are those
+// of the same run without it.
+func TestReportGoldenFloor(t *testing.T) {
+	plain := goldenReport(t)
+	plain.body()
+	r := goldenReport(t)
+	withFloor(r, 12500)
+	got := r.body()
+	checkGolden(t, "report-floor.md", got)
+	if !slices.Equal(r.Checks, plain.Checks) {
+		t.Errorf("checks with the floor:\n%+v\nwithout:\n%+v", r.Checks, plain.Checks)
+	}
+	for _, sub := range []string{
+		"| metric                                | direct  | bare proxy | net/http floor | phasegate plain | floor ÷ bare | plain ÷ bare | target          |",
+		"12,500 |          13,000 |        1.25× |        1.30× | plain ≥ 1.20× ✔ |",
+		"- net/http floor: the least a correct HTTP/1.1 reverse proxy",
+	} {
+		if !strings.Contains(got, sub) {
+			t.Errorf("report lacks %q", sub)
+		}
+	}
+	if strings.Contains(got, "floor route") {
+		t.Error("a check names the floor")
+	}
 }

@@ -79,13 +79,20 @@ func serveBareProxy(upstream string, pooled bool) error {
 	if pooled {
 		rp.BufferPool = &bufferPool{}
 	}
+	return serve(rp, adminMux())
+}
+
+// adminMux is the proxies' admin listener: /metrics from the same Go and
+// process collectors as phasegate's, so that every server's allocation,
+// heap and RSS figures are computed alike, and pprof (/debug/pprof/).
+func adminMux() *http.ServeMux {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	admin := http.NewServeMux()
 	admin.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	admin.HandleFunc("/debug/pprof/", pprof.Index)
 	admin.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	return serve(rp, admin)
+	return admin
 }
 
 // serve runs handler on a free port (and admin, when not nil, on another),
