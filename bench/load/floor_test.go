@@ -214,3 +214,14 @@ func TestFloorProxyDeadUpstream(t *testing.T) {
 		t.Errorf("status %d, want 502", resp.StatusCode)
 	}
 }
+
+func TestParseFlagsFloor(t *testing.T) {
+	o, err := parseFlags(nil, nil)
+	if err != nil || o.floor || o.serveFloor {
+		t.Fatalf("defaults: %v, floor %t, serve %t", err, o.floor, o.serveFloor)
+	}
+	o, err = parseFlags([]string{"-floor"}, nil)
+	if err != nil || !o.floor {
+		t.Fatalf("-floor: %v, %t", err, o.floor)
+	}
+}
