@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
@@ -46,7 +45,7 @@ func newFloorProxy(upstream string, rt http.RoundTripper) *floorProxy {
 
 func (p *floorProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := r.Header
-	dropHopHeaders(h)
+	httpx.StripHop(h)
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
@@ -81,7 +80,7 @@ func (p *floorProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer res.Body.Close()
-	dropHopHeaders(res.Header)
+	httpx.StripHop(res.Header)
 	wh := w.Header()
 	for k, v := range res.Header {
 		wh[k] = v
@@ -120,20 +119,5 @@ func (p *floorProxy) copyFlushing(w http.ResponseWriter, body io.Reader) error {
 		if rerr != nil {
 			return rerr
 		}
-	}
-}
-
-// dropHopHeaders deletes from h, in place, the hop-by-hop headers: those
-// its Connection header names and httpx.HopHeaders.
-func dropHopHeaders(h http.Header) {
-	for _, v := range h["Connection"] {
-		for name := range strings.SplitSeq(v, ",") {
-			if name = textproto.TrimString(name); name != "" {
-				h.Del(name)
-			}
-		}
-	}
-	for _, name := range httpx.HopHeaders {
-		delete(h, name)
 	}
 }
