@@ -19,6 +19,9 @@ type StreamTranslator struct {
 	// started: End closes them before it adds its message.
 	open    []openBlock
 	openBuf [4]openBlock
+	// ends are the lengths dst had after each group of client events the
+	// last Translate or Finish appended (see Groups).
+	ends []int
 }
 
 // openBlock is a block of the client's stream that started and has not
@@ -37,6 +40,7 @@ func NewStreamTranslator(dec StreamDecoder, enc StreamEncoder) *StreamTranslator
 // cannot be read, the client's stream ends with an error (502) and the
 // decoding error is returned; later events are ignored.
 func (t *StreamTranslator) Translate(dst []byte, name string, data []byte) ([]byte, error) {
+	t.ends = t.ends[:0]
 	if t.enc.Done() || t.broken {
 		t.events = t.events[:0]
 		return dst, nil
@@ -45,13 +49,24 @@ func (t *StreamTranslator) Translate(dst []byte, name string, data []byte) ([]by
 	t.events, err = t.dec.Decode(t.events[:0], name, data)
 	for i := range t.events {
 		dst = t.encode(dst, &t.events[i])
+		t.ends = append(t.ends, len(dst))
 	}
 	if err != nil {
 		t.broken = true
 		dst = t.Fail(dst, &Error{Status: http.StatusBadGateway, Type: TypeAPIError, Message: "the upstream stream could not be translated: " + err.Error()})
+		t.ends = append(t.ends, len(dst))
 	}
 	return dst, err
 }
+
+// Groups returns where the groups of client events that the last
+// Translate or Finish appended end: the length dst had after each. One
+// neutral event may become several client events (Responses writes
+// response.output_item.added and response.content_part.added for a text
+// block's start); a stream cut between two events of a group must be
+// completed with the rest of the group before its ending (see
+// docs/protocols.md). The slice is valid until the next call.
+func (t *StreamTranslator) Groups() []int { return t.ends }
 
 // Events returns the neutral events of the last Translate, for plugins to
 // read. They are valid until the next call.
@@ -76,13 +91,17 @@ func (t *StreamTranslator) encode(dst []byte, ev *Event) []byte {
 // has ended. A stream whose upstream ended without saying why it stopped
 // ends with an error (502): the reply may be cut short.
 func (t *StreamTranslator) Finish(dst []byte) []byte {
+	t.ends = t.ends[:0]
 	if t.enc.Done() {
 		return dst
 	}
 	if !t.stopped {
-		return t.Fail(dst, &Error{Status: http.StatusBadGateway, Type: TypeAPIError, Message: "the upstream stream ended before the reply was complete"})
+		dst = t.Fail(dst, &Error{Status: http.StatusBadGateway, Type: TypeAPIError, Message: "the upstream stream ended before the reply was complete"})
+	} else {
+		dst = t.enc.Encode(dst, &Event{Kind: EventEnd})
 	}
-	return t.enc.Encode(dst, &Event{Kind: EventEnd})
+	t.ends = append(t.ends, len(dst))
+	return dst
 }
 
 // End ends the client's stream now, as the gateway decides: open blocks

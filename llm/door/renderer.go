@@ -7,6 +7,7 @@ import (
 
 	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/sse"
 )
 
 // TypeRefusal is the error type of an exit that refuses a reply (content
@@ -35,6 +36,10 @@ type Renderer struct {
 	// was sent (see Sent), when seqKnown.
 	seq      int64
 	seqKnown bool
+
+	// pending completes the group of events the chunk in the body filters
+	// belongs to (see Pending).
+	pending []byte
 }
 
 // seqKey precedes an event's sequence number in Responses' events.
@@ -90,6 +95,17 @@ func renumber(out []byte, next int64) []byte {
 	}
 }
 
+// Pending tells the renderer, for the chunk now in the body filters, the
+// events from it to the end of its group when it does not begin one, or
+// nil. One event of the followed stream may be several of the client's
+// (Responses writes response.output_item.added and
+// response.content_part.added for one block's start); an ending after
+// part of a group first sends the rest of it, so that the client never
+// sees an item without its part or a part without its item closed. The
+// bytes are read, not kept, by the next EndStream; they are valid until
+// the next Pending.
+func (r *Renderer) Pending(rest []byte) { r.pending = rest }
+
 // NewRenderer returns a renderer for one request of protocol p.
 func NewRenderer(p llm.Protocol) *Renderer { return &Renderer{codec: Codec(p)} }
 
@@ -120,14 +136,29 @@ func (r *Renderer) EndStream(exitBody []byte) []byte {
 		r.stream = t
 	}
 	var out []byte
+	if len(r.pending) > 0 {
+		// The rest of the group goes first, and the followed stream
+		// reads it, so that the ending closes what it opened.
+		out = append(out, r.pending...)
+		rd := sse.NewReader(bytes.NewReader(r.pending), len(r.pending))
+		for {
+			ev, err := rd.Next()
+			if err != nil {
+				break
+			}
+			_, _ = t.Translate(nil, ev.Event, ev.Data)
+		}
+		rd.Release()
+		r.pending = nil
+	}
 	if bytes.Equal(exitBody, r.last) && r.last != nil && r.lastTyp == TypeRefusal {
-		out = t.End(nil, llm.StopRefusal, r.msg)
+		out = t.End(out, llm.StopRefusal, r.msg)
 	} else {
 		e := r.codec.DecodeError(http.StatusBadGateway, exitBody)
 		if bytes.Equal(exitBody, r.last) && r.last != nil {
 			e = &llm.Error{Status: r.lastStatus, Type: r.lastTyp, Message: r.msg}
 		}
-		out = t.Fail(nil, e)
+		out = t.Fail(out, e)
 	}
 	if r.seqKnown {
 		out = renumber(out, r.seq+1)

@@ -141,8 +141,10 @@ type events struct {
 	scratch []byte // the shadow's output, dropped
 
 	out      []byte // tr's output buffer
-	queue    []byte // translated events not yet handed on
-	finished bool   // the upstream stream has ended
+	queue    []byte // translated events not yet handed on: out[pos:]
+	pos      int
+	groups   []int // where out's groups of events end (StreamTranslator.Groups)
+	finished bool  // the upstream stream has ended
 }
 
 // follow sets up the events of a stream from in, unless both sides speak
@@ -192,6 +194,7 @@ func (b *streamBody) nextEvents() (phases.Chunk, error) {
 			e.finished = true
 			if e.tr != nil {
 				e.queue = e.tr.Finish(e.out[:0])
+				e.pos, e.groups = 0, e.tr.Groups()
 			}
 			continue
 		}
@@ -201,12 +204,12 @@ func (b *streamBody) nextEvents() (phases.Chunk, error) {
 		if e.tr == nil {
 			e.evs, _ = e.dec.Decode(e.evs[:0], "", ch.Event)
 			b.observeEvents(e.evs)
-			b.handOn(ch.Event)
+			b.handOn(ch.Event, nil)
 			return ch, nil
 		}
 		out, terr := e.tr.Translate(e.out[:0], "", ch.Event)
 		b.observeEvents(e.tr.Events())
-		e.out, e.queue = out, out
+		e.out, e.queue, e.pos, e.groups = out, out, 0, e.tr.Groups()
 		if terr != nil {
 			e.finished = true
 			b.cancel(terr)
@@ -214,10 +217,13 @@ func (b *streamBody) nextEvents() (phases.Chunk, error) {
 	}
 }
 
-// handOn notes the data of the chunk handed on, for the shadow.
-func (b *streamBody) handOn(data []byte) {
+// handOn notes the data of the chunk handed on, for the shadow, and tells
+// the renderer the rest of its group when the chunk does not begin one
+// (docs/protocols.md: a cut stream never ends inside a group).
+func (b *streamBody) handOn(data, rest []byte) {
 	if b.ev.shadow != nil {
 		b.ev.last = data
+		b.c.door.Renderer.Pending(rest)
 	}
 }
 
@@ -229,14 +235,33 @@ func (b *streamBody) pop() (phases.Chunk, error) {
 		raw = raw[:i+len(eventEnd)]
 	}
 	e.queue = e.queue[len(raw):]
+	start := e.pos
+	e.pos += len(raw)
 	// Held unflushed while the next event is already in hand (see body.go).
 	more := len(e.queue) > 0 || (!e.finished && b.rd.Ready())
 	ch := phases.Chunk{Data: raw, Event: eventData(raw), More: more}
-	b.handOn(ch.Event)
+	b.handOn(ch.Event, e.restOfGroup(start))
 	if len(e.queue) == 0 && e.finished {
 		return ch, io.EOF
 	}
 	return ch, nil
+}
+
+// restOfGroup returns the events from out[start:] to the end of their
+// group, or nil when start begins a group.
+func (e *events) restOfGroup(start int) []byte {
+	if start == 0 {
+		return nil
+	}
+	for _, end := range e.groups {
+		if end == start {
+			return nil
+		}
+		if end > start {
+			return e.out[start:end]
+		}
+	}
+	return nil
 }
 
 var (
