@@ -236,6 +236,10 @@ func responsesRules() (func(string, []byte) error, func() error) {
 		if seq == 1 && ev.Type != "response.created" {
 			return fmt.Errorf("first event %s", ev.Type)
 		}
+		// response.created and response.in_progress open the stream, once.
+		if (ev.Type == "response.created" && seq != 1) || (ev.Type == "response.in_progress" && seq != 2) {
+			return fmt.Errorf("%s as event %d", ev.Type, seq-1)
+		}
 		key := [2]int{ev.OutputIndex, ev.ContentIndex}
 		switch ev.Type {
 		case "response.output_item.added":

@@ -176,8 +176,11 @@ func (b *streamBody) follow() {
 func (b *streamBody) nextEvents() (phases.Chunk, error) {
 	e := b.ev
 	if e.last != nil {
+		// The chunk handed on last got through: the client has it, and
+		// no ending needs to complete its group any more.
 		e.scratch, _ = e.shadow.Translate(e.scratch[:0], "", e.last)
 		b.c.door.Renderer.Sent(e.last)
+		b.c.door.Renderer.Pending(nil)
 		e.last = nil
 	}
 	for {

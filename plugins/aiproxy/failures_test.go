@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phasegate/phasegate/llm/llmtest"
 	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
 	"github.com/phasegate/phasegate/mockllm"
@@ -284,4 +285,32 @@ func TestClientDisconnectKeepsUsage(t *testing.T) {
 		t.Errorf("TTFT observations %v", v)
 	}
 	providertest.AssertNoneActive(t, f.reg)
+}
+
+// A Chat upstream that stalls after its first chunk, on the Messages and
+// Responses doors: the client's stream ends well formed in its protocol,
+// with nothing it was sent repeated, whether the chunk carried text or
+// only the role (whose translation ends with a group of two events).
+func TestStreamStallOnTheDoors(t *testing.T) {
+	for _, first := range []string{`{"choices":[{"delta":{"role":"assistant"}}]}`, `{"choices":[{"delta":{"content":"a"}}]}`} {
+		up := providertest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: "+first+"\n\n")
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		})
+		cfg := config(up.URL)
+		cfg.Timeout = 100 * time.Millisecond
+		f := serve(t, cfg)
+		for _, d := range providertest.Doors[1:] {
+			req := f.Request(t, d.Body("m", true), nil)
+			req.URL.Path = d.Path
+			resp := f.Do(t, req)
+			o := f.Wait(t)
+			if err := llmtest.WellFormed(d.Protocol, resp.Body); err != nil || resp.Status != 200 || o.Cause != phases.CauseTimeout {
+				t.Errorf("%s after %s: %d, cause %s: %v\n%s", d.Protocol, first, resp.Status, o.Cause, err, resp.Body)
+			}
+			providertest.AssertNoneActive(t, f.reg)
+		}
+	}
 }
