@@ -60,7 +60,10 @@ func StripHop(h http.Header) http.Header {
 // http.NewRequestWithContext would build it from u's string form without
 // printing and parsing the URL again: method and u come from a request
 // the server has parsed or from validated configuration. It has no body.
+// u becomes the request's URL; like NewRequest, it drops an empty port
+// from u.Host.
 func Outgoing(ctx context.Context, method string, u *url.URL, h http.Header) *http.Request {
+	u.Host = strings.TrimSuffix(u.Host, ":") // an empty port, as NewRequest drops it
 	r := http.Request{
 		Method:     method,
 		URL:        u,
