@@ -1,8 +1,10 @@
 package httpx_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/phasegate/phasegate/httpx"
 )
@@ -14,4 +16,24 @@ func ExampleEndToEnd() {
 	// Output:
 	// map[X-Kept:[1]]
 	// true
+}
+
+// A response the caller has just received is its own: its hop-by-hop
+// headers go in place.
+func ExampleStripHop() {
+	resp := &http.Response{Header: http.Header{"Connection": {"close"}, "Content-Type": {"application/json"}}}
+	httpx.StripHop(resp.Header)
+	fmt.Println(resp.Header)
+	// Output:
+	// map[Content-Type:[application/json]]
+}
+
+// The upstream request of a client's request, from parts already parsed.
+func ExampleOutgoing() {
+	in, _ := http.NewRequest(http.MethodGet, "http://gateway/v1/models?limit=2", nil)
+	target := &url.URL{Scheme: "http", Host: "10.0.0.7:8080", Path: in.URL.Path, RawQuery: in.URL.RawQuery}
+	out := httpx.Outgoing(context.Background(), in.Method, target, httpx.EndToEnd(in.Header))
+	fmt.Println(out.Method, out.URL, out.Host)
+	// Output:
+	// GET http://10.0.0.7:8080/v1/models?limit=2 10.0.0.7:8080
 }
