@@ -161,7 +161,9 @@ func TestPropertyInstanceLimitReservesPerAttempt(t *testing.T) {
 	}
 	rapid.Check(t, func(rt *rapid.T) {
 		limit := rapid.Int64Range(1, 4*estimate(true)).Draw(rt, "primary_tokens")
-		f := newInstanceFixture(t, map[string]airatelimiting.InstanceLimit{"primary": {Tokens: limit, Window: time.Hour}})
+		tb := &checkScope{TB: t}
+		defer tb.close()
+		f := newInstanceFixture(tb, map[string]airatelimiting.InstanceLimit{"primary": {Tokens: limit, Window: time.Hour}})
 		var used, attempts int64
 		for i := range rapid.IntRange(1, 6).Draw(rt, "requests") {
 			mode := rapid.SampledFrom([]string{answerOK, answer500, answer429, answerBroken, answerLeave}).Draw(rt, fmt.Sprintf("answer%d", i))
@@ -221,6 +223,23 @@ func TestPropertyInstanceLimitReservesPerAttempt(t *testing.T) {
 			}
 		}
 	})
+}
+
+// checkScope is the test as one check of a property sees it: what the
+// check sets up is cleaned up when the check ends (close), not when the
+// test does, so that thousands of checks do not pile up servers and
+// sockets.
+type checkScope struct {
+	testing.TB
+	cleanups []func()
+}
+
+func (s *checkScope) Cleanup(f func()) { s.cleanups = append(s.cleanups, f) }
+
+func (s *checkScope) close() {
+	for i := len(s.cleanups) - 1; i >= 0; i-- {
+		s.cleanups[i]()
+	}
 }
 
 // send posts one chat request; leave reads the first event and goes. It
