@@ -211,7 +211,7 @@ var paths = func() map[uint32]string {
 		}
 		for _, t := range table {
 			if t.From == from {
-				walk(t.To, append(steps[:len(steps):len(steps)], Step{t.Event, t.From, t.To}))
+				walk(t.To, append(steps[:len(steps):len(steps)], Step(t)))
 			}
 		}
 	}
