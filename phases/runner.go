@@ -1,6 +1,7 @@
 package phases
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/phasegate/phasegate/fsm"
 	"github.com/phasegate/phasegate/httpx"
+	"github.com/phasegate/phasegate/sse"
 )
 
 // statusClientClosed is the status recorded (never sent) for a request whose
@@ -383,16 +385,11 @@ func (x *exchange) bodyFilter() {
 		x.chunk = BodyChunk{Data: c.Data, Event: c.Event, EOS: eos,
 			Status: x.resp.Status, Header: x.resp.Header, HeadersSent: x.headersSent, SSE: x.resp.SSE,
 			Exit: x.respIsExit, Request: x.req.Info, Values: &x.values}
-		for _, f := range x.c.body {
-			res := x.callBody(f)
-			if res.exit.Exited() {
-				x.exitTo(res.exit, fsm.StateBodyFilter, f.Name())
-				return
-			}
-			if res.replace {
-				x.chunk.Data = res.data
-			}
+		data, exited := x.filterBody(0)
+		if exited {
+			return
 		}
+		x.chunk.Data = data
 		if len(x.chunk.Data) > 0 || eos {
 			if err := x.sendHeaders(); err != nil {
 				x.abort(x.writeFailed(err), err)
@@ -412,6 +409,72 @@ func (x *exchange) bodyFilter() {
 	}
 	x.releaseUpstream() // the stream has ended
 	x.fire(fsm.EventNext)
+}
+
+// filterBody runs the body filters from the i-th on the current chunk and
+// returns the data to send, or exited when one ended the response. A
+// filter that replaces an event of a server-sent stream hands the next
+// filters what it replaced it with, as the client will get it: the data
+// of its one event as Event (nil when it held the chunk back), and, when
+// it wrote several events, each event on its own, one call per event
+// (docs/writing-plugins.md).
+func (x *exchange) filterBody(i int) (data []byte, exited bool) {
+	for ; i < len(x.c.body); i++ {
+		f := x.c.body[i]
+		res := x.callBody(f)
+		if res.exit.Exited() {
+			x.exitTo(res.exit, fsm.StateBodyFilter, f.Name())
+			return nil, true
+		}
+		if !res.replace {
+			continue
+		}
+		x.chunk.Data = res.data
+		if !x.chunk.SSE {
+			continue
+		}
+		events := sseEvents(res.data)
+		if len(events) <= 1 {
+			x.chunk.Event = nil
+			if len(events) == 1 {
+				x.chunk.Event = events[0].Data
+			}
+			continue
+		}
+		chunk := x.chunk
+		var out []byte
+		for _, ev := range events {
+			x.chunk = chunk
+			x.chunk.Data, x.chunk.Event = ev.Raw, ev.Data
+			d, exited := x.filterBody(i + 1)
+			if exited {
+				return nil, true
+			}
+			out = append(out, d...)
+		}
+		x.chunk = chunk
+		return out, false
+	}
+	return x.chunk.Data, false
+}
+
+// sseEvents splits data, a filter's replacement of server-sent events,
+// into its events.
+func sseEvents(data []byte) []sse.Event {
+	if len(data) == 0 {
+		return nil
+	}
+	rd := sse.NewReader(bytes.NewReader(data), len(data))
+	defer rd.Release()
+	var out []sse.Event
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			return out
+		}
+		// Copied: the reader's slices last until its next event.
+		out = append(out, sse.Event{Raw: bytes.Clone(ev.Raw), Event: ev.Event, Data: bytes.Clone(ev.Data)})
+	}
 }
 
 // send writes the current chunk's data and flushes what is written, unless

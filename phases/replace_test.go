@@ -1,0 +1,102 @@
+package phases_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/phasegate/phasegate/phases"
+)
+
+// eventsUpstream streams one event per chunk.
+type eventsUpstream []string
+
+func (eventsUpstream) Name() string { return "sse" }
+func (u eventsUpstream) Upstream(context.Context, *phases.Request) (*phases.Response, error) {
+	return &phases.Response{Status: 200, SSE: true, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: &eventsBody{data: u}}, nil
+}
+
+type eventsBody struct{ data []string }
+
+func (b *eventsBody) Next() (phases.Chunk, error) {
+	if len(b.data) == 0 {
+		return phases.Chunk{}, io.EOF
+	}
+	d := b.data[0]
+	b.data = b.data[1:]
+	return phases.Chunk{Data: []byte("data: " + d + "\n\n"), Event: []byte(d)}, nil
+}
+func (b *eventsBody) Close() error { return nil }
+
+// eventRewriter replaces each event by what replace returns for its data.
+type eventRewriter struct {
+	replace func(data string) (string, bool)
+}
+
+func (eventRewriter) Name() string  { return "a-eventRewriter" }
+func (eventRewriter) Priority() int { return 10 }
+func (w eventRewriter) BodyFilter(_ context.Context, c *phases.BodyChunk) phases.BodyResult {
+	if out, ok := w.replace(string(c.Event)); ok {
+		if out == "" {
+			return phases.Replace(nil)
+		}
+		return phases.Replace([]byte(out))
+	}
+	return phases.BodyResult{}
+}
+
+// eventReader notes the Data and Event of every call.
+type eventReader struct{ calls *[][2]string }
+
+func (eventReader) Name() string { return "b-eventReader" }
+func (r eventReader) BodyFilter(_ context.Context, c *phases.BodyChunk) phases.BodyResult {
+	if len(c.Data) > 0 {
+		*r.calls = append(*r.calls, [2]string{string(c.Data), string(c.Event)})
+	}
+	return phases.BodyResult{}
+}
+
+// A filter after one that replaced an event sees what the client will
+// get: no event when the chunk was held back, the new event's data when
+// it was rewritten, and each event on its own, one call each, when it
+// became several.
+func TestLaterFiltersSeeTheReplacement(t *testing.T) {
+	var calls [][2]string
+	c, err := phases.NewChain(phases.Options{},
+		eventRewriter{func(d string) (string, bool) {
+			switch d {
+			case "held":
+				return "", true
+			case "one":
+				return "data: ONE\n\n", true
+			case "two":
+				return "data: 2a\n\nevent: x\ndata: 2b\n\n", true
+			}
+			return "", false
+		}},
+		eventReader{&calls}, eventsUpstream{"held", "one", "two", "kept"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	c.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	want := [][2]string{
+		{"data: ONE\n\n", "ONE"},
+		{"data: 2a\n\n", "2a"},
+		{"event: x\ndata: 2b\n\n", "2b"},
+		{"data: kept\n\n", "kept"},
+	}
+	if !reflect.DeepEqual(calls, want) {
+		t.Errorf("the eventReader saw %q,\nwant %q", calls, want)
+	}
+	if got := rec.Body.String(); got != "data: ONE\n\ndata: 2a\n\nevent: x\ndata: 2b\n\ndata: kept\n\n" {
+		t.Errorf("the client got %q", got)
+	}
+	if strings.Contains(rec.Body.String(), "held") {
+		t.Error("the held event reached the client")
+	}
+}
