@@ -3,7 +3,6 @@ package aimoderation_test
 import (
 	"bytes"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/llm/door"
-	"github.com/phasegate/phasegate/llm/llmtest"
 	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/llm/provider/providertest"
 	"github.com/phasegate/phasegate/metrics"
@@ -120,12 +118,7 @@ func TestPropertyDoors(t *testing.T) {
 			// A stream no scripted plugin cut into obeys its protocol's rules
 			// throughout, however it ended (Chat's refusal chunk after the
 			// finish chunk is its own convention, checked by the bytes below).
-			ended := slices.Contains([]phases.Cause{phases.CauseCompleted, phases.CauseExit, phases.CauseUpstreamError, phases.CauseTimeout}, r.Summary.Cause)
-			if sse && ended && !r.BodyAltered && !r.Aborted && d.Protocol != llm.OpenAIChat {
-				if err := llmtest.WellFormed(d.Protocol, r.Body); err != nil {
-					t.Fatalf("the stream on %s is not well formed: %v\n%s\n%s", d.Protocol, err, r.Body, journal)
-				}
-			}
+			d.CheckStream(t, r, "moderated")
 			if r.Summary.ExitPlugin != aimoderation.Name || r.Aborted || r.Summary.Cause != phases.CauseExit {
 				return
 			}

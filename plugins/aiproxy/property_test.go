@@ -109,6 +109,7 @@ func checkPath(t phasetest.TB, r *phasetest.Result, fault string, stream bool, d
 	if r.FrameworkFailed {
 		return
 	}
+	d.CheckStream(t, r, "fault "+strconv.Quote(fault))
 	if s.ExitPlugin != aiproxy.Name || s.Cause == phases.CauseClientClosed || s.Cause == phases.CauseClientTimeout {
 		if s.Cause == phases.CauseCompleted && s.ExitPlugin == "" && r.Status == 200 && stream && !r.Aborted &&
 			(fault == "" || fault == "split" || fault == "drip") &&

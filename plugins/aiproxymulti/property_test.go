@@ -74,6 +74,7 @@ func TestPropertyAIProxyMultiKeepsTheRules(t *testing.T) {
 			return []phases.Plugin{p}
 		},
 		Check: func(t phasetest.TB, r *phasetest.Result) {
+			d.CheckStream(t, r, "ai-proxy-multi")
 			if p := probe.Problems(); len(p) > 0 {
 				t.Fatalf("%s\n%s", strings.Join(p, "\n"), strings.Join(r.Journal, "\n"))
 			}

@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 
+	"github.com/phasegate/phasegate/httpx"
 	"github.com/phasegate/phasegate/llm"
+	"github.com/phasegate/phasegate/llm/llmtest"
 	"github.com/phasegate/phasegate/llm/provider"
 	"github.com/phasegate/phasegate/mockllm"
+	"github.com/phasegate/phasegate/phases"
+	"github.com/phasegate/phasegate/phases/phasetest"
 )
 
 // Door is a client protocol as tests drive it: its path, a request body
@@ -73,4 +78,18 @@ func (d Door) Ended(body []byte, completed bool) bool {
 		ends = ends[:1]
 	}
 	return slices.Contains(ends, string(name))
+}
+
+// CheckStream fails t when a streamed answer on the door, which no
+// scripted plugin altered and whose client stayed, breaks its protocol's
+// rules (llmtest.WellFormed) however it ended: completed, exited, failed
+// upstream or timed out. Chat's own conventions are checked elsewhere.
+func (d Door) CheckStream(t phasetest.TB, r *phasetest.Result, what string) {
+	ended := slices.Contains([]phases.Cause{phases.CauseCompleted, phases.CauseExit, phases.CauseUpstreamError, phases.CauseTimeout}, r.Summary.Cause)
+	if d.Protocol == llm.OpenAIChat || !ended || r.BodyAltered || r.Aborted || r.FrameworkFailed || !httpx.IsSSE(r.Header) {
+		return
+	}
+	if err := llmtest.WellFormed(d.Protocol, r.Body); err != nil {
+		t.Fatalf("the %s stream (%s) is not well formed: %v\n%s\n%s", d.Protocol, what, err, r.Body, strings.Join(r.Journal, "\n"))
+	}
 }
