@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/phasegate/phasegate/llm"
 	"github.com/phasegate/phasegate/sse"
@@ -48,12 +49,23 @@ func WellFormed(p llm.Protocol, stream []byte) error {
 
 func anthropicRules() (func(string, []byte) error, func() error) {
 	started, deltaSeen, ended := false, false, false
-	open := map[int]bool{}
+	open := map[int]string{} // open block index -> its type
 	blocks := 0
+	// The delta types each block type takes.
+	deltas := map[string][]string{
+		"text": {"text_delta", "citations_delta"}, "tool_use": {"input_json_delta"},
+		"thinking": {"thinking_delta", "signature_delta"},
+	}
 	check := func(name string, data []byte) error {
 		var ev struct {
-			Type  string `json:"type"`
-			Index int    `json:"index"`
+			Type         string `json:"type"`
+			Index        int    `json:"index"`
+			ContentBlock struct {
+				Type string `json:"type"`
+			} `json:"content_block"`
+			Delta struct {
+				Type string `json:"type"`
+			} `json:"delta"`
 		}
 		if err := json.Unmarshal(data, &ev); err != nil {
 			return err
@@ -78,13 +90,16 @@ func anthropicRules() (func(string, []byte) error, func() error) {
 				return fmt.Errorf("block %d started, want %d (or after message_delta)", ev.Index, blocks)
 			}
 			blocks++
-			open[ev.Index] = true
+			open[ev.Index] = ev.ContentBlock.Type
 		case "content_block_delta", "content_block_stop":
-			if !open[ev.Index] {
+			typ, ok := open[ev.Index]
+			if !ok {
 				return fmt.Errorf("%s for block %d, which is not open", ev.Type, ev.Index)
 			}
 			if ev.Type == "content_block_stop" {
 				delete(open, ev.Index)
+			} else if want, known := deltas[typ]; known && !slices.Contains(want, ev.Delta.Type) {
+				return fmt.Errorf("a %s in block %d, a %s block", ev.Delta.Type, ev.Index, typ)
 			}
 		case "message_delta":
 			if deltaSeen || len(open) > 0 {
