@@ -100,3 +100,59 @@ func TestLaterFiltersSeeTheReplacement(t *testing.T) {
 		t.Error("the held event reached the client")
 	}
 }
+
+// eosFlusher holds every event back and writes them all, as two events
+// each, at the end of the body, as a buffering filter does.
+type eosFlusher struct{ held *[]string }
+
+func (eosFlusher) Name() string  { return "a-flusher" }
+func (eosFlusher) Priority() int { return 10 }
+func (f eosFlusher) BodyFilter(_ context.Context, c *phases.BodyChunk) phases.BodyResult {
+	if len(c.Event) > 0 {
+		*f.held = append(*f.held, string(c.Event))
+	}
+	if !c.EOS {
+		return phases.Replace(nil)
+	}
+	var out strings.Builder
+	for _, d := range *f.held {
+		out.WriteString("data: " + d + "\n\ndata: " + d + "!\n\n")
+	}
+	return phases.Replace([]byte(out.String()))
+}
+
+// eosCounter notes the events it sees and the calls that carry the end.
+type eosCounter struct{ events, ends *[]string }
+
+func (eosCounter) Name() string { return "b-counter" }
+func (c eosCounter) BodyFilter(_ context.Context, b *phases.BodyChunk) phases.BodyResult {
+	if len(b.Event) > 0 {
+		*c.events = append(*c.events, string(b.Event))
+	}
+	if b.EOS {
+		*c.ends = append(*c.ends, string(b.Event))
+	}
+	return phases.BodyResult{}
+}
+
+// A buffer written out at the end of the body reaches the next filter as
+// its events, one call each, and the end of the body comes once, with the
+// last of them.
+func TestAReplacementAtTheEndEndsOnce(t *testing.T) {
+	var held, events, ends []string
+	c, err := phases.NewChain(phases.Options{}, eosFlusher{&held}, eosCounter{&events, &ends}, eventsUpstream{"a", "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	c.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if want := []string{"a", "a!", "b", "b!"}; !reflect.DeepEqual(events, want) {
+		t.Errorf("the counter saw %q, want %q", events, want)
+	}
+	if !reflect.DeepEqual(ends, []string{"b!"}) {
+		t.Errorf("the end of the body came with %q, want once, with the last event", ends)
+	}
+	if got := rec.Body.String(); got != "data: a\n\ndata: a!\n\ndata: b\n\ndata: b!\n\n" {
+		t.Errorf("the client got %q", got)
+	}
+}

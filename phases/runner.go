@@ -416,8 +416,8 @@ func (x *exchange) bodyFilter() {
 // filter that replaces an event of a server-sent stream hands the next
 // filters what it replaced it with, as the client will get it: the data
 // of its one event as Event (nil when it held the chunk back), and, when
-// it wrote several events, each event on its own, one call per event
-// (docs/writing-plugins.md).
+// it wrote several whole events, each event on its own, one call per
+// event, the end of the body with the last (docs/writing-plugins.md).
 func (x *exchange) filterBody(i int) (data []byte, exited bool) {
 	for ; i < len(x.c.body); i++ {
 		f := x.c.body[i]
@@ -433,19 +433,20 @@ func (x *exchange) filterBody(i int) (data []byte, exited bool) {
 		if !x.chunk.SSE {
 			continue
 		}
-		events := sseEvents(res.data)
-		if len(events) <= 1 {
+		events, whole := sseEvents(res.data)
+		if len(events) <= 1 || !whole {
 			x.chunk.Event = nil
-			if len(events) == 1 {
+			if len(events) > 0 {
 				x.chunk.Event = events[0].Data
 			}
 			continue
 		}
 		chunk := x.chunk
 		var out []byte
-		for _, ev := range events {
+		for j, ev := range events {
 			x.chunk = chunk
 			x.chunk.Data, x.chunk.Event = ev.Raw, ev.Data
+			x.chunk.EOS = chunk.EOS && j == len(events)-1 // the end of the body comes once
 			d, exited := x.filterBody(i + 1)
 			if exited {
 				return nil, true
@@ -459,21 +460,24 @@ func (x *exchange) filterBody(i int) (data []byte, exited bool) {
 }
 
 // sseEvents splits data, a filter's replacement of server-sent events,
-// into its events.
-func sseEvents(data []byte) []sse.Event {
+// into its events; whole reports that their bytes are all of data (no
+// byte order mark, stray blank line or unreadable event left out), so
+// that they can be sent one by one in its place.
+func sseEvents(data []byte) (events []sse.Event, whole bool) {
 	if len(data) == 0 {
-		return nil
+		return nil, true
 	}
 	rd := sse.NewReader(bytes.NewReader(data), len(data))
 	defer rd.Release()
-	var out []sse.Event
+	n := 0
 	for {
 		ev, err := rd.Next()
 		if err != nil {
-			return out
+			return events, n == len(data)
 		}
+		n += len(ev.Raw)
 		// Copied: the reader's slices last until its next event.
-		out = append(out, sse.Event{Raw: bytes.Clone(ev.Raw), Event: ev.Event, Data: bytes.Clone(ev.Data)})
+		events = append(events, sse.Event{Raw: bytes.Clone(ev.Raw), Event: ev.Event, Data: bytes.Clone(ev.Data)})
 	}
 }
 
