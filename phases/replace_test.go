@@ -2,7 +2,6 @@ package phases_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -17,20 +16,8 @@ type eventsUpstream []string
 
 func (eventsUpstream) Name() string { return "sse" }
 func (u eventsUpstream) Upstream(context.Context, *phases.Request) (*phases.Response, error) {
-	return &phases.Response{Status: 200, SSE: true, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: &eventsBody{data: u}}, nil
+	return &phases.Response{Status: 200, SSE: true, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: &sseBody{events: u}}, nil
 }
-
-type eventsBody struct{ data []string }
-
-func (b *eventsBody) Next() (phases.Chunk, error) {
-	if len(b.data) == 0 {
-		return phases.Chunk{}, io.EOF
-	}
-	d := b.data[0]
-	b.data = b.data[1:]
-	return phases.Chunk{Data: []byte("data: " + d + "\n\n"), Event: []byte(d)}, nil
-}
-func (b *eventsBody) Close() error { return nil }
 
 // eventRewriter replaces each event by what replace returns for its data.
 type eventRewriter struct {
