@@ -83,10 +83,10 @@ func (d Door) Ended(body []byte, completed bool) bool {
 // CheckStream fails t when a streamed answer on the door, which no
 // scripted plugin altered and whose client stayed, breaks its protocol's
 // rules (llmtest.WellFormed) however it ended: completed, exited, failed
-// upstream or timed out. Chat's own conventions are checked elsewhere.
+// upstream or timed out.
 func (d Door) CheckStream(t phasetest.TB, r *phasetest.Result, what string) {
 	ended := slices.Contains([]phases.Cause{phases.CauseCompleted, phases.CauseExit, phases.CauseUpstreamError, phases.CauseTimeout}, r.Summary.Cause)
-	if d.Protocol == llm.OpenAIChat || !ended || r.BodyAltered || r.Aborted || r.FrameworkFailed || !httpx.IsSSE(r.Header) {
+	if !ended || r.BodyAltered || r.Aborted || r.FrameworkFailed || !httpx.IsSSE(r.Header) {
 		return
 	}
 	if err := llmtest.WellFormed(d.Protocol, r.Body); err != nil {
