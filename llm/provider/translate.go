@@ -207,7 +207,7 @@ func (b *streamBody) nextEvents() (phases.Chunk, error) {
 		if e.tr == nil {
 			e.evs, _ = e.dec.Decode(e.evs[:0], "", ch.Event)
 			b.observeEvents(e.evs)
-			b.handOn(ch.Event, nil)
+			b.handOn(ch.Event, -1)
 			return ch, nil
 		}
 		out, terr := e.tr.Translate(e.out[:0], "", ch.Event)
@@ -223,10 +223,12 @@ func (b *streamBody) nextEvents() (phases.Chunk, error) {
 // handOn notes the data of the chunk handed on, for the shadow, and tells
 // the renderer the rest of its group when the chunk does not begin one
 // (docs/protocols.md: a cut stream never ends inside a group).
-func (b *streamBody) handOn(data, rest []byte) {
+// start is the chunk's offset in the translated output, or -1 for an
+// upstream event passed through, which is a group of its own.
+func (b *streamBody) handOn(data []byte, start int) {
 	if b.ev.shadow != nil {
 		b.ev.last = data
-		b.c.door.Renderer.Pending(rest)
+		b.c.door.Renderer.Pending(b.ev.restOfGroup(start))
 	}
 }
 
@@ -243,7 +245,7 @@ func (b *streamBody) pop() (phases.Chunk, error) {
 	// Held unflushed while the next event is already in hand (see body.go).
 	more := len(e.queue) > 0 || (!e.finished && b.rd.Ready())
 	ch := phases.Chunk{Data: raw, Event: eventData(raw), More: more}
-	b.handOn(ch.Event, e.restOfGroup(start))
+	b.handOn(ch.Event, start)
 	if len(e.queue) == 0 && e.finished {
 		return ch, io.EOF
 	}
@@ -251,9 +253,9 @@ func (b *streamBody) pop() (phases.Chunk, error) {
 }
 
 // restOfGroup returns the events from out[start:] to the end of their
-// group, or nil when start begins a group.
+// group, or nil when start begins a group (or is -1: no group).
 func (e *events) restOfGroup(start int) []byte {
-	if start == 0 {
+	if start <= 0 {
 		return nil
 	}
 	for _, end := range e.groups {
