@@ -143,3 +143,47 @@ func TestAReplacementAtTheEndEndsOnce(t *testing.T) {
 		t.Errorf("the client got %q", got)
 	}
 }
+
+// exitOn ends the response at the event whose data is at.
+type exitOn struct{ at string }
+
+func (exitOn) Name() string { return "b-exit" }
+func (e exitOn) BodyFilter(_ context.Context, c *phases.BodyChunk) phases.BodyResult {
+	if string(c.Event) == e.at {
+		return phases.End(phases.Error(http.StatusBadGateway, "server_error", "cut at "+e.at))
+	}
+	return phases.BodyResult{}
+}
+
+// logOnce notes every summary the log phase gets.
+type logOnce struct{ seen *[]phases.Summary }
+
+func (logOnce) Name() string                               { return "c-log" }
+func (l logOnce) Log(_ context.Context, s *phases.Summary) { *l.seen = append(*l.seen, *s) }
+
+// An exit on the second of the events a replacement became ends the
+// response there, by the exit, on the way through log to done once: the
+// first event was not sent apart from it, and nothing after it is.
+func TestAnExitInsideASplitReplacementEndsOnce(t *testing.T) {
+	var seen []phases.Summary
+	c, err := phases.NewChain(phases.Options{},
+		eventRewriter{func(d string) (string, bool) {
+			return "data: 1a\n\ndata: 1b\n\n", d == "one"
+		}},
+		exitOn{"1b"}, logOnce{&seen}, eventsUpstream{"one", "two"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	c.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if len(seen) != 1 {
+		t.Fatalf("the log phase ran %d times", len(seen))
+	}
+	s := seen[0]
+	if s.Cause != phases.CauseExit || s.ExitPlugin != "b-exit" || s.ExitPhase != "body_filter" {
+		t.Errorf("ended as %s by %s in %s", s.Cause, s.ExitPlugin, s.ExitPhase)
+	}
+	if body := rec.Body.String(); strings.Contains(body, "1a") || strings.Contains(body, "two") || !strings.Contains(body, "cut at 1b") {
+		t.Errorf("the client got %q", body)
+	}
+}
